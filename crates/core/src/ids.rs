@@ -1,0 +1,145 @@
+//! Identifiers. Each is a newtype that can only be built by `parse` (or, for
+//! [`OrderId`], generated), so a value of the type is always well formed.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An order's id: a UUID (version 7 when DOFS generates it, so ids sort by creation time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderId(uuid::Uuid);
+
+impl OrderId {
+    /// A new time-ordered id.
+    pub fn generate() -> Self {
+        OrderId(uuid::Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated lower- or upper-case form.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.len() != 36 {
+            return Err(IdError::Invalid("orderId"));
+        }
+        uuid::Uuid::try_parse(s)
+            .map(OrderId)
+            .map_err(|_| IdError::Invalid("orderId"))
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        OrderId::parse(&s)
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> String {
+        id.to_string()
+    }
+}
+
+/// An id that failed to parse; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{0} is not a valid id")]
+    Invalid(&'static str),
+}
+
+/// `PREFIX-` followed by 4 to 12 ASCII digits.
+fn has_prefixed_digits(s: &str, prefix: &str) -> bool {
+    match s.strip_prefix(prefix) {
+        Some(digits) => {
+            (4..=12).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses `
+            #[doc = $prefix]
+            /// ` followed by 4 to 12 digits.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                if has_prefixed_digits(s, $prefix) {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err(IdError::Invalid($field))
+                }
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A customer's id, `CUST-` and 4 to 12 digits.
+    CustomerId, "CUST-", "customerId"
+);
+prefixed_id!(
+    /// A product's id, `PROD-` and 4 to 12 digits.
+    ProductId, "PROD-", "productId"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_need_four_to_twelve_digits() {
+        assert!(CustomerId::parse("CUST-1001").is_ok());
+        assert!(CustomerId::parse("CUST-123456789012").is_ok());
+        assert!(CustomerId::parse("CUST-123").is_err());
+        assert!(CustomerId::parse("CUST-1234567890123").is_err());
+        assert!(CustomerId::parse("CUST-12a4").is_err());
+        assert!(CustomerId::parse("cust-1234").is_err());
+        assert!(CustomerId::parse("CUST-１２３４").is_err());
+        assert!(ProductId::parse("PROD-2001").is_ok());
+        assert!(ProductId::parse("CUST-2001").is_err());
+    }
+
+    #[test]
+    fn generated_order_ids_parse_back_and_sort_by_creation() {
+        let a = OrderId::generate();
+        let b = OrderId::generate();
+        assert_eq!(OrderId::parse(&a.to_string()), Ok(a));
+        assert!(a < b);
+        assert!(OrderId::parse("not-an-id").is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! Orders and their lifecycle.
+//!
+//! `PENDING` (stored and queued) → `PROCESSING` (an attempt is running) →
+//! `FULFILLED` or `FAILED`. A failed attempt puts the order back to `PENDING`
+//! until the queue's receive limit sends its message to the dead-letter queue.
+//! An operator's retry or redrive moves `FAILED` back to `PENDING`.
+
+use crate::{CustomerId, OrderId, Price, ProductId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where an order is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Processing,
+    Fulfilled,
+    Failed,
+}
+
+impl OrderStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::Pending,
+        OrderStatus::Processing,
+        OrderStatus::Fulfilled,
+        OrderStatus::Failed,
+    ];
+
+    /// The wire name: `PENDING`, `PROCESSING`, `FULFILLED`, `FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Processing => "PROCESSING",
+            OrderStatus::Fulfilled => "FULFILLED",
+            OrderStatus::Failed => "FAILED",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// `FULFILLED` and `FAILED` are terminal (`FAILED` until an operator acts).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, OrderStatus::Fulfilled | OrderStatus::Failed)
+    }
+
+    /// Whether the lifecycle allows moving from `self` to `to`.
+    ///
+    /// `PROCESSING → PROCESSING` is allowed: a message whose attempt crashed is
+    /// delivered again. `FULFILLED` never changes.
+    pub fn can_become(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Processing)
+                | (Processing, Processing)
+                | (Processing, Fulfilled)
+                | (Processing, Pending)
+                | (Pending, Failed)
+                | (Processing, Failed)
+                | (Failed, Pending)
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A metadata value: a string (at most 256 characters), a number or a boolean.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetadataValue {
+    String(String),
+    /// The number's exact JSON text.
+    Number(String),
+    Bool(bool),
+}
+
+/// Free-form metadata: at most 16 keys, in the order the client sent them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metadata(pub Vec<(String, MetadataValue)>);
+
+impl Metadata {
+    /// Metadata as a JSON object, numbers kept exact.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.0 {
+            let value = match v {
+                MetadataValue::String(s) => serde_json::Value::String(s.clone()),
+                MetadataValue::Bool(b) => serde_json::Value::Bool(*b),
+                MetadataValue::Number(n) => {
+                    serde_json::from_str(n).unwrap_or(serde_json::Value::Null)
+                }
+            };
+            map.insert(k.clone(), value);
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// A valid order as a client submitted it, before it has an id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewOrder {
+    pub customer_id: CustomerId,
+    pub product_id: ProductId,
+    pub quantity: u32,
+    pub price: Price,
+    pub metadata: Option<Metadata>,
+}
+
+/// A stored order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub product_id: ProductId,
+    pub quantity: u32,
+    pub price: Price,
+    pub metadata: Option<Metadata>,
+    pub status: OrderStatus,
+    /// Fulfillment attempts made so far.
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub execution_arn: String,
+    /// Why the last attempt failed (while retrying) or why the order is `FAILED`.
+    pub failure_reason: Option<String>,
+}
+
+impl Order {
+    /// A new `PENDING` order with no attempts.
+    pub fn new(id: OrderId, order: NewOrder, execution_arn: String, now: Timestamp) -> Order {
+        Order {
+            id,
+            customer_id: order.customer_id,
+            product_id: order.product_id,
+            quantity: order.quantity,
+            price: order.price,
+            metadata: order.metadata,
+            status: OrderStatus::Pending,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+            execution_arn,
+            failure_reason: None,
+        }
+    }
+
+    /// The order as the API shows it (`GET /orders/{id}`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "orderId": self.id.to_string(),
+            "customerId": self.customer_id.as_str(),
+            "productId": self.product_id.as_str(),
+            "quantity": self.quantity,
+            "price": price_json(self.price),
+            "metadata": self.metadata.as_ref().map(Metadata::to_json),
+            "status": self.status.as_str(),
+            "attempts": self.attempts,
+            "createdAt": self.created_at.to_string(),
+            "updatedAt": self.updated_at.to_string(),
+            "executionArn": self.execution_arn,
+            "failureReason": self.failure_reason,
+        })
+    }
+
+    /// The order as submitted (the workflow's input and the failed-orders record):
+    /// id, customer, product, quantity, price and metadata.
+    pub fn submitted_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "orderId": self.id.to_string(),
+            "customerId": self.customer_id.as_str(),
+            "productId": self.product_id.as_str(),
+            "quantity": self.quantity,
+            "price": price_json(self.price),
+        });
+        if let (Some(m), Some(obj)) = (&self.metadata, v.as_object_mut()) {
+            obj.insert("metadata".into(), m.to_json());
+        }
+        v
+    }
+}
+
+/// A price as a JSON number with its exact decimal text.
+pub fn price_json(price: Price) -> serde_json::Value {
+    serde_json::from_str(&price.to_string()).unwrap_or(serde_json::Value::Null)
+}
+
+/// A row of the failed-orders table: a dead letter, recorded once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailedOrder {
+    pub order_id: OrderId,
+    pub reason: String,
+    pub attempts: u32,
+    pub failed_at: Timestamp,
+    /// The order as submitted.
+    pub order: serde_json::Value,
+}
+
+impl FailedOrder {
+    /// As `GET /failed-orders` shows it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "orderId": self.order_id.to_string(),
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "failedAt": self.failed_at.to_string(),
+            "order": self.order,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    #[test]
+    fn fulfilled_is_final_and_failed_only_goes_back_to_pending() {
+        for to in OrderStatus::ALL {
+            assert!(!Fulfilled.can_become(to), "FULFILLED -> {to}");
+        }
+        assert!(Failed.can_become(Pending));
+        assert!(!Failed.can_become(Processing));
+        assert!(!Failed.can_become(Fulfilled));
+    }
+
+    #[test]
+    fn an_attempt_runs_from_pending_and_ends_fulfilled_pending_or_failed() {
+        assert!(Pending.can_become(Processing));
+        assert!(Processing.can_become(Fulfilled));
+        assert!(Processing.can_become(Pending));
+        assert!(Processing.can_become(Failed));
+        assert!(Processing.can_become(Processing));
+        assert!(!Pending.can_become(Fulfilled));
+    }
+
+    #[test]
+    fn statuses_round_trip_their_wire_names() {
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(OrderStatus::parse("pending"), None);
+    }
+}

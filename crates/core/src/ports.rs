@@ -1,0 +1,317 @@
+//! The ports: narrow traits the adapters implement, one set per shape
+//! (SQLite for the embedded binary; DynamoDB, SQS and Step Functions on AWS).
+//!
+//! Every method documents what it promises. Errors carry an [`ErrorKind`] so
+//! callers branch on the kind (retry a `Transient`, report a `Conflict`),
+//! never on message text.
+
+use crate::{FailedOrder, NewOrder, Order, OrderId, OrderStatus, Timestamp};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// What kind of failure an adapter met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// A condition did not hold (wrong current status, stale receipt, key reused).
+    Conflict,
+    /// Worth retrying: busy, throttled, shutting down, timed out.
+    Transient,
+    /// A bug or a broken dependency; not worth retrying as is.
+    Internal,
+}
+
+/// An adapter's error: a kind, a message fit for logs (never for clients), and the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PortError {
+    /// An error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PortError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error of `kind` caused by `source`.
+    pub fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        PortError {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        PortError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        PortError::new(ErrorKind::Conflict, message)
+    }
+}
+
+/// The current time. Injected so tests and simulations control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+}
+
+/// One page of a newest-first listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; pass it back to get the next page. `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A status change, applied only if the order's current status allows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Statuses the order must be in now.
+    pub from: Vec<OrderStatus>,
+    pub to: OrderStatus,
+    /// New attempt count, when it changes.
+    pub attempts: Option<u32>,
+    /// New failure reason (`Some(None)` clears it).
+    pub failure_reason: Option<Option<String>>,
+    pub at: Timestamp,
+}
+
+/// Where orders and failed orders live.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Stores a new `PENDING` order. Idempotent: if an order with this id
+    /// exists with the same content, returns it unchanged; if it exists with
+    /// other content, `Conflict`.
+    async fn put_new(&self, order: &Order) -> Result<Order, PortError>;
+
+    /// The order, or `None` when no order has this id.
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError>;
+
+    /// Orders newest first, optionally of one status; `limit` is 1 to 500.
+    async fn list(
+        &self,
+        status: Option<OrderStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, PortError>;
+
+    /// Applies `change` atomically if the order's status is one of `change.from`
+    /// and the lifecycle allows it. `NotFound` if there is no such order;
+    /// `Conflict` (the message names the current status) otherwise. Moving to
+    /// `FULFILLED` records exactly one fulfillment.
+    async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError>;
+
+    /// Records a dead letter in failed-orders and marks its order `FAILED`,
+    /// unless the order is `FULFILLED`. Idempotent per order and failure: a
+    /// second call for an order already `FAILED` and recorded changes nothing.
+    /// Returns whether anything changed.
+    async fn record_failure(&self, failed: &FailedOrder) -> Result<bool, PortError>;
+
+    /// Failed orders, newest first.
+    async fn list_failed(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<FailedOrder>, PortError>;
+
+    /// How many orders are in each status.
+    async fn count_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, PortError>;
+}
+
+/// A message as received: its lease is the receipt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Received {
+    pub id: String,
+    pub body: String,
+    /// Proves this receive; valid until the message is received again.
+    pub receipt: String,
+    /// How many times the message has been received, this receive included.
+    pub receive_count: u32,
+    pub sent_at: Timestamp,
+}
+
+/// A message waiting in the dead-letter queue for an operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub id: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at: Timestamp,
+    pub dead_at: Timestamp,
+}
+
+/// Queue depths.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueueDepth {
+    /// Receivable now or after a delay.
+    pub waiting: u64,
+    /// Received and not yet deleted or timed out.
+    pub in_flight: u64,
+    /// Dead letters awaiting an operator.
+    pub dead: u64,
+    /// Age of the oldest message on the main queue, in milliseconds.
+    pub oldest_age_ms: Option<i64>,
+}
+
+/// A queue with SQS semantics and a dead-letter queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends a message with `id`. Idempotent per id: while a message with this
+    /// id is on the queue or in the DLQ, sending it again changes nothing.
+    async fn send(&self, id: &str, body: &str) -> Result<(), PortError>;
+
+    /// Receives up to `max` visible messages and hides each for `visibility`.
+    /// A message that has already been received the queue's maximum number of
+    /// times moves to the dead-letter queue instead of being delivered.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, PortError>;
+
+    /// Deletes the received message. Idempotent; a stale receipt of a message
+    /// since received again is `Conflict`.
+    async fn delete(&self, receipt: &str) -> Result<(), PortError>;
+
+    /// Makes the received message visible again after `timeout`. A stale
+    /// receipt is `Conflict`; a deleted message is `NotFound`.
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError>;
+
+    /// Current depths.
+    async fn depth(&self) -> Result<QueueDepth, PortError>;
+
+    /// Dead letters, oldest first, without removing them; pass the returned
+    /// cursor back to continue after the last one seen.
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeadLetter>, PortError>;
+
+    /// Moves every dead letter back to the main queue with its receive count
+    /// reset. Returns how many moved.
+    async fn redrive(&self) -> Result<u64, PortError>;
+
+    /// Deletes every dead letter. Returns how many.
+    async fn purge_dead_letters(&self) -> Result<u64, PortError>;
+}
+
+/// What an idempotent submission found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Submitted {
+    /// A new order and its execution were durably recorded.
+    Started { order: Order },
+    /// The key was used before with the same body: the first order.
+    Replayed { order: Order },
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// An `Idempotency-Key` and the fingerprint of the body it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Starts the order workflow.
+#[async_trait]
+pub trait WorkflowStarter: Send + Sync {
+    /// Durably records the order and starts its workflow execution before
+    /// returning (a 202 is a promise). With a claim, a key seen within 24 hours
+    /// returns the first order (same body) or `KeyReused` (other body).
+    async fn start(
+        &self,
+        id: OrderId,
+        order: NewOrder,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<Submitted, PortError>;
+}
+
+/// A workflow execution and its history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub arn: String,
+    /// `RUNNING`, `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    pub input: serde_json::Value,
+    pub output: Option<serde_json::Value>,
+    pub started_at: Timestamp,
+    pub stopped_at: Option<Timestamp>,
+    /// State-by-state events, each a JSON object with `type`, `timestamp` and details.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Reads workflow executions.
+#[async_trait]
+pub trait ExecutionLog: Send + Sync {
+    /// The execution whose id (the last `:`-separated part of its ARN) is `id`.
+    async fn get(&self, id: &str) -> Result<Option<Execution>, PortError>;
+}
+
+/// Operator actions that change an order and the queue together.
+#[async_trait]
+pub trait Operations: Send + Sync {
+    /// Puts a `FAILED` order back to `PENDING` with attempts reset and queues it
+    /// again, removing its dead letters. `Conflict` for any other status.
+    async fn retry(&self, id: OrderId) -> Result<Order, PortError>;
+
+    /// Redrives every dead letter; their orders go back to `PENDING` with attempts reset.
+    async fn redrive(&self) -> Result<u64, PortError>;
+
+    /// Acknowledges every dead letter; their orders stay `FAILED`.
+    async fn purge(&self) -> Result<u64, PortError>;
+
+    /// Whether the store and the queue answer.
+    async fn ready(&self) -> Result<(), PortError>;
+}
+
+/// Everything the HTTP API needs from a shape.
+#[derive(Clone)]
+pub struct Backend {
+    pub orders: std::sync::Arc<dyn OrderStore>,
+    pub queue: std::sync::Arc<dyn Queue>,
+    pub workflow: std::sync::Arc<dyn WorkflowStarter>,
+    pub executions: std::sync::Arc<dyn ExecutionLog>,
+    pub operations: std::sync::Arc<dyn Operations>,
+    pub clock: std::sync::Arc<dyn Clock>,
+}
+
+/// The fixed part of a local execution ARN; the execution id follows the last `:`.
+pub fn execution_arn(
+    region: &str,
+    account: &str,
+    state_machine: &str,
+    execution_id: &str,
+) -> String {
+    format!("arn:aws:states:{region}:{account}:execution:{state_machine}:{execution_id}")
+}
+
+/// The execution id of an ARN (its last `:`-separated part), or the input when it has no `:`.
+pub fn execution_id(arn_or_id: &str) -> &str {
+    arn_or_id.rsplit(':').next().unwrap_or(arn_or_id)
+}

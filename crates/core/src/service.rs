@@ -1,0 +1,257 @@
+//! The use cases both shapes share: one fulfillment attempt for one queue
+//! message, and recording a dead letter. They drive the ports only, and are
+//! safe to repeat: every status change is conditional, so a redelivered
+//! message never fulfills twice and never moves a terminal order.
+
+use crate::ports::{DeadLetter, ErrorKind, OrderStore, PortError, Queue, Received, Transition};
+use crate::{Clock, FailedOrder, FulfillmentPolicy, Order, OrderId, OrderStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The body of an orders-queue message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderMessage {
+    pub order_id: OrderId,
+}
+
+impl OrderMessage {
+    /// The JSON body.
+    pub fn to_body(&self) -> String {
+        format!(r#"{{"orderId":"{}"}}"#, self.order_id)
+    }
+
+    /// Parses a body; `None` when it is not an order message.
+    pub fn parse(body: &str) -> Option<OrderMessage> {
+        serde_json::from_str(body).ok()
+    }
+}
+
+/// Exponential backoff between attempts: `base × 2^(attempt − 1)`, at most `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay after failed attempt `attempt` (1-based).
+    pub fn after(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// What one message's handling did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Handled {
+    /// The order is now `FULFILLED` and the message deleted.
+    Fulfilled(OrderId),
+    /// The attempt failed; the message returns after the delay.
+    Failed {
+        order: OrderId,
+        attempt: u32,
+        delay: Duration,
+    },
+    /// The order was already terminal (a redelivery); the message was deleted.
+    AlreadyTerminal(OrderId),
+    /// The message names no order that exists; it was deleted.
+    Discarded,
+}
+
+/// An attempt under way: the order is `PROCESSING`.
+#[derive(Debug)]
+pub struct Attempt {
+    pub order: Order,
+    pub number: u32,
+    receipt: String,
+}
+
+/// Runs fulfillment attempts for orders-queue messages.
+#[derive(Clone)]
+pub struct Fulfiller {
+    pub store: Arc<dyn OrderStore>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: FulfillmentPolicy,
+    /// The queue's receive limit: the attempt with this number is the last.
+    pub max_receive_count: u32,
+    pub backoff: Backoff,
+}
+
+impl Fulfiller {
+    /// Starts an attempt: marks the order `PROCESSING` with the attempt number
+    /// (the message's receive count). Returns `Err(handled)` when there is
+    /// nothing to attempt (the message was deleted).
+    pub async fn begin(&self, msg: &Received) -> Result<Result<Attempt, Handled>, PortError> {
+        let Some(OrderMessage { order_id }) = OrderMessage::parse(&msg.body) else {
+            self.queue.delete(&msg.receipt).await?;
+            return Ok(Err(Handled::Discarded));
+        };
+        let change = Transition {
+            from: vec![OrderStatus::Pending, OrderStatus::Processing],
+            to: OrderStatus::Processing,
+            attempts: Some(msg.receive_count),
+            failure_reason: None,
+            at: self.clock.now(),
+        };
+        match self.store.transition(order_id, &change).await {
+            Ok(order) => Ok(Ok(Attempt {
+                order,
+                number: msg.receive_count,
+                receipt: msg.receipt.clone(),
+            })),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                self.queue.delete(&msg.receipt).await?;
+                Ok(Err(Handled::Discarded))
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                // Terminal already: a redelivery, or a dead letter recorded meanwhile.
+                self.queue.delete(&msg.receipt).await?;
+                Ok(Err(Handled::AlreadyTerminal(order_id)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finishes an attempt: `FULFILLED` and the message deleted, or back to
+    /// `PENDING` with the reason and the message hidden for the backoff. After
+    /// the last attempt the message is made visible at once, so the next
+    /// receive moves it to the dead-letter queue.
+    pub async fn finish(&self, attempt: Attempt, entropy: u64) -> Result<Handled, PortError> {
+        let id = attempt.order.id;
+        let n = attempt.number;
+        if self.policy.attempt_succeeds(&id, n, entropy) {
+            let change = Transition {
+                from: vec![OrderStatus::Processing],
+                to: OrderStatus::Fulfilled,
+                attempts: Some(n),
+                failure_reason: Some(None),
+                at: self.clock.now(),
+            };
+            return match self.store.transition(id, &change).await {
+                Ok(_) => {
+                    self.delete_quietly(&attempt.receipt).await?;
+                    Ok(Handled::Fulfilled(id))
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    self.delete_quietly(&attempt.receipt).await?;
+                    Ok(Handled::AlreadyTerminal(id))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let reason = format!(
+            "fulfillment attempt {n} of {} failed",
+            self.max_receive_count
+        );
+        let change = Transition {
+            from: vec![OrderStatus::Processing],
+            to: OrderStatus::Pending,
+            attempts: Some(n),
+            failure_reason: Some(Some(reason)),
+            at: self.clock.now(),
+        };
+        match self.store.transition(id, &change).await {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                self.delete_quietly(&attempt.receipt).await?;
+                return Ok(Handled::AlreadyTerminal(id));
+            }
+            Err(e) => return Err(e),
+        }
+        let delay = if n >= self.max_receive_count {
+            Duration::ZERO
+        } else {
+            self.backoff.after(n)
+        };
+        match self.queue.change_visibility(&attempt.receipt, delay).await {
+            Ok(()) => {}
+            // The lease ran out and another worker has the message: it decides.
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Handled::Failed {
+            order: id,
+            attempt: n,
+            delay,
+        })
+    }
+
+    /// One whole attempt for one message.
+    pub async fn handle(&self, msg: &Received, entropy: u64) -> Result<Handled, PortError> {
+        match self.begin(msg).await? {
+            Ok(attempt) => self.finish(attempt, entropy).await,
+            Err(handled) => Ok(handled),
+        }
+    }
+
+    async fn delete_quietly(&self, receipt: &str) -> Result<(), PortError> {
+        match self.queue.delete(receipt).await {
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Records a dead letter: a failed-orders row and the order `FAILED`, once.
+/// Returns whether anything changed (false for a repeat or an unknown order).
+pub async fn record_dead_letter(
+    store: &dyn OrderStore,
+    clock: &dyn Clock,
+    dead: &DeadLetter,
+) -> Result<bool, PortError> {
+    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
+        return Ok(false);
+    };
+    let Some(order) = store.get(order_id).await? else {
+        return Ok(false);
+    };
+    if order.status == OrderStatus::Fulfilled {
+        return Ok(false);
+    }
+    let reason = match (&order.status, &order.failure_reason) {
+        (OrderStatus::Processing, _) | (_, None) => format!(
+            "attempt {} did not finish (the worker stopped or timed out); dead-lettered after {} receives",
+            dead.receive_count, dead.receive_count
+        ),
+        (_, Some(last)) => format!("dead-lettered after {} attempts; last: {last}", dead.receive_count),
+    };
+    let failed = FailedOrder {
+        order_id,
+        reason,
+        attempts: dead.receive_count,
+        failed_at: clock.now(),
+        order: order.submitted_json(),
+    };
+    store.record_failure(&failed).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+        };
+        assert_eq!(b.after(1), Duration::from_millis(100));
+        assert_eq!(b.after(2), Duration::from_millis(200));
+        assert_eq!(b.after(3), Duration::from_millis(350));
+        assert_eq!(b.after(60), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn order_messages_round_trip_and_reject_other_bodies() {
+        let m = OrderMessage {
+            order_id: OrderId::generate(),
+        };
+        assert_eq!(OrderMessage::parse(&m.to_body()), Some(m));
+        assert_eq!(OrderMessage::parse("{}"), None);
+        assert_eq!(OrderMessage::parse("garbage"), None);
+    }
+}
