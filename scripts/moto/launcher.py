@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Run moto server for DOFS tests, with the few gaps the Terraform AWS provider needs filled.
+
+    python scripts/moto/launcher.py --host 127.0.0.1 --port 5000
+
+What it adds around moto's own server application:
+
+* ``stepfunctions.execute_state_machine`` is switched on *before* anything is created, so
+  executions started on a state machine actually run its states (moto otherwise only records
+  them as RUNNING). ``lambda.use_docker`` is switched off: no Docker here, and moto's simple
+  Lambda backend answers an invoke by echoing its payload, which lets the DOFS workflow run
+  end to end (Validate -> Store -> SQS sendMessage) against placeholder Lambda code.
+* ``AWSStepFunctions.ValidateStateMachineDefinition`` and
+  ``AWSStepFunctions.ListStateMachineVersions`` are not implemented by moto 5.2.5, but the
+  Terraform AWS provider (5.x) calls the first while planning/creating an
+  ``aws_sfn_state_machine`` and the second while reading/deleting one. They are answered
+  here: the definition is checked for being a JSON object with ``StartAt`` and ``States``
+  (FAIL with a diagnostic otherwise), and the version list is empty (DOFS does not publish
+  state machine versions).
+
+Everything else goes to moto unchanged. The server binds to the given host only
+(127.0.0.1 by default) and stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any, Callable, Iterable
+
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+StartResponse = Callable[..., Any]
+
+SFN_PREFIX = "AWSStepFunctions."
+
+
+def configure_moto() -> None:
+    """Set moto's in-process configuration before any backend object exists."""
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["lambda"] = {"use_docker": False}
+
+
+def validate_definition(body: dict[str, Any]) -> dict[str, Any]:
+    """A small stand-in for ValidateStateMachineDefinition (structure only)."""
+    diagnostics: list[dict[str, str]] = []
+    definition = body.get("definition")
+    try:
+        parsed = json.loads(definition) if isinstance(definition, str) else None
+    except ValueError as err:
+        parsed = None
+        diagnostics.append(
+            {
+                "severity": "ERROR",
+                "code": "INVALID_JSON_DESCRIPTION",
+                "message": f"definition is not valid JSON: {err}",
+                "location": "/",
+            }
+        )
+    if parsed is not None:
+        if not isinstance(parsed, dict):
+            diagnostics.append(
+                {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED",
+                 "message": "definition must be a JSON object", "location": "/"}
+            )
+        else:
+            for field in ("StartAt", "States"):
+                if field not in parsed:
+                    diagnostics.append(
+                        {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED",
+                         "message": f"missing required field '{field}'", "location": "/"}
+                    )
+            states = parsed.get("States")
+            if isinstance(states, dict) and parsed.get("StartAt") not in states:
+                diagnostics.append(
+                    {"severity": "ERROR", "code": "MISSING_TRANSITION_TARGET",
+                     "message": "StartAt does not name a state", "location": "/StartAt"}
+                )
+    elif definition is None:
+        diagnostics.append(
+            {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED",
+             "message": "definition is required", "location": "/"}
+        )
+    return {"result": "FAIL" if diagnostics else "OK", "diagnostics": diagnostics, "truncated": False}
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "ValidateStateMachineDefinition": validate_definition,
+    "ListStateMachineVersions": lambda _body: {"stateMachineVersions": []},
+}
+
+
+class GapFiller:
+    """WSGI middleware: answers the Step Functions actions moto lacks, forwards the rest."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(SFN_PREFIX):
+            handler = HANDLERS.get(target[len(SFN_PREFIX):])
+            if handler is not None:
+                try:
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                except ValueError:
+                    length = 0
+                raw = environ["wsgi.input"].read(length) if length > 0 else b""
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                payload = json.dumps(handler(body)).encode()
+                start_response(
+                    "200 OK",
+                    [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("Content-Length", str(len(payload))),
+                        ("x-amzn-RequestId", "dofs-moto-launcher"),
+                    ],
+                )
+                return [payload]
+        return self.app(environ, start_response)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
+    args = parser.parse_args(argv)
+
+    configure_moto()
+    app = GapFiller(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        # serve_forever() runs in this thread; leave through SystemExit.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"dofs moto launcher listening on http://{args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except SystemExit:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+# shellcheck shell=bash
+# Shared tooling for DOFS scripts and tests. Source it, do not execute it:
+#
+#   source "$(dirname "$0")/tools.sh"        # from scripts/
+#   dofs_tools_venv                          # python venv with moto, boto3, checkov
+#   dofs_terraform_env                       # exports TF_CLI_CONFIG_FILE (offline mirror)
+#   dofs_moto_start "$(dofs_free_port)"      # moto server on 127.0.0.1 (exports DOFS_MOTO_ENDPOINT)
+#   dofs_moto_stop
+#   dofs_require terraform "validates the Terraform roots" || exit 0
+#
+# Environment knobs:
+#   DOFS_TOOLS_DIR          where the venv and generated files live (default ~/.cache/dofs-tools)
+#   DOFS_TF_PLUGIN_MIRROR   Terraform provider filesystem mirror (default /opt/tf-plugins)
+#   CI=true                 a missing prerequisite is an error instead of a SKIP
+#
+# Everything here is idempotent and quiet on the second call. Python packages come from
+# PyPI through pip and nowhere else.
+
+# Versions installed into the tool virtualenv. Changing one re-installs (stamp file).
+DOFS_TOOLS_PIP_PACKAGES=("moto[server]==5.2.5" "boto3>=1.35,<2" "awscli>=1.35,<2" "checkov==3.3.30")
+
+dofs_tools_dir() {
+    printf '%s\n' "${DOFS_TOOLS_DIR:-${HOME:-/tmp}/.cache/dofs-tools}"
+}
+
+dofs_repo_root() {
+    local here
+    here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    (cd "$here/.." && pwd)
+}
+
+dofs_log() { printf '[dofs-tools] %s\n' "$*" >&2; }
+
+# dofs_ci: true when running under CI=true (or CI=1).
+dofs_ci() {
+    case "${CI:-}" in
+        true | TRUE | True | 1 | yes) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# dofs_skip_or_fail "reason": under CI a missing prerequisite is a failure (returns 1 after
+# printing FAIL); otherwise prints SKIP and returns 2 so callers can `exit 0`.
+dofs_skip_or_fail() {
+    if dofs_ci; then
+        printf 'FAIL: %s (CI=true: prerequisites are mandatory)\n' "$*" >&2
+        return 1
+    fi
+    printf 'SKIP: %s\n' "$*"
+    return 2
+}
+
+# dofs_require CMD "why it is needed": returns 0 when CMD is on PATH. Otherwise prints
+# SKIP (returns 2) or, with CI=true, FAIL (returns 1).
+dofs_require() {
+    local cmd="$1" why="${2:-}"
+    if command -v "$cmd" >/dev/null 2>&1; then
+        return 0
+    fi
+    dofs_skip_or_fail "'$cmd' is not installed${why:+ (needed: $why)}"
+}
+
+# dofs_tools_venv: creates (once) the tool virtualenv and puts its bin/ first on PATH.
+# Exports DOFS_TOOLS_VENV and DOFS_PYTHON.
+dofs_tools_venv() {
+    local dir venv stamp want lock py
+    dir="$(dofs_tools_dir)"
+    venv="$dir/venv"
+    stamp="$venv/.dofs-tools-stamp"
+    want="$(printf '%s\n' "${DOFS_TOOLS_PIP_PACKAGES[@]}")"
+    mkdir -p "$dir"
+
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" || ! -x "$venv/bin/python" ]]; then
+        py="$(command -v python3 || true)"
+        if [[ -z "$py" ]]; then
+            dofs_skip_or_fail "python3 is not installed (needed for the moto/boto3/checkov virtualenv)"
+            return $?
+        fi
+        lock="$dir/.venv.lock"
+        (
+            # Serialise concurrent callers: only one creates/updates the venv.
+            flock -w 900 9 || {
+                dofs_log "timed out waiting for $lock"
+                exit 1
+            }
+            if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/python" ]]; then
+                exit 0
+            fi
+            dofs_log "installing ${DOFS_TOOLS_PIP_PACKAGES[*]} into $venv (from PyPI; once)"
+            if [[ ! -x "$venv/bin/python" ]]; then
+                "$py" -m venv "$venv" || exit 1
+            fi
+            local logf="$dir/pip-install.log"
+            if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+                --no-input "${DOFS_TOOLS_PIP_PACKAGES[@]}" >"$logf" 2>&1; then
+                dofs_log "pip install failed; last lines of $logf:"
+                tail -n 20 "$logf" >&2
+                exit 1
+            fi
+            printf '%s\n' "$want" >"$stamp"
+        ) 9>"$lock" || {
+            dofs_skip_or_fail "could not create the tool virtualenv at $venv (pip from PyPI)"
+            return $?
+        }
+    fi
+    export DOFS_TOOLS_VENV="$venv"
+    export DOFS_PYTHON="$venv/bin/python"
+    case ":$PATH:" in
+        *":$venv/bin:"*) ;;
+        *) export PATH="$venv/bin:$PATH" ;;
+    esac
+}
+
+# dofs_terraform_env: checks terraform and the provider mirror, writes a CLI config that
+# installs providers only from the filesystem mirror, exports TF_CLI_CONFIG_FILE and a
+# shared plugin cache. Returns 0, or SKIP (2) / FAIL (1) with what is missing.
+dofs_terraform_env() {
+    local mirror dir cfg
+    dofs_require terraform "Terraform CLI >= 1.5 (this machine: /usr/local/bin/terraform)" || return $?
+    mirror="${DOFS_TF_PLUGIN_MIRROR:-/opt/tf-plugins}"
+    if [[ ! -d "$mirror/registry.terraform.io/hashicorp/aws" ]]; then
+        dofs_skip_or_fail "no Terraform provider mirror with hashicorp/aws at '$mirror' (set DOFS_TF_PLUGIN_MIRROR to a filesystem mirror directory)"
+        return $?
+    fi
+    dir="$(dofs_tools_dir)"
+    mkdir -p "$dir"
+    cfg="$dir/terraformrc-mirror"
+    local tmp
+    tmp="$(mktemp "$cfg.XXXXXX")"
+    cat >"$tmp" <<EOF
+# Generated by scripts/tools.sh: providers come only from the local filesystem mirror.
+provider_installation {
+  filesystem_mirror {
+    path    = "$mirror"
+    include = ["registry.terraform.io/*/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+EOF
+    mv -f "$tmp" "$cfg"
+    export TF_CLI_CONFIG_FILE="$cfg"
+    export TF_IN_AUTOMATION=1
+    export CHECKPOINT_DISABLE=1
+    export DOFS_TF_PLUGIN_MIRROR="$mirror"
+}
+
+# dofs_free_port: prints a free TCP port on 127.0.0.1.
+dofs_free_port() {
+    local py="${DOFS_PYTHON:-python3}"
+    "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# dofs_moto_start PORT: runs scripts/moto/launcher.py on 127.0.0.1:PORT in the background,
+# waits until it answers, and exports DOFS_MOTO_ENDPOINT, DOFS_MOTO_PID, DOFS_MOTO_PIDFILE.
+# The launcher enables moto's Step Functions execution before anything is created.
+dofs_moto_start() {
+    local port="${1:?usage: dofs_moto_start PORT}"
+    dofs_tools_venv || return $?
+    local root dir pidfile logf pid i
+    root="$(dofs_repo_root)"
+    dir="$(dofs_tools_dir)/moto"
+    mkdir -p "$dir"
+    pidfile="$dir/moto-$port.pid"
+    logf="$dir/moto-$port.log"
+    if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        dofs_log "moto already running on port $port (pid $(cat "$pidfile"))"
+    else
+        "$DOFS_PYTHON" "$root/scripts/moto/launcher.py" --host 127.0.0.1 --port "$port" \
+            >"$logf" 2>&1 &
+        pid=$!
+        printf '%s\n' "$pid" >"$pidfile"
+        for ((i = 0; i < 150; i++)); do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                dofs_log "moto exited during start-up; log $logf:"
+                tail -n 30 "$logf" >&2
+                rm -f "$pidfile"
+                return 1
+            fi
+            if "$DOFS_PYTHON" - "$port" <<'PY' 2>/dev/null; then
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=2).read()
+PY
+                break
+            fi
+            sleep 0.2
+        done
+        if ((i >= 150)); then
+            dofs_log "moto did not answer on port $port within 30 s; log $logf"
+            return 1
+        fi
+    fi
+    export DOFS_MOTO_PORT="$port"
+    export DOFS_MOTO_PIDFILE="$pidfile"
+    DOFS_MOTO_PID="$(cat "$pidfile")"
+    export DOFS_MOTO_PID
+    export DOFS_MOTO_ENDPOINT="http://127.0.0.1:$port"
+    export DOFS_MOTO_LOG="$logf"
+}
+
+# dofs_moto_stop [PORT]: stops the moto started by dofs_moto_start (by its pid file only).
+dofs_moto_stop() {
+    local port="${1:-${DOFS_MOTO_PORT:-}}" pidfile pid i
+    [[ -n "$port" ]] || return 0
+    pidfile="$(dofs_tools_dir)/moto/moto-$port.pid"
+    [[ -f "$pidfile" ]] || return 0
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$pidfile"
+    unset DOFS_MOTO_PID DOFS_MOTO_ENDPOINT DOFS_MOTO_PORT DOFS_MOTO_PIDFILE
+    return 0
+}
+
+# dofs_emulator_credentials: dummy credentials, only meaningful with an endpoint override.
+dofs_emulator_credentials() {
+    export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
+    export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+    export AWS_SESSION_TOKEN="${AWS_SESSION_TOKEN:-testing}"
+    export AWS_DEFAULT_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
+    export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
+}

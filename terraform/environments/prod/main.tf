@@ -1,0 +1,43 @@
+# prod: reserved concurrency sized for traffic, a year of logs, point-in-time
+# recovery and deletion protection on, strict alarms, execution logs at ERROR level
+# (logging every state of every order is the biggest avoidable log cost).
+
+module "stack" {
+  source = "../../modules/stack"
+
+  project_name = var.project_name
+  environment  = "prod"
+
+  artifacts_dir           = coalesce(var.artifacts_dir, abspath("${path.root}/../../../target/lambda"))
+  artifacts_s3_bucket     = var.artifacts_s3_bucket
+  artifacts_s3_prefix     = var.artifacts_s3_prefix
+  artifacts_source_hashes = var.artifacts_source_hashes
+  lambda_architecture     = var.lambda_architecture
+
+  reserved_concurrency = {
+    api_handler   = 100
+    validator     = 50
+    order_storage = 50
+    fulfill_order = 50
+    dlq_processor = 1
+  }
+
+  log_retention_days          = 365
+  workflow_log_level          = "ERROR"
+  point_in_time_recovery      = true
+  deletion_protection         = true
+  kms_deletion_window_in_days = 30
+
+  api_throttle_rate_limit                = 500
+  api_throttle_burst_limit               = 1000
+  api_quota_per_day                      = null
+  manage_apigateway_account_logging_role = var.manage_apigateway_account_logging_role
+
+  alarm_email                       = var.alarm_email
+  alarm_dlq_depth_threshold         = 5
+  alarm_lambda_errors_threshold     = 1
+  alarm_api_5xx_threshold           = 1
+  alarm_failed_executions_threshold = 1
+  alarm_oldest_message_age_seconds  = 300
+  alarm_fulfillment_failure_ratio   = 0.5
+}

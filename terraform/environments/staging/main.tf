@@ -1,0 +1,42 @@
+# staging: production-like. Reserved concurrency, 30 days of logs, point-in-time
+# recovery and deletion protection on, alarms close to prod.
+
+module "stack" {
+  source = "../../modules/stack"
+
+  project_name = var.project_name
+  environment  = "staging"
+
+  artifacts_dir           = coalesce(var.artifacts_dir, abspath("${path.root}/../../../target/lambda"))
+  artifacts_s3_bucket     = var.artifacts_s3_bucket
+  artifacts_s3_prefix     = var.artifacts_s3_prefix
+  artifacts_source_hashes = var.artifacts_source_hashes
+  lambda_architecture     = var.lambda_architecture
+
+  reserved_concurrency = {
+    api_handler   = 20
+    validator     = 10
+    order_storage = 10
+    fulfill_order = 10
+    dlq_processor = 1
+  }
+
+  log_retention_days          = 30
+  workflow_log_level          = "ALL"
+  point_in_time_recovery      = true
+  deletion_protection         = true
+  kms_deletion_window_in_days = 30
+
+  api_throttle_rate_limit                = 100
+  api_throttle_burst_limit               = 200
+  api_quota_per_day                      = null
+  manage_apigateway_account_logging_role = var.manage_apigateway_account_logging_role
+
+  alarm_email                       = var.alarm_email
+  alarm_dlq_depth_threshold         = 5
+  alarm_lambda_errors_threshold     = 3
+  alarm_api_5xx_threshold           = 3
+  alarm_failed_executions_threshold = 1
+  alarm_oldest_message_age_seconds  = 600
+  alarm_fulfillment_failure_ratio   = 0.5
+}

@@ -1,0 +1,127 @@
+# DOFS tables: orders, failed_orders (the dead letters' history) and idempotency.
+# All on-demand (PAY_PER_REQUEST: no capacity to plan, nothing billed while idle),
+# encrypted with the environment's KMS key, point-in-time recovery and deletion
+# protection per environment (off in dev so that dev can be destroyed).
+#
+# The key schema is fixed by the Lambda code (crates/aws):
+#   orders         orderId (S); GSI status-createdAt (status S, createdAt S);
+#                  GSI all-createdAt (listPartition S, createdAt S) for newest-first listing
+#   failed_orders  orderId (S); GSI all-failedAt (listPartition S, failedAt S)
+#   idempotency    idempotencyKey (S); TTL attribute expiresAt (epoch seconds)
+
+resource "aws_dynamodb_table" "orders" {
+  name                        = "${var.name_prefix}-orders"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "orderId"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "orderId"
+    type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "createdAt"
+    type = "S"
+  }
+  attribute {
+    name = "listPartition"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "status-createdAt"
+    hash_key        = "status"
+    range_key       = "createdAt"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "all-createdAt"
+    hash_key        = "listPartition"
+    range_key       = "createdAt"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = { Name = "${var.name_prefix}-orders" }
+}
+
+resource "aws_dynamodb_table" "failed_orders" {
+  name                        = "${var.name_prefix}-failed-orders"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "orderId"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "orderId"
+    type = "S"
+  }
+  attribute {
+    name = "listPartition"
+    type = "S"
+  }
+  attribute {
+    name = "failedAt"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "all-failedAt"
+    hash_key        = "listPartition"
+    range_key       = "failedAt"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = { Name = "${var.name_prefix}-failed-orders" }
+}
+
+resource "aws_dynamodb_table" "idempotency" {
+  name                        = "${var.name_prefix}-idempotency"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "idempotencyKey"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "idempotencyKey"
+    type = "S"
+  }
+
+  # Idempotency records live 24 hours (CONTRACT section 1); DynamoDB deletes them
+  # some time after expiresAt, and the code treats an expired record as absent.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = { Name = "${var.name_prefix}-idempotency" }
+}

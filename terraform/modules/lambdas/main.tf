@@ -1,0 +1,402 @@
+# The five DOFS Lambda functions (Rust, cargo-lambda, runtime provided.al2023), one
+# least-privilege IAM role each, their log groups, X-Ray tracing, the SQS event source of
+# fulfill_order and the schedule of dlq_processor.
+#
+# No dependency cycle: only api_handler needs the state machine's ARN, and the state
+# machine needs only validator's and order_storage's ARNs. api_handler is therefore a
+# resource block of its own (Terraform orders blocks, not instances: were it an instance
+# of the for_each block below, every function would wait for the state machine, which
+# waits for validator, and the graph would have a cycle).
+#
+# Why dlq_processor has no SQS event source on the DLQ: an event source mapping deletes
+# every message its function returns successfully, but dead letters must STAY in the DLQ
+# until an operator redrives or purges them (CONTRACT section 2: the DLQ depth is the
+# number of dead letters awaiting a person, and the alarm on it must keep firing). So an
+# EventBridge rule runs dlq_processor every minute; it receives from the DLQ without
+# deleting (its role has no sqs:DeleteMessage) and records each dead letter idempotently
+# (the order becomes FAILED, a failed_orders row is written once).
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  descriptions = {
+    api_handler   = "DOFS HTTP API behind API Gateway: accepts orders (starts the workflow) and serves the read and operator routes"
+    validator     = "DOFS workflow task: validates an order"
+    order_storage = "DOFS workflow task: stores an order as PENDING"
+    fulfill_order = "DOFS fulfillment worker: consumes the orders queue"
+    dlq_processor = "DOFS dead-letter recorder: marks dead-lettered orders FAILED and records them, without deleting the dead letters"
+  }
+  default_timeouts = {
+    api_handler   = 15
+    validator     = 10
+    order_storage = 10
+    fulfill_order = 30
+    dlq_processor = 60
+  }
+  names   = toset(keys(local.descriptions))
+  workers = toset([for n in local.names : n if n != "api_handler"])
+
+  function_names = { for n in local.names : n => "${var.name_prefix}-${replace(n, "_", "-")}" }
+  timeouts       = { for n in local.names : n => lookup(var.timeouts, n, local.default_timeouts[n]) }
+  memory         = { for n in local.names : n => lookup(var.memory_mb, n, 256) }
+  reserved       = { for n in local.names : n => lookup(var.reserved_concurrency, n, -1) }
+
+  use_s3     = var.artifacts_s3_bucket != null && var.artifacts_s3_bucket != ""
+  local_zips = { for n in local.names : n => "${coalesce(var.artifacts_dir, "target/lambda")}/${n}/bootstrap.zip" }
+  s3_keys    = { for n in local.names : n => trimprefix("${trimsuffix(var.artifacts_s3_prefix, "/")}/${n}.zip", "/") }
+
+  common_environment = merge(var.extra_environment_variables, {
+    DOFS_ENVIRONMENT              = var.environment
+    DOFS_ORDERS_TABLE             = var.orders_table_name
+    DOFS_FAILED_ORDERS_TABLE      = var.failed_orders_table_name
+    DOFS_IDEMPOTENCY_TABLE        = var.idempotency_table_name
+    DOFS_ORDERS_QUEUE_URL         = var.orders_queue_url
+    DOFS_DLQ_URL                  = var.dlq_url
+    DOFS_FULFILLMENT_SUCCESS_RATE = tostring(var.fulfillment_success_rate)
+    DOFS_QUEUE_MAX_RECEIVE_COUNT  = tostring(var.max_receive_count)
+    RUST_LOG                      = var.log_level
+  })
+
+  # Execution ARNs of the state machine (DescribeExecution, GetExecutionHistory).
+  execution_arn_pattern = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
+}
+
+# --- Logs ----------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:Retention is set per environment (dev keeps 14 days to limit cost, prod 365); a one-year minimum everywhere is not wanted.
+  for_each          = local.names
+  name              = "/aws/lambda/${local.function_names[each.key]}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+# --- IAM: one role per function ------------------------------------------------------
+
+resource "aws_iam_role" "this" {
+  for_each    = local.names
+  name        = "${local.function_names[each.key]}-role"
+  description = "Execution role of ${local.function_names[each.key]} (least privilege)"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+locals {
+  # What every function needs: its own log group, X-Ray, and the KMS key for its
+  # encrypted environment variables.
+  base_statements = { for n in local.names : n => [
+    {
+      Sid      = "OwnLogs"
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      Resource = "${aws_cloudwatch_log_group.this[n].arn}:*"
+    },
+    {
+      # X-Ray trace segment APIs have no resource-level permissions.
+      Sid      = "XRay"
+      Effect   = "Allow"
+      Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      Resource = "*"
+    },
+    {
+      Sid      = "DecryptEnvironmentAndMessages"
+      Effect   = "Allow"
+      Action   = ["kms:Decrypt"]
+      Resource = var.kms_key_arn
+    },
+  ] }
+
+  worker_statements = {
+    validator = []
+    order_storage = [
+      {
+        Sid      = "StoreOrders"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+        Resource = var.orders_table_arn
+      },
+    ]
+    fulfill_order = [
+      {
+        Sid      = "UpdateOrders"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = var.orders_table_arn
+      },
+      {
+        Sid    = "ConsumeOrdersQueue"
+        Effect = "Allow"
+        Action = [
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+          "sqs:GetQueueAttributes",
+        ]
+        Resource = var.orders_queue_arn
+      },
+    ]
+    dlq_processor = [
+      {
+        Sid      = "MarkOrdersFailed"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = var.orders_table_arn
+      },
+      {
+        Sid      = "RecordFailedOrders"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+        Resource = var.failed_orders_table_arn
+      },
+      {
+        # Read only: no sqs:DeleteMessage. Dead letters stay until an operator acts.
+        Sid      = "ReadDeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+        Resource = var.dlq_arn
+      },
+    ]
+  }
+}
+
+resource "aws_iam_role_policy" "worker" {
+  for_each = local.workers
+  name     = "least-privilege"
+  role     = aws_iam_role.this[each.key].id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = concat(local.base_statements[each.key], local.worker_statements[each.key])
+  })
+}
+
+resource "aws_iam_role_policy" "api_handler" {
+  name = "least-privilege"
+  role = aws_iam_role.this["api_handler"].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(local.base_statements["api_handler"], [
+      {
+        Sid      = "StartOrderWorkflow"
+        Effect   = "Allow"
+        Action   = ["states:StartExecution"]
+        Resource = var.state_machine_arn
+      },
+      {
+        Sid      = "ReadOrderWorkflowExecutions"
+        Effect   = "Allow"
+        Action   = ["states:DescribeExecution", "states:GetExecutionHistory"]
+        Resource = local.execution_arn_pattern
+      },
+      {
+        Sid    = "ReadOrders"
+        Effect = "Allow"
+        Action = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+        Resource = [
+          var.orders_table_arn,
+          "${var.orders_table_arn}/index/*",
+          var.failed_orders_table_arn,
+          "${var.failed_orders_table_arn}/index/*",
+        ]
+      },
+      {
+        # Operator routes: retry and redrive put FAILED orders back to PENDING.
+        Sid      = "RequeueOrders"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = var.orders_table_arn
+      },
+      {
+        Sid    = "IdempotencyRecords"
+        Effect = "Allow"
+        Action = [
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem",
+          "dynamodb:DescribeTable",
+        ]
+        Resource = var.idempotency_table_arn
+      },
+      {
+        Sid      = "QueueDepths"
+        Effect   = "Allow"
+        Action   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+        Resource = [var.orders_queue_arn, var.dlq_arn]
+      },
+      {
+        # Operator routes: list, redrive (move task or receive/send/delete) and purge
+        # the dead letters; retry and redrive send to the orders queue.
+        Sid    = "OperateDeadLetterQueue"
+        Effect = "Allow"
+        Action = [
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+          "sqs:PurgeQueue",
+          "sqs:StartMessageMoveTask",
+          "sqs:ListMessageMoveTasks",
+          "sqs:CancelMessageMoveTask",
+        ]
+        Resource = var.dlq_arn
+      },
+      {
+        Sid      = "RequeueMessages"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = var.orders_queue_arn
+      },
+      {
+        Sid      = "EncryptRequeuedMessages"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+      },
+      {
+        # GET /alerts reports the environment's CloudWatch alarms.
+        Sid      = "ReadOwnAlarms"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:DescribeAlarms"]
+        Resource = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
+      },
+    ])
+  })
+}
+
+# --- Functions -----------------------------------------------------------------------
+
+resource "aws_lambda_function" "worker" {
+  #checkov:skip=CKV_AWS_117:No VPC on purpose: the functions reach only AWS APIs (DynamoDB, SQS, Step Functions) under IAM; a VPC would add NAT gateway or endpoint cost and cold-start latency for no isolation gain.
+  #checkov:skip=CKV_AWS_116:No async-invocation DLQ: validator and order_storage are invoked synchronously by Step Functions (which retries and catches), fulfill_order by the SQS poller (the queue's redrive policy is its DLQ), and dlq_processor by a one-minute schedule whose next run re-reads whatever a failed run missed.
+  #checkov:skip=CKV_AWS_272:Code signing is not used: the pipeline promotes the same zips by SHA-256 digest (see the code_sha256 output); enable AWS Signer in the pipeline if signing is required.
+  for_each = local.workers
+
+  function_name = local.function_names[each.key]
+  description   = local.descriptions[each.key]
+  role          = aws_iam_role.this[each.key].arn
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+  memory_size   = local.memory[each.key]
+  timeout       = local.timeouts[each.key]
+
+  reserved_concurrent_executions = local.reserved[each.key]
+
+  filename         = local.use_s3 ? null : local.local_zips[each.key]
+  source_code_hash = local.use_s3 ? lookup(var.artifacts_source_hashes, each.key, null) : try(filebase64sha256(local.local_zips[each.key]), null)
+  s3_bucket        = local.use_s3 ? var.artifacts_s3_bucket : null
+  s3_key           = local.use_s3 ? local.s3_keys[each.key] : null
+
+  kms_key_arn = var.kms_key_arn
+  environment {
+    variables = local.common_environment
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this]
+
+  lifecycle {
+    precondition {
+      condition     = local.use_s3 || fileexists(local.local_zips[each.key])
+      error_message = "Lambda artifact ${local.local_zips[each.key]} not found: build with `cargo lambda build --release --output-format zip`, or set artifacts_dir (DOFS_LAMBDA_ARTIFACTS) or artifacts_s3_bucket."
+    }
+  }
+}
+
+resource "aws_lambda_function" "api_handler" {
+  #checkov:skip=CKV_AWS_117:No VPC on purpose: the function reaches only AWS APIs (DynamoDB, SQS, Step Functions) under IAM; a VPC would add NAT gateway or endpoint cost and cold-start latency for no isolation gain.
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; an async-invocation DLQ would never receive anything.
+  #checkov:skip=CKV_AWS_272:Code signing is not used: the pipeline promotes the same zips by SHA-256 digest (see the code_sha256 output); enable AWS Signer in the pipeline if signing is required.
+  function_name = local.function_names["api_handler"]
+  description   = local.descriptions["api_handler"]
+  role          = aws_iam_role.this["api_handler"].arn
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+  memory_size   = local.memory["api_handler"]
+  timeout       = local.timeouts["api_handler"]
+
+  reserved_concurrent_executions = local.reserved["api_handler"]
+
+  filename         = local.use_s3 ? null : local.local_zips["api_handler"]
+  source_code_hash = local.use_s3 ? lookup(var.artifacts_source_hashes, "api_handler", null) : try(filebase64sha256(local.local_zips["api_handler"]), null)
+  s3_bucket        = local.use_s3 ? var.artifacts_s3_bucket : null
+  s3_key           = local.use_s3 ? local.s3_keys["api_handler"] : null
+
+  kms_key_arn = var.kms_key_arn
+  environment {
+    variables = merge(local.common_environment, {
+      DOFS_STATE_MACHINE_ARN = var.state_machine_arn
+    })
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this]
+
+  lifecycle {
+    precondition {
+      condition     = local.use_s3 || fileexists(local.local_zips["api_handler"])
+      error_message = "Lambda artifact ${local.local_zips["api_handler"]} not found: build with `cargo lambda build --release --output-format zip`, or set artifacts_dir (DOFS_LAMBDA_ARTIFACTS) or artifacts_s3_bucket."
+    }
+  }
+}
+
+# --- Event sources -------------------------------------------------------------------
+
+resource "aws_lambda_event_source_mapping" "fulfill_order" {
+  event_source_arn                   = var.orders_queue_arn
+  function_name                      = aws_lambda_function.worker["fulfill_order"].arn
+  batch_size                         = var.fulfill_batch_size
+  maximum_batching_window_in_seconds = var.fulfill_batching_window_seconds
+  # A failed message stays on the queue (and comes back after the visibility timeout)
+  # while the rest of the batch is deleted.
+  function_response_types = ["ReportBatchItemFailures"]
+
+  dynamic "scaling_config" {
+    for_each = var.fulfill_max_concurrency == null ? [] : [var.fulfill_max_concurrency]
+    content {
+      maximum_concurrency = scaling_config.value
+    }
+  }
+
+  # The poller needs the role's SQS permissions when the mapping is created.
+  depends_on = [aws_iam_role_policy.worker]
+}
+
+resource "aws_cloudwatch_event_rule" "dlq_processor" {
+  name                = "${var.name_prefix}-dlq-processor"
+  description         = "Runs dlq_processor, which records dead letters without deleting them (they wait for an operator)."
+  schedule_expression = var.dlq_processor_schedule
+}
+
+resource "aws_cloudwatch_event_target" "dlq_processor" {
+  rule      = aws_cloudwatch_event_rule.dlq_processor.name
+  target_id = "dlq-processor"
+  arn       = aws_lambda_function.worker["dlq_processor"].arn
+}
+
+resource "aws_lambda_permission" "dlq_processor_schedule" {
+  statement_id  = "AllowEventBridgeSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.worker["dlq_processor"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.dlq_processor.arn
+}

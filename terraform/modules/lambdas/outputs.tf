@@ -1,0 +1,53 @@
+# Outputs are split on purpose: the state machine consumes worker outputs only, which
+# never depend on api_handler (which depends on the state machine).
+
+output "worker_function_arns" {
+  description = "ARNs of validator, order_storage, fulfill_order and dlq_processor."
+  value       = { for k, f in aws_lambda_function.worker : k => f.arn }
+}
+
+output "worker_function_names" {
+  description = "Names of validator, order_storage, fulfill_order and dlq_processor."
+  value       = { for k, f in aws_lambda_function.worker : k => f.function_name }
+}
+
+output "api_handler_function_name" {
+  description = "Name of the api_handler function."
+  value       = aws_lambda_function.api_handler.function_name
+}
+
+output "api_handler_function_arn" {
+  description = "ARN of the api_handler function."
+  value       = aws_lambda_function.api_handler.arn
+}
+
+output "api_handler_invoke_arn" {
+  description = "Invoke ARN of api_handler, for the API Gateway integration."
+  value       = aws_lambda_function.api_handler.invoke_arn
+}
+
+output "function_names" {
+  description = "All five function names by function."
+  value = merge(
+    { for k, f in aws_lambda_function.worker : k => f.function_name },
+    { api_handler = aws_lambda_function.api_handler.function_name },
+  )
+}
+
+output "code_sha256" {
+  description = "Base64-encoded SHA-256 of the deployed code package of each function (as Lambda reports it)."
+  value = merge(
+    { for k, f in aws_lambda_function.worker : k => f.code_sha256 },
+    { api_handler = aws_lambda_function.api_handler.code_sha256 },
+  )
+}
+
+output "role_arns" {
+  description = "Execution role of each function."
+  value       = { for k, r in aws_iam_role.this : k => r.arn }
+}
+
+output "log_group_names" {
+  description = "Log group of each function."
+  value       = { for k, g in aws_cloudwatch_log_group.this : k => g.name }
+}

@@ -1,0 +1,189 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, \"<project>-<environment>\"."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name (dev, staging, prod); given to the functions as DOFS_ENVIRONMENT."
+  type        = string
+}
+
+# --- Code -------------------------------------------------------------------------
+# Either a local directory laid out like cargo-lambda's output
+# (<artifacts_dir>/<function>/bootstrap.zip, from `cargo lambda build --release
+# --output-format zip`), or an S3 bucket and prefix holding <prefix>/<function>.zip, which
+# lets a pipeline promote the very same artifacts from one environment to the next.
+
+variable "artifacts_dir" {
+  description = "Directory with <function>/bootstrap.zip (cargo-lambda's target/lambda). Ignored when artifacts_s3_bucket is set."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_bucket" {
+  description = "S3 bucket holding <artifacts_s3_prefix>/<function>.zip. When set, the code comes from S3."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_prefix" {
+  description = "Key prefix of the zips in artifacts_s3_bucket (for example builds/<git-sha>)."
+  type        = string
+  default     = ""
+}
+
+variable "artifacts_source_hashes" {
+  description = "With S3 artifacts: base64-encoded SHA-256 of each zip by function name, so a changed zip under the same key is redeployed."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Runtime settings -----------------------------------------------------------------
+
+variable "architecture" {
+  description = "Instruction set of the cargo-lambda build: x86_64 or arm64."
+  type        = string
+  default     = "x86_64"
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "memory_mb" {
+  description = "Memory per function (MB), by function name; missing names use 256."
+  type        = map(number)
+  default     = {}
+}
+
+variable "timeouts" {
+  description = "Timeout per function (seconds), by function name; missing names use the module's defaults (api_handler 15, validator 10, order_storage 10, fulfill_order 30, dlq_processor 60)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency per function; -1 (the default) reserves none. A new account has a concurrency limit of 10 and cannot reserve any, so keep -1 there."
+  type        = map(number)
+  default     = {}
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "RUST_LOG given to every function."
+  type        = string
+  default     = "info"
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key: environment variables, log groups, and the SQS queues' messages."
+  type        = string
+}
+
+variable "extra_environment_variables" {
+  description = "Additional environment variables for every function (for example DOFS_FULFILLMENT_SEED). Never put secrets here."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Wiring ------------------------------------------------------------------------------
+
+variable "orders_table_name" {
+  type        = string
+  description = "Orders table name."
+}
+
+variable "orders_table_arn" {
+  type        = string
+  description = "Orders table ARN."
+}
+
+variable "failed_orders_table_name" {
+  type        = string
+  description = "Failed-orders table name."
+}
+
+variable "failed_orders_table_arn" {
+  type        = string
+  description = "Failed-orders table ARN."
+}
+
+variable "idempotency_table_name" {
+  type        = string
+  description = "Idempotency table name."
+}
+
+variable "idempotency_table_arn" {
+  type        = string
+  description = "Idempotency table ARN."
+}
+
+variable "orders_queue_url" {
+  type        = string
+  description = "Orders queue URL."
+}
+
+variable "orders_queue_arn" {
+  type        = string
+  description = "Orders queue ARN."
+}
+
+variable "dlq_url" {
+  type        = string
+  description = "Dead-letter queue URL."
+}
+
+variable "dlq_arn" {
+  type        = string
+  description = "Dead-letter queue ARN."
+}
+
+variable "state_machine_arn" {
+  description = "ARN of the order-processing state machine; only api_handler depends on it (no cycle)."
+  type        = string
+}
+
+variable "fulfillment_success_rate" {
+  description = "Probability that a fulfillment attempt succeeds (fulfillment.success_rate)."
+  type        = number
+  default     = 0.7
+  validation {
+    condition     = var.fulfillment_success_rate >= 0 && var.fulfillment_success_rate <= 1
+    error_message = "fulfillment_success_rate must be from 0 to 1."
+  }
+}
+
+variable "max_receive_count" {
+  description = "The orders queue's maxReceiveCount, given to the functions as DOFS_QUEUE_MAX_RECEIVE_COUNT."
+  type        = number
+  default     = 3
+}
+
+variable "fulfill_batch_size" {
+  description = "Messages per fulfill_order invocation."
+  type        = number
+  default     = 10
+}
+
+variable "fulfill_batching_window_seconds" {
+  description = "How long the SQS poller gathers a batch for fulfill_order (0 = no wait)."
+  type        = number
+  default     = 0
+}
+
+variable "fulfill_max_concurrency" {
+  description = "Maximum concurrent fulfill_order invocations by the SQS event source (2 to 1000); null leaves it unset."
+  type        = number
+  default     = null
+}
+
+variable "dlq_processor_schedule" {
+  description = "EventBridge schedule of dlq_processor, which records dead letters without deleting them."
+  type        = string
+  default     = "rate(1 minute)"
+}

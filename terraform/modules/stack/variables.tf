@@ -1,0 +1,211 @@
+variable "project_name" {
+  description = "Project name, first part of every resource name."
+  type        = string
+  default     = "dofs"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.project_name))
+    error_message = "project_name must be 2 to 21 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "Environment name: dev, staging or prod (also the API stage name)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.environment))
+    error_message = "environment must be 2 to 16 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "workflow_definition_file" {
+  description = "The ASL template of the order workflow."
+  type        = string
+  default     = null
+}
+
+# --- Lambda code --------------------------------------------------------------------------
+
+variable "artifacts_dir" {
+  description = "Directory with <function>/bootstrap.zip (cargo-lambda's target/lambda)."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_bucket" {
+  description = "S3 bucket with <artifacts_s3_prefix>/<function>.zip; when set, the code comes from S3."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_prefix" {
+  description = "Key prefix of the zips in artifacts_s3_bucket."
+  type        = string
+  default     = ""
+}
+
+variable "artifacts_source_hashes" {
+  description = "With S3 artifacts: base64 SHA-256 of each zip by function name."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Lambda settings ---------------------------------------------------------------------
+
+variable "lambda_architecture" {
+  description = "x86_64 or arm64 (must match the cargo-lambda build)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory per function (MB); missing names use 256."
+  type        = map(number)
+  default     = {}
+}
+
+variable "lambda_timeouts" {
+  description = "Timeout per function (s); missing names use the lambdas module's defaults."
+  type        = map(number)
+  default     = {}
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency per function; missing names or -1 reserve none."
+  type        = map(number)
+  default     = {}
+}
+
+variable "lambda_log_level" {
+  description = "RUST_LOG of the functions."
+  type        = string
+  default     = "info"
+}
+
+variable "lambda_extra_environment_variables" {
+  description = "Additional non-secret environment variables for every function."
+  type        = map(string)
+  default     = {}
+}
+
+variable "fulfillment_success_rate" {
+  description = "fulfillment.success_rate."
+  type        = number
+  default     = 0.7
+}
+
+variable "max_receive_count" {
+  description = "queue.max_receive_count: receives before a message is dead-lettered."
+  type        = number
+  default     = 3
+}
+
+variable "fulfill_max_concurrency" {
+  description = "Maximum concurrent fulfill_order invocations from the queue (null: unset)."
+  type        = number
+  default     = null
+}
+
+# --- Data protection and logs ------------------------------------------------------------
+
+variable "point_in_time_recovery" {
+  description = "DynamoDB point-in-time recovery."
+  type        = bool
+}
+
+variable "deletion_protection" {
+  description = "DynamoDB deletion protection."
+  type        = bool
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group of the environment."
+  type        = number
+}
+
+variable "workflow_log_level" {
+  description = "Step Functions execution logging level (ALL, ERROR, FATAL, OFF)."
+  type        = string
+  default     = "ALL"
+}
+
+variable "kms_deletion_window_in_days" {
+  description = "Recovery window of the environment's KMS key after destroy (7 to 30)."
+  type        = number
+  default     = 30
+}
+
+# --- API -----------------------------------------------------------------------------------
+
+variable "api_throttle_rate_limit" {
+  description = "Requests per second allowed by the stage and the usage plan."
+  type        = number
+  default     = 100
+}
+
+variable "api_throttle_burst_limit" {
+  description = "Burst allowed by the stage and the usage plan."
+  type        = number
+  default     = 200
+}
+
+variable "api_quota_per_day" {
+  description = "Requests per API key per day (null: no quota)."
+  type        = number
+  default     = null
+}
+
+variable "api_key_names" {
+  description = "API keys to create."
+  type        = list(string)
+  default     = ["client", "operator"]
+}
+
+variable "manage_apigateway_account_logging_role" {
+  description = "Manage the account-level API Gateway logging role (one environment per account and region)."
+  type        = bool
+  default     = true
+}
+
+# --- Alarms ----------------------------------------------------------------------------------
+
+variable "alarm_email" {
+  description = "E-mail subscribed to the alarms (empty: none)."
+  type        = string
+  default     = ""
+}
+
+variable "alarm_dlq_depth_threshold" {
+  description = "DLQ depth above which the alarm fires."
+  type        = number
+  default     = 5
+}
+
+variable "alarm_lambda_errors_threshold" {
+  description = "Lambda errors per 5 minutes that fire the alarm."
+  type        = number
+  default     = 1
+}
+
+variable "alarm_api_5xx_threshold" {
+  description = "API 5XX responses per 5 minutes that fire the alarm."
+  type        = number
+  default     = 1
+}
+
+variable "alarm_failed_executions_threshold" {
+  description = "Failed workflow executions per 5 minutes that fire the alarm."
+  type        = number
+  default     = 1
+}
+
+variable "alarm_oldest_message_age_seconds" {
+  description = "Age of the oldest queued order (s) above which the alarm fires."
+  type        = number
+  default     = 600
+}
+
+variable "alarm_fulfillment_failure_ratio" {
+  description = "Share of failed fulfillment attempts over 5 minutes above which the alarm fires."
+  type        = number
+  default     = 0.5
+}
