@@ -11,8 +11,11 @@
 //! - [`ports`]: the narrow traits the adapters implement (order store, queue,
 //!   workflow starter, execution log, clock), and their error type.
 //! - [`service`]: the use cases that drive the ports: submit, fulfill one message,
-//!   record a dead letter, retry, redrive.
+//!   record a dead letter.
+//! - `conformance` (feature `conformance`): the port suites every adapter runs.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod fulfillment;
 pub mod ids;
 pub mod money;

@@ -315,3 +315,26 @@ pub fn execution_arn(
 pub fn execution_id(arn_or_id: &str) -> &str {
     arn_or_id.rsplit(':').next().unwrap_or(arn_or_id)
 }
+
+/// A clock that only moves when told to (tests and simulations).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(start.millis()))
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

@@ -4,7 +4,7 @@
 //! message never fulfills twice and never moves a terminal order.
 
 use crate::ports::{DeadLetter, ErrorKind, OrderStore, PortError, Queue, Received, Transition};
-use crate::{Clock, FailedOrder, FulfillmentPolicy, Order, OrderId, OrderStatus};
+use crate::{Clock, FailedOrder, FulfillmentPolicy, Order, OrderId, OrderStatus, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -196,6 +196,28 @@ impl Fulfiller {
     }
 }
 
+/// The failed-orders record for a dead letter of `order`, or `None` when the
+/// order needs none (it is `FULFILLED`, or already `FAILED` and recorded).
+pub fn failure_for(order: &Order, dead: &DeadLetter, now: Timestamp) -> Option<FailedOrder> {
+    if order.status.is_terminal() {
+        return None;
+    }
+    let reason = match (&order.status, &order.failure_reason) {
+        (OrderStatus::Processing, _) | (_, None) => format!(
+            "attempt {} did not finish (the worker stopped or timed out); dead-lettered after {} receives",
+            dead.receive_count, dead.receive_count
+        ),
+        (_, Some(last)) => format!("dead-lettered after {} attempts; last: {last}", dead.receive_count),
+    };
+    Some(FailedOrder {
+        order_id: order.id,
+        reason,
+        attempts: dead.receive_count,
+        failed_at: now,
+        order: order.submitted_json(),
+    })
+}
+
 /// Records a dead letter: a failed-orders row and the order `FAILED`, once.
 /// Returns whether anything changed (false for a repeat or an unknown order).
 pub async fn record_dead_letter(
@@ -209,24 +231,10 @@ pub async fn record_dead_letter(
     let Some(order) = store.get(order_id).await? else {
         return Ok(false);
     };
-    if order.status == OrderStatus::Fulfilled {
-        return Ok(false);
+    match failure_for(&order, dead, clock.now()) {
+        Some(failed) => store.record_failure(&failed).await,
+        None => Ok(false),
     }
-    let reason = match (&order.status, &order.failure_reason) {
-        (OrderStatus::Processing, _) | (_, None) => format!(
-            "attempt {} did not finish (the worker stopped or timed out); dead-lettered after {} receives",
-            dead.receive_count, dead.receive_count
-        ),
-        (_, Some(last)) => format!("dead-lettered after {} attempts; last: {last}", dead.receive_count),
-    };
-    let failed = FailedOrder {
-        order_id,
-        reason,
-        attempts: dead.receive_count,
-        failed_at: clock.now(),
-        order: order.submitted_json(),
-    };
-    store.record_failure(&failed).await
 }
 
 #[cfg(test)]

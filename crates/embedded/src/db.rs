@@ -1,0 +1,250 @@
+//! The SQLite file: schema, the single writer with group commit, and readers.
+//!
+//! One thread owns the write connection. Callers hand it closures; it runs as
+//! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, each in
+//! its own savepoint so one failing closure does not undo the others, commits
+//! once, and only then answers every caller. Throughput is set by batches,
+//! not by fsyncs. Readers use their own WAL connections.
+
+use dofs_core::ports::{ErrorKind, PortError};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The most closures committed in one transaction.
+pub const MAX_BATCH: usize = 2048;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    price_cents INTEGER NOT NULL,
+    metadata TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    execution_arn TEXT NOT NULL,
+    failure_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
+CREATE TABLE IF NOT EXISTS order_counts (
+    status TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fulfillments (
+    order_id TEXT PRIMARY KEY,
+    fulfilled_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failed_orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at INTEGER NOT NULL,
+    order_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failed_orders_by_order ON failed_orders (order_id);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT,
+    started_at INTEGER NOT NULL,
+    stopped_at INTEGER,
+    events TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_running ON executions (status) WHERE status = 'RUNNING';
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency_keys (created_at);
+CREATE TABLE IF NOT EXISTS queue (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at) WHERE visible_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dlq (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    first_received_at INTEGER,
+    dead_at INTEGER NOT NULL
+);
+"#;
+
+/// The path of the database inside the data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("dofs.db")
+}
+
+/// Maps a SQLite error to a port error: busy and locked are transient.
+pub fn sql_err(e: rusqlite::Error) -> PortError {
+    let kind = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Internal,
+    };
+    PortError::with_source(kind, "sqlite", e)
+}
+
+fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// The database: one writer thread and a pool of readers.
+#[derive(Clone)]
+pub struct Db {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `data_dir` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Db> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+        })?;
+        let path = db_path(data_dir);
+        let conn = open(&path, OpenFlags::default())
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("dofs-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))?;
+        Ok(Db {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path),
+        })
+    }
+
+    /// Runs `f` inside the next group-committed transaction and returns its
+    /// result once that transaction is durable. If `f` fails, its changes are
+    /// rolled back and the others in the batch still commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = match conn.execute_batch("SAVEPOINT job") {
+                Err(e) => Err(sql_err(e)),
+                Ok(()) => {
+                    let r = f(conn);
+                    let end = if r.is_ok() {
+                        "RELEASE job"
+                    } else {
+                        "ROLLBACK TO job; RELEASE job"
+                    };
+                    match conn.execute_batch(end) {
+                        Ok(()) => r,
+                        Err(e) => Err(sql_err(e)),
+                    }
+                }
+            };
+            Box::new(move |commit: Result<(), PortError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?;
+        rx.await
+            .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql_err)?,
+            };
+            let r = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                if pool.len() < 16 {
+                    pool.push(conn);
+                }
+            }
+            r
+        })
+        .await
+        .map_err(|e| PortError::with_source(ErrorKind::Internal, "reader task failed", e))?
+    }
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
+        if let Err(e) = began {
+            let msg = e.to_string();
+            for job in batch.drain(..) {
+                drop(job);
+            }
+            tracing::error!(error = %msg, "could not begin a write transaction");
+            continue;
+        }
+        for job in batch.drain(..) {
+            replies.push(job(&conn));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(sql_err);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies.drain(..) {
+            reply(match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(PortError::new(
+                    ErrorKind::Transient,
+                    format!("commit failed: {e}"),
+                )),
+            });
+        }
+    }
+}

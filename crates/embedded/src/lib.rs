@@ -1,0 +1,196 @@
+//! The embedded shape of DOFS: the whole pipeline in one process on one
+//! SQLite file.
+//!
+//! - [`db`]: the file, its schema, the single group-committing writer, readers.
+//! - [`store`]: `SqliteOrderStore` (orders, counts, fulfillments, failed orders).
+//! - [`queue`]: `SqliteQueue`, the orders queue and its DLQ with SQS semantics.
+//! - [`submit`]: the submit transaction (order + execution + queue message),
+//!   the execution log and the operator actions.
+//! - [`engine`]: runs the ASL workflow with in-process tasks.
+//! - [`workers`]: fulfillment workers and the dead-letter recorder.
+//!
+//! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
+
+pub mod db;
+pub mod engine;
+pub mod queue;
+pub mod store;
+pub mod submit;
+pub mod workers;
+
+use dofs_core::ports::{Backend, Clock, SystemClock};
+use dofs_core::service::{Backoff, Fulfiller};
+use dofs_core::validation::Limits;
+use dofs_core::FulfillmentPolicy;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use db::Db;
+pub use queue::SqliteQueue;
+pub use store::SqliteOrderStore;
+pub use submit::{SqliteExecutionLog, SqliteOperations, SqliteWorkflowStarter};
+
+/// Everything the embedded system needs to start.
+#[derive(Clone, Debug)]
+pub struct EmbeddedConfig {
+    /// Holds `dofs.db` (and its WAL).
+    pub data_dir: PathBuf,
+    /// Names the state machine in execution ARNs (`dofs-<environment>-order-processing`).
+    pub environment: String,
+    pub policy: FulfillmentPolicy,
+    /// Simulated work per attempt.
+    pub delay: Duration,
+    pub workers: usize,
+    pub max_receive_count: u32,
+    pub visibility_timeout: Duration,
+    pub backoff: Backoff,
+    pub limits: Limits,
+    /// The ASL definition; the built-in workflow when `None`.
+    pub workflow: Option<String>,
+}
+
+impl EmbeddedConfig {
+    /// The contract's defaults, on `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EmbeddedConfig {
+            data_dir: data_dir.into(),
+            environment: "dev".into(),
+            policy: FulfillmentPolicy::default(),
+            delay: Duration::ZERO,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_receive_count: 3,
+            visibility_timeout: Duration::from_secs(30),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            limits: Limits::default(),
+            workflow: None,
+        }
+    }
+}
+
+/// The running embedded system.
+pub struct Embedded {
+    backend: Backend,
+    db: Db,
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    engine: JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Opens the data directory, resumes executions left `RUNNING`, and starts
+    /// the engine, the workers and the dead-letter recorder.
+    pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Embedded> {
+        Embedded::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Embedded::start`], with an injected clock.
+    pub async fn start_with_clock(
+        config: EmbeddedConfig,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Embedded> {
+        let def =
+            engine::load_definition(config.workflow.as_deref().unwrap_or(engine::ORDER_WORKFLOW))?;
+        let db = Db::open(&config.data_dir)?;
+        let store = Arc::new(SqliteOrderStore::new(db.clone()));
+        let queue = SqliteQueue::new(db.clone(), clock.clone(), config.max_receive_count);
+        let (to_engine, from_api) = mpsc::unbounded_channel();
+        let state_machine = format!("dofs-{}-order-processing", config.environment);
+        let backend = Backend {
+            orders: store.clone(),
+            queue: Arc::new(queue.clone()),
+            workflow: Arc::new(SqliteWorkflowStarter::new(
+                db.clone(),
+                clock.clone(),
+                state_machine,
+                to_engine.clone(),
+            )),
+            executions: Arc::new(SqliteExecutionLog::new(db.clone())),
+            operations: Arc::new(SqliteOperations::new(
+                db.clone(),
+                clock.clone(),
+                queue.clone(),
+            )),
+            clock: clock.clone(),
+        };
+
+        for pending in submit::running_executions(&db).await? {
+            let _ = to_engine.send(pending);
+        }
+        drop(to_engine);
+        let tasks = Arc::new(engine::EmbeddedTasks {
+            store: store.clone(),
+            queue: Arc::new(queue.clone()),
+            clock: clock.clone(),
+            limits: config.limits,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let engine = tokio::spawn(engine::run_engine(
+            Arc::new(def),
+            tasks,
+            db.clone(),
+            from_api,
+            512,
+            stopped.clone(),
+        ));
+
+        let fulfiller = Fulfiller {
+            store: store.clone(),
+            queue: Arc::new(queue.clone()),
+            clock: clock.clone(),
+            policy: config.policy,
+            max_receive_count: config.max_receive_count,
+            backoff: config.backoff,
+        };
+        let mut workers = Vec::new();
+        for i in 0..config.workers.max(1) {
+            workers.push(tokio::spawn(workers::run_worker(
+                i,
+                fulfiller.clone(),
+                queue.clone(),
+                config.visibility_timeout,
+                config.delay,
+                stopped.clone(),
+            )));
+        }
+        workers.push(tokio::spawn(workers::run_dead_letter_recorder(
+            db.clone(),
+            queue,
+            clock,
+            stopped,
+        )));
+        Ok(Embedded {
+            backend,
+            db,
+            stop,
+            workers,
+            engine,
+        })
+    }
+
+    /// The ports the HTTP API uses.
+    pub fn backend(&self) -> Backend {
+        self.backend.clone()
+    }
+
+    /// The database (for tests and tools).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Stops the workers after their current batch and waits for them and for
+    /// running executions. Messages in flight return after their timeout;
+    /// executions not finished resume at the next start.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        let _ = self.engine.await;
+    }
+}

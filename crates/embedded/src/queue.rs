@@ -1,0 +1,312 @@
+//! `SqliteQueue`: the orders queue and its dead-letter queue, with SQS
+//! semantics, in the SQLite file.
+//!
+//! A receipt is `<message id>#<receive count>`: it stays valid until the
+//! message is received again. A message whose `visible_at` is NULL is held: it
+//! was written by the submit transaction (the outbox) and becomes receivable
+//! when the workflow's enqueue step sends it.
+
+use crate::db::{sql_err, Db};
+use async_trait::async_trait;
+use dofs_core::ports::{DeadLetter, Page, PortError, Queue, QueueDepth, Received};
+use dofs_core::{Clock, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The durable queue with its DLQ.
+#[derive(Clone)]
+pub struct SqliteQueue {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    max_receive_count: u32,
+    /// Woken when messages become receivable now.
+    pub(crate) ready: Arc<Notify>,
+}
+
+impl SqliteQueue {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, max_receive_count: u32) -> Self {
+        SqliteQueue {
+            db,
+            clock,
+            max_receive_count,
+            ready: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Waits until a message may have become receivable, or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.ready.notified()).await;
+    }
+}
+
+fn parse_receipt(receipt: &str) -> Result<(String, u32), PortError> {
+    receipt
+        .rsplit_once('#')
+        .and_then(|(id, n)| Some((id.to_owned(), n.parse().ok()?)))
+        .ok_or_else(|| PortError::not_found("receipt is not valid"))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Inserts a message held until the workflow sends it (the submit outbox).
+pub(crate) fn insert_held(
+    conn: &Connection,
+    id: &str,
+    body: &str,
+    now: Timestamp,
+) -> Result<(), PortError> {
+    conn.prepare_cached(
+        "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, NULL)",
+    )
+    .and_then(|mut st| st.execute(params![id, body, now.millis()]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// Sends a message inside the writer's transaction (see [`Queue::send`]).
+pub(crate) fn send_in(
+    conn: &Connection,
+    id: &str,
+    body: &str,
+    now: Timestamp,
+) -> Result<(), PortError> {
+    let in_dlq: bool = conn
+        .prepare_cached("SELECT 1 FROM dlq WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |_| Ok(())).optional())
+        .map_err(sql_err)?
+        .is_some();
+    if in_dlq {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT (id) DO UPDATE SET visible_at = ?3 WHERE visible_at IS NULL",
+    )
+    .and_then(|mut st| st.execute(params![id, body, now.millis()]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// Moves every dead letter back to the queue (inside the writer's transaction).
+pub(crate) fn redrive_in(conn: &Connection, now: Timestamp) -> Result<Vec<String>, PortError> {
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM dlq ORDER BY seq")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql_err)?;
+    conn.prepare_cached(
+        "INSERT INTO queue (id, body, sent_at, visible_at, receive_count) \
+         SELECT id, body, sent_at, ?1, 0 FROM dlq ORDER BY seq ON CONFLICT (id) DO NOTHING",
+    )
+    .and_then(|mut st| st.execute([now.millis()]))
+    .map_err(sql_err)?;
+    conn.execute("DELETE FROM dlq", []).map_err(sql_err)?;
+    Ok(bodies)
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn send(&self, id: &str, body: &str) -> Result<(), PortError> {
+        let (id, body, now) = (id.to_owned(), body.to_owned(), self.clock.now());
+        self.db
+            .write(move |conn| send_in(conn, &id, &body, now))
+            .await?;
+        self.ready.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, PortError> {
+        let now = self.clock.now();
+        let limit = self.max_receive_count;
+        let hide_until = now.plus_millis(ms(visibility));
+        self.db
+            .write(move |conn| {
+                let candidates: Vec<(String, String, i64, u32)> = conn
+                    .prepare_cached(
+                        "SELECT id, body, sent_at, receive_count FROM queue \
+                         WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map(params![now.millis(), max as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql_err)?;
+                let mut out = Vec::with_capacity(candidates.len());
+                for (id, body, sent_at, count) in candidates {
+                    if count >= limit {
+                        conn.prepare_cached(
+                            "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
+                             SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
+                             ON CONFLICT (id) DO NOTHING",
+                        )
+                        .and_then(|mut st| st.execute(params![id, now.millis()]))
+                        .map_err(sql_err)?;
+                        conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
+                            .and_then(|mut st| st.execute([&id]))
+                            .map_err(sql_err)?;
+                        continue;
+                    }
+                    let n = count + 1;
+                    conn.prepare_cached(
+                        "UPDATE queue SET receive_count = ?2, visible_at = ?3, \
+                         first_received_at = COALESCE(first_received_at, ?4) WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, n, hide_until.millis(), now.millis()]))
+                    .map_err(sql_err)?;
+                    out.push(Received {
+                        receipt: format!("{id}#{n}"),
+                        id,
+                        body,
+                        receive_count: n,
+                        sent_at: Timestamp(sent_at),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), PortError> {
+        let (id, n) = parse_receipt(receipt)?;
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")
+                    .and_then(|mut st| st.execute(params![id, n]))
+                    .map_err(sql_err)?;
+                if deleted == 0 && message_count(conn, &id)?.is_some() {
+                    return Err(PortError::conflict(
+                        "the receipt is stale: the message was received again",
+                    ));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
+        let (id, n) = parse_receipt(receipt)?;
+        let visible_at = self.clock.now().plus_millis(ms(timeout));
+        self.db
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+                    )
+                    .and_then(|mut st| st.execute(params![id, n, visible_at.millis()]))
+                    .map_err(sql_err)?;
+                match (changed, message_count(conn, &id)?) {
+                    (0, Some(_)) => Err(PortError::conflict(
+                        "the receipt is stale: the message was received again",
+                    )),
+                    (0, None) => Err(PortError::not_found("the message was deleted")),
+                    _ => Ok(()),
+                }
+            })
+            .await?;
+        if timeout.is_zero() {
+            self.ready.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, PortError> {
+        let now = self.clock.now();
+        self.db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT \
+                       (SELECT COUNT(*) FROM queue WHERE visible_at IS NULL OR visible_at <= ?1 OR receive_count = 0), \
+                       (SELECT COUNT(*) FROM queue WHERE visible_at > ?1 AND receive_count > 0), \
+                       (SELECT COUNT(*) FROM dlq), \
+                       (SELECT MIN(sent_at) FROM queue)",
+                    [now.millis()],
+                    |r| {
+                        Ok(QueueDepth {
+                            waiting: r.get::<_, i64>(0)? as u64,
+                            in_flight: r.get::<_, i64>(1)? as u64,
+                            dead: r.get::<_, i64>(2)? as u64,
+                            oldest_age_ms: r.get::<_, Option<i64>>(3)?.map(|t| (now.millis() - t).max(0)),
+                        })
+                    },
+                )
+                .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeadLetter>, PortError> {
+        let after = match cursor {
+            Some(c) => c
+                .parse::<i64>()
+                .map_err(|_| PortError::not_found("cursor is not valid"))?,
+            None => 0,
+        };
+        let limit = limit.clamp(1, 1000);
+        self.db
+            .read(move |conn| {
+                let rows: Vec<(i64, DeadLetter)> = conn
+                    .prepare_cached(
+                        "SELECT seq, id, body, receive_count, sent_at, dead_at FROM dlq WHERE seq > ?1 \
+                         ORDER BY seq LIMIT ?2",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map(params![after, limit as i64 + 1], |r| {
+                            Ok((
+                                r.get(0)?,
+                                DeadLetter {
+                                    id: r.get(1)?,
+                                    body: r.get(2)?,
+                                    receive_count: r.get(3)?,
+                                    sent_at: Timestamp(r.get(4)?),
+                                    dead_at: Timestamp(r.get(5)?),
+                                },
+                            ))
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql_err)?;
+                let more = rows.len() > limit;
+                let mut items: Vec<(i64, DeadLetter)> = rows;
+                items.truncate(limit);
+                let next_cursor = match (more, items.last()) {
+                    (true, Some((seq, _))) => Some(seq.to_string()),
+                    _ => None,
+                };
+                Ok(Page { items: items.into_iter().map(|(_, d)| d).collect(), next_cursor })
+            })
+            .await
+    }
+
+    async fn redrive(&self) -> Result<u64, PortError> {
+        let now = self.clock.now();
+        let moved = self.db.write(move |conn| redrive_in(conn, now)).await?;
+        self.ready.notify_waiters();
+        Ok(moved.len() as u64)
+    }
+
+    async fn purge_dead_letters(&self) -> Result<u64, PortError> {
+        self.db
+            .write(|conn| {
+                conn.execute("DELETE FROM dlq", [])
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
+            })
+            .await
+    }
+}
+
+fn message_count(conn: &Connection, id: &str) -> Result<Option<u32>, PortError> {
+    conn.prepare_cached("SELECT receive_count FROM queue WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+        .map_err(sql_err)
+}

@@ -1,0 +1,364 @@
+//! `SqliteOrderStore`: orders, their status counts, fulfillments and failed orders.
+
+use crate::db::{sql_err, Db};
+use async_trait::async_trait;
+use dofs_core::order::{Metadata, MetadataValue};
+use dofs_core::ports::{OrderStore, Page, PortError, Transition};
+use dofs_core::{
+    CustomerId, FailedOrder, Order, OrderId, OrderStatus, Price, ProductId, Timestamp,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// The order store on the SQLite file.
+#[derive(Clone)]
+pub struct SqliteOrderStore {
+    db: Db,
+}
+
+const ORDER_COLUMNS: &str =
+    "id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
+     created_at, updated_at, execution_arn, failure_reason";
+
+impl SqliteOrderStore {
+    pub fn new(db: Db) -> Self {
+        SqliteOrderStore { db }
+    }
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+/// Reads an order row selected with [`ORDER_COLUMNS`].
+pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
+    let id: String = row.get(0)?;
+    let customer: String = row.get(1)?;
+    let product: String = row.get(2)?;
+    let metadata: Option<String> = row.get(5)?;
+    let status: String = row.get(6)?;
+    Ok(Order {
+        id: OrderId::parse(&id).map_err(|_| corrupt("orders.id"))?,
+        customer_id: CustomerId::parse(&customer).map_err(|_| corrupt("orders.customer_id"))?,
+        product_id: ProductId::parse(&product).map_err(|_| corrupt("orders.product_id"))?,
+        quantity: row.get(3)?,
+        price: Price::from_cents(row.get::<_, i64>(4)? as u64),
+        metadata: metadata.map(|m| metadata_from_json(&m)).transpose()?,
+        status: OrderStatus::parse(&status).ok_or_else(|| corrupt("orders.status"))?,
+        attempts: row.get(7)?,
+        created_at: Timestamp(row.get(8)?),
+        updated_at: Timestamp(row.get(9)?),
+        execution_arn: row.get(10)?,
+        failure_reason: row.get(11)?,
+    })
+}
+
+fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| corrupt("orders.metadata"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| corrupt("orders.metadata"))?;
+    let mut out = Vec::with_capacity(obj.len());
+    for (k, v) in obj {
+        let mv = match v {
+            serde_json::Value::String(s) => MetadataValue::String(s.clone()),
+            serde_json::Value::Bool(b) => MetadataValue::Bool(*b),
+            serde_json::Value::Number(n) => MetadataValue::Number(n.to_string()),
+            _ => return Err(corrupt("orders.metadata")),
+        };
+        out.push((k.clone(), mv));
+    }
+    Ok(Metadata(out))
+}
+
+/// Inserts a new order and counts it. Fails on a duplicate id.
+pub(crate) fn insert_order(conn: &Connection, o: &Order) -> Result<(), PortError> {
+    let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
+    conn.prepare_cached(
+        "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
+         created_at, updated_at, execution_arn, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            o.id.to_string(),
+            o.customer_id.as_str(),
+            o.product_id.as_str(),
+            o.quantity,
+            o.price.cents() as i64,
+            metadata,
+            o.status.as_str(),
+            o.attempts,
+            o.created_at.millis(),
+            o.updated_at.millis(),
+            o.execution_arn,
+            o.failure_reason,
+        ])
+    })
+    .map_err(sql_err)?;
+    bump_count(conn, o.status, 1)
+}
+
+fn bump_count(conn: &Connection, status: OrderStatus, delta: i64) -> Result<(), PortError> {
+    conn.prepare_cached(
+        "INSERT INTO order_counts (status, n) VALUES (?1, ?2) ON CONFLICT (status) DO UPDATE SET n = n + ?2",
+    )
+    .and_then(|mut st| st.execute(params![status.as_str(), delta]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// Reads one order inside a connection (reader or writer).
+pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, PortError> {
+    conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))
+        .and_then(|mut st| st.query_row([id.to_string()], order_from_row).optional())
+        .map_err(sql_err)
+}
+
+/// Applies a conditional status change inside the writer's transaction.
+pub(crate) fn apply_transition(
+    conn: &Connection,
+    id: OrderId,
+    change: &Transition,
+) -> Result<Order, PortError> {
+    let Some(mut order) = get_order(conn, id)? else {
+        return Err(PortError::not_found(format!("no order {id}")));
+    };
+    if !change.from.contains(&order.status) || !order.status.can_become(change.to) {
+        return Err(PortError::conflict(format!(
+            "order {id} is {}, cannot become {}",
+            order.status, change.to
+        )));
+    }
+    let before = order.status;
+    order.status = change.to;
+    if let Some(a) = change.attempts {
+        order.attempts = a;
+    }
+    if let Some(r) = &change.failure_reason {
+        order.failure_reason = r.clone();
+    }
+    order.updated_at = change.at.max(order.updated_at);
+    conn.prepare_cached(
+        "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5 WHERE id = ?1",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id.to_string(),
+            order.status.as_str(),
+            order.attempts,
+            order.failure_reason,
+            order.updated_at.millis()
+        ])
+    })
+    .map_err(sql_err)?;
+    if before != order.status {
+        bump_count(conn, before, -1)?;
+        bump_count(conn, order.status, 1)?;
+    }
+    if order.status == OrderStatus::Fulfilled {
+        conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![id.to_string(), order.updated_at.millis()]))
+            .map_err(sql_err)?;
+    }
+    Ok(order)
+}
+
+fn same_content(a: &Order, b: &Order) -> bool {
+    a.id == b.id
+        && a.customer_id == b.customer_id
+        && a.product_id == b.product_id
+        && a.quantity == b.quantity
+        && a.price == b.price
+        && a.metadata == b.metadata
+}
+
+fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, FailedOrder)> {
+    let id: String = row.get(1)?;
+    let order_json: String = row.get(5)?;
+    Ok((
+        row.get(0)?,
+        FailedOrder {
+            order_id: OrderId::parse(&id).map_err(|_| corrupt("failed_orders.order_id"))?,
+            reason: row.get(2)?,
+            attempts: row.get(3)?,
+            failed_at: Timestamp(row.get(4)?),
+            order: serde_json::from_str(&order_json)
+                .map_err(|_| corrupt("failed_orders.order_json"))?,
+        },
+    ))
+}
+
+fn bad_cursor() -> PortError {
+    PortError::not_found("cursor is not valid")
+}
+
+#[async_trait]
+impl OrderStore for SqliteOrderStore {
+    async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
+        let order = order.clone();
+        self.db
+            .write(move |conn| match get_order(conn, order.id)? {
+                Some(existing) if same_content(&existing, &order) => Ok(existing),
+                Some(_) => Err(PortError::conflict(format!(
+                    "order {} exists with other content",
+                    order.id
+                ))),
+                None => {
+                    insert_order(conn, &order)?;
+                    Ok(order)
+                }
+            })
+            .await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+        self.db.read(move |conn| get_order(conn, id)).await
+    }
+
+    async fn list(
+        &self,
+        status: Option<OrderStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, PortError> {
+        let cursor = match cursor {
+            Some(c) => Some(OrderId::parse(c).map_err(|_| bad_cursor())?.to_string()),
+            None => None,
+        };
+        let limit = limit.clamp(1, 500);
+        self.db
+            .read(move |conn| {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE (?1 IS NULL OR status = ?1) \
+                     AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+                );
+                let mut st = conn.prepare_cached(&sql).map_err(sql_err)?;
+                let rows = st
+                    .query_map(
+                        params![status.map(|s| s.as_str()), cursor, limit as i64 + 1],
+                        order_from_row,
+                    )
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Order>>>())
+                    .map_err(sql_err)?;
+                Ok(page(rows, limit, |o| o.id.to_string()))
+            })
+            .await
+    }
+
+    async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError> {
+        let change = change.clone();
+        self.db
+            .write(move |conn| apply_transition(conn, id, &change))
+            .await
+    }
+
+    async fn record_failure(&self, failed: &FailedOrder) -> Result<bool, PortError> {
+        let failed = failed.clone();
+        self.db
+            .write(move |conn| record_failure_in(conn, &failed))
+            .await
+    }
+
+    async fn list_failed(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<FailedOrder>, PortError> {
+        let cursor = match cursor {
+            Some(c) => Some(c.parse::<i64>().map_err(|_| bad_cursor())?),
+            None => None,
+        };
+        let limit = limit.clamp(1, 500);
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT seq, order_id, reason, attempts, failed_at, order_json FROM failed_orders \
+                         WHERE (?1 IS NULL OR seq < ?1) ORDER BY seq DESC LIMIT ?2",
+                    )
+                    .map_err(sql_err)?;
+                let rows = st
+                    .query_map(params![cursor, limit as i64 + 1], failed_from_row)
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(sql_err)?;
+                let p = page(rows, limit, |(seq, _)| seq.to_string());
+                Ok(Page { items: p.items.into_iter().map(|(_, f)| f).collect(), next_cursor: p.next_cursor })
+            })
+            .await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, PortError> {
+        self.db
+            .read(|conn| {
+                let mut st = conn
+                    .prepare_cached("SELECT status, n FROM order_counts")
+                    .map_err(sql_err)?;
+                let rows = st
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(sql_err)?;
+                Ok(OrderStatus::ALL
+                    .into_iter()
+                    .map(|s| {
+                        let n = rows
+                            .iter()
+                            .find(|(name, _)| name == s.as_str())
+                            .map_or(0, |(_, n)| *n);
+                        (s, n.max(0) as u64)
+                    })
+                    .collect())
+            })
+            .await
+    }
+}
+
+/// Records a failure inside the writer's transaction: once per failure, gated
+/// on the order not being `FAILED` or `FULFILLED` already.
+pub(crate) fn record_failure_in(
+    conn: &Connection,
+    failed: &FailedOrder,
+) -> Result<bool, PortError> {
+    let Some(order) = get_order(conn, failed.order_id)? else {
+        return Ok(false);
+    };
+    if order.status.is_terminal() {
+        return Ok(false);
+    }
+    let change = Transition {
+        from: vec![order.status],
+        to: OrderStatus::Failed,
+        attempts: Some(failed.attempts),
+        failure_reason: Some(Some(failed.reason.clone())),
+        at: failed.failed_at,
+    };
+    apply_transition(conn, failed.order_id, &change)?;
+    conn.prepare_cached(
+        "INSERT INTO failed_orders (order_id, reason, attempts, failed_at, order_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            failed.order_id.to_string(),
+            failed.reason,
+            failed.attempts,
+            failed.failed_at.millis(),
+            failed.order.to_string()
+        ])
+    })
+    .map_err(sql_err)?;
+    Ok(true)
+}
+
+/// Cuts `limit + 1` rows to a page, with a cursor when there are more.
+fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}

@@ -1,0 +1,178 @@
+//! Fulfillment workers and the dead-letter recorder.
+//!
+//! Each worker receives a batch from the orders queue and runs one attempt per
+//! message through the shared [`Fulfiller`] use case. The recorder watches the
+//! dead-letter queue and records each new dead letter (failed-orders row and
+//! order `FAILED`) in the same transaction that reads it.
+
+use crate::db::{sql_err, Db};
+use crate::queue::SqliteQueue;
+use crate::store::{get_order, record_failure_in};
+use dofs_core::ports::{DeadLetter, Queue};
+use dofs_core::service::{failure_for, Fulfiller, OrderMessage};
+use dofs_core::{Clock, Timestamp};
+use rusqlite::params;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Messages a worker takes per receive.
+pub const BATCH: usize = 32;
+
+/// A small, fast, non-cryptographic random source for unseeded outcomes.
+struct Entropy(u64);
+
+impl Entropy {
+    fn new(salt: u64) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Entropy(nanos ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One fulfillment worker: runs until `stop` turns true, finishing the batch in hand.
+pub async fn run_worker(
+    index: usize,
+    fulfiller: Fulfiller,
+    queue: SqliteQueue,
+    visibility: Duration,
+    delay: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut entropy = Entropy::new(index as u64 + 1);
+    while !*stop.borrow() {
+        let batch = match queue.receive(BATCH, visibility).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "receive failed; retrying");
+                pause(&mut stop, Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = queue.wait_ready(Duration::from_millis(50)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut attempts = tokio::task::JoinSet::new();
+        for msg in batch {
+            let f = fulfiller.clone();
+            let e = entropy.next();
+            attempts.spawn(async move {
+                let attempt = match f.begin(&msg).await {
+                    Ok(Ok(attempt)) => attempt,
+                    Ok(Err(_)) => return,
+                    Err(err) => {
+                        tracing::warn!(error = %err, message = %msg.id, "could not start an attempt; the message returns after its timeout");
+                        return;
+                    }
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let order_id = attempt.order.id;
+                match f.finish(attempt, e).await {
+                    Ok(handled) => tracing::debug!(orderId = %order_id, ?handled, "fulfillment attempt"),
+                    Err(err) => tracing::warn!(orderId = %order_id, error = %err, "could not finish an attempt; the message returns after its timeout"),
+                }
+            });
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Records new dead letters until `stop` turns true. Each pass reads the
+/// dead letters after the last one seen and records them in one transaction,
+/// so a dead letter redriven or purged meanwhile is never recorded late.
+pub async fn run_dead_letter_recorder(
+    db: Db,
+    queue: SqliteQueue,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut after: i64 = 0;
+    let mut last_sweep = clock.now();
+    while !*stop.borrow() {
+        let now = clock.now();
+        let pass = db
+            .write(move |conn| {
+                let rows: Vec<(i64, DeadLetter)> = conn
+                    .prepare_cached(
+                        "SELECT seq, id, body, receive_count, sent_at, dead_at FROM dlq WHERE seq > ?1 ORDER BY seq LIMIT 500",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map([after], |r| {
+                            Ok((
+                                r.get(0)?,
+                                DeadLetter {
+                                    id: r.get(1)?,
+                                    body: r.get(2)?,
+                                    receive_count: r.get(3)?,
+                                    sent_at: Timestamp(r.get(4)?),
+                                    dead_at: Timestamp(r.get(5)?),
+                                },
+                            ))
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql_err)?;
+                let mut last = after;
+                for (seq, dead) in &rows {
+                    last = *seq;
+                    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else { continue };
+                    let Some(order) = get_order(conn, order_id)? else { continue };
+                    if let Some(failed) = failure_for(&order, dead, now) {
+                        record_failure_in(conn, &failed)?;
+                    }
+                }
+                Ok((last, rows.len()))
+            })
+            .await;
+        match pass {
+            Ok((last, n)) => {
+                after = last;
+                if n == 500 {
+                    continue;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record dead letters; retrying"),
+        }
+        if now.millis() - last_sweep.millis() > 60_000 {
+            last_sweep = now;
+            let cutoff = now.millis() - crate::submit::IDEMPOTENCY_WINDOW_MS;
+            let swept = db
+                .write(move |conn| {
+                    conn.execute(
+                        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                        params![cutoff],
+                    )
+                    .map_err(sql_err)
+                })
+                .await;
+            if let Err(e) = swept {
+                tracing::warn!(error = %e, "could not sweep expired idempotency keys");
+            }
+        }
+        tokio::select! {
+            _ = queue.wait_ready(Duration::from_millis(100)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
