@@ -1,0 +1,273 @@
+//! [`ApiError`]: the one place where failures become HTTP responses.
+//!
+//! Every error body is `{"error": <Name>, "message": <text>}`, plus `details`
+//! for validation. Port errors are mapped by kind only: their messages are fit
+//! for logs, never for clients, so they are logged here and replaced by fixed
+//! text in the response.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dofs_core::ports::{ErrorKind, PortError};
+use dofs_core::FieldError;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// A failed request, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400 `MalformedJson`: the body is not a JSON object. The message comes
+    /// from the decoder, which names a line and column and never echoes input.
+    MalformedJson(String),
+    /// 400 `ValidationError`: one or more rules broken, each listed in `details`.
+    Validation {
+        /// What was invalid as a whole, e.g. "order is invalid".
+        message: &'static str,
+        /// Every broken rule (never empty).
+        details: Vec<FieldError>,
+    },
+    /// 404 `NotFound`.
+    NotFound(String),
+    /// 405 `MethodNotAllowed`.
+    MethodNotAllowed,
+    /// 409 `Conflict`: the resource's current state forbids the action.
+    Conflict(String),
+    /// 409 `IdempotencyKeyInFlight`: another request with this key is being processed.
+    IdempotencyKeyInFlight,
+    /// 413 `PayloadTooLarge`: the body is over the limit, in bytes.
+    PayloadTooLarge(usize),
+    /// 415 `UnsupportedMediaType`: the body is not declared `application/json`.
+    UnsupportedMediaType,
+    /// 422 `IdempotencyKeyReused`: the key was used before with another body.
+    IdempotencyKeyReused,
+    /// 500 `InternalError`; the detail has been logged, the client sees none.
+    Internal,
+    /// 503 `ServiceUnavailable` with `Retry-After`: a dependency is busy or unreachable.
+    Unavailable,
+    /// 503 `ShuttingDown` with `Retry-After`: the server no longer accepts work.
+    ShuttingDown,
+    /// 503 `Timeout` with `Retry-After`: the request took longer than the server allows.
+    Timeout,
+}
+
+impl ApiError {
+    /// A single broken rule.
+    pub fn invalid_field(
+        message: &'static str,
+        field: impl Into<String>,
+        rule: impl Into<String>,
+    ) -> Self {
+        ApiError::Validation {
+            message,
+            details: vec![FieldError {
+                field: field.into(),
+                message: rule.into(),
+            }],
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) | ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable | ApiError::ShuttingDown | ApiError::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The `error` field: a stable name clients may branch on.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "MalformedJson",
+            ApiError::Validation { .. } => "ValidationError",
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::IdempotencyKeyInFlight => "IdempotencyKeyInFlight",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
+            ApiError::UnsupportedMediaType => "UnsupportedMediaType",
+            ApiError::IdempotencyKeyReused => "IdempotencyKeyReused",
+            ApiError::Internal => "InternalError",
+            ApiError::Unavailable => "ServiceUnavailable",
+            ApiError::ShuttingDown => "ShuttingDown",
+            ApiError::Timeout => "Timeout",
+        }
+    }
+
+    /// The `message` field.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::MalformedJson(m) | ApiError::NotFound(m) | ApiError::Conflict(m) => m.clone(),
+            ApiError::Validation { message, .. } => (*message).to_owned(),
+            ApiError::MethodNotAllowed => "this method is not allowed on this route".into(),
+            ApiError::IdempotencyKeyInFlight => {
+                "a request with this Idempotency-Key is still being processed".into()
+            }
+            ApiError::PayloadTooLarge(limit) => {
+                format!("the body must be at most {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => "Content-Type must be application/json".into(),
+            ApiError::IdempotencyKeyReused => {
+                "this Idempotency-Key was used with a different body".into()
+            }
+            ApiError::Internal => "internal error".into(),
+            ApiError::Unavailable => "the service is temporarily unavailable, retry later".into(),
+            ApiError::ShuttingDown => "the server is shutting down, retry later".into(),
+            ApiError::Timeout => "the request took too long, retry later".into(),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "error": self.name(),
+            "message": self.message(),
+        });
+        if let (ApiError::Validation { details, .. }, Some(obj)) = (self, body.as_object_mut()) {
+            obj.insert("details".into(), serde_json::json!(details));
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+impl From<PortError> for ApiError {
+    /// Maps by kind. The port's message is logged, never sent: it may name
+    /// tables, files or SQL. A `NotFound` or `Conflict` that a handler can
+    /// describe better should be matched there before this conversion.
+    fn from(e: PortError) -> Self {
+        match e.kind {
+            ErrorKind::NotFound => {
+                tracing::debug!(error = %e, "port reported not found");
+                ApiError::NotFound("not found".into())
+            }
+            ErrorKind::Conflict => {
+                tracing::debug!(error = %e, "port reported a conflict");
+                ApiError::Conflict("the request conflicts with the current state".into())
+            }
+            ErrorKind::Transient => {
+                tracing::warn!(error = %e, source = ?e.source, "transient backend failure");
+                ApiError::Unavailable
+            }
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, source = ?e.source, "internal backend failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_port_errors_never_reach_the_client() {
+        let e = PortError::new(
+            ErrorKind::Internal,
+            "SELECT * FROM orders: /var/lib/dofs.db",
+        );
+        let api = ApiError::from(e);
+        assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            api.body(),
+            serde_json::json!({"error": "InternalError", "message": "internal error"})
+        );
+    }
+
+    #[test]
+    fn port_error_kinds_map_to_their_status_codes() {
+        let cases = [
+            (ErrorKind::NotFound, StatusCode::NOT_FOUND, "NotFound"),
+            (ErrorKind::Conflict, StatusCode::CONFLICT, "Conflict"),
+            (
+                ErrorKind::Transient,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+            ),
+            (
+                ErrorKind::Internal,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+            ),
+        ];
+        for (kind, status, name) in cases {
+            let api = ApiError::from(PortError::new(kind, "secret detail"));
+            assert_eq!(api.status(), status, "{kind:?}");
+            assert_eq!(api.name(), name, "{kind:?}");
+            assert!(!api.message().contains("secret"), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_tell_the_client_when_to_retry() {
+        let response = ApiError::from(PortError::new(ErrorKind::Transient, "busy")).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+    }
+
+    #[test]
+    fn validation_errors_list_their_details_and_others_have_none() {
+        let body = ApiError::invalid_field("order is invalid", "price", "must be a number").body();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "ValidationError",
+                "message": "order is invalid",
+                "details": [{"field": "price", "message": "must be a number"}],
+            })
+        );
+        assert!(ApiError::UnsupportedMediaType
+            .body()
+            .get("details")
+            .is_none());
+    }
+
+    #[test]
+    fn every_error_body_has_a_name_and_a_message() {
+        let all = [
+            ApiError::MalformedJson("the body is not valid JSON".into()),
+            ApiError::NotFound("order not found".into()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict("c".into()),
+            ApiError::IdempotencyKeyInFlight,
+            ApiError::PayloadTooLarge(65536),
+            ApiError::UnsupportedMediaType,
+            ApiError::IdempotencyKeyReused,
+            ApiError::Internal,
+            ApiError::Unavailable,
+            ApiError::ShuttingDown,
+            ApiError::Timeout,
+        ];
+        for e in all {
+            let body = e.body();
+            assert_eq!(body["error"], e.name());
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Operator and operations routes: failed orders, the dead-letter queue and
+//! its two actions, workflow executions, liveness and readiness.
+
+use crate::error::ApiError;
+use crate::extract::{self, CursorRule};
+use crate::routes::{cursor_error, query_pairs};
+use crate::state::AppState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dofs_core::ports::{execution_id, DeadLetter};
+use dofs_core::service::OrderMessage;
+use dofs_core::FailedOrder;
+use serde_json::{json, Value};
+
+/// The longest execution id accepted, in bytes.
+const MAX_EXECUTION_ID_BYTES: usize = 256;
+
+/// The operations routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/failed-orders", get(failed_orders))
+        .route("/dlq", get(dead_letters))
+        .route("/dlq/redrive", post(redrive))
+        .route("/dlq/purge", post(purge))
+        .route("/executions/{executionId}", get(execution))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+}
+
+/// `GET /failed-orders?limit&cursor`: the failed-orders table, newest first.
+async fn failed_orders(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = extract::list_query(&query_pairs(query)?, false, CursorRule::Opaque)?;
+    let page = state
+        .backend()
+        .orders
+        .list_failed(q.limit, q.cursor.as_deref())
+        .await
+        .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
+    let items: Vec<Value> = page.items.iter().map(FailedOrder::to_json).collect();
+    Ok(Json(
+        json!({"items": items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+/// `GET /dlq?limit&cursor`: dead letters awaiting an operator, oldest first,
+/// each with its order's last failure, and the DLQ depth.
+async fn dead_letters(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = extract::list_query(&query_pairs(query)?, false, CursorRule::Opaque)?;
+    let backend = state.backend();
+    let page = backend
+        .queue
+        .dead_letters(q.limit, q.cursor.as_deref())
+        .await
+        .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for dead in &page.items {
+        items.push(dead_letter_json(&state, dead).await?);
+    }
+    let depth = backend.queue.depth().await?.dead;
+    Ok(Json(json!({
+        "items": items,
+        "nextCursor": page.next_cursor,
+        "depth": depth,
+    })))
+}
+
+/// One dead letter; `orderId` and `lastError` are null when the message
+/// names no order or the order is gone.
+async fn dead_letter_json(state: &AppState, dead: &DeadLetter) -> Result<Value, ApiError> {
+    let order_id = OrderMessage::parse(&dead.body).map(|m| m.order_id);
+    let last_error = match order_id {
+        Some(id) => state
+            .backend()
+            .orders
+            .get(id)
+            .await?
+            .and_then(|order| order.failure_reason),
+        None => None,
+    };
+    Ok(json!({
+        "messageId": dead.id,
+        "orderId": order_id.map(|id| id.to_string()),
+        "attempts": dead.receive_count,
+        "sentAt": dead.sent_at.to_string(),
+        "deadAt": dead.dead_at.to_string(),
+        "lastError": last_error,
+    }))
+}
+
+/// `POST /dlq/redrive`: every dead letter back on the queue.
+async fn redrive(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let moved = state.backend().operations.redrive().await?;
+    Ok(Json(json!({"moved": moved})))
+}
+
+/// `POST /dlq/purge`: every dead letter acknowledged; the orders stay `FAILED`.
+async fn purge(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let purged = state.backend().operations.purge().await?;
+    Ok(Json(json!({"purged": purged})))
+}
+
+/// `GET /executions/{executionId}`: the id, or the whole (URL-encoded) ARN.
+async fn execution(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let invalid = || {
+        ApiError::invalid_field(
+            "request is invalid",
+            "executionId",
+            "must be an execution id or an execution ARN",
+        )
+    };
+    let Path(raw) = path.map_err(|_| invalid())?;
+    let id = execution_id(&raw);
+    if id.is_empty()
+        || id.len() > MAX_EXECUTION_ID_BYTES
+        || id.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid());
+    }
+    let Some(e) = state.backend().executions.get(id).await? else {
+        return Err(ApiError::NotFound(format!(
+            "execution {} not found",
+            extract::excerpt(id)
+        )));
+    };
+    Ok(Json(json!({
+        "executionArn": e.arn,
+        "status": e.status,
+        "input": e.input,
+        "output": e.output,
+        "startedAt": e.started_at.to_string(),
+        "stoppedAt": e.stopped_at.map(|t| t.to_string()),
+        "events": e.events,
+    })))
+}
+
+/// `GET /health`: the process answers.
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /ready`: the store and the queue answer and the server is not shutting down.
+async fn ready(State(state): State<AppState>) -> Response {
+    let not_ready = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response()
+    };
+    if state.is_shutting_down() {
+        return not_ready("shutting down");
+    }
+    match state.backend().operations.ready().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, source = ?e.source, "readiness check failed");
+            not_ready("the store or the queue is not reachable")
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Order routes: submit (`POST /order`, `POST /orders`), read one, list, and
+//! the operator's retry.
+
+use crate::error::ApiError;
+use crate::extract::{self, CursorRule, MAX_BODY_BYTES};
+use crate::routes::{cursor_error, query_pairs};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dofs_core::ports::{ErrorKind, IdempotencyClaim, Submitted};
+use dofs_core::validation::{decode_order, DecodeError};
+use dofs_core::{Order, OrderId};
+use serde_json::{json, Value};
+
+/// The header that marks a replayed idempotent response.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The order routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/order", post(submit))
+        .route("/orders", post(submit).get(list))
+        .route("/orders/{orderId}", get(get_one))
+        .route("/orders/{orderId}/retry", post(retry))
+}
+
+/// Accepts an order: checks the request in the contract's order (shutdown,
+/// media type, key, size, body), then records it and starts its workflow.
+async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
+    if !extract::is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let key = extract::idempotency_key(&headers)?;
+    let bytes = extract::read_body(&headers, body, MAX_BODY_BYTES).await?;
+    let order = decode_order(&bytes, state.limits()).map_err(|e| match e {
+        DecodeError::Malformed(message) => ApiError::MalformedJson(message),
+        DecodeError::Invalid(details) => ApiError::Validation {
+            message: "order is invalid",
+            details,
+        },
+    })?;
+    // Held until the response is built, or until the request is dropped.
+    let mut _in_flight = None;
+    let claim = match key {
+        Some(key) => {
+            _in_flight = Some(
+                state
+                    .in_flight()
+                    .claim(&key)
+                    .ok_or(ApiError::IdempotencyKeyInFlight)?,
+            );
+            Some(IdempotencyClaim {
+                key,
+                fingerprint: extract::fingerprint(&bytes),
+            })
+        }
+        None => None,
+    };
+    let id = OrderId::generate();
+    match state.backend().workflow.start(id, order, claim).await? {
+        Submitted::Started { order } => Ok(accepted(&order, false)),
+        Submitted::Replayed { order } => Ok(accepted(&order, true)),
+        Submitted::KeyReused => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// The 202 for an order, first time or replayed.
+fn accepted(order: &Order, replayed: bool) -> Response {
+    let body = json!({
+        "orderId": order.id.to_string(),
+        "status": "ACCEPTED",
+        "executionArn": order.execution_arn,
+        "message": "Order received and processing started",
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// `GET /orders/{orderId}`.
+async fn get_one(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = order_id(path)?;
+    match state.backend().orders.get(id).await? {
+        Some(order) => Ok(Json(order.to_json())),
+        None => Err(not_found(id)),
+    }
+}
+
+/// `GET /orders?status&limit&cursor`: newest first.
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = extract::list_query(&query_pairs(query)?, true, CursorRule::OrderId)?;
+    let page = state
+        .backend()
+        .orders
+        .list(q.status, q.limit, q.cursor.as_deref())
+        .await
+        .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
+    let items: Vec<Value> = page.items.iter().map(Order::to_json).collect();
+    Ok(Json(
+        json!({"items": items, "nextCursor": page.next_cursor}),
+    ))
+}
+
+/// `POST /orders/{orderId}/retry`: a `FAILED` order back to `PENDING`.
+async fn retry(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = order_id(path)?;
+    let backend = state.backend();
+    match backend.operations.retry(id).await {
+        Ok(order) => Ok(Json(order.to_json())),
+        Err(e) if e.kind == ErrorKind::NotFound => Err(not_found(id)),
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            tracing::debug!(error = %e, order = %id, "retry refused");
+            // The port's message is for logs; describe the conflict from the order itself.
+            let message = match backend.orders.get(id).await? {
+                Some(order) => format!(
+                    "order is {}, only FAILED orders can be retried",
+                    order.status
+                ),
+                None => return Err(not_found(id)),
+            };
+            Err(ApiError::Conflict(message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The order id of the path, or a 400 naming `orderId`.
+fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
+    let invalid = || {
+        ApiError::invalid_field(
+            "request is invalid",
+            "orderId",
+            "must be an order id (a UUID such as 0193c1a2-7b3c-7def-8a12-3456789abcde)",
+        )
+    };
+    let Path(raw) = path.map_err(|_| invalid())?;
+    OrderId::parse(&raw).map_err(|_| invalid())
+}
+
+fn not_found(id: OrderId) -> ApiError {
+    ApiError::NotFound(format!("order {id} not found"))
+}
