@@ -1,0 +1,149 @@
+//! Black-box helpers: spawn the real `dofs serve` on a random port and a
+//! temporary data directory, and talk to it over HTTP like a user.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `dofs serve` child process.
+pub struct App {
+    pub base: String,
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// The seed's valid order.
+pub fn seed_order() -> Value {
+    json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,
+           "metadata": {"source": "manual-test"}})
+}
+
+/// Fast settings for tests: short backoff and visibility timeout.
+pub fn fast_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("DOFS_QUEUE_BACKOFF_BASE_MS", "5".into()),
+        ("DOFS_QUEUE_BACKOFF_MAX_MS", "20".into()),
+        ("DOFS_QUEUE_VISIBILITY_TIMEOUT_MS", "2000".into()),
+    ]
+}
+
+impl App {
+    /// Starts `dofs serve` on `data_dir` with extra environment variables and waits until it listens.
+    pub fn spawn_on(data_dir: &Path, env: &[(&str, String)]) -> App {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dofs"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn dofs serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("dofs listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        App {
+            base,
+            child,
+            data_dir: data_dir.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_order(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/order"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /order")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every order is terminal, or panics after `limit`.
+    pub async fn wait_all_terminal(&self, ids: &[String], limit: Duration) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let mut orders = Vec::with_capacity(ids.len());
+            let mut pending = 0;
+            for id in ids {
+                let (status, order) = self.get_json(&format!("/orders/{id}")).await;
+                assert_eq!(status, 200, "order {id} exists");
+                if !matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
+                    pending += 1;
+                }
+                orders.push(order);
+            }
+            if pending == 0 {
+                return orders;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{pending} orders still not terminal after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every page of a listing route.
+    pub async fn all_pages(&self, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit=500&cursor={c}"),
+                None => format!("{path}{sep}limit=500"),
+            };
+            let (status, page) = self.get_json(&url).await;
+            assert_eq!(status, 200, "{url}");
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
