@@ -50,7 +50,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         workflow: None,
     };
     let embedded = Embedded::start(config).await?;
-    let state = AppState::new(embedded.backend(), limits);
+    let reveal =
+        |keys: &[crate::settings::Secret]| keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>();
+    let keys = dofs_server::auth::Keys::new(
+        &reveal(&settings.api_keys),
+        &reveal(&settings.operator_keys),
+    );
+    let state = AppState::new(embedded.backend(), limits).with_keys(keys);
     let app = dofs_server::router(state.clone());
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await

@@ -16,6 +16,7 @@
 //! [`router`] assembles the routes, the JSON 404 and 405 fallbacks, and the
 //! cross-cutting layers (applied in one place, [`with_layers`]).
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .with_state(state);
     with_layers(routes)
 }

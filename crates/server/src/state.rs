@@ -18,6 +18,7 @@ struct Inner {
     limits: Limits,
     shutting_down: AtomicBool,
     in_flight: InFlightKeys,
+    keys: crate::auth::Keys,
 }
 
 impl AppState {
@@ -29,8 +30,28 @@ impl AppState {
                 limits,
                 shutting_down: AtomicBool::new(false),
                 in_flight: InFlightKeys::default(),
+                keys: crate::auth::Keys::default(),
             }),
         }
+    }
+
+    /// The same state with API keys required (see [`crate::auth`]).
+    pub fn with_keys(self, keys: crate::auth::Keys) -> Self {
+        let inner = &self.inner;
+        AppState {
+            inner: Arc::new(Inner {
+                backend: inner.backend.clone(),
+                limits: inner.limits,
+                shutting_down: AtomicBool::new(inner.shutting_down.load(Ordering::SeqCst)),
+                in_flight: InFlightKeys::default(),
+                keys,
+            }),
+        }
+    }
+
+    /// The configured API keys (hashed).
+    pub fn keys(&self) -> &crate::auth::Keys {
+        &self.inner.keys
     }
 
     /// From now on, new orders are refused with 503 `ShuttingDown` and
