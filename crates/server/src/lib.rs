@@ -12,6 +12,7 @@
 //!   listing queries, each rejected as contract JSON.
 //! - [`routes`]: the handlers: `orders` (submit, get, list, retry) and `ops`
 //!   (failed orders, DLQ, executions, health, readiness).
+//! - [`openapi`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
 //!
 //! [`router`] assembles the routes, the JSON 404 and 405 fallbacks, and the
 //! cross-cutting layers (applied in one place, [`with_layers`]).
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -43,7 +45,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn router(state: AppState) -> Router {
     // Further route groups (metrics, alerts, OpenAPI, dashboard) merge here,
     // before the fallbacks, so that they get the JSON 405 too.
-    let routes = Router::new().merge(api_routes());
+    let routes = Router::new()
+        .merge(api_routes())
+        .merge(openapi::routes());
     let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

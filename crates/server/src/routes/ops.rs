@@ -32,6 +32,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /failed-orders?limit&cursor`: the failed-orders table, newest first.
+#[utoipa::path(
+    get,
+    path = "/failed-orders",
+    tag = "operator",
+    operation_id = "listFailedOrders",
+    summary = "List the failed-orders table, newest first",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
+        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+    ),
+    responses(
+        (status = 200, description = "One page.", body = crate::openapi::FailedOrderPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+    )
+)]
 async fn failed_orders(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -51,6 +67,22 @@ async fn failed_orders(
 
 /// `GET /dlq?limit&cursor`: dead letters awaiting an operator, oldest first,
 /// each with its order's last failure, and the DLQ depth.
+#[utoipa::path(
+    get,
+    path = "/dlq",
+    tag = "operator",
+    operation_id = "listDeadLetters",
+    summary = "List the dead letters awaiting an operator, oldest first",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
+        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+    ),
+    responses(
+        (status = 200, description = "One page, and the DLQ depth.", body = crate::openapi::DeadLetterPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+    )
+)]
 async fn dead_letters(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -98,18 +130,56 @@ async fn dead_letter_json(state: &AppState, dead: &DeadLetter) -> Result<Value, 
 }
 
 /// `POST /dlq/redrive`: every dead letter back on the queue.
+#[utoipa::path(
+    post,
+    path = "/dlq/redrive",
+    tag = "operator",
+    operation_id = "redriveDeadLetters",
+    summary = "Put every dead letter back on the orders queue",
+    responses(
+        (status = 200, description = "How many moved; their orders are PENDING with attempts reset.", body = crate::openapi::Redriven),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+    )
+)]
 async fn redrive(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let moved = state.backend().operations.redrive().await?;
     Ok(Json(json!({"moved": moved})))
 }
 
 /// `POST /dlq/purge`: every dead letter acknowledged; the orders stay `FAILED`.
+#[utoipa::path(
+    post,
+    path = "/dlq/purge",
+    tag = "operator",
+    operation_id = "purgeDeadLetters",
+    summary = "Acknowledge every dead letter; the orders stay FAILED",
+    responses(
+        (status = 200, description = "How many were purged.", body = crate::openapi::Purged),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+    )
+)]
 async fn purge(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let purged = state.backend().operations.purge().await?;
     Ok(Json(json!({"purged": purged})))
 }
 
 /// `GET /executions/{executionId}`: the id, or the whole (URL-encoded) ARN.
+#[utoipa::path(
+    get,
+    path = "/executions/{executionId}",
+    tag = "operations",
+    operation_id = "getExecution",
+    summary = "A workflow execution and its state-by-state history",
+    params(("executionId" = String, Path, description = "The last `:`-separated part of the executionArn, or the URL-encoded whole ARN.")),
+    responses(
+        (status = 200, description = "The execution.", body = crate::openapi::Execution),
+        (status = 400, description = "Not an execution id.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 404, description = "No such execution.", body = crate::openapi::Error),
+    )
+)]
 async fn execution(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -147,11 +217,30 @@ async fn execution(
 }
 
 /// `GET /health`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "getHealth",
+    summary = "Liveness",
+    responses((status = 200, description = "The process answers.", body = crate::openapi::Health))
+)]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /ready`: the store and the queue answer and the server is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "getReadiness",
+    summary = "Readiness: the store and the queue answer",
+    responses(
+        (status = 200, description = "Ready.", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready, or shutting down.", body = crate::openapi::Readiness),
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let not_ready = |reason: &str| {
         (

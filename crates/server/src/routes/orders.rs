@@ -31,6 +31,26 @@ pub fn routes() -> Router<AppState> {
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
 /// media type, key, size, body), then records it and starts its workflow.
+#[utoipa::path(
+    post,
+    path = "/order",
+    tag = "orders",
+    operation_id = "submitOrder",
+    summary = "Submit an order",
+    request_body(content = crate::openapi::OrderRequest, content_type = "application/json", description = "At most 64 KiB. `Content-Type: application/json` (parameters allowed)."),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
+    responses(
+        (status = 202, description = "Accepted: durably recorded, and it will reach a terminal status.", body = crate::openapi::Accepted,
+            headers(("Location" = String, description = "/orders/{orderId}"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same key, replayed."))),
+        (status = 400, description = "Malformed JSON (`MalformedJson`), or rules broken (`ValidationError`, every one listed in `details`).", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 409, description = "A request with this Idempotency-Key is still being processed.", body = crate::openapi::Error),
+        (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared application/json.", body = crate::openapi::Error),
+        (status = 422, description = "The Idempotency-Key was used with a different body.", body = crate::openapi::Error),
+        (status = 429, description = "A rate limit or the queue's back-pressure limit was hit; see Retry-After.", body = crate::openapi::Error),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -96,6 +116,20 @@ fn accepted(order: &Order, replayed: bool) -> Response {
 }
 
 /// `GET /orders/{orderId}`.
+#[utoipa::path(
+    get,
+    path = "/orders/{orderId}",
+    tag = "orders",
+    operation_id = "getOrder",
+    summary = "Read one order",
+    params(("orderId" = String, Path, description = "The order id from the 202 answer.")),
+    responses(
+        (status = 200, description = "The order.", body = crate::openapi::Order),
+        (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 404, description = "No such order.", body = crate::openapi::Error),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -108,6 +142,23 @@ async fn get_one(
 }
 
 /// `GET /orders?status&limit&cursor`: newest first.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    operation_id = "listOrders",
+    summary = "List orders, newest first",
+    params(
+        ("status" = Option<crate::openapi::OrderStatus>, Query, description = "Only orders of this status."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
+        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+    ),
+    responses(
+        (status = 200, description = "One page.", body = crate::openapi::OrderPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -126,6 +177,22 @@ async fn list(
 }
 
 /// `POST /orders/{orderId}/retry`: a `FAILED` order back to `PENDING`.
+#[utoipa::path(
+    post,
+    path = "/orders/{orderId}/retry",
+    tag = "operator",
+    operation_id = "retryOrder",
+    summary = "Put a FAILED order back to PENDING and queue it again",
+    params(("orderId" = String, Path, description = "The id of a FAILED order.")),
+    responses(
+        (status = 200, description = "The order, PENDING with attempts reset.", body = crate::openapi::Order),
+        (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+        (status = 404, description = "No such order.", body = crate::openapi::Error),
+        (status = 409, description = "The order is not FAILED.", body = crate::openapi::Error),
+    )
+)]
 async fn retry(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
