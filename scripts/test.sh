@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every DOFS check: formatting, lints, the Rust tests (unit, port
+# conformance, black-box, crash, browser), and the infrastructure checks
+# (Terraform, CI/CD, the AWS shape on the emulator). `.ci/run` calls exactly
+# this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
+# are installed by the project's own scripts, idempotently. With CI=true a
+# missing prerequisite is a failure, never a skip.
+#
+# Usage: scripts/test.sh [--quick]   (--quick: Rust checks only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+case "${1:-}" in
+  --quick) quick=true ;;
+  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
+
+started=$(date +%s)
+step() {
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  printf '\n==> %s\n' "$name"
+  "$@"
+  printf '<== %s ok (%ss)\n' "$name" "$(( $(date +%s) - t0 ))"
+}
+
+optional_script() {
+  # A project script for a part of the system; its absence is a failure in CI.
+  local script=$1
+  if [[ -x "$script" ]]; then
+    "$script"
+  elif [[ "${CI:-}" == "true" ]]; then
+    echo "FAIL: $script is missing" >&2; return 1
+  else
+    echo "SKIP: $script is missing"
+  fi
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+if [[ -x scripts/setup-browser.sh ]]; then
+  step "browser for the dashboard test" scripts/setup-browser.sh
+fi
+step "cargo test" cargo test --workspace --locked
+if [[ "$quick" == false ]]; then
+  step "terraform" optional_script scripts/test-terraform.sh
+  step "ci/cd" optional_script scripts/test-cicd.sh
+  step "aws shape on the emulator" optional_script scripts/test-aws.sh
+fi
+printf '\nall checks passed in %ss\n' "$(( $(date +%s) - started ))"
