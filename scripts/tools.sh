@@ -227,3 +227,111 @@ dofs_emulator_credentials() {
     export AWS_DEFAULT_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
     export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
 }
+
+# ---------------------------------------------------------------------------------------
+# Deployment helpers shared by setup-backend.sh, deploy-infrastructure.sh and
+# destroy-infrastructure.sh (and the emulator test).
+
+# dofs_die MESSAGE: prints an error and exits the calling script.
+dofs_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# dofs_deploy_context: reads and checks AWS_REGION, PROJECT_NAME, ENVIRONMENT and
+# AWS_ENDPOINT_URL; exports DOFS_TF_ROOT (the environment's Terraform root). With an
+# endpoint override (an emulator) and no credentials, dummy credentials are set.
+dofs_deploy_context() {
+    local root
+    root="$(dofs_repo_root)"
+    export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
+    export AWS_DEFAULT_REGION="$AWS_REGION"
+    export PROJECT_NAME="${PROJECT_NAME:-dofs}"
+    export ENVIRONMENT="${ENVIRONMENT:-dev}"
+    [[ "$PROJECT_NAME" =~ ^[a-z][a-z0-9-]{1,20}$ ]] ||
+        dofs_die "PROJECT_NAME='$PROJECT_NAME': use 2 to 21 lower-case letters, digits or dashes, starting with a letter"
+    [[ "$ENVIRONMENT" =~ ^[a-z][a-z0-9-]{1,15}$ ]] ||
+        dofs_die "ENVIRONMENT='$ENVIRONMENT': use lower-case letters, digits or dashes"
+    DOFS_TF_ROOT="$root/terraform/environments/$ENVIRONMENT"
+    [[ -d "$DOFS_TF_ROOT" ]] ||
+        dofs_die "no Terraform root for ENVIRONMENT='$ENVIRONMENT' (expected $DOFS_TF_ROOT; have: $(cd "$root/terraform/environments" && echo *))"
+    export DOFS_TF_ROOT
+    if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+        # Emulator (moto): dummy credentials unless the caller set some.
+        if [[ -z "${AWS_ACCESS_KEY_ID:-}" && -z "${AWS_PROFILE:-}" ]]; then
+            export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+        fi
+        export TF_VAR_aws_endpoint_url="$AWS_ENDPOINT_URL"
+    else
+        unset TF_VAR_aws_endpoint_url
+    fi
+    export TF_VAR_aws_region="$AWS_REGION"
+    export TF_VAR_project_name="$PROJECT_NAME"
+}
+
+# dofs_aws ARGS...: the AWS CLI with the region and the endpoint override applied.
+dofs_aws() {
+    if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+        aws --region "$AWS_REGION" --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+    else
+        aws --region "$AWS_REGION" "$@"
+    fi
+}
+
+# dofs_backend_names: exports DOFS_STATE_BUCKET and DOFS_LOCK_TABLE (overridable), which
+# are per project, environment, account and region.
+dofs_backend_names() {
+    if [[ -z "${DOFS_STATE_BUCKET:-}" ]]; then
+        local account
+        account="$(dofs_aws sts get-caller-identity --query Account --output text)" ||
+            dofs_die "cannot read the AWS account (aws sts get-caller-identity failed): check your credentials${AWS_ENDPOINT_URL:+ and that $AWS_ENDPOINT_URL answers}"
+        DOFS_STATE_BUCKET="${PROJECT_NAME}-${ENVIRONMENT}-tfstate-${account}-${AWS_REGION}"
+    fi
+    export DOFS_STATE_BUCKET
+    export DOFS_LOCK_TABLE="${DOFS_LOCK_TABLE:-${PROJECT_NAME}-${ENVIRONMENT}-tfstate-lock}"
+}
+
+# dofs_write_backend_config FILE: the S3 backend settings for `terraform init
+# -backend-config=FILE` (the key per environment is in the root's versions.tf).
+dofs_write_backend_config() {
+    local file="$1"
+    {
+        printf 'bucket         = "%s"\n' "$DOFS_STATE_BUCKET"
+        printf 'region         = "%s"\n' "$AWS_REGION"
+        printf 'dynamodb_table = "%s"\n' "$DOFS_LOCK_TABLE"
+        printf 'encrypt        = true\n'
+        if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+            printf 'endpoints = {\n  s3       = "%s"\n  dynamodb = "%s"\n  sts      = "%s"\n  iam      = "%s"\n}\n' \
+                "$AWS_ENDPOINT_URL" "$AWS_ENDPOINT_URL" "$AWS_ENDPOINT_URL" "$AWS_ENDPOINT_URL"
+            printf 'use_path_style              = true\n'
+            printf 'skip_credentials_validation = true\n'
+            printf 'skip_requesting_account_id  = true\n'
+            printf 'skip_metadata_api_check     = true\n'
+            printf 'skip_region_validation      = true\n'
+        fi
+    } >"$file"
+}
+
+# dofs_terraform_offline_if_mirror: uses the provider mirror when there is one (this
+# machine, CI); otherwise Terraform downloads the provider from its registry as usual.
+dofs_terraform_offline_if_mirror() {
+    local mirror="${DOFS_TF_PLUGIN_MIRROR:-/opt/tf-plugins}"
+    if [[ -d "$mirror/registry.terraform.io/hashicorp/aws" ]]; then
+        dofs_terraform_env >/dev/null || return 1
+    fi
+    return 0
+}
+
+# dofs_terraform_init: terraform init of $DOFS_TF_ROOT against the S3 backend.
+dofs_terraform_init() {
+    local cfg
+    cfg="$(mktemp "${TMPDIR:-/tmp}/dofs-backend.XXXXXX")"
+    dofs_write_backend_config "$cfg"
+    if ! terraform -chdir="$DOFS_TF_ROOT" init -input=false -reconfigure -no-color \
+        -backend-config="$cfg" >"$cfg.log" 2>&1; then
+        cat "$cfg.log" >&2
+        rm -f "$cfg" "$cfg.log"
+        dofs_die "terraform init failed for $DOFS_TF_ROOT (state bucket $DOFS_STATE_BUCKET; did you run ./setup-backend.sh with the same AWS_REGION, PROJECT_NAME and ENVIRONMENT?)"
+    fi
+    rm -f "$cfg" "$cfg.log"
+}

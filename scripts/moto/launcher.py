@@ -17,6 +17,8 @@ What it adds around moto's own server application:
   here: the definition is checked for being a JSON object with ``StartAt`` and ``States``
   (FAIL with a diagnostic otherwise), and the version list is empty (DOFS does not publish
   state machine versions).
+* SQS ``RedriveAllowPolicy`` is returned by GetQueueAttributes once set (moto 5.2.5 keeps
+  it but never returns it, so ``aws_sqs_queue_redrive_allow_policy`` would wait forever).
 
 Everything else goes to moto unchanged. The server binds to the given host only
 (127.0.0.1 by default) and stops on SIGTERM/SIGINT.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Any, Callable, Iterable
@@ -47,6 +50,26 @@ def configure_moto() -> None:
     """Set moto's in-process configuration before any backend object exists."""
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
+    # AWS managed policies (e.g. AmazonAPIGatewayPushToCloudWatchLogs) exist, as on AWS.
+    default_user_config["iam"] = {"load_aws_managed_policies": True}
+
+    # moto 5.2.5 stores an SQS queue's RedriveAllowPolicy (SetQueueAttributes) but never
+    # returns it, and rejects it as an attribute name in GetQueueAttributes; the provider's
+    # aws_sqs_queue_redrive_allow_policy then waits forever for it to "propagate".
+    # Listing it among the queue's base attributes makes moto return what was set.
+    from moto.sqs.models import Queue
+
+    if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
+        Queue.BASE_ATTRIBUTES = [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"]
+
+        # Setting it to "" removes it (as on AWS), so that deleting the policy completes.
+        def _get(self: Queue) -> str | None:
+            return getattr(self, "_dofs_redrive_allow_policy", None)
+
+        def _set(self: Queue, value: str | None) -> None:
+            self._dofs_redrive_allow_policy = value or None  # type: ignore[attr-defined]
+
+        Queue.redrive_allow_policy = property(_get, _set)  # type: ignore[attr-defined]
 
 
 def validate_definition(body: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
     args = parser.parse_args(argv)
 
+    # moto's Step Functions engine calls Lambda and SQS through boto3 at
+    # http://localhost:$MOTO_PORT; moto's own server sets this too.
+    os.environ["MOTO_PORT"] = str(args.port)
     configure_moto()
     app = GapFiller(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -154,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-    return 0
+    # moto's background workers (event source pollers, executions) are not daemon
+    # threads: leave at once instead of waiting for them.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
