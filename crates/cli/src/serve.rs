@@ -1,5 +1,5 @@
-//! `dofs serve`: the embedded system behind the HTTP API, with graceful
-//! shutdown on SIGTERM and Ctrl-C.
+//! `dofs serve`: the embedded system behind the HTTP API, with its metrics,
+//! alert evaluator and dashboard, and graceful shutdown on SIGTERM and Ctrl-C.
 
 use crate::settings::Settings;
 use anyhow::Context;
@@ -7,8 +7,13 @@ use dofs_core::service::Backoff;
 use dofs_core::validation::Limits;
 use dofs_core::FulfillmentPolicy;
 use dofs_embedded::{Embedded, EmbeddedConfig};
+use dofs_server::observability::alerts::AlertConfig;
+use dofs_server::observability::metrics::Registry;
+use dofs_server::observability::Observability;
 use dofs_server::AppState;
 use std::io::Write;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Logs to stderr, as text or JSON lines; `RUST_LOG` filters (default `info`).
 pub fn init_logging(json: bool) {
@@ -18,7 +23,14 @@ pub fn init_logging(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        // Event fields at the top level; span fields (requestId, route) under
+        // "span" and "spans", so every line of a request carries its id.
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
     } else {
         builder.init();
     }
@@ -27,6 +39,8 @@ pub fn init_logging(json: bool) {
 /// Runs until SIGTERM or Ctrl-C, then stops accepting (503), finishes the
 /// requests and attempts in flight, and returns.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Installed before the workers start, so that no event goes uncounted.
+    let registry = Registry::global();
     let limits = Limits {
         max_quantity: settings.max_quantity,
         max_price: settings.max_price,
@@ -57,7 +71,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &reveal(&settings.operator_keys),
     );
     let state = AppState::new(embedded.backend(), limits).with_keys(keys);
-    let app = dofs_server::router(state.clone());
+    let graph =
+        dofs_embedded::engine::load_definition(dofs_embedded::engine::ORDER_WORKFLOW)?.graph();
+    let obs = Observability::new(
+        registry,
+        alert_config(&settings),
+        Some(serde_json::to_value(graph)?),
+        embedded.backend().clock.now(),
+    );
+    let (stop_evaluator, evaluator_stopped) = watch::channel(false);
+    let evaluator = obs.spawn(embedded.backend(), evaluator_stopped);
+    let app = dofs_server::router_with(state.clone(), obs);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -82,9 +106,36 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         })
         .await
         .context("the HTTP server failed")?;
+    let _ = stop_evaluator.send(true);
+    if tokio::time::timeout(WEBHOOK_GRACE, evaluator)
+        .await
+        .is_err()
+    {
+        tracing::warn!("alert notifications still undelivered at shutdown were dropped");
+    }
     embedded.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long shutdown waits for the webhook to take notifications still queued.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(5);
+
+/// The alert rules as configured (`alerts.*`).
+fn alert_config(settings: &Settings) -> AlertConfig {
+    let rules = &settings.alert_rules;
+    AlertConfig {
+        evaluation_interval: rules.evaluation_interval,
+        window: rules.window,
+        dlq_depth_threshold: settings.dlq_depth_threshold,
+        failure_ratio_threshold: rules.failure_ratio_threshold,
+        failure_ratio_min_attempts: rules.failure_ratio_min_attempts,
+        http_5xx_threshold: rules.http_5xx_threshold,
+        workflow_failures_threshold: rules.workflow_failures_threshold,
+        queue_age_threshold: rules.queue_age_threshold,
+        webhook_url: settings.webhook_url.clone(),
+        environment: settings.environment.clone(),
+    }
 }
 
 async fn shutdown_signal() {

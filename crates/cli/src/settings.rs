@@ -90,6 +90,41 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "where firing and resolved alerts are POSTed",
     ),
     (
+        "alerts.evaluation_interval_ms",
+        Some("1000"),
+        "how often the alert rules are evaluated",
+    ),
+    (
+        "alerts.window_s",
+        Some("300"),
+        "window of the failure-ratio, 5XX and workflow-failure rules, in seconds",
+    ),
+    (
+        "alerts.failure_ratio_threshold",
+        Some("0.5"),
+        "failed share of fulfillment attempts (0 to 1) above which that alert fires",
+    ),
+    (
+        "alerts.failure_ratio_min_attempts",
+        Some("10"),
+        "attempts the window needs before the failure-ratio alert may fire",
+    ),
+    (
+        "alerts.http_5xx_threshold",
+        Some("0"),
+        "5XX responses in the window above which the API alert fires",
+    ),
+    (
+        "alerts.workflow_failures_threshold",
+        Some("0"),
+        "failed workflow executions in the window above which that alert fires",
+    ),
+    (
+        "alerts.queue_age_threshold_s",
+        Some("300"),
+        "age in seconds of the oldest queued message above which that alert fires",
+    ),
+    (
         "auth.api_keys",
         None,
         "API keys accepted on every route but /health and /ready",
@@ -130,9 +165,23 @@ pub struct Settings {
     pub max_price: Price,
     pub dlq_depth_threshold: u64,
     pub webhook_url: Option<String>,
+    /// The other alert rules' settings (`alerts.*` but the two above).
+    pub alert_rules: AlertRules,
     pub api_keys: Vec<Secret>,
     pub operator_keys: Vec<Secret>,
     pub json_logs: bool,
+}
+
+/// The alert rules' thresholds and timing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRules {
+    pub evaluation_interval: Duration,
+    pub window: Duration,
+    pub failure_ratio_threshold: f64,
+    pub failure_ratio_min_attempts: u64,
+    pub http_5xx_threshold: u64,
+    pub workflow_failures_threshold: u64,
+    pub queue_age_threshold: Duration,
 }
 
 /// Values given on the command line.
@@ -457,6 +506,43 @@ impl Resolver {
                 |s| s.parse().ok(),
             )?,
             webhook_url,
+            alert_rules: AlertRules {
+                evaluation_interval: Duration::from_millis(self.required(
+                    "alerts.evaluation_interval_ms",
+                    "a whole number of milliseconds from 10 to 3600000",
+                    ms(10, 3_600_000),
+                )?),
+                window: Duration::from_secs(self.required(
+                    "alerts.window_s",
+                    "a whole number of seconds from 1 to 86400",
+                    ms(1, 86_400),
+                )?),
+                failure_ratio_threshold: self.required(
+                    "alerts.failure_ratio_threshold",
+                    "a number from 0 to 1",
+                    |s| s.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+                )?,
+                failure_ratio_min_attempts: self.required(
+                    "alerts.failure_ratio_min_attempts",
+                    "a whole number",
+                    |s| s.parse().ok(),
+                )?,
+                http_5xx_threshold: self.required(
+                    "alerts.http_5xx_threshold",
+                    "a whole number",
+                    |s| s.parse().ok(),
+                )?,
+                workflow_failures_threshold: self.required(
+                    "alerts.workflow_failures_threshold",
+                    "a whole number",
+                    |s| s.parse().ok(),
+                )?,
+                queue_age_threshold: Duration::from_secs(self.required(
+                    "alerts.queue_age_threshold_s",
+                    "a whole number of seconds from 1 to 1209600",
+                    ms(1, 1_209_600),
+                )?),
+            },
             api_keys,
             operator_keys,
             json_logs: log_format == "json",
@@ -488,6 +574,8 @@ mod tests {
         assert_eq!(s.max_quantity, 100);
         assert_eq!(s.max_price, Price::from_cents(1_000_000));
         assert_eq!(s.dlq_depth_threshold, 5);
+        assert_eq!(s.alert_rules.window, Duration::from_secs(300));
+        assert_eq!(s.alert_rules.http_5xx_threshold, 0);
         assert!(s.api_keys.is_empty());
     }
 

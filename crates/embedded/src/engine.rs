@@ -232,27 +232,38 @@ async fn run_one(
         ),
     };
     let id = pending.id.clone();
-    db.write(move |conn| {
-        conn.prepare_cached(
-            "UPDATE executions SET status = ?2, output = ?3, stopped_at = ?4, events = ?5 \
+    let newly_failed = db
+        .write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE executions SET status = ?2, output = ?3, stopped_at = ?4, events = ?5 \
              WHERE id = ?1 AND status = 'RUNNING'",
-        )
-        .and_then(|mut st| st.execute(params![id, status, output, now.millis(), history]))
-        .map_err(sql_err)?;
-        if let (Some(reason), Some(order_id)) = (failure, order_id) {
-            conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND visible_at IS NULL")
-                .and_then(|mut st| st.execute([order_id.to_string()]))
-                .map_err(sql_err)?;
-            let failed = FailedOrder {
-                order_id,
-                reason,
-                attempts: 0,
-                failed_at: now,
-                order,
-            };
-            record_failure_in(conn, &failed)?;
-        }
-        Ok(())
-    })
-    .await
+            )
+            .and_then(|mut st| st.execute(params![id, status, output, now.millis(), history]))
+            .map_err(sql_err)?;
+            if let (Some(reason), Some(order_id)) = (failure, order_id) {
+                conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND visible_at IS NULL")
+                    .and_then(|mut st| st.execute([order_id.to_string()]))
+                    .map_err(sql_err)?;
+                let failed = FailedOrder {
+                    order_id,
+                    reason,
+                    attempts: 0,
+                    failed_at: now,
+                    order,
+                };
+                let accepted_at = crate::store::get_order(conn, order_id)?.map(|o| o.created_at);
+                if record_failure_in(conn, &failed)? {
+                    return Ok(accepted_at);
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    metrics::counter!("dofs_workflow_executions_total", "status" => status).increment(1);
+    if let Some(accepted_at) = newly_failed {
+        crate::workers::record_terminal("FAILED", accepted_at, now);
+    }
+    let order_text = order_id.map(|o| o.to_string()).unwrap_or_default();
+    tracing::debug!(orderId = %order_text, executionId = %pending.id, status, "workflow execution finished");
+    Ok(())
 }

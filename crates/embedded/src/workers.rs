@@ -9,7 +9,7 @@ use crate::db::{sql_err, Db};
 use crate::queue::SqliteQueue;
 use crate::store::{get_order, record_failure_in};
 use dofs_core::ports::{DeadLetter, Queue};
-use dofs_core::service::{failure_for, Fulfiller, OrderMessage};
+use dofs_core::service::{failure_for, Fulfiller, Handled, OrderMessage};
 use dofs_core::{Clock, Timestamp};
 use rusqlite::params;
 use std::sync::Arc;
@@ -81,14 +81,42 @@ pub async fn run_worker(
                     tokio::time::sleep(delay).await;
                 }
                 let order_id = attempt.order.id;
+                let accepted_at = attempt.order.created_at;
                 match f.finish(attempt, e).await {
-                    Ok(handled) => tracing::debug!(orderId = %order_id, ?handled, "fulfillment attempt"),
+                    Ok(handled) => {
+                        record_attempt(&handled, accepted_at, f.clock.now());
+                        tracing::debug!(orderId = %order_id, executionId = %order_id, ?handled, "fulfillment attempt");
+                    }
                     Err(err) => tracing::warn!(orderId = %order_id, error = %err, "could not finish an attempt; the message returns after its timeout"),
                 }
             });
         }
         while attempts.join_next().await.is_some() {}
     }
+}
+
+/// Counts a finished attempt through the `metrics` facade (a no-op until
+/// `dofs serve` installs its recorder): `dofs_fulfillment_attempts_total` by
+/// outcome, and the accept-to-`FULFILLED` time.
+fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
+    match handled {
+        Handled::Fulfilled(_) => {
+            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "success")
+                .increment(1);
+            record_terminal("FULFILLED", accepted_at, now);
+        }
+        Handled::Failed { .. } => {
+            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
+                .increment(1);
+        }
+        Handled::AlreadyTerminal(_) | Handled::Discarded => {}
+    }
+}
+
+/// Records `dofs_order_time_to_terminal_seconds{status}` for an order accepted at `accepted_at`.
+pub(crate) fn record_terminal(status: &'static str, accepted_at: Timestamp, now: Timestamp) {
+    let seconds = (now.millis() - accepted_at.millis()).max(0) as f64 / 1000.0;
+    metrics::histogram!("dofs_order_time_to_terminal_seconds", "status" => status).record(seconds);
 }
 
 async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
@@ -134,19 +162,25 @@ pub async fn run_dead_letter_recorder(
                     })
                     .map_err(sql_err)?;
                 let mut last = after;
+                let mut failed_accepted_at = Vec::new();
                 for (seq, dead) in &rows {
                     last = *seq;
                     let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else { continue };
                     let Some(order) = get_order(conn, order_id)? else { continue };
                     if let Some(failed) = failure_for(&order, dead, now) {
-                        record_failure_in(conn, &failed)?;
+                        if record_failure_in(conn, &failed)? {
+                            failed_accepted_at.push(order.created_at);
+                        }
                     }
                 }
-                Ok((last, rows.len()))
+                Ok((last, rows.len(), failed_accepted_at))
             })
             .await;
         match pass {
-            Ok((last, n)) => {
+            Ok((last, n, failed_accepted_at)) => {
+                for accepted_at in failed_accepted_at {
+                    record_terminal("FAILED", accepted_at, now);
+                }
                 after = last;
                 if n == 500 {
                     continue;

@@ -12,6 +12,9 @@
 //!   listing queries, each rejected as contract JSON.
 //! - [`routes`]: the handlers: `orders` (submit, get, list, retry) and `ops`
 //!   (failed orders, DLQ, executions, health, readiness).
+//! - [`observability`]: `/metrics`, `/alerts`, the dashboard (`/`, `/stats`,
+//!   `/workflow`), the alert evaluator, and the request-id and request-metrics
+//!   middleware.
 //! - [`openapi`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
 //!
 //! [`router`] assembles the routes, the JSON 404 and 405 fallbacks, and the
@@ -20,6 +23,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod observability;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -43,10 +47,18 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The whole API: every route, JSON fallbacks for unknown routes (404) and
 /// wrong methods (405), and the layers.
 pub fn router(state: AppState) -> Router {
+    let obs = observability::Observability::detached(state.backend().clock.now());
+    router_with(state, obs)
+}
+
+/// [`router`] with the observability state that `dofs serve` evaluates
+/// alerts in and serves the workflow graph from.
+pub fn router_with(state: AppState, obs: observability::Observability) -> Router {
     // Further route groups (metrics, alerts, OpenAPI, dashboard) merge here,
     // before the fallbacks, so that they get the JSON 405 too.
     let routes = Router::new()
         .merge(api_routes())
+        .merge(observability::routes(obs))
         .merge(openapi::routes());
     let routes = routes
         .fallback(unknown_route)
@@ -67,16 +79,20 @@ pub fn api_routes() -> Router<AppState> {
 }
 
 /// The cross-cutting layers, outermost last: the per-request timeout, then
-/// request tracing around everything. Authentication, rate limits, request
-/// ids and metrics belong here too.
+/// request tracing, then the request id, request span and request metrics
+/// ([`observability::http::observe`]) around everything, so they also see
+/// answers given by the other layers. Rate limits belong here too.
 pub fn with_layers(router: Router) -> Router {
-    router.layer(middleware::from_fn(timeout)).layer(
-        TraceLayer::new_for_http()
-            .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
-            .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-            .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-            .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
-    )
+    router
+        .layer(middleware::from_fn(timeout))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
+        .layer(middleware::from_fn(observability::http::observe))
 }
 
 /// Answers 503 `Timeout` when the request takes longer than [`REQUEST_TIMEOUT`].

@@ -1,0 +1,181 @@
+//! The HTTP edge's share of observability, as one middleware ([`observe`]):
+//!
+//! - `x-request-id`: taken from the request when it is 1 to 128 visible ASCII
+//!   characters, generated otherwise, and returned on the response;
+//! - a `request` span carrying `requestId`, the method and the route template,
+//!   so every line logged while serving the request carries them; an accepted
+//!   order's line adds its `orderId` and `executionId`;
+//! - `dofs_http_requests_total` and `dofs_http_request_duration_seconds` by
+//!   method and route template (never the raw path: ids stay out of labels);
+//! - `dofs_orders_accepted_total` and `dofs_orders_rejected_total{reason}`
+//!   for the submit routes, the reason being the answer's error code.
+
+use crate::observability::metrics::{names, Registry};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request id header.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a client.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// The most of a submit answer's body read to find its error code or ids.
+const SUBMIT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The client's request id when acceptable, else a new UUID.
+pub fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn is_submit(method: &Method, route: &str) -> bool {
+    method == Method::POST && (route == "/order" || route == "/orders")
+}
+
+/// The middleware; add it outermost so it sees every answer, timeouts and
+/// refusals by other layers included.
+pub async fn observe(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let id_header = HeaderValue::from_str(&id).ok();
+    if let Some(value) = &id_header {
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), value.clone());
+    }
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!("request", requestId = %id, method, route = %route);
+    let submit = is_submit(request.method(), &route);
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    if let Some(value) = id_header {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    let registry = Registry::global();
+    let status = response.status();
+    registry.increment(
+        names::HTTP_REQUESTS,
+        &[
+            ("method", method),
+            ("route", &route),
+            ("status", status.as_str()),
+        ],
+        1,
+    );
+    registry.observe(
+        names::HTTP_DURATION,
+        &[("method", method), ("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    if submit {
+        response = count_submission(&registry, response).instrument(span).await;
+    }
+    response
+}
+
+/// Counts a submit answer as accepted or rejected and logs it with the
+/// order's ids. Reads the (small, JSON) body and puts it back.
+async fn count_submission(registry: &Registry, response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let replayed = parts
+        .headers
+        .get("idempotent-replayed")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let bytes = match axum::body::to_bytes(body, SUBMIT_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a submit answer to count it");
+            registry.increment(names::ORDERS_REJECTED, &[("reason", "Unreadable")], 1);
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if parts.status.is_success() {
+        let order_id = json["orderId"].as_str().unwrap_or("");
+        let arn = json["executionArn"].as_str().unwrap_or("");
+        let execution_id = dofs_core::ports::execution_id(arn);
+        if replayed {
+            tracing::info!(
+                orderId = order_id,
+                executionId = execution_id,
+                "order submission replayed"
+            );
+        } else {
+            registry.increment(names::ORDERS_ACCEPTED, &[], 1);
+            tracing::info!(
+                orderId = order_id,
+                executionId = execution_id,
+                "order accepted"
+            );
+        }
+    } else {
+        let reason = json["error"]
+            .as_str()
+            .filter(|r| r.len() <= 40 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or("Other");
+        registry.increment(names::ORDERS_REJECTED, &[("reason", reason)], 1);
+        tracing::info!(reason, status = parts.status.as_u16(), "order rejected");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_header(value: &str) -> Request {
+        Request::builder()
+            .header("x-request-id", value)
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[test]
+    fn a_clients_request_id_is_kept_when_it_is_reasonable() {
+        assert_eq!(request_id(&with_header("abc-123")), "abc-123");
+    }
+
+    #[test]
+    fn a_missing_long_or_odd_request_id_is_replaced_by_a_new_one() {
+        let fresh = request_id(&Request::new(Body::empty()));
+        assert_eq!(fresh.len(), 36, "{fresh}");
+        assert_ne!(request_id(&with_header(&"x".repeat(129))).len(), 129);
+        assert_ne!(request_id(&with_header("has space")), "has space");
+        assert_ne!(
+            request_id(&Request::new(Body::empty())),
+            fresh,
+            "each generated id is new"
+        );
+    }
+}
