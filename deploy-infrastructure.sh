@@ -9,7 +9,7 @@ usage() {
 Usage: ./deploy-infrastructure.sh [--skip-build] [--auto-approve] [--plan] [--help]
 
   1. builds the five Lambdas: cargo lambda build --release --output-format zip
-     (-> target/lambda/<function>/bootstrap.zip)
+     (-> target/lambda/<function>/bootstrap.zip, or $CARGO_TARGET_DIR/lambda)
   2. terraform init (S3 state backend made by ./setup-backend.sh) and ONE terraform apply
      of terraform/environments/$ENVIRONMENT
   3. prints the outputs (API URL, state machine, tables, queues, dashboard)
@@ -67,7 +67,7 @@ if [[ -n "${DOFS_ARTIFACTS_S3_BUCKET:-}" ]]; then
     export TF_VAR_artifacts_s3_bucket="$DOFS_ARTIFACTS_S3_BUCKET"
     export TF_VAR_artifacts_s3_prefix="${DOFS_ARTIFACTS_S3_PREFIX:-}"
 else
-    artifacts="${DOFS_LAMBDA_ARTIFACTS:-$here/target/lambda}"
+    artifacts="${DOFS_LAMBDA_ARTIFACTS:-${CARGO_TARGET_DIR:-$here/target}/lambda}"
     [[ -n "${DOFS_LAMBDA_ARTIFACTS:-}" ]] && skip_build=true
     if [[ "$skip_build" == false ]]; then
         command -v cargo >/dev/null 2>&1 || dofs_die "cargo is not installed (https://rustup.rs)"

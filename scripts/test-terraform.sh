@@ -29,7 +29,7 @@ Environment:
   CI=true                 missing prerequisites fail instead of SKIP
   DOFS_TF_PLUGIN_MIRROR   provider mirror (default /opt/tf-plugins)
   DOFS_TOOLS_DIR          tool virtualenv location (default ~/.cache/dofs-tools)
-  DOFS_LAMBDA_ARTIFACTS   zips to deploy (default target/lambda if all five exist,
+  DOFS_LAMBDA_ARTIFACTS   zips to deploy (default $CARGO_TARGET_DIR/lambda or target/lambda if all five exist,
                           otherwise placeholder zips are built and deployed)
   DOFS_TEST_KEEP=1        keep the temporary directory (logs, outputs)
 USAGE
@@ -155,7 +155,7 @@ if ! prereq dofs_tools_venv; then
 fi
 
 functions=(api_handler validator order_storage fulfill_order dlq_processor)
-artifacts="${DOFS_LAMBDA_ARTIFACTS:-$root/target/lambda}"
+artifacts="${DOFS_LAMBDA_ARTIFACTS:-${CARGO_TARGET_DIR:-$root/target}/lambda}"
 have_all=true
 for f in "${functions[@]}"; do
     [[ -f "$artifacts/$f/bootstrap.zip" ]] || have_all=false

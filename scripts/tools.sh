@@ -164,6 +164,8 @@ dofs_moto_start() {
     mkdir -p "$dir"
     pidfile="$dir/moto-$port.pid"
     logf="$dir/moto-$port.log"
+    # Logs of earlier servers are kept a day for post-mortems, then pruned.
+    find "$dir" -maxdepth 1 -name 'moto-*.log' -mmin +1440 -delete 2>/dev/null || true
     if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
         dofs_log "moto already running on port $port (pid $(cat "$pidfile"))"
     else
