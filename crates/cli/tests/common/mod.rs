@@ -147,3 +147,68 @@ impl Drop for App {
         let _ = self.child.wait();
     }
 }
+
+impl App {
+    /// As [`App::spawn_on`], with the server's log (stderr) written to `log`
+    /// instead of discarded, and `RUST_LOG` set to `filter`.
+    pub fn spawn_logging(data_dir: &Path, env: &[(&str, String)], log: &Path, filter: &str) -> App {
+        let log_file = std::fs::File::create(log).expect("create the log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dofs"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn dofs serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("dofs listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        App {
+            base,
+            child,
+            data_dir: data_dir.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(r.status().as_u16(), 200, "GET /metrics");
+        r.text().await.expect("metrics text")
+    }
+
+    /// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, limit: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
