@@ -46,6 +46,8 @@ dofs_backend_names
 
 bucket="$DOFS_STATE_BUCKET"
 table="$DOFS_LOCK_TABLE"
+((${#bucket} <= 63)) ||
+    dofs_die "state bucket name '$bucket' is ${#bucket} characters (S3 allows 63): set a shorter DOFS_STATE_BUCKET"
 echo "==> State backend for ${PROJECT_NAME}/${ENVIRONMENT} in ${AWS_REGION}${AWS_ENDPOINT_URL:+ (endpoint $AWS_ENDPOINT_URL)}"
 
 # --- S3 bucket -------------------------------------------------------------------------

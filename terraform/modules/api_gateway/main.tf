@@ -330,7 +330,7 @@ resource "aws_lambda_permission" "api_gateway" {
 
 resource "aws_iam_role" "cloudwatch" {
   count       = var.manage_account_logging_role ? 1 : 0
-  name        = "${local.api_name}-apigateway-cloudwatch"
+  name        = "${var.name_prefix}-apigw-logs"
   description = "Lets API Gateway write execution and access logs (account setting)"
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
