@@ -1,0 +1,432 @@
+//! The dashboard in a real browser: Debian's headless Chromium driven over
+//! WebDriver (chromedriver, plain HTTP through reqwest) against the real
+//! binary. The test waits for live data, compares the numbers the page shows
+//! with the API's own listings, opens an order's execution view, saves
+//! screenshots as test artifacts and requires a console free of errors.
+//!
+//! Chromium and chromedriver come from `scripts/setup-browser.sh`. Without
+//! them the test prints SKIP, except under `CI=true`, where it fails.
+
+mod common;
+
+use base64::Engine as _;
+use common::{fast_env, seed_order, App};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The W3C WebDriver element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The longest any one wait in this test may take.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Where screenshots go: `$DOFS_TEST_ARTIFACTS`, else `target/test-artifacts`.
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("DOFS_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts")
+        });
+    std::fs::create_dir_all(&dir).expect("create the artifacts directory");
+    dir
+}
+
+/// The browser binaries, or `None` (SKIP) when they are missing outside CI.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let chromium = std::env::var_os("DOFS_CHROMIUM").map_or(PathBuf::from(CHROMIUM), PathBuf::from);
+    let driver =
+        std::env::var_os("DOFS_CHROMEDRIVER").map_or(PathBuf::from(CHROMEDRIVER), PathBuf::from);
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    let missing = format!(
+        "{} or {} is missing (install them with scripts/setup-browser.sh)",
+        chromium.display(),
+        driver.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("the dashboard test needs a browser in CI: {missing}");
+    }
+    eprintln!("SKIP dashboard browser test: {missing}");
+    None
+}
+
+/// A chromedriver process and one headless Chromium session.
+struct Browser {
+    driver: Child,
+    endpoint: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(chromium: &std::path::Path, chromedriver: &std::path::Path) -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = http.get(format!("{endpoint}/status")).send().await;
+            if let Ok(r) = ready {
+                let body: Value = r.json().await.unwrap_or_default();
+                if body["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(started.elapsed() < WAIT, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = [
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1400,1000".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let mut browser = Browser {
+            driver,
+            endpoint,
+            session: String::new(),
+            http,
+            _profile: profile,
+        };
+        let created = browser.call("POST", "/session", capabilities).await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        browser
+    }
+
+    /// One WebDriver command; panics with the driver's message on an error.
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.endpoint);
+        let request = match method {
+            "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
+            _ => self.http.post(&url).json(&body),
+        };
+        let response = request.send().await.expect("reach chromedriver");
+        let status = response.status();
+        let body: Value = response.json().await.expect("WebDriver JSON");
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path}: {status} {body}"
+        );
+        body["value"].clone()
+    }
+
+    async fn session_call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+            .await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.session_call("POST", "/url", json!({ "url": url }))
+            .await;
+    }
+
+    async fn exec(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Runs `script` until it returns something other than null or false.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.exec(script).await;
+            if !v.is_null() && v != false {
+                return v;
+            }
+            assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let found = self
+            .session_call(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = found[ELEMENT].as_str().expect("an element").to_owned();
+        self.session_call("POST", &format!("/element/{id}/click"), json!({}))
+            .await;
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let data = self.session_call("GET", "/screenshot", Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().expect("base64 PNG"))
+            .expect("decode the screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let path = artifacts_dir().join(name);
+        std::fs::write(&path, png).expect("save the screenshot");
+        path
+    }
+
+    /// The browser's log entries at SEVERE level (console errors, failed loads, exceptions).
+    async fn severe_log(&self) -> Vec<Value> {
+        let entries = self
+            .session_call("POST", "/se/log", json!({"type": "browser"}))
+            .await;
+        entries
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect()
+    }
+
+    async fn quit(mut self) {
+        self.session_call("DELETE", "", Value::Null).await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A number as the page shows it (`1,234`), or None for a dash.
+fn shown(v: &Value) -> Option<u64> {
+    v.as_str()?.replace(',', "").trim().parse().ok()
+}
+
+/// Counts by status as the API's listings give them, page by page.
+async fn api_counts(app: &App) -> Vec<(String, u64)> {
+    let mut counts = Vec::new();
+    for status in ["PENDING", "PROCESSING", "FULFILLED", "FAILED"] {
+        let n = app
+            .all_pages(&format!("/orders?status={status}"))
+            .await
+            .len() as u64;
+        counts.push((status.to_owned(), n));
+    }
+    let total = counts.iter().map(|(_, n)| n).sum();
+    counts.push(("total".to_owned(), total));
+    counts
+}
+
+const READ_COUNTS: &str =
+    "return Object.fromEntries(['PENDING','PROCESSING','FULFILLED','FAILED','total']
+    .map(s => [s, document.getElementById('count-' + s).textContent]));";
+
+#[tokio::test]
+async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = fast_env();
+    env.extend([
+        ("DOFS_FULFILLMENT_SEED", "42".to_string()),
+        ("DOFS_FULFILLMENT_SUCCESS_RATE", "0.5".to_string()),
+    ]);
+    let app = App::spawn_on(dir.path(), &env);
+    let submit = |n: usize| {
+        let app = &app;
+        async move {
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let r = app.post_order(&seed_order()).await;
+                assert_eq!(r.status().as_u16(), 202);
+                let body: Value = r.json().await.expect("json");
+                ids.push(body["orderId"].as_str().expect("orderId").to_owned());
+            }
+            app.wait_all_terminal(&ids, Duration::from_secs(60)).await;
+            ids
+        }
+    };
+    let mut ids = submit(16).await;
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for(
+            "the first live update",
+            "return Number(document.body.dataset.updates || 0) >= 1",
+        )
+        .await;
+    let first = browser.exec(READ_COUNTS).await;
+    assert_eq!(shown(&first["total"]), Some(16), "{first}");
+
+    // Live: more orders while the page is open, shown without a reload.
+    ids.extend(submit(4).await);
+    let expected = api_counts(&app).await;
+    assert_eq!(expected.last().map(|(_, n)| *n), Some(20));
+    let want_total = "return document.getElementById('count-total').textContent === '20'";
+    browser
+        .wait_for("the page to show 20 orders", want_total)
+        .await;
+    let want: serde_json::Map<String, Value> = expected
+        .iter()
+        .map(|(k, n)| (k.clone(), json!(n)))
+        .collect();
+    let page = browser
+        .wait_for(
+            "the page's counts to match the API's",
+            &format!(
+                "const c = (() => {{ {READ_COUNTS} }})();
+                 const want = {};
+                 return Object.entries(want).every(([k, v]) => c[k].replace(/,/g, '') === String(v)) ? c : null;",
+                Value::Object(want)
+            ),
+        )
+        .await;
+    for (status, n) in &expected {
+        assert_eq!(shown(&page[status]), Some(*n), "{status}: page {page}");
+    }
+    let (_, dlq) = app.get_json("/dlq").await;
+    let shown_dlq = browser
+        .exec("return document.getElementById('dlq-depth').textContent")
+        .await;
+    assert_eq!(shown(&shown_dlq), dlq["depth"].as_u64(), "DLQ depth");
+    let accepted = browser
+        .exec("return document.getElementById('accepted-total').textContent")
+        .await;
+    assert_eq!(shown(&accepted), Some(20), "accepted since start");
+
+    // The recent-orders table is the API's first page, newest first.
+    let (_, newest) = app.get_json("/orders?limit=15").await;
+    let want_rows: Vec<Value> = newest["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| o["orderId"].clone())
+        .collect();
+    let rows = browser
+        .exec("return [...document.querySelectorAll('#orders tbody tr[data-order]')].map(r => r.dataset.order)")
+        .await;
+    assert_eq!(rows, Value::Array(want_rows));
+    let failed_rows = browser
+        .exec("return document.querySelectorAll('#failed tbody tr[data-order]').length")
+        .await;
+    let failed_listed = app.all_pages("/failed-orders").await.len().min(15);
+    assert_eq!(
+        failed_rows.as_u64(),
+        Some(failed_listed as u64),
+        "failed orders shown"
+    );
+    let overview = browser.screenshot("dashboard.png").await;
+
+    // An order's execution view: the ASL graph with the path it took.
+    let target = if failed_listed > 0 {
+        "#failed tbody tr[data-order] button.link"
+    } else {
+        "#orders tbody tr[data-order] button.link"
+    };
+    let order_id = browser
+        .exec(&format!(
+            "return document.querySelector('{target}').dataset.order"
+        ))
+        .await
+        .as_str()
+        .expect("an order id")
+        .to_owned();
+    browser.click(target).await;
+    browser
+        .wait_for(
+            "the execution view",
+            "return document.getElementById('execution').dataset.state === 'ready'",
+        )
+        .await;
+    let (_, order) = app.get_json(&format!("/orders/{order_id}")).await;
+    let execution_id = order["executionArn"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .expect("execution id");
+    let (_, execution) = app.get_json(&format!("/executions/{execution_id}")).await;
+    let mut entered: Vec<String> = execution["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "StateEntered")
+        .filter_map(|e| e["state"].as_str().map(str::to_owned))
+        .collect();
+    entered.sort();
+    entered.dedup();
+    let drawn = browser
+        .exec("return [...document.querySelectorAll('#execution-graph g.node.visited')].map(g => g.dataset.state).filter(s => s !== 'fulfillment').sort()")
+        .await;
+    assert_eq!(
+        drawn,
+        json!(entered),
+        "the highlighted states are the ones entered"
+    );
+    let all_states = browser
+        .exec("return document.querySelectorAll('#execution-graph g.node[data-state]').length")
+        .await;
+    assert_eq!(
+        all_states,
+        json!(7),
+        "six ASL states and the fulfillment worker"
+    );
+    let worker = browser
+        .exec("return document.querySelector('#execution-graph g.node[data-state=fulfillment] text').textContent")
+        .await;
+    assert_eq!(
+        worker,
+        json!(format!(
+            "Fulfillment: {}",
+            order["status"].as_str().unwrap_or("?")
+        ))
+    );
+    let event_rows = browser
+        .exec("return document.querySelectorAll('#execution-events tbody tr').length")
+        .await;
+    assert_eq!(
+        event_rows.as_u64(),
+        Some(execution["events"].as_array().map_or(0, Vec::len) as u64)
+    );
+    let detail = browser.screenshot("dashboard-execution.png").await;
+
+    let severe = browser.severe_log().await;
+    assert!(severe.is_empty(), "console errors: {severe:#?}");
+    let page_errors = browser.exec("return window.__dofsErrors").await;
+    assert_eq!(page_errors, json!([]), "errors seen by the page");
+    browser.quit().await;
+    eprintln!(
+        "dashboard screenshots: {} and {}",
+        overview.display(),
+        detail.display()
+    );
+}
