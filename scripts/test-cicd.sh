@@ -73,13 +73,16 @@ skip() {
 
 # run NAME CMD...: runs CMD with its output in a log; PASS or FAIL (with the log's tail).
 run() {
-    local name="$1" log
+    local name="$1" log start=$SECONDS
     shift
     log="$WORK/log.$((passed + failed + skipped))"
     if "$@" >"$log" 2>&1; then
-        pass "$name"
+        pass "$name [$((SECONDS - start)) s]"
     else
-        fail "$name" "$log"
+        fail "$name [$((SECONDS - start)) s]" "$log"
+    fi
+    if [[ -n "${TEST_CICD_VERBOSE:-}" ]]; then
+        sed 's/^/    | /' "$log"
     fi
 }
 
@@ -147,6 +150,45 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# actionlint compiled to WebAssembly cannot read the local reusable workflows it is given
+# as `uses: ./.github/workflows/X.yml`, so their calls are checked here: the file exists,
+# is callable, and gets exactly its declared inputs (every required one).
+check_reusable_calls() {
+    "$DOFS_PYTHON" - .github/workflows <<'PY'
+import pathlib, sys, yaml
+root = pathlib.Path(sys.argv[1])
+errors, calls = [], 0
+for path in sorted(root.glob("*.y*ml")):
+    wf = yaml.safe_load(path.read_text())
+    for job_id, job in (wf.get("jobs") or {}).items():
+        ref = job.get("uses", "")
+        if not ref.startswith("./"):
+            continue
+        calls += 1
+        target = pathlib.Path(ref)
+        if not target.is_file():
+            errors.append(f"{path}: job {job_id} calls {ref}, which does not exist")
+            continue
+        called = yaml.safe_load(target.read_text())
+        on = called.get("on", called.get(True)) or {}
+        if not isinstance(on, dict) or "workflow_call" not in on:
+            errors.append(f"{path}: job {job_id} calls {ref}, which has no workflow_call trigger")
+            continue
+        declared = (on.get("workflow_call") or {}).get("inputs") or {}
+        given = job.get("with") or {}
+        for name in given:
+            if name not in declared:
+                errors.append(f"{path}: job {job_id} passes input '{name}', which {ref} does not declare")
+        for name, spec in declared.items():
+            if (spec or {}).get("required") and name not in given:
+                errors.append(f"{path}: job {job_id} does not pass the required input '{name}' of {ref}")
+for e in errors:
+    print("ERROR:", e)
+print(f"{calls} calls of local reusable workflows checked")
+sys.exit(1 if errors or calls == 0 else 0)
+PY
+}
+
 if have node && have npm; then
     if install_actionlint; then
         run "actionlint (v1.7.7, wasm) over .github/workflows" check_actionlint
@@ -160,6 +202,11 @@ if [[ $venv_ok == 1 ]] || have python3; then
     run "every action pinned to a commit SHA with a version comment" check_pinned_actions
 else
     skip "actions pinned" "python3 is needed"
+fi
+if [[ $venv_ok == 1 ]]; then
+    run "calls of the local reusable workflows match their inputs" check_reusable_calls
+else
+    skip "calls of the local reusable workflows" "the tool virtualenv (PyYAML) could not be created"
 fi
 
 # --- 2. buildspecs -----------------------------------------------------------------------
@@ -468,7 +515,13 @@ assert m["digest"] == sys.argv[2] and [f["name"] for f in m["functions"]] == ["a
 assert all(f["key"] == "lambda/%s/%s.zip" % (sys.argv[2], f["name"]) for f in m["functions"]), m
 print("manifest: digest, five functions in order, keys lambda/<digest>/<name>.zip")' "$WORK/out-c/manifest.json" "$d1" || return 1
     echo "$d1" >"$WORK/published-digest"
+    echo "$d2" >"$WORK/published-digest-2"
 }
+
+check_artifacts_scripts_strict() (
+    set -e
+    check_artifacts_scripts
+)
 
 check_destroy() {
     local root="$WORK/cicd/example"
@@ -502,11 +555,7 @@ if [[ $moto_ok == 1 ]]; then
         run "apply terraform/cicd to moto (bucket versioned, KMS-encrypted, private; OIDC trust per environment)" check_apply
         if [[ -n "${ARTIFACT_BUCKET:-}" ]]; then
             run "terraform/cicd planned again: no changes" check_replan
-            (
-                set -e
-                check_artifacts_scripts
-            ) >"$WORK/artifacts.log" 2>&1 && pass "lambda-artifacts.sh: digest, publish once, verify, list, record, history (moto)" ||
-                fail "lambda-artifacts.sh: digest, publish once, verify, list, record, history (moto)" "$WORK/artifacts.log"
+            run "lambda-artifacts.sh: digest, publish once, verify, list, record, history (moto)" check_artifacts_scripts_strict
         fi
     fi
 fi
@@ -556,6 +605,80 @@ check_setup_backend() {
     printf '%s\n' "$table" >"$WORK/lock-table"
 }
 
+# Promotion and rollback mechanics of terraform-env.sh on a tiny root (no provider, one
+# terraform_data that records the Lambda code location) with its state in the dev backend.
+check_promotion_rollback() {
+    local d1 d2 root="$WORK/tiny-root" te="terraform/cicd/scripts/terraform-env.sh" la="terraform/cicd/scripts/lambda-artifacts.sh"
+    d1="$(cat "$WORK/published-digest")"
+    d2="$(cat "$WORK/published-digest-2")"
+    mkdir -p "$root"
+    cat >"$root/main.tf" <<'HCL'
+terraform {
+  backend "s3" {}
+}
+
+variable "artifacts_s3_bucket" {
+  type = string
+}
+
+variable "artifacts_s3_prefix" {
+  type = string
+}
+
+variable "artifacts_source_hashes" {
+  type    = map(string)
+  default = {}
+}
+
+resource "terraform_data" "lambda_code" {
+  input = {
+    bucket = var.artifacts_s3_bucket
+    prefix = var.artifacts_s3_prefix
+    hashes = var.artifacts_source_hashes
+  }
+}
+
+output "prefix" {
+  value = terraform_data.lambda_code.output.prefix
+}
+HCL
+    deployed() { terraform -chdir="$root" output -raw prefix; }
+    te_run() { # ACTION DIGEST
+        ENVIRONMENT=dev PROJECT_NAME="$TEST_PROJECT" AWS_REGION=us-east-1 TF_ROOT="$root" \
+            TF_STATE_KEY=test-cicd/promotion.tfstate ARTIFACT_BUCKET="$ARTIFACT_BUCKET" \
+            ARTIFACT_DIGEST="$2" PLAN_DIR="$WORK/plan-tiny" AUTO_APPROVE=1 bash "$te" "$1"
+    }
+    echo "--- first deploy: $d1"
+    te_run plan "$d1" && te_run apply "$d1" || return 1
+    [[ "$(deployed)" == "lambda/$d1" ]] || return 1
+    echo "--- same digest again: nothing to change"
+    te_run plan "$d1" || return 1
+    grep -q '^HAS_CHANGES=false' "$WORK/plan-tiny/plan.env" || return 1
+    echo "--- a new build: $d2"
+    te_run plan "$d2" && te_run apply "$d2" || return 1
+    [[ "$(deployed)" == "lambda/$d2" ]] || return 1
+    echo "--- a plan is applied only with the digest it was made for"
+    te_run plan "$d2" >/dev/null 2>&1 || return 1
+    if te_run apply "$d1" 2>&1; then
+        echo "apply took a plan made for another digest"
+        return 1
+    fi
+    echo "--- an unpublished digest is refused"
+    if te_run plan "$(printf 'f%.0s' {1..64})" 2>&1; then
+        echo "plan accepted a digest that was never published"
+        return 1
+    fi
+    echo "--- rollback: deploy $d1 again"
+    te_run deploy "$d1" || return 1
+    [[ "$(deployed)" == "lambda/$d1" ]] || return 1
+    bash "$la" history "$ARTIFACT_BUCKET" dev | tee "$WORK/history-dev.txt"
+    [[ "$(awk '{print $2}' "$WORK/history-dev.txt" | tr '\n' ' ')" == "$d1 $d2 $d1 " ]] || {
+        echo "dev's history should read $d1, $d2, $d1"
+        return 1
+    }
+    echo "dev ran $d1, then $d2, then (rollback) $d1 again"
+}
+
 check_plan_dev() {
     local digest
     digest="$(cat "$WORK/published-digest")"
@@ -567,7 +690,6 @@ check_plan_dev() {
     ENVIRONMENT=dev PROJECT_NAME="$TEST_PROJECT" AWS_REGION=us-east-1 \
         TF_ROOT="$WORK/repo/terraform/environments/dev" \
         ARTIFACT_BUCKET="$ARTIFACT_BUCKET" ARTIFACT_DIGEST="$digest" PLAN_DIR="$WORK/plan-dev" \
-        TF_EXTRA_ARGS="-var project_name=$TEST_PROJECT" \
         bash terraform/cicd/scripts/terraform-env.sh plan || return 1
     grep -E '^Plan:' "$WORK/plan-dev/plan.txt"
     grep -q "lambda/$digest/api_handler.zip" "$WORK/plan-dev/plan.txt" || {
@@ -575,12 +697,21 @@ check_plan_dev() {
         return 1
     }
     grep -q '^HAS_CHANGES=true' "$WORK/plan-dev/plan.env" || return 1
+    grep -q "\"$TEST_PROJECT-dev-" "$WORK/plan-dev/plan.txt" || {
+        echo "the plan does not name the resources after PROJECT_NAME=$TEST_PROJECT"
+        return 1
+    }
+    cat "$WORK/plan-dev/artifact.tfvars.json"
+    echo
     echo "dev plan deploys lambda/$digest/<name>.zip"
 }
 
 if [[ $moto_ok == 1 ]]; then
     if [[ -f setup-backend.sh ]]; then
         run "setup-backend.sh twice against moto: one versioned, encrypted, private bucket and one lock table" check_setup_backend
+        if [[ -s "$WORK/lock-table" && -s "$WORK/published-digest-2" ]]; then
+            run "terraform-env.sh: promote a digest, refuse a foreign plan or an unpublished digest, roll back (moto backend)" check_promotion_rollback
+        fi
         if [[ -s "$WORK/lock-table" && -s "$WORK/published-digest" && -d terraform/environments/dev ]]; then
             run "terraform-env.sh plan: dev with the published artifact, state in the setup-backend.sh backend (moto)" check_plan_dev
         fi

@@ -24,9 +24,8 @@ locals {
     configuration = {
       RepositoryName       = coalesce(var.repository, "unset")
       BranchName           = var.branch
-      PollForSourceChanges = "false"
+      PollForSourceChanges = "false" # the EventBridge rule below starts the pipeline on a push
       OutputArtifactFormat = "CODE_ZIP"
-      DetectChanges        = "true"
     }
   }
 
@@ -161,4 +160,72 @@ resource "aws_codepipeline" "this" {
       error_message = "The pipeline needs var.repository, and for source_provider = \"github\" also var.codestar_connection_arn."
     }
   }
+}
+
+# CodeCommit: a push to the branch starts the pipeline through EventBridge (CodePipeline V2
+# triggers exist only for connection sources; polling is deprecated).
+
+locals {
+  codecommit_trigger = var.enable_pipeline && var.source_provider == "codecommit" && var.repository != null
+}
+
+resource "aws_cloudwatch_event_rule" "codecommit_push" {
+  count       = local.codecommit_trigger ? 1 : 0
+  name        = "${local.prefix}-pipeline-source-push"
+  description = "Start ${local.pipeline_name} on a push to ${var.branch}"
+  tags        = local.tags
+  event_pattern = jsonencode({
+    source      = ["aws.codecommit"]
+    detail-type = ["CodeCommit Repository State Change"]
+    resources   = ["arn:${local.partition}:codecommit:${local.region}:${local.account_id}:${var.repository}"]
+    detail = {
+      event         = ["referenceCreated", "referenceUpdated"]
+      referenceType = ["branch"]
+      referenceName = [var.branch]
+    }
+  })
+}
+
+data "aws_iam_policy_document" "assume_events" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "codecommit_trigger" {
+  count                = local.codecommit_trigger ? 1 : 0
+  name                 = "${local.prefix}-cicd-source-trigger"
+  assume_role_policy   = data.aws_iam_policy_document.assume_events.json
+  permissions_boundary = var.role_permissions_boundary_arn
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "codecommit_trigger" {
+  count = local.codecommit_trigger ? 1 : 0
+  name  = "start-pipeline"
+  role  = aws_iam_role.codecommit_trigger[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "codepipeline:StartPipelineExecution"
+      Resource = "arn:${local.partition}:codepipeline:${local.region}:${local.account_id}:${local.pipeline_name}"
+    }]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "codecommit_push" {
+  count    = local.codecommit_trigger ? 1 : 0
+  rule     = aws_cloudwatch_event_rule.codecommit_push[0].name
+  arn      = aws_codepipeline.this[0].arn
+  role_arn = aws_iam_role.codecommit_trigger[0].arn
 }

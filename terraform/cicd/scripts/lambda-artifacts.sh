@@ -142,9 +142,13 @@ cmd_verify() {
     local bucket="${1:?usage: verify BUCKET DIGEST}" digest="${2:-}" f prefix
     valid_digest "$digest" || die "'$digest' is not a digest (64 lower-case hex characters)"
     prefix="$LAMBDA_PREFIX/$digest"
-    s3_exists "$bucket" "$prefix/manifest.json" || die "s3://$bucket/$prefix/manifest.json does not exist: that digest was never published (see: $0 list $bucket)"
+    local keys
+    keys="$(aws s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix/" --query 'Contents[].Key' --output text)" ||
+        die "cannot list s3://$bucket/$prefix/"
+    keys="$(tr '\t' '\n' <<<"$keys")"
+    grep -qxF "$prefix/manifest.json" <<<"$keys" || die "s3://$bucket/$prefix/manifest.json does not exist: that digest was never published (see: $0 list $bucket)"
     for f in "${FUNCTIONS[@]}"; do
-        s3_exists "$bucket" "$prefix/$f.zip" || die "s3://$bucket/$prefix/$f.zip is missing"
+        grep -qxF "$prefix/$f.zip" <<<"$keys" || die "s3://$bucket/$prefix/$f.zip is missing"
     done
     mkdir -p "$OUT_DIR"
     aws s3 cp --only-show-errors "s3://$bucket/$prefix/manifest.json" "$OUT_DIR/manifest.json"
@@ -163,7 +167,8 @@ cmd_list() {
 cmd_record() {
     local bucket="${1:?usage: record BUCKET ENV DIGEST}" env="${2:?}" digest="${3:-}" now tmp
     valid_digest "$digest" || die "'$digest' is not a digest"
-    now="$(date -u +%Y%m%dT%H%M%SZ)"
+    # UTC with milliseconds, so that the history sorts even for quick successive applies.
+    now="$("$(python_bin)" -c 'import datetime; t = datetime.datetime.now(datetime.timezone.utc); print(t.strftime("%Y%m%dT%H%M%S.") + "%03dZ" % (t.microsecond // 1000))')"
     tmp="$(mktemp)"
     printf '{"environment": "%s", "digest": "%s", "commit": "%s", "deployed_at": "%s", "by": "%s"}\n' \
         "$env" "$digest" "$(source_commit)" "$now" "${GITHUB_ACTOR:-${CODEBUILD_INITIATOR:-${USER:-unknown}}}" >"$tmp"

@@ -7,7 +7,8 @@
 #   terraform-env.sh init      terraform init with the environment's S3 backend
 #   terraform-env.sh plan      init, check the artifact is published, plan to $PLAN_DIR/tfplan
 #   terraform-env.sh apply     init, apply exactly $PLAN_DIR/tfplan, record the deployment
-#   terraform-env.sh deploy    plan then apply (a person at a terminal; rollback by hand)
+#   terraform-env.sh deploy    plan, show it, ask, apply (a person at a terminal; AUTO_APPROVE=1
+#                              skips the question)
 #
 # Required: ENVIRONMENT (dev|staging|prod), AWS_REGION, ARTIFACT_BUCKET, and for plan/deploy
 # ARTIFACT_DIGEST (64 hex characters: the digest printed by lambda-artifacts.sh publish).
@@ -20,7 +21,8 @@
 # AWS_ENDPOINT_URL (an emulator: backend and root are pointed at it).
 #
 # Besides -var artifacts_s3_bucket/-var artifacts_s3_prefix, plan passes what the artifact's
-# manifest.json says (lambda_architecture, artifacts_source_hashes) when the root declares it.
+# manifest.json says (lambda_architecture, artifacts_source_hashes), project_name and
+# aws_region, each when the root declares it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,17 +84,24 @@ cmd_init() {
     [[ $rc == 0 ]] || die "terraform init failed (exit $rc)"
 }
 
-# artifact.tfvars.json: what the manifest says about the zips, for the variables the root has.
+# artifact.tfvars.json: what the manifest says about the zips, and the project, region and
+# endpoint of this run, for those of these variables that the root declares.
 write_artifact_vars() {
     local manifest="$PLAN_DIR/manifest.json" want=()
     root_declares lambda_architecture && want+=(lambda_architecture)
     root_declares artifacts_source_hashes && want+=(artifacts_source_hashes)
+    root_declares project_name && want+=(project_name)
+    root_declares aws_region && want+=(aws_region)
     root_declares aws_endpoint_url && [[ -n "${AWS_ENDPOINT_URL:-}" ]] && want+=(aws_endpoint_url)
-    "$(command -v python3 || command -v python)" - "$manifest" "$PLAN_DIR/artifact.tfvars.json" "${AWS_ENDPOINT_URL:-}" "${want[@]}" <<'PY'
+    "$(command -v python3 || command -v python)" - "$manifest" "$PLAN_DIR/artifact.tfvars.json" "${AWS_ENDPOINT_URL:-}" "$PROJECT_NAME" "$AWS_REGION" "${want[@]}" <<'PY'
 import json, os, sys
-manifest_path, out, endpoint, *want = sys.argv[1:]
+manifest_path, out, endpoint, project, region, *want = sys.argv[1:]
 m = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {}
 values = {}
+if "project_name" in want:
+    values["project_name"] = project
+if "aws_region" in want:
+    values["aws_region"] = region
 if "lambda_architecture" in want and m.get("architecture"):
     values["lambda_architecture"] = m["architecture"]
 if "artifacts_source_hashes" in want and m.get("functions"):
@@ -178,6 +187,17 @@ main() {
         apply) cmd_apply ;;
         deploy)
             cmd_plan
+            if [[ "$(plan_value HAS_CHANGES)" != true ]]; then
+                log "$ENVIRONMENT already runs this configuration and artifact: nothing to apply"
+                exit 0
+            fi
+            if [[ "${AUTO_APPROVE:-0}" != 1 ]]; then
+                [[ -t 0 ]] || die "no terminal to confirm the apply: review $PLAN_DIR/plan.txt and set AUTO_APPROVE=1"
+                grep -E '^(Plan:|  # )' "$PLAN_DIR/plan.txt" >&2 || true
+                local answer
+                read -r -p "Apply this plan to $ENVIRONMENT (Lambda artifact $ARTIFACT_DIGEST)? Type yes: " answer
+                [[ "$answer" == yes ]] || die "not applied"
+            fi
             cmd_apply
             ;;
         *)
