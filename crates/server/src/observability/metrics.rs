@@ -755,6 +755,62 @@ mod tests {
         assert_eq!(later.since(&h).counts, vec![1, 2, 0, 0]);
     }
 
+    /// Every `dofs_*` name in `text`.
+    fn metric_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("dofs_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.push(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+        names
+    }
+
+    fn known(name: &str) -> bool {
+        CATALOG.iter().any(|m| {
+            m.name == name
+                || (m.kind == Kind::Histogram
+                    && ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name == format!("{}{s}", m.name)))
+        })
+    }
+
+    #[test]
+    fn the_self_hosted_monitoring_files_use_only_metrics_dofs_exports() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let rules = std::fs::read_to_string(root.join("prometheus/alerts.yml")).expect("rules");
+        let grafana =
+            std::fs::read_to_string(root.join("grafana/dofs-dashboard.json")).expect("dashboard");
+        let dashboard: serde_json::Value = serde_json::from_str(&grafana).expect("valid JSON");
+        let exprs: Vec<String> = dashboard["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+            .collect();
+        assert!(exprs.len() > 10, "the dashboard has queries");
+        let mut used = metric_names(&rules);
+        used.extend(exprs.iter().flat_map(|e| metric_names(e)));
+        for name in &used {
+            assert!(
+                known(name),
+                "{name} is used in deploy/ but DOFS does not export it"
+            );
+        }
+        for rule in super::super::alerts::RULES {
+            assert!(
+                rules.contains(&format!("rule: {rule}")),
+                "deploy/prometheus/alerts.yml mirrors the in-process rule {rule}"
+            );
+        }
+    }
+
     #[test]
     fn numbers_follow_the_exposition_format() {
         assert_eq!(number(3.0), "3");
