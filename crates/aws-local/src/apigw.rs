@@ -1,0 +1,265 @@
+//! API Gateway, played locally: every HTTP request becomes a REST API proxy
+//! event (payload format 1.0, the `{proxy+}` resource of Terraform's
+//! `api_gateway` module) for `api_handler`, and its proxy response becomes the
+//! HTTP response. Like API Gateway, a function error answers 502 and a
+//! timeout 504, with API Gateway's own JSON message.
+//!
+//! What it does not do: API keys and usage plans (the contract's `x-api-key`
+//! is checked by the router when keys are configured), throttling, request
+//! validation, custom domains. The stage is not part of local URLs.
+
+use crate::lambda::Invoker;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+/// What the API Gateway stand-in needs.
+#[derive(Clone)]
+pub struct Gateway {
+    pub invoker: Invoker,
+    pub function: String,
+    pub stage: String,
+}
+
+/// The largest request body API Gateway accepts (10 MB).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+fn gateway_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [("x-amzn-errortype", "InternalServerErrorException")],
+        axum::Json(json!({ "message": message })),
+    )
+        .into_response()
+}
+
+/// The proxy event of a request.
+pub fn proxy_event(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &[(String, String)],
+    body: &[u8],
+    stage: &str,
+) -> Value {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (k, v) in headers {
+        single.insert(k.clone(), json!(v));
+        match multi.get_mut(k) {
+            Some(Value::Array(list)) => list.push(json!(v)),
+            _ => {
+                multi.insert(k.clone(), json!([v]));
+            }
+        }
+    }
+    let mut qs_single = Map::new();
+    let mut qs_multi: Map<String, Value> = Map::new();
+    if let Some(q) = query {
+        for (k, v) in form_urlencoded_pairs(q) {
+            qs_single.insert(k.clone(), json!(v));
+            match qs_multi.get_mut(&k) {
+                Some(Value::Array(list)) => list.push(json!(v)),
+                _ => {
+                    qs_multi.insert(k, json!([v]));
+                }
+            }
+        }
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    json!({
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": if qs_single.is_empty() { Value::Null } else { Value::Object(qs_single) },
+        "multiValueQueryStringParameters": if qs_multi.is_empty() { Value::Null } else { Value::Object(qs_multi) },
+        "pathParameters": { "proxy": path.trim_start_matches('/') },
+        "stageVariables": Value::Null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "resourceId": "local",
+            "stage": stage,
+            "requestId": request_id,
+            "identity": { "sourceIp": "127.0.0.1", "userAgent": single.get("user-agent").cloned().unwrap_or(Value::Null) },
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "apiId": "local",
+            "path": format!("/{stage}{path}"),
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": now,
+            "domainName": single.get("host").cloned().unwrap_or(Value::Null),
+        },
+        "body": if body.is_empty() && !encoded { Value::Null } else { json!(body) },
+        "isBase64Encoded": encoded,
+    })
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The HTTP response of a proxy response.
+pub fn http_response(proxy: &Value) -> Option<Response> {
+    let status = StatusCode::from_u16(u16::try_from(proxy["statusCode"].as_u64()?).ok()?).ok()?;
+    let mut response = Response::builder().status(status);
+    let mut seen = std::collections::HashSet::new();
+    if let Some(multi) = proxy["multiValueHeaders"].as_object() {
+        for (k, values) in multi {
+            for v in values.as_array().into_iter().flatten() {
+                if let (Ok(name), Some(Ok(value))) = (
+                    HeaderName::try_from(k.as_str()),
+                    v.as_str().map(HeaderValue::from_str),
+                ) {
+                    seen.insert(name.clone());
+                    response = response.header(name, value);
+                }
+            }
+        }
+    }
+    if let Some(single) = proxy["headers"].as_object() {
+        for (k, v) in single {
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::try_from(k.as_str()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                if !seen.contains(&name) {
+                    response = response.header(name, value);
+                }
+            }
+        }
+    }
+    let text = proxy["body"].as_str().unwrap_or_default();
+    let body = if proxy["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    response.body(Body::from(body)).ok()
+}
+
+/// Every request: proxy event → `api_handler` → proxy response.
+pub async fn handle(State(gw): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+        }
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let event = proxy_event(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query(),
+        &headers,
+        &body,
+        &gw.stage,
+    );
+    match gw.invoker.invoke(&gw.function, &event).await {
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(http_response)
+        {
+            Some(r) => r,
+            None => gateway_error(StatusCode::BAD_GATEWAY, "Internal server error"),
+        },
+        Err(e) if e.error_type == "Sandbox.Timedout" => {
+            gateway_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.error_message, kind = %e.error_type, "api_handler failed");
+            gateway_error(StatusCode::BAD_GATEWAY, "Internal server error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded_into_single_and_multi_value_maps() {
+        let e = proxy_event(
+            "GET",
+            "/orders",
+            Some("status=FAILED&limit=5&x=a%20b&x=c"),
+            &[],
+            b"",
+            "local",
+        );
+        assert_eq!(e["queryStringParameters"]["status"], "FAILED");
+        assert_eq!(
+            e["multiValueQueryStringParameters"]["x"],
+            json!(["a b", "c"])
+        );
+        assert_eq!(e["body"], Value::Null);
+        assert_eq!(e["requestContext"]["path"], "/local/orders");
+    }
+
+    #[test]
+    fn a_proxy_response_becomes_the_http_response() {
+        let r = http_response(&json!({
+            "statusCode": 202,
+            "headers": {"content-type": "application/json"},
+            "multiValueHeaders": {"location": ["/orders/1"]},
+            "body": "{}",
+            "isBase64Encoded": false
+        }))
+        .expect("response");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(r.headers()["location"], "/orders/1");
+        assert_eq!(r.headers()["content-type"], "application/json");
+    }
+}

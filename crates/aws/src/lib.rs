@@ -1,0 +1,123 @@
+//! The AWS shape's adapters of the DOFS ports (`dofs_core::ports`).
+//!
+//! - [`store`]: [`DynamoDbOrderStore`], orders and failed orders in DynamoDB,
+//!   every write conditional.
+//! - [`queue`]: [`SqsQueue`], the orders queue and its DLQ on SQS.
+//! - [`workflow`]: [`StepFunctionsWorkflowStarter`] (one execution per order,
+//!   named by its id; idempotency keys in DynamoDB) and [`StepFunctionsExecutionLog`].
+//! - [`ops`]: [`AwsOperations`], the operator actions and readiness.
+//! - [`settings`]: [`AwsSettings`], the Lambdas' environment, read once.
+//! - [`setup`]: creates the tables and queues as Terraform does (emulator, tests).
+//! - [`error`]: SDK errors to port errors.
+//!
+//! [`AwsAdapters`] builds every adapter from one `aws-config` load, which
+//! honours `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`), so the same
+//! code runs against AWS and against an emulator.
+
+pub mod error;
+pub mod ops;
+pub mod queue;
+pub mod settings;
+pub mod setup;
+pub mod store;
+pub mod workflow;
+
+pub use ops::AwsOperations;
+pub use queue::{SendDedup, SqsQueue};
+pub use settings::{AwsSettings, SettingsError};
+pub use store::DynamoDbOrderStore;
+pub use workflow::{StepFunctionsExecutionLog, StepFunctionsWorkflowStarter};
+
+use dofs_core::ports::{Backend, Clock, SystemClock};
+use dofs_core::service::Fulfiller;
+use std::sync::Arc;
+
+/// Loads the AWS configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL`), once per process.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// Every adapter, over clients built once.
+#[derive(Clone)]
+pub struct AwsAdapters {
+    pub settings: AwsSettings,
+    pub store: DynamoDbOrderStore,
+    pub queue: SqsQueue,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AwsAdapters {
+    /// The adapters for `settings` on clients made from `config`.
+    pub fn new(settings: AwsSettings, config: &aws_config::SdkConfig) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let sfn = aws_sdk_sfn::Client::new(config);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = DynamoDbOrderStore::new(
+            dynamodb.clone(),
+            settings.orders_table.clone(),
+            settings.failed_orders_table.clone(),
+        );
+        let queue = SqsQueue::new(
+            sqs.clone(),
+            settings.orders_queue_url.clone(),
+            settings.dlq_url.clone(),
+            settings.max_receive_count,
+            Some(SendDedup {
+                client: dynamodb.clone(),
+                table: settings.idempotency_table.clone(),
+            }),
+            clock.clone(),
+        );
+        AwsAdapters {
+            settings,
+            store,
+            queue,
+            dynamodb,
+            sqs,
+            sfn,
+            clock,
+        }
+    }
+
+    /// Everything the HTTP API needs; fails without `DOFS_STATE_MACHINE_ARN`.
+    pub fn backend(&self) -> Result<Backend, SettingsError> {
+        let arn = self.settings.require_state_machine_arn()?.to_owned();
+        Ok(Backend {
+            orders: Arc::new(self.store.clone()),
+            queue: Arc::new(self.queue.clone()),
+            workflow: Arc::new(StepFunctionsWorkflowStarter::new(
+                self.sfn.clone(),
+                self.dynamodb.clone(),
+                arn.clone(),
+                self.settings.idempotency_table.clone(),
+                self.clock.clone(),
+            )),
+            executions: Arc::new(StepFunctionsExecutionLog::new(self.sfn.clone(), arn)),
+            operations: Arc::new(AwsOperations::new(
+                self.store.clone(),
+                self.queue.clone(),
+                self.clock.clone(),
+            )),
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// The fulfillment use case over these adapters.
+    pub fn fulfiller(&self) -> Fulfiller {
+        Fulfiller {
+            store: Arc::new(self.store.clone()),
+            queue: Arc::new(self.queue.clone()),
+            clock: self.clock.clone(),
+            policy: self.settings.policy,
+            max_receive_count: self.settings.max_receive_count,
+            backoff: self.settings.backoff,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! [`AwsOperations`]: the operator actions (retry, redrive, purge) and the
+//! readiness check, over DynamoDB and SQS.
+//!
+//! There is no transaction across DynamoDB and SQS, so the order of steps is
+//! what keeps them consistent: an order goes back to `PENDING` *before* its
+//! message returns to the orders queue, so a worker never receives a message
+//! for an order that is still `FAILED` (it would drop it as already terminal).
+
+use crate::queue::{LeasedDeadLetter, SqsQueue};
+use crate::store::DynamoDbOrderStore;
+use async_trait::async_trait;
+use dofs_core::ports::{Clock, ErrorKind, Operations, OrderStore, PortError, Queue, Transition};
+use dofs_core::service::OrderMessage;
+use dofs_core::{Order, OrderId, OrderStatus, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Operator actions on the AWS shape.
+#[derive(Clone)]
+pub struct AwsOperations {
+    store: DynamoDbOrderStore,
+    queue: SqsQueue,
+    clock: Arc<dyn Clock>,
+}
+
+impl AwsOperations {
+    pub fn new(store: DynamoDbOrderStore, queue: SqsQueue, clock: Arc<dyn Clock>) -> Self {
+        AwsOperations {
+            store,
+            queue,
+            clock,
+        }
+    }
+}
+
+fn back_to_pending(at: Timestamp) -> Transition {
+    Transition {
+        from: vec![OrderStatus::Failed],
+        to: OrderStatus::Pending,
+        attempts: Some(0),
+        failure_reason: Some(None),
+        at,
+    }
+}
+
+#[async_trait]
+impl Operations for AwsOperations {
+    async fn retry(&self, id: OrderId) -> Result<Order, PortError> {
+        let now = self.clock.now();
+        let order = self.store.transition(id, &back_to_pending(now)).await?;
+        self.queue.remove_dead_letters_of(id).await?;
+        let message_id = format!("{id}.retry-{}", now.millis());
+        self.queue
+            .send(&message_id, &OrderMessage { order_id: id }.to_body())
+            .await?;
+        Ok(order)
+    }
+
+    async fn redrive(&self) -> Result<u64, PortError> {
+        let mut moved = 0u64;
+        loop {
+            let leased: Vec<LeasedDeadLetter> = self
+                .queue
+                .lease_dead_letters(100, Duration::from_secs(60))
+                .await?;
+            if leased.is_empty() {
+                return Ok(moved);
+            }
+            let now = self.clock.now();
+            for l in &leased {
+                if let Some(OrderMessage { order_id }) = OrderMessage::parse(&l.letter.body) {
+                    match self.store.transition(order_id, &back_to_pending(now)).await {
+                        Ok(_) => {}
+                        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            self.queue.requeue_dead_letters(&leased).await?;
+            moved += leased.len() as u64;
+        }
+    }
+
+    async fn purge(&self) -> Result<u64, PortError> {
+        self.queue.purge_dead_letters().await
+    }
+
+    async fn ready(&self) -> Result<(), PortError> {
+        self.store
+            .client()
+            .describe_table()
+            .table_name(self.store.orders_table())
+            .send()
+            .await
+            .map_err(|e| crate::error::port_error("DescribeTable", e))?;
+        self.queue.ready().await?;
+        // The store answers reads too (a GetItem of an id that cannot exist).
+        self.store.get(OrderId::generate()).await.map(|_| ())
+    }
+}

@@ -1,0 +1,516 @@
+//! [`SqsQueue`]: the orders queue and its dead-letter queue on SQS.
+//!
+//! SQS does the hard parts itself: visibility timeouts, receive counts, and
+//! the redrive policy that moves a message to the DLQ after
+//! `maxReceiveCount` receives. This adapter adds what the port promises
+//! beyond plain SQS:
+//!
+//! - **idempotent send per id**: with a dedup table (the idempotency table), a
+//!   send first claims `sqs-send#<queue>#<id>` with a conditional put, so a
+//!   repeated send of the same id queues one message. Without one, sends are
+//!   at least once (fulfillment is idempotent anyway).
+//! - **dead letters listed without removing them**: SQS cannot peek, so the
+//!   DLQ is received with a visibility timeout and every message received is
+//!   made visible again at once. A dead letter's receive count is the queue's
+//!   `maxReceiveCount` (that is how it got there; receiving from the DLQ would
+//!   count our own peeks).
+//! - **redrive and purge that count**: messages are moved (send, then delete)
+//!   or deleted batch by batch.
+
+use crate::error::{code_of, port_error};
+use crate::store::{n, s};
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use dofs_core::ports::{
+    Clock, DeadLetter, ErrorKind, Page, PortError, Queue, QueueDepth, Received,
+};
+use dofs_core::service::OrderMessage;
+use dofs_core::{OrderId, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a dead letter stays hidden while it is peeked, moved or purged.
+const DEAD_LETTER_LEASE: Duration = Duration::from_secs(30);
+/// How long a send claim may stay unconfirmed before another send takes it over.
+const SEND_CLAIM_TIMEOUT_MS: i64 = 30_000;
+/// How long a send claim is kept (the DLQ's retention: 14 days).
+const SEND_CLAIM_TTL_SECS: i64 = 14 * 24 * 3600;
+
+/// Where send claims live: a DynamoDB table with hash key `idempotencyKey`.
+#[derive(Clone, Debug)]
+pub struct SendDedup {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+/// The orders queue and its DLQ.
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+    dlq_url: String,
+    max_receive_count: u32,
+    dedup: Option<SendDedup>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A dead letter received with a lease: hidden until released or deleted.
+#[derive(Clone, Debug)]
+pub struct LeasedDeadLetter {
+    pub letter: DeadLetter,
+    pub receipt: String,
+}
+
+fn secs(d: Duration) -> i32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.min(43_200) as i32
+}
+
+fn attr_i64(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
+    m.attributes
+        .as_ref()
+        .and_then(|a| a.get(&name))
+        .and_then(|v| v.parse().ok())
+}
+
+impl SqsQueue {
+    /// The queue at `queue_url` whose redrive policy sends to `dlq_url` after
+    /// `max_receive_count` receives.
+    pub fn new(
+        client: Client,
+        queue_url: impl Into<String>,
+        dlq_url: impl Into<String>,
+        max_receive_count: u32,
+        dedup: Option<SendDedup>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        SqsQueue {
+            client,
+            queue_url: queue_url.into(),
+            dlq_url: dlq_url.into(),
+            max_receive_count,
+            dedup,
+            clock,
+        }
+    }
+
+    /// The orders queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// The DLQ's URL.
+    pub fn dlq_url(&self) -> &str {
+        &self.dlq_url
+    }
+
+    /// Claims `id` for sending. `Ok(false)` when a message with this id was sent already.
+    async fn claim_send(&self, d: &SendDedup, key: &str) -> Result<bool, PortError> {
+        let now = self.clock.now().millis();
+        let result = d
+            .client
+            .put_item()
+            .table_name(&d.table)
+            .item("idempotencyKey", s(key))
+            .item("state", s("sending"))
+            .item("claimedAtMs", n(now))
+            .item("expiresAt", n(now / 1000 + SEND_CLAIM_TTL_SECS))
+            .condition_expression(
+                "attribute_not_exists(idempotencyKey) OR (#st = :sending AND claimedAtMs < :stale)",
+            )
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":stale", n(now - SEND_CLAIM_TIMEOUT_MS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                let item = d
+                    .client
+                    .get_item()
+                    .table_name(&d.table)
+                    .key("idempotencyKey", s(key))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("GetItem send claim", e))?
+                    .item;
+                match item.as_ref().and_then(|i| i.get("state")) {
+                    Some(aws_sdk_dynamodb::types::AttributeValue::S(st)) if st == "sent" => {
+                        Ok(false)
+                    }
+                    _ => Err(PortError::new(
+                        ErrorKind::Transient,
+                        format!("another send of {key} is in progress"),
+                    )),
+                }
+            }
+            Err(e) => Err(port_error("PutItem send claim", e)),
+        }
+    }
+
+    async fn confirm_send(&self, d: &SendDedup, key: &str) -> Result<(), PortError> {
+        d.client
+            .update_item()
+            .table_name(&d.table)
+            .key("idempotencyKey", s(key))
+            .update_expression("SET #st = :sent")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":sent", s("sent"))
+            .send()
+            .await
+            .map_err(|e| port_error("UpdateItem send claim", e))?;
+        Ok(())
+    }
+
+    /// Sends `body` to the orders queue, without an idempotency claim.
+    pub async fn send_unclaimed(&self, body: &str) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| port_error("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// Receives up to `max` dead letters (at most 10 per call to SQS) and hides
+    /// them for `lease`. Stops after two empty receives in a row.
+    pub async fn lease_dead_letters(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
+        let mut out: Vec<LeasedDeadLetter> = Vec::new();
+        let mut empty = 0;
+        while out.len() < max && empty < 2 {
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages((max - out.len()).clamp(1, 10) as i32)
+                .visibility_timeout(secs(lease).max(1))
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .map_err(|e| port_error("ReceiveMessage DLQ", e))?
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                empty += 1;
+                continue;
+            }
+            empty = 0;
+            let now = self.clock.now();
+            for m in got {
+                let (Some(id), Some(receipt)) = (m.message_id.clone(), m.receipt_handle.clone())
+                else {
+                    continue;
+                };
+                if out.iter().any(|l| l.letter.id == id) {
+                    continue;
+                }
+                let sent_at =
+                    Timestamp(attr_i64(&m, MessageSystemAttributeName::SentTimestamp).unwrap_or(0));
+                out.push(LeasedDeadLetter {
+                    letter: DeadLetter {
+                        id,
+                        body: m.body.unwrap_or_default(),
+                        receive_count: self.max_receive_count,
+                        sent_at,
+                        dead_at: now,
+                    },
+                    receipt,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes leased dead letters visible again at once.
+    pub async fn release_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
+        for chunk in leased.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&l.receipt)
+                        .visibility_timeout(0)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| port_error("ChangeMessageVisibilityBatch DLQ", e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes leased dead letters from the DLQ.
+    pub async fn delete_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
+        for chunk in leased.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&l.receipt)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
+            self.client
+                .delete_message_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| port_error("DeleteMessageBatch DLQ", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends leased dead letters back to the orders queue as new messages
+    /// (their receive count starts again), then deletes them from the DLQ.
+    pub async fn requeue_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
+        for chunk in leased.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&l.letter.body)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| port_error("SendMessageBatch", e))?;
+            if !out.failed.is_empty() {
+                return Err(PortError::new(
+                    ErrorKind::Transient,
+                    format!("{} messages could not be requeued", out.failed.len()),
+                ));
+            }
+            self.delete_dead_letters(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the dead letters of `order` (after an operator's retry).
+    pub async fn remove_dead_letters_of(&self, order: OrderId) -> Result<u64, PortError> {
+        let leased = self.lease_dead_letters(10_000, DEAD_LETTER_LEASE).await?;
+        let (mine, others): (Vec<_>, Vec<_>) = leased.into_iter().partition(|l| {
+            OrderMessage::parse(&l.letter.body).is_some_and(|m| m.order_id == order)
+        });
+        self.delete_dead_letters(&mine).await?;
+        self.release_dead_letters(&others).await?;
+        Ok(mine.len() as u64)
+    }
+
+    async fn queue_attrs(&self, url: &str) -> Result<(u64, u64, u64), PortError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| port_error("GetQueueAttributes", e))?;
+        let get = |name: QueueAttributeName| -> u64 {
+            out.attributes
+                .as_ref()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        ))
+    }
+
+    /// Whether both queues answer.
+    pub async fn ready(&self) -> Result<(), PortError> {
+        self.queue_attrs(&self.queue_url).await?;
+        self.queue_attrs(&self.dlq_url).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, id: &str, body: &str) -> Result<(), PortError> {
+        let Some(d) = &self.dedup else {
+            return self.send_unclaimed(body).await;
+        };
+        let queue_name = self.queue_url.rsplit('/').next().unwrap_or("queue");
+        let key = format!("sqs-send#{queue_name}#{id}");
+        if !self.claim_send(d, &key).await? {
+            return Ok(());
+        }
+        self.send_unclaimed(body).await?;
+        self.confirm_send(d, &key).await
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, PortError> {
+        let got = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .visibility_timeout(secs(visibility))
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| port_error("ReceiveMessage", e))?
+            .messages
+            .unwrap_or_default();
+        Ok(got
+            .into_iter()
+            .filter_map(|m| {
+                let receive_count =
+                    attr_i64(&m, MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1)
+                        as u32;
+                let sent_at =
+                    Timestamp(attr_i64(&m, MessageSystemAttributeName::SentTimestamp).unwrap_or(0));
+                Some(Received {
+                    id: m.message_id?,
+                    body: m.body.unwrap_or_default(),
+                    receipt: m.receipt_handle?,
+                    receive_count,
+                    sent_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), PortError> {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Deleted already (SQS answers a stale receipt the same way).
+            Err(e) if code_of(&e) == Some("ReceiptHandleIsInvalid") => Ok(()),
+            Err(e) => Err(port_error("DeleteMessage", e)),
+        }
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
+        match self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs(timeout))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some("MessageNotInflight") => Err(PortError::conflict(
+                "the message is not in flight under this receipt",
+            )),
+            Err(e) if code_of(&e) == Some("ReceiptHandleIsInvalid") => {
+                Err(PortError::not_found("no message has this receipt"))
+            }
+            Err(e) => Err(port_error("ChangeMessageVisibility", e)),
+        }
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, PortError> {
+        let (visible, in_flight, delayed) = self.queue_attrs(&self.queue_url).await?;
+        let (dead, dead_in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
+        Ok(QueueDepth {
+            waiting: visible + delayed,
+            in_flight,
+            dead: dead + dead_in_flight,
+            oldest_age_ms: None,
+        })
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        _cursor: Option<&str>,
+    ) -> Result<Page<DeadLetter>, PortError> {
+        let leased = self
+            .lease_dead_letters(limit.max(1), DEAD_LETTER_LEASE)
+            .await?;
+        self.release_dead_letters(&leased).await?;
+        let mut items: Vec<DeadLetter> = leased.into_iter().map(|l| l.letter).collect();
+        items.sort_by_key(|d| d.sent_at);
+        // SQS cannot continue a peek where the last one stopped: one page only.
+        Ok(Page {
+            items,
+            next_cursor: None,
+        })
+    }
+
+    async fn redrive(&self) -> Result<u64, PortError> {
+        let mut moved = 0;
+        loop {
+            let leased = self.lease_dead_letters(100, DEAD_LETTER_LEASE).await?;
+            if leased.is_empty() {
+                return Ok(moved);
+            }
+            self.requeue_dead_letters(&leased).await?;
+            moved += leased.len() as u64;
+        }
+    }
+
+    async fn purge_dead_letters(&self) -> Result<u64, PortError> {
+        let mut purged = 0;
+        loop {
+            let leased = self.lease_dead_letters(100, DEAD_LETTER_LEASE).await?;
+            if leased.is_empty() {
+                return Ok(purged);
+            }
+            self.delete_dead_letters(&leased).await?;
+            purged += leased.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_rounds_up_to_whole_seconds_and_keeps_zero() {
+        assert_eq!(secs(Duration::ZERO), 0);
+        assert_eq!(secs(Duration::from_millis(5)), 1);
+        assert_eq!(secs(Duration::from_secs(2)), 2);
+        assert_eq!(secs(Duration::from_secs(100_000)), 43_200);
+    }
+}

@@ -1,0 +1,645 @@
+//! [`DynamoDbOrderStore`]: orders and failed orders in DynamoDB.
+//!
+//! Item layout of the orders table (hash key `orderId`):
+//! `customerId`, `productId`, `quantity` (N), `priceCents` (N, exact),
+//! `metadata` (S, a JSON list of `[key, type, exact text]` so numbers keep
+//! their text), `status`, `attempts` (N), `createdAt` (S, RFC 3339 with
+//! milliseconds, so it sorts as text), `createdAtMs`/`updatedAtMs` (N),
+//! `executionArn`, `failureReason` (absent when none) and `listPartition`
+//! (always `all`, the hash key of the `all-createdAt` index).
+//!
+//! Every write is conditional: a new order with `attribute_not_exists`, every
+//! status change on the current status, and recording a dead letter in one
+//! transaction with the order's change to `FAILED`.
+//!
+//! The failed-orders table is keyed by `orderId` alone (as Terraform creates
+//! it): when an order fails again after an operator's retry, its row holds the
+//! latest failure and `previousFailures` keeps the earlier ones.
+
+use crate::error::{code_of, corrupt, port_error};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
+use dofs_core::{
+    CustomerId, FailedOrder, Metadata, MetadataValue, Order, OrderId, OrderStatus, Price,
+    ProductId, Timestamp,
+};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The orders index by status, newest first.
+pub const STATUS_INDEX: &str = "status-createdAt";
+/// The orders index over every order, newest first.
+pub const ALL_ORDERS_INDEX: &str = "all-createdAt";
+/// The failed-orders index over every row, newest first.
+pub const ALL_FAILED_INDEX: &str = "all-failedAt";
+/// The one value of `listPartition`.
+pub const LIST_PARTITION: &str = "all";
+
+/// Orders and failed orders in two DynamoDB tables.
+#[derive(Clone, Debug)]
+pub struct DynamoDbOrderStore {
+    client: Client,
+    orders_table: String,
+    failed_table: String,
+}
+
+impl DynamoDbOrderStore {
+    /// A store over existing tables (see [`crate::setup`] to create them).
+    pub fn new(
+        client: Client,
+        orders_table: impl Into<String>,
+        failed_table: impl Into<String>,
+    ) -> Self {
+        DynamoDbOrderStore {
+            client,
+            orders_table: orders_table.into(),
+            failed_table: failed_table.into(),
+        }
+    }
+
+    /// The DynamoDB client (shared with the other adapters).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The orders table's name.
+    pub fn orders_table(&self) -> &str {
+        &self.orders_table
+    }
+
+    async fn get_failed_item(&self, id: OrderId) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.failed_table)
+            .key("orderId", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem failed_orders", e))?;
+        Ok(out.item)
+    }
+
+    async fn query_page(
+        &self,
+        table: &str,
+        index: &str,
+        key_attr: &str,
+        key_value: &str,
+        sort_attr: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), PortError> {
+        let limit = limit.clamp(1, 500);
+        let mut start = match cursor {
+            Some(c) => {
+                let (sort, id) = decode_cursor(c)
+                    .ok_or_else(|| PortError::not_found("the cursor is not valid"))?;
+                let mut key = Item::new();
+                key.insert(key_attr.to_owned(), s(key_value));
+                key.insert(sort_attr.to_owned(), s(sort));
+                key.insert("orderId".to_owned(), s(id));
+                Some(key)
+            }
+            None => None,
+        };
+        let mut items: Vec<Item> = Vec::new();
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(index)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", key_attr)
+                .expression_attribute_values(":k", s(key_value))
+                .scan_index_forward(false)
+                .limit((limit + 1 - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if items.len() <= limit => start = Some(k),
+                _ => break,
+            }
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            match items.last() {
+                Some(last) => Some(encode_cursor(
+                    str_attr(last, sort_attr)?,
+                    str_attr(last, "orderId")?,
+                )),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn str_attr<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(key)),
+    }
+}
+
+pub(crate) fn num_attr<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(key)),
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn encode_metadata(m: &Metadata) -> String {
+    let list: Vec<serde_json::Value> =
+        m.0.iter()
+            .map(|(k, v)| {
+                let (t, text) = match v {
+                    MetadataValue::String(s) => ("s", s.clone()),
+                    MetadataValue::Number(n) => ("n", n.clone()),
+                    MetadataValue::Bool(b) => ("b", b.to_string()),
+                };
+                serde_json::json!([k, t, text])
+            })
+            .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn decode_metadata(text: &str) -> Option<Metadata> {
+    let list: Vec<(String, String, String)> = serde_json::from_str(text).ok()?;
+    let mut out = Vec::with_capacity(list.len());
+    for (k, t, v) in list {
+        let value = match t.as_str() {
+            "s" => MetadataValue::String(v),
+            "n" => MetadataValue::Number(v),
+            "b" => MetadataValue::Bool(v == "true"),
+            _ => return None,
+        };
+        out.push((k, value));
+    }
+    Some(Metadata(out))
+}
+
+/// The item of an order.
+pub(crate) fn order_item(o: &Order) -> Item {
+    let mut item = Item::new();
+    item.insert("orderId".into(), s(o.id.to_string()));
+    item.insert("customerId".into(), s(o.customer_id.as_str()));
+    item.insert("productId".into(), s(o.product_id.as_str()));
+    item.insert("quantity".into(), n(o.quantity));
+    item.insert("priceCents".into(), n(o.price.cents()));
+    if let Some(m) = &o.metadata {
+        item.insert("metadata".into(), s(encode_metadata(m)));
+    }
+    item.insert("status".into(), s(o.status.as_str()));
+    item.insert("attempts".into(), n(o.attempts));
+    item.insert("createdAt".into(), s(o.created_at.to_string()));
+    item.insert("createdAtMs".into(), n(o.created_at.millis()));
+    item.insert("updatedAtMs".into(), n(o.updated_at.millis()));
+    item.insert("executionArn".into(), s(o.execution_arn.clone()));
+    if let Some(r) = &o.failure_reason {
+        item.insert("failureReason".into(), s(r.clone()));
+    }
+    item.insert("listPartition".into(), s(LIST_PARTITION));
+    item
+}
+
+/// The order of an item.
+pub(crate) fn order_from_item(item: &Item) -> Result<Order, PortError> {
+    let metadata = match item.get("metadata") {
+        Some(AttributeValue::S(text)) => {
+            Some(decode_metadata(text).ok_or_else(|| corrupt("metadata"))?)
+        }
+        _ => None,
+    };
+    Ok(Order {
+        id: OrderId::parse(str_attr(item, "orderId")?).map_err(|_| corrupt("orderId"))?,
+        customer_id: CustomerId::parse(str_attr(item, "customerId")?)
+            .map_err(|_| corrupt("customerId"))?,
+        product_id: ProductId::parse(str_attr(item, "productId")?)
+            .map_err(|_| corrupt("productId"))?,
+        quantity: num_attr(item, "quantity")?,
+        price: Price::from_cents(num_attr(item, "priceCents")?),
+        metadata,
+        status: OrderStatus::parse(str_attr(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        attempts: num_attr(item, "attempts")?,
+        created_at: Timestamp(num_attr(item, "createdAtMs")?),
+        updated_at: Timestamp(num_attr(item, "updatedAtMs")?),
+        execution_arn: str_attr(item, "executionArn")?.to_owned(),
+        failure_reason: match item.get("failureReason") {
+            Some(AttributeValue::S(r)) => Some(r.clone()),
+            _ => None,
+        },
+    })
+}
+
+fn failed_from_item(item: &Item) -> Result<FailedOrder, PortError> {
+    Ok(FailedOrder {
+        order_id: OrderId::parse(str_attr(item, "orderId")?).map_err(|_| corrupt("orderId"))?,
+        reason: str_attr(item, "reason")?.to_owned(),
+        attempts: num_attr(item, "attempts")?,
+        failed_at: Timestamp(num_attr(item, "failedAtMs")?),
+        order: serde_json::from_str(str_attr(item, "order")?).map_err(|_| corrupt("order"))?,
+    })
+}
+
+/// Whether two orders were submitted with the same content.
+fn same_content(a: &Order, b: &Order) -> bool {
+    a.customer_id == b.customer_id
+        && a.product_id == b.product_id
+        && a.quantity == b.quantity
+        && a.price == b.price
+        && a.metadata == b.metadata
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+/// An opaque cursor: the sort key and order id of the last item seen.
+fn encode_cursor(sort: &str, id: &str) -> String {
+    hex(format!("{sort}|{id}").as_bytes())
+}
+
+fn decode_cursor(c: &str) -> Option<(String, String)> {
+    let text = String::from_utf8(unhex(c)?).ok()?;
+    let (sort, id) = text.split_once('|')?;
+    OrderId::parse(id).ok()?;
+    Some((sort.to_owned(), id.to_owned()))
+}
+
+/// A conditional update's parts.
+struct UpdateParts {
+    update: String,
+    condition: String,
+    values: Item,
+    names: HashMap<String, String>,
+}
+
+/// The conditional update of a [`Transition`].
+fn transition_update(change: &Transition) -> UpdateParts {
+    let mut values = Item::new();
+    let mut sets = vec!["#status = :to", "updatedAtMs = :at"];
+    let mut removes = Vec::new();
+    values.insert(":to".into(), s(change.to.as_str()));
+    values.insert(":at".into(), n(change.at.millis()));
+    if let Some(a) = change.attempts {
+        sets.push("attempts = :attempts");
+        values.insert(":attempts".into(), n(a));
+    }
+    match &change.failure_reason {
+        Some(Some(r)) => {
+            sets.push("failureReason = :reason");
+            values.insert(":reason".into(), s(r.clone()));
+        }
+        Some(None) => removes.push("failureReason"),
+        None => {}
+    }
+    let allowed: Vec<OrderStatus> = change
+        .from
+        .iter()
+        .copied()
+        .filter(|f| f.can_become(change.to))
+        .collect();
+    let mut placeholders = Vec::new();
+    for (i, f) in allowed.iter().enumerate() {
+        let p = format!(":from{i}");
+        values.insert(p.clone(), s(f.as_str()));
+        placeholders.push(p);
+    }
+    if placeholders.is_empty() {
+        // Nothing may change: a condition that never holds.
+        values.insert(":never".into(), s("-"));
+        placeholders.push(":never".into());
+    }
+    let mut expr = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    let condition = format!(
+        "attribute_exists(orderId) AND #status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut names = HashMap::new();
+    names.insert("#status".to_owned(), "status".to_owned());
+    UpdateParts {
+        update: expr,
+        condition,
+        values,
+        names,
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoDbOrderStore {
+    async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.orders_table)
+            .set_item(Some(order_item(order)))
+            .condition_expression("attribute_not_exists(orderId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(order.clone()),
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                match self.get(order.id).await? {
+                    Some(existing) if same_content(&existing, order) => Ok(existing),
+                    Some(_) => Err(PortError::conflict(format!(
+                        "order {} exists with other content",
+                        order.id
+                    ))),
+                    None => Err(PortError::new(
+                        ErrorKind::Transient,
+                        "the order vanished while being created",
+                    )),
+                }
+            }
+            Err(e) => Err(port_error("PutItem orders", e)),
+        }
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key("orderId", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem orders", e))?;
+        out.item.as_ref().map(order_from_item).transpose()
+    }
+
+    async fn list(
+        &self,
+        status: Option<OrderStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, PortError> {
+        let (index, attr, value) = match status {
+            Some(st) => (STATUS_INDEX, "status", st.as_str()),
+            None => (ALL_ORDERS_INDEX, "listPartition", LIST_PARTITION),
+        };
+        let (items, next_cursor) = self
+            .query_page(
+                &self.orders_table,
+                index,
+                attr,
+                value,
+                "createdAt",
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(order_from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+
+    async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError> {
+        let parts = transition_update(change);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders_table)
+            .key("orderId", s(id.to_string()))
+            .update_expression(parts.update)
+            .condition_expression(parts.condition)
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values(Some(parts.values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => order_from_item(&item),
+                None => self
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| PortError::not_found(format!("no order {id}"))),
+            },
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                match self.get(id).await? {
+                    None => Err(PortError::not_found(format!("no order {id}"))),
+                    Some(o) => Err(PortError::conflict(format!(
+                        "order {id} is {}, cannot become {}",
+                        o.status, change.to
+                    ))),
+                }
+            }
+            Err(e) => Err(port_error("UpdateItem orders", e)),
+        }
+    }
+
+    async fn record_failure(&self, failed: &FailedOrder) -> Result<bool, PortError> {
+        let Some(order) = self.get(failed.order_id).await? else {
+            return Ok(false);
+        };
+        if order.status.is_terminal() {
+            return Ok(false);
+        }
+        let change = Transition {
+            from: vec![order.status],
+            to: OrderStatus::Failed,
+            attempts: Some(failed.attempts),
+            failure_reason: Some(Some(failed.reason.clone())),
+            at: failed.failed_at,
+        };
+        let parts = transition_update(&change);
+        let update = Update::builder()
+            .table_name(&self.orders_table)
+            .key("orderId", s(failed.order_id.to_string()))
+            .update_expression(parts.update)
+            .condition_expression(parts.condition)
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values(Some(parts.values))
+            .build()
+            .map_err(|e| PortError::with_source(ErrorKind::Internal, "build Update", e))?;
+
+        let mut row = Item::new();
+        row.insert("orderId".into(), s(failed.order_id.to_string()));
+        row.insert("listPartition".into(), s(LIST_PARTITION));
+        row.insert("reason".into(), s(failed.reason.clone()));
+        row.insert("attempts".into(), n(failed.attempts));
+        row.insert("failedAt".into(), s(failed.failed_at.to_string()));
+        row.insert("failedAtMs".into(), n(failed.failed_at.millis()));
+        row.insert("order".into(), s(failed.order.to_string()));
+        if let Some(previous) = self.get_failed_item(failed.order_id).await? {
+            let mut history = match previous.get("previousFailures") {
+                Some(AttributeValue::L(l)) => l.clone(),
+                _ => Vec::new(),
+            };
+            let mut earlier = previous.clone();
+            earlier.remove("previousFailures");
+            earlier.remove("listPartition");
+            history.push(AttributeValue::M(earlier));
+            row.insert("previousFailures".into(), AttributeValue::L(history));
+        }
+        let put = Put::builder()
+            .table_name(&self.failed_table)
+            .set_item(Some(row))
+            .build()
+            .map_err(|e| PortError::with_source(ErrorKind::Internal, "build Put", e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
+                // The order changed meanwhile: someone else recorded it, or it moved on.
+                match self.get(failed.order_id).await? {
+                    Some(o) if o.status.is_terminal() => Ok(false),
+                    None => Ok(false),
+                    Some(o) => Err(PortError::new(
+                        ErrorKind::Transient,
+                        format!(
+                            "order {} changed to {} while being failed",
+                            failed.order_id, o.status
+                        ),
+                    )),
+                }
+            }
+            Err(e) => Err(port_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn list_failed(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<FailedOrder>, PortError> {
+        let (items, next_cursor) = self
+            .query_page(
+                &self.failed_table,
+                ALL_FAILED_INDEX,
+                "listPartition",
+                LIST_PARTITION,
+                "failedAt",
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(failed_from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, PortError> {
+        let mut counts = Vec::new();
+        for status in OrderStatus::ALL {
+            let mut total = 0u64;
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.orders_table)
+                    .index_name(STATUS_INDEX)
+                    .key_condition_expression("#s = :s")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":s", s(status.as_str()))
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| port_error("Query count", e))?;
+                total += out.count.max(0) as u64;
+                match out.last_evaluated_key {
+                    Some(k) => start = Some(k),
+                    None => break,
+                }
+            }
+            counts.push((status, total));
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = OrderId::generate().to_string();
+        let c = encode_cursor("2026-11-28T14:00:00.000Z", &id);
+        assert_eq!(
+            decode_cursor(&c),
+            Some(("2026-11-28T14:00:00.000Z".to_owned(), id))
+        );
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(&hex(b"no separator")), None);
+    }
+
+    #[test]
+    fn metadata_keeps_number_text_and_key_order() {
+        let m = Metadata(vec![
+            ("b".into(), MetadataValue::Number("1.50".into())),
+            ("a".into(), MetadataValue::String("x".into())),
+            ("c".into(), MetadataValue::Bool(true)),
+        ]);
+        assert_eq!(decode_metadata(&encode_metadata(&m)), Some(m));
+    }
+
+    #[test]
+    fn a_transition_only_allows_the_from_statuses_the_lifecycle_permits() {
+        let change = Transition {
+            from: vec![OrderStatus::Fulfilled, OrderStatus::Processing],
+            to: OrderStatus::Fulfilled,
+            attempts: Some(2),
+            failure_reason: Some(None),
+            at: Timestamp(5),
+        };
+        let parts = transition_update(&change);
+        assert!(parts.update.contains("REMOVE failureReason"));
+        assert_eq!(parts.values.get(":from0"), Some(&s("PROCESSING")));
+        assert!(
+            !parts.values.contains_key(":from1"),
+            "FULFILLED cannot change"
+        );
+    }
+}

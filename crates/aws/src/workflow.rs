@@ -1,0 +1,342 @@
+//! The workflow on Step Functions: [`StepFunctionsWorkflowStarter`] starts the
+//! order workflow (a Standard state machine) and [`StepFunctionsExecutionLog`]
+//! reads executions back.
+//!
+//! **One execution per order.** The execution's name is the order id, so a
+//! retried request can never start a second execution: Step Functions answers
+//! `ExecutionAlreadyExists`, which is taken as success (the ARN is the same).
+//!
+//! **Idempotency keys** live in the idempotency table: `idempotencyKey`, the
+//! body's `fingerprint`, the first `orderId`, `createdAtMs` and `expiresAt`
+//! (epoch seconds, the table's TTL attribute; an expired record is treated as
+//! absent, because DynamoDB deletes expired items only eventually). The
+//! record is claimed with a conditional put before the execution starts; a
+//! replay starts the execution again under the same name, which heals a
+//! request that crashed between the two.
+
+use crate::error::{code_of, port_error};
+use crate::store::{n, num_attr, s, str_attr};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use dofs_core::ports::{
+    Clock, ErrorKind, Execution, ExecutionLog, IdempotencyClaim, PortError, Submitted,
+    WorkflowStarter,
+};
+use dofs_core::{NewOrder, Order, OrderId, Timestamp};
+use std::sync::Arc;
+
+/// How long an idempotency key is remembered (CONTRACT section 1: 24 hours).
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 3600;
+
+/// The execution ARN of `name` under `state_machine_arn`.
+pub fn execution_arn_of(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+/// The workflow's input for an order: `{"order": {...as submitted, with orderId}}`.
+pub fn workflow_input(order: &Order) -> serde_json::Value {
+    serde_json::json!({ "order": order.submitted_json() })
+}
+
+/// Starts order workflows on Step Functions.
+#[derive(Clone)]
+pub struct StepFunctionsWorkflowStarter {
+    sfn: aws_sdk_sfn::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    state_machine_arn: String,
+    idempotency_table: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl StepFunctionsWorkflowStarter {
+    pub fn new(
+        sfn: aws_sdk_sfn::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        state_machine_arn: impl Into<String>,
+        idempotency_table: impl Into<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        StepFunctionsWorkflowStarter {
+            sfn,
+            dynamodb,
+            state_machine_arn: state_machine_arn.into(),
+            idempotency_table: idempotency_table.into(),
+            clock,
+        }
+    }
+
+    /// Starts the execution named after the order; an existing one is fine.
+    async fn start_execution(&self, order: &Order) -> Result<String, PortError> {
+        let result = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(order.id.to_string())
+            .input(workflow_input(order).to_string())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.execution_arn),
+            Err(e) if code_of(&e) == Some("ExecutionAlreadyExists") => Ok(execution_arn_of(
+                &self.state_machine_arn,
+                &order.id.to_string(),
+            )),
+            Err(e) => Err(port_error("StartExecution", e)),
+        }
+    }
+
+    /// Claims the key. `Ok(None)` when claimed now; `Ok(Some(record))` when it
+    /// was claimed before (and has not expired).
+    async fn claim(
+        &self,
+        claim: &IdempotencyClaim,
+        id: OrderId,
+        now: Timestamp,
+    ) -> Result<Option<(String, OrderId, Timestamp)>, PortError> {
+        let now_secs = now.millis() / 1000;
+        let result = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.idempotency_table)
+            .item("idempotencyKey", s(claim.key.clone()))
+            .item("fingerprint", s(claim.fingerprint.clone()))
+            .item("orderId", s(id.to_string()))
+            .item("createdAtMs", n(now.millis()))
+            .item("expiresAt", n(now_secs + IDEMPOTENCY_WINDOW_SECS))
+            .condition_expression("attribute_not_exists(idempotencyKey) OR expiresAt < :now")
+            .expression_attribute_values(":now", n(now_secs))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                let item = self
+                    .dynamodb
+                    .get_item()
+                    .table_name(&self.idempotency_table)
+                    .key("idempotencyKey", s(claim.key.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("GetItem idempotency", e))?
+                    .item
+                    .ok_or_else(|| {
+                        PortError::new(ErrorKind::Transient, "idempotency record vanished")
+                    })?;
+                let first = OrderId::parse(str_attr(&item, "orderId")?)
+                    .map_err(|_| crate::error::corrupt("orderId"))?;
+                Ok(Some((
+                    str_attr(&item, "fingerprint")?.to_owned(),
+                    first,
+                    Timestamp(num_attr(&item, "createdAtMs")?),
+                )))
+            }
+            Err(e) => Err(port_error("PutItem idempotency", e)),
+        }
+    }
+
+    async fn forget(&self, key: &str) {
+        let result = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.idempotency_table)
+            .key("idempotencyKey", AttributeValue::S(key.to_owned()))
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %port_error("DeleteItem idempotency", e), "could not release an idempotency key after a failed start");
+        }
+    }
+}
+
+#[async_trait]
+impl WorkflowStarter for StepFunctionsWorkflowStarter {
+    async fn start(
+        &self,
+        id: OrderId,
+        order: NewOrder,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<Submitted, PortError> {
+        let now = self.clock.now();
+        if let Some(claim) = &claim {
+            if let Some((fingerprint, first, created)) = self.claim(claim, id, now).await? {
+                if fingerprint != claim.fingerprint {
+                    return Ok(Submitted::KeyReused);
+                }
+                // Same body: the first order. Starting again under its name is a no-op
+                // if the first request got that far, and finishes its work if not.
+                let arn = execution_arn_of(&self.state_machine_arn, &first.to_string());
+                let replay = Order::new(first, order, arn, created);
+                let arn = self.start_execution(&replay).await?;
+                return Ok(Submitted::Replayed {
+                    order: Order {
+                        execution_arn: arn,
+                        ..replay
+                    },
+                });
+            }
+        }
+        let arn = execution_arn_of(&self.state_machine_arn, &id.to_string());
+        let new = Order::new(id, order, arn, now);
+        match self.start_execution(&new).await {
+            Ok(arn) => Ok(Submitted::Started {
+                order: Order {
+                    execution_arn: arn,
+                    ..new
+                },
+            }),
+            Err(e) => {
+                if let Some(claim) = &claim {
+                    self.forget(&claim.key).await;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads executions of the order workflow from Step Functions.
+#[derive(Clone)]
+pub struct StepFunctionsExecutionLog {
+    sfn: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl StepFunctionsExecutionLog {
+    pub fn new(sfn: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+        StepFunctionsExecutionLog {
+            sfn,
+            state_machine_arn: state_machine_arn.into(),
+        }
+    }
+}
+
+fn millis(t: &aws_sdk_sfn::primitives::DateTime) -> Timestamp {
+    Timestamp(t.to_millis().unwrap_or(0))
+}
+
+fn json_or_text(text: Option<&str>) -> Option<serde_json::Value> {
+    text.map(|t| {
+        serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_owned()))
+    })
+}
+
+/// One history event as the API shows it: `type`, `timestamp`, and the details
+/// Step Functions gives (state name, resource, error and cause, input and output).
+fn event_json(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
+    let mut details = serde_json::Map::new();
+    let mut state = None;
+    if let Some(d) = &e.state_entered_event_details {
+        state = Some(d.name.clone());
+        details.insert("input".into(), json_or_text(d.input.as_deref()).into());
+    }
+    if let Some(d) = &e.state_exited_event_details {
+        state = Some(d.name.clone());
+        details.insert("output".into(), json_or_text(d.output.as_deref()).into());
+    }
+    if let Some(d) = &e.task_scheduled_event_details {
+        details.insert("resource".into(), d.resource.clone().into());
+    }
+    if let Some(d) = &e.task_succeeded_event_details {
+        details.insert("resource".into(), d.resource.clone().into());
+        details.insert("output".into(), json_or_text(d.output.as_deref()).into());
+    }
+    if let Some(d) = &e.task_failed_event_details {
+        details.insert("resource".into(), d.resource.clone().into());
+        details.insert("error".into(), d.error.clone().into());
+        details.insert("cause".into(), d.cause.clone().into());
+    }
+    if let Some(d) = &e.lambda_function_failed_event_details {
+        details.insert("error".into(), d.error.clone().into());
+        details.insert("cause".into(), d.cause.clone().into());
+    }
+    if let Some(d) = &e.execution_failed_event_details {
+        details.insert("error".into(), d.error.clone().into());
+        details.insert("cause".into(), d.cause.clone().into());
+    }
+    if let Some(d) = &e.execution_started_event_details {
+        details.insert("input".into(), json_or_text(d.input.as_deref()).into());
+    }
+    if let Some(d) = &e.execution_succeeded_event_details {
+        details.insert("output".into(), json_or_text(d.output.as_deref()).into());
+    }
+    let mut v = serde_json::json!({
+        "type": e.r#type.as_str(),
+        "timestamp": millis(&e.timestamp).to_string(),
+        "details": details,
+    });
+    if let (Some(obj), Some(state)) = (v.as_object_mut(), state) {
+        obj.insert("state".into(), state.into());
+    }
+    v
+}
+
+#[async_trait]
+impl ExecutionLog for StepFunctionsExecutionLog {
+    async fn get(&self, id: &str) -> Result<Option<Execution>, PortError> {
+        let name = dofs_core::ports::execution_id(id);
+        let arn = execution_arn_of(&self.state_machine_arn, name);
+        let described = match self
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => return Ok(None),
+            Err(e) if code_of(&e) == Some("InvalidArn") => return Ok(None),
+            Err(e) => return Err(port_error("DescribeExecution", e)),
+        };
+        let mut events = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(&arn)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| port_error("GetExecutionHistory", e))?;
+            events.extend(out.events.iter().map(event_json));
+            match out.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let status = match described.status.as_str() {
+            "RUNNING" | "PENDING_REDRIVE" => "RUNNING",
+            "SUCCEEDED" => "SUCCEEDED",
+            _ => "FAILED",
+        };
+        Ok(Some(Execution {
+            arn: described.execution_arn,
+            status: status.to_owned(),
+            input: json_or_text(described.input.as_deref()).unwrap_or(serde_json::Value::Null),
+            output: json_or_text(described.output.as_deref()),
+            started_at: millis(&described.start_date),
+            stopped_at: described.stop_date.as_ref().map(millis),
+            events,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_execution_arn_is_the_state_machine_arn_with_the_order_id() {
+        assert_eq!(
+            execution_arn_of(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:dofs-dev-order-processing",
+                "abc"
+            ),
+            "arn:aws:states:us-east-1:123456789012:execution:dofs-dev-order-processing:abc"
+        );
+    }
+}

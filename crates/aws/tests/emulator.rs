@@ -1,0 +1,214 @@
+//! The AWS adapters against moto server: the same port conformance suites the
+//! SQLite adapters pass, plus the Step Functions starter, on tables, queues
+//! and state machines with random names.
+//!
+//! Needs `DOFS_MOTO_ENDPOINT` (scripts/test-aws.sh starts moto and sets it).
+//! Without it each test prints SKIP and passes, unless `DOFS_REQUIRE_EMULATOR=1`.
+
+use async_trait::async_trait;
+use dofs_aws::setup::{self, QueueOptions, ResourceNames};
+use dofs_aws::{
+    DynamoDbOrderStore, SendDedup, SqsQueue, StepFunctionsExecutionLog,
+    StepFunctionsWorkflowStarter,
+};
+use dofs_core::conformance::{queue_suite, store_suite, QueueHarness};
+use dofs_core::ports::{
+    ExecutionLog, IdempotencyClaim, Queue, Submitted, SystemClock, WorkflowStarter,
+};
+use dofs_core::{CustomerId, NewOrder, OrderId, Price, ProductId};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn emulator() -> Option<aws_config::SdkConfig> {
+    let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {
+        assert!(
+            std::env::var("DOFS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+            "DOFS_MOTO_ENDPOINT is not set and DOFS_REQUIRE_EMULATOR=1"
+        );
+        eprintln!("SKIP: DOFS_MOTO_ENDPOINT is not set (run scripts/test-aws.sh)");
+        return None;
+    };
+    let creds =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test");
+    Some(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .load()
+            .await,
+    )
+}
+
+fn random_prefix(what: &str) -> String {
+    format!(
+        "t{}-{what}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
+}
+
+async fn fresh(config: &aws_config::SdkConfig, what: &str) -> setup::Created {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    setup::create_all(
+        &dynamodb,
+        &sqs,
+        ResourceNames::with_prefix(&random_prefix(what)),
+        QueueOptions {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 3,
+        },
+    )
+    .await
+    .expect("create tables and queues")
+}
+
+struct RealTime(SqsQueue);
+
+#[async_trait]
+impl QueueHarness for RealTime {
+    fn queue(&self) -> &dyn Queue {
+        &self.0
+    }
+    async fn wait(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+#[tokio::test]
+async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "store").await;
+    let store = DynamoDbOrderStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &created.names.orders_table,
+        &created.names.failed_orders_table,
+    );
+    store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn the_sqs_queue_passes_the_queue_conformance_suite() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "queue").await;
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&config),
+        &created.orders_queue_url,
+        &created.dlq_url,
+        3,
+        Some(SendDedup {
+            client: aws_sdk_dynamodb::Client::new(&config),
+            table: created.names.idempotency_table.clone(),
+        }),
+        Arc::new(SystemClock),
+    );
+    queue_suite(&RealTime(queue)).await;
+}
+
+fn sample() -> NewOrder {
+    NewOrder {
+        customer_id: CustomerId::parse("CUST-1001").expect("id"),
+        product_id: ProductId::parse("PROD-2001").expect("id"),
+        quantity: 2,
+        price: Price::from_cents(2999),
+        metadata: None,
+    }
+}
+
+#[tokio::test]
+async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_first_order() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "sfn").await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let definition = r#"{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}"#;
+    let machine = sfn
+        .create_state_machine()
+        .name(random_prefix("order-processing"))
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/dofs-test")
+        .send()
+        .await
+        .expect("create state machine")
+        .state_machine_arn;
+    let starter = StepFunctionsWorkflowStarter::new(
+        sfn.clone(),
+        aws_sdk_dynamodb::Client::new(&config),
+        &machine,
+        &created.names.idempotency_table,
+        Arc::new(SystemClock),
+    );
+    let id = OrderId::generate();
+    let first = starter.start(id, sample(), None).await.expect("start");
+    let again = starter
+        .start(id, sample(), None)
+        .await
+        .expect("start again");
+    let (Submitted::Started { order: a }, Submitted::Started { order: b }) = (first, again) else {
+        panic!("both starts report the execution");
+    };
+    assert_eq!(a.execution_arn, b.execution_arn, "one execution per order");
+    assert!(a.execution_arn.ends_with(&format!(":{id}")));
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .expect("list executions")
+        .executions;
+    assert_eq!(listed.len(), 1, "exactly one execution exists");
+
+    let claim = IdempotencyClaim {
+        key: "key-1".into(),
+        fingerprint: "fp-1".into(),
+    };
+    let keyed = OrderId::generate();
+    let Submitted::Started { order: started } = starter
+        .start(keyed, sample(), Some(claim.clone()))
+        .await
+        .expect("start with key")
+    else {
+        panic!("a new key starts");
+    };
+    let replay = starter
+        .start(OrderId::generate(), sample(), Some(claim.clone()))
+        .await
+        .expect("replay");
+    assert_eq!(
+        replay,
+        Submitted::Replayed {
+            order: started.clone()
+        },
+        "the same key and body replay the first order"
+    );
+    let other = IdempotencyClaim {
+        fingerprint: "fp-2".into(),
+        ..claim
+    };
+    assert_eq!(
+        starter
+            .start(OrderId::generate(), sample(), Some(other))
+            .await
+            .expect("reuse"),
+        Submitted::KeyReused
+    );
+
+    let log = StepFunctionsExecutionLog::new(sfn, &machine);
+    let execution = log
+        .get(&id.to_string())
+        .await
+        .expect("describe")
+        .expect("the execution exists");
+    assert_eq!(execution.arn, a.execution_arn);
+    assert_eq!(execution.input["order"]["orderId"], id.to_string());
+    assert!(log
+        .get(&OrderId::generate().to_string())
+        .await
+        .expect("describe")
+        .is_none());
+}

@@ -1,0 +1,14 @@
+//! `validator`: the workflow's Validate Order task.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let adapters = dofs_lambdas::cold_start().await?;
+    let limits = adapters.settings.limits;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        dofs_lambdas::tasks::validate(&event.payload, &limits)
+    }))
+    .await
+}

@@ -1,0 +1,41 @@
+//! `dlq_processor`: runs on a schedule (EventBridge, every minute), reads the
+//! DLQ without deleting anything, and records every dead letter: a row in
+//! failed_orders and its order `FAILED`, once (the shared
+//! [`record_dead_letter`] use case is idempotent). Dead letters stay in the
+//! DLQ for an operator's redrive or purge (CONTRACT section 2). An order
+//! whose last attempt crashed (still `PROCESSING`) is failed the same way.
+
+use dofs_core::ports::{Clock, OrderStore, PortError, Queue};
+use dofs_core::service::record_dead_letter;
+use serde_json::{json, Value};
+
+/// The most dead letters looked at per run.
+pub const MAX_PER_RUN: usize = 1000;
+
+/// One pass over the DLQ; answers how many dead letters it saw and recorded.
+pub async fn process_dead_letters(
+    queue: &dyn Queue,
+    store: &dyn OrderStore,
+    clock: &dyn Clock,
+) -> Result<Value, PortError> {
+    let page = queue.dead_letters(MAX_PER_RUN, None).await?;
+    let mut recorded = 0;
+    let mut errors = 0;
+    for dead in &page.items {
+        match record_dead_letter(store, clock, dead).await {
+            Ok(true) => recorded += 1,
+            Ok(false) => {}
+            Err(e) => {
+                errors += 1;
+                tracing::warn!(message = %dead.id, error = %e, "could not record a dead letter; the next run retries");
+            }
+        }
+    }
+    tracing::info!(
+        seen = page.items.len(),
+        recorded,
+        errors,
+        "dead letters processed"
+    );
+    Ok(json!({ "seen": page.items.len(), "recorded": recorded, "errors": errors }))
+}

@@ -1,0 +1,79 @@
+//! `fulfill_order`: consumes the orders queue in batches (the SQS event
+//! source) and answers which messages failed (`ReportBatchItemFailures`), so
+//! only those stay on the queue.
+//!
+//! Each message is one fulfillment attempt through the shared
+//! [`Fulfiller`]: idempotent per order (every status change is conditional,
+//! a redelivered message of a terminal order is just deleted). A failed
+//! attempt hides its message for the backoff and reports it as a batch item
+//! failure; the queue's redrive policy moves it to the DLQ after the last one.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use dofs_core::ports::Received;
+use dofs_core::service::{Fulfiller, Handled};
+use dofs_core::Timestamp;
+use std::hash::BuildHasher;
+
+/// The port's view of an SQS record.
+pub fn received(m: &SqsMessage) -> Option<Received> {
+    let attr = |k: &str| m.attributes.get(k).and_then(|v| v.parse::<i64>().ok());
+    Some(Received {
+        id: m.message_id.clone()?,
+        body: m.body.clone().unwrap_or_default(),
+        receipt: m.receipt_handle.clone()?,
+        receive_count: attr("ApproximateReceiveCount").unwrap_or(1).max(1) as u32,
+        sent_at: Timestamp(attr("SentTimestamp").unwrap_or(0)),
+    })
+}
+
+fn entropy(id: &str) -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(id)
+}
+
+/// Runs one attempt per record, concurrently; returns the records to retry.
+pub async fn fulfill_batch(event: SqsEvent, fulfiller: &Fulfiller) -> SqsBatchResponse {
+    let mut attempts = tokio::task::JoinSet::new();
+    for record in event.records {
+        let f = fulfiller.clone();
+        attempts.spawn(async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let Some(msg) = received(&record) else {
+                tracing::warn!(messageId = %id, "a record without a receipt handle; left to the queue");
+                return Some(id);
+            };
+            match f.handle(&msg, entropy(&msg.id)).await {
+                Ok(Handled::Failed { order, attempt, .. }) => {
+                    tracing::info!(orderId = %order, attempt, "fulfillment attempt failed");
+                    Some(id)
+                }
+                Ok(handled) => {
+                    tracing::info!(?handled, "message handled");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(messageId = %id, error = %e, "could not handle the message; it returns after its timeout");
+                    Some(id)
+                }
+            }
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(done) = attempts.join_next().await {
+        match done {
+            Ok(Some(id)) => failures.push(id),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "an attempt panicked"),
+        }
+    }
+    failures.sort();
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|item_identifier| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = item_identifier;
+            f
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,442 @@
+//! The Lambda handlers fed real event JSON (tests/events): API Gateway proxy
+//! events (REST v1 and HTTP API v2), an SQS batch, Step Functions task input
+//! and an EventBridge scheduled event, with `Context::default()` where a
+//! context is needed.
+//!
+//! The tests marked "on the emulator" need `DOFS_MOTO_ENDPOINT` (moto server,
+//! started by scripts/test-aws.sh); without it they print SKIP and pass,
+//! unless `DOFS_REQUIRE_EMULATOR=1`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use axum::body::Body;
+use dofs_aws::{AwsAdapters, AwsSettings};
+use dofs_core::ports::{OrderStore, Queue};
+use dofs_core::{OrderId, OrderStatus};
+use dofs_lambdas::{dlq, fulfill, tasks};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tower::ServiceExt;
+
+fn event(name: &str) -> String {
+    let path = format!("{}/tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn settings(overrides: &[(&str, &str)]) -> AwsSettings {
+    let mut m: HashMap<String, String> = [
+        ("DOFS_ENVIRONMENT", "dev"),
+        ("DOFS_ORDERS_TABLE", "dofs-dev-orders"),
+        ("DOFS_FAILED_ORDERS_TABLE", "dofs-dev-failed-orders"),
+        ("DOFS_IDEMPOTENCY_TABLE", "dofs-dev-idempotency"),
+        (
+            "DOFS_ORDERS_QUEUE_URL",
+            "http://127.0.0.1:9/123456789012/dofs-dev-orders",
+        ),
+        (
+            "DOFS_DLQ_URL",
+            "http://127.0.0.1:9/123456789012/dofs-dev-orders-dlq",
+        ),
+        ("DOFS_FULFILLMENT_SUCCESS_RATE", "0.7"),
+        ("DOFS_QUEUE_MAX_RECEIVE_COUNT", "3"),
+        (
+            "DOFS_STATE_MACHINE_ARN",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:dofs-dev-order-processing",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in overrides {
+        m.insert((*k).to_owned(), (*v).to_owned());
+    }
+    AwsSettings::from_lookup(&|k| m.get(k).cloned()).expect("settings")
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let creds =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+/// Adapters whose AWS endpoint answers nothing: fine for requests that never reach AWS.
+async fn offline() -> AwsAdapters {
+    AwsAdapters::new(settings(&[]), &sdk_config("http://127.0.0.1:9").await)
+}
+
+async fn call_api(app: axum::Router, event_json: &str) -> (u16, Value) {
+    let request = lambda_http::request::from_str(event_json).expect("a proxy event");
+    let response = app
+        .oneshot(request.map(Body::new))
+        .await
+        .expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_rest_api_event_under_a_stage_reaches_the_contract_route_and_gets_every_broken_rule() {
+    let app = dofs_lambdas::api::app(&offline().await).expect("app");
+    let (status, body) = call_api(app, &event("apigw_v1_post_order_invalid.json")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "ValidationError");
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    for f in ["customerId", "quantity", "price"] {
+        assert!(fields.contains(&f), "{f} is listed in {body}");
+    }
+}
+
+#[tokio::test]
+async fn an_http_api_event_is_served_by_the_same_router() {
+    let app = dofs_lambdas::api::app(&offline().await).expect("app");
+    let (status, _) = call_api(app.clone(), &event("apigw_v2_get_health.json")).await;
+    assert_eq!(
+        status, 200,
+        "GET /dev/health under the dev stage is /health"
+    );
+    let (status, body) = call_api(app, &event("apigw_v2_post_order_wrong_type.json")).await;
+    assert_eq!(status, 415, "{body}");
+}
+
+#[tokio::test]
+async fn the_api_handler_needs_the_state_machine_arn() {
+    let mut s = settings(&[]);
+    s.state_machine_arn = None;
+    let adapters = AwsAdapters::new(s, &sdk_config("http://127.0.0.1:9").await);
+    let err = dofs_lambdas::api::app(&adapters).expect_err("refused");
+    assert!(err.to_string().contains("DOFS_STATE_MACHINE_ARN"));
+}
+
+#[test]
+fn the_validator_accepts_a_valid_task_input_and_names_a_validation_error() {
+    let limits = dofs_core::Limits::default();
+    let valid: Value = serde_json::from_str(&event("sfn_task_input_valid.json")).expect("json");
+    assert_eq!(
+        tasks::validate(&valid, &limits).expect("valid"),
+        json!({"valid": true})
+    );
+    let invalid: Value = serde_json::from_str(&event("sfn_task_input_invalid.json")).expect("json");
+    let err = tasks::validate(&invalid, &limits).expect_err("invalid");
+    assert_eq!(
+        err.error_type, "ValidationError",
+        "the ASL's Catch matches ValidationError"
+    );
+    assert!(err.message.contains("customerId") && err.message.contains("quantity"));
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "ValidationError");
+    let no_order = tasks::validate(&json!({"nothing": 1}), &limits).expect_err("invalid");
+    assert_eq!(no_order.error_type, "ValidationError");
+}
+
+#[test]
+fn store_errors_are_retryable_unless_the_id_is_taken() {
+    use dofs_core::ports::{ErrorKind, PortError};
+    let t: tasks::TaskFailure = PortError::new(ErrorKind::Transient, "throttled").into();
+    assert_eq!(
+        t.error_type, "TransientError",
+        "the ASL's Retry matches TransientError"
+    );
+    let c: tasks::TaskFailure = PortError::conflict("other content").into();
+    assert_eq!(c.error_type, "OrderConflict");
+}
+
+#[test]
+fn order_storage_derives_the_execution_arn_from_terraform_names() {
+    let id = OrderId::parse("0193c1a2-7b1e-7c3d-9f00-000000000001").expect("id");
+    assert_eq!(
+        tasks::execution_arn_for(
+            None,
+            "arn:aws:lambda:eu-west-1:111122223333:function:dofs-prod-order-storage",
+            id
+        ),
+        format!("arn:aws:states:eu-west-1:111122223333:execution:dofs-prod-order-processing:{id}")
+    );
+    assert_eq!(
+        tasks::execution_arn_for(
+            Some("arn:aws:states:us-east-1:123456789012:stateMachine:x"),
+            "ignored",
+            id
+        ),
+        format!("arn:aws:states:us-east-1:123456789012:execution:x:{id}")
+    );
+}
+
+#[test]
+fn an_sqs_batch_record_becomes_a_received_message_with_its_receive_count() {
+    let batch: SqsEvent = serde_json::from_str(&event("sqs_batch.json")).expect("an SQS event");
+    assert_eq!(batch.records.len(), 2);
+    let first = fulfill::received(&batch.records[0]).expect("received");
+    assert_eq!(first.receive_count, 2);
+    assert_eq!(first.sent_at.millis(), 1_795_874_400_000);
+    assert_eq!(first.id, "059f36b4-87a3-44ab-83d2-661975830a7d");
+    assert!(first.body.contains("orderId"));
+}
+
+#[test]
+fn a_lambda_without_its_environment_fails_the_cold_start_naming_the_variable() {
+    for bin in [
+        env!("CARGO_BIN_EXE_validator"),
+        env!("CARGO_BIN_EXE_api_handler"),
+        env!("CARGO_BIN_EXE_fulfill_order"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .env_clear()
+            .output()
+            .expect("run the binary");
+        assert!(!out.status.success(), "{bin} refuses to start");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("DOFS_FULFILLMENT_SUCCESS_RATE"),
+            "{bin} names the missing variable: {text}"
+        );
+    }
+}
+
+// ---- on the emulator ----------------------------------------------------------------
+
+fn emulator_endpoint() -> Option<String> {
+    match std::env::var("DOFS_MOTO_ENDPOINT") {
+        Ok(e) => Some(e),
+        Err(_) => {
+            assert!(
+                std::env::var("DOFS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+                "DOFS_MOTO_ENDPOINT is not set and DOFS_REQUIRE_EMULATOR=1"
+            );
+            eprintln!("SKIP: DOFS_MOTO_ENDPOINT is not set (run scripts/test-aws.sh)");
+            None
+        }
+    }
+}
+
+/// Fresh tables, queues and a state machine on the emulator, and adapters over them.
+async fn on_emulator(endpoint: &str, overrides: &[(&str, &str)]) -> AwsAdapters {
+    let config = sdk_config(endpoint).await;
+    let prefix = format!("h{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let created = dofs_aws::setup::create_all(
+        &aws_sdk_dynamodb::Client::new(&config),
+        &aws_sdk_sqs::Client::new(&config),
+        dofs_aws::setup::ResourceNames::with_prefix(&prefix),
+        dofs_aws::setup::QueueOptions {
+            visibility_timeout: std::time::Duration::from_secs(30),
+            max_receive_count: 3,
+        },
+    )
+    .await
+    .expect("setup");
+    let machine = aws_sdk_sfn::Client::new(&config)
+        .create_state_machine()
+        .name(format!("{prefix}-order-processing"))
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/dofs-test")
+        .send()
+        .await
+        .expect("state machine")
+        .state_machine_arn;
+    let mut all: Vec<(&str, &str)> = vec![
+        ("DOFS_ORDERS_TABLE", &created.names.orders_table),
+        (
+            "DOFS_FAILED_ORDERS_TABLE",
+            &created.names.failed_orders_table,
+        ),
+        ("DOFS_IDEMPOTENCY_TABLE", &created.names.idempotency_table),
+        ("DOFS_ORDERS_QUEUE_URL", &created.orders_queue_url),
+        ("DOFS_DLQ_URL", &created.dlq_url),
+        ("DOFS_STATE_MACHINE_ARN", &machine),
+        ("DOFS_QUEUE_BACKOFF_BASE_MS", "0"),
+        ("DOFS_QUEUE_BACKOFF_MAX_MS", "0"),
+    ];
+    all.extend_from_slice(overrides);
+    AwsAdapters::new(settings(&all), &config)
+}
+
+/// Receives from the orders queue and builds the SQS event the poller would send.
+async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
+    let out = a
+        .sqs
+        .receive_message()
+        .queue_url(a.queue.queue_url())
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive");
+    let records: Vec<Value> = out
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let attributes: HashMap<String, String> = m
+                .attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect();
+            json!({
+                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+}
+
+fn post_event(body: &Value) -> String {
+    let mut e: Value =
+        serde_json::from_str(&event("apigw_v1_post_order_invalid.json")).expect("json");
+    e["body"] = json!(body.to_string());
+    e.to_string()
+}
+
+#[tokio::test]
+async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillment() {
+    let Some(endpoint) = emulator_endpoint() else {
+        return;
+    };
+    let a = on_emulator(&endpoint, &[("DOFS_FULFILLMENT_SUCCESS_RATE", "1")]).await;
+    let app = dofs_lambdas::api::app(&a).expect("app");
+    let order = json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2,
+                       "price": 29.99, "metadata": {"source": "manual-test"}});
+    let (status, body) = call_api(app.clone(), &post_event(&order)).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["orderId"].as_str().expect("orderId").to_owned();
+    let arn = body["executionArn"].as_str().expect("executionArn");
+    assert!(
+        arn.starts_with("arn:aws:states:")
+            && arn.contains(":execution:")
+            && arn.ends_with(&format!(":{id}")),
+        "the real execution ARN, named by the order id: {arn}"
+    );
+
+    // Step Functions' task input for Store Order: the order with its id.
+    let mut input = json!({ "order": order });
+    input["order"]["orderId"] = json!(id);
+    let stored = tasks::store_order(
+        &input,
+        &a.settings.limits,
+        &a.store,
+        a.clock.as_ref(),
+        |oid| tasks::execution_arn_for(a.settings.state_machine_arn.as_deref(), "", oid),
+    )
+    .await
+    .expect("stored");
+    assert_eq!(stored["status"], "PENDING");
+    let again = tasks::store_order(
+        &input,
+        &a.settings.limits,
+        &a.store,
+        a.clock.as_ref(),
+        |_| "unused".into(),
+    )
+    .await
+    .expect("a retried task is idempotent");
+    assert_eq!(again, stored);
+    let (status, got) = call_api(
+        app.clone(),
+        &event("apigw_v2_get_health.json").replace("/dev/health", &format!("/dev/orders/{id}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["status"], "PENDING");
+    assert_eq!(got["executionArn"], arn);
+    assert_eq!(got["metadata"]["source"], "manual-test");
+
+    // The queue message, as the SQS integration sends it, consumed as a batch.
+    let order_id = OrderId::parse(&id).expect("id");
+    a.queue
+        .send(&id, &format!(r#"{{"orderId":"{id}"}}"#))
+        .await
+        .expect("send");
+    let batch = sqs_event_from_queue(&a).await;
+    assert_eq!(batch.records.len(), 1);
+    let response = fulfill::fulfill_batch(batch, &a.fulfiller()).await;
+    assert!(response.batch_item_failures.is_empty(), "nothing to retry");
+    let done = a.store.get(order_id).await.expect("get").expect("order");
+    assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
+}
+
+#[tokio::test]
+async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_processor_records_it_once(
+) {
+    let Some(endpoint) = emulator_endpoint() else {
+        return;
+    };
+    let a = on_emulator(&endpoint, &[("DOFS_FULFILLMENT_SUCCESS_RATE", "0")]).await;
+    let mut input: Value = serde_json::from_str(&event("sfn_task_input_valid.json")).expect("json");
+    let id = OrderId::generate();
+    input["order"]["orderId"] = json!(id.to_string());
+    tasks::store_order(
+        &input,
+        &a.settings.limits,
+        &a.store,
+        a.clock.as_ref(),
+        |oid| format!("arn:test:{oid}"),
+    )
+    .await
+    .expect("stored");
+    a.queue
+        .send(&id.to_string(), &format!(r#"{{"orderId":"{id}"}}"#))
+        .await
+        .expect("send");
+    let mut failures = 0;
+    for attempt in 1..=3 {
+        let batch = sqs_event_from_queue(&a).await;
+        assert_eq!(batch.records.len(), 1, "attempt {attempt} is delivered");
+        let message_id = batch.records[0].message_id.clone();
+        let response = fulfill::fulfill_batch(batch, &a.fulfiller()).await;
+        assert_eq!(
+            response
+                .batch_item_failures
+                .first()
+                .map(|f| Some(f.item_identifier.clone())),
+            Some(message_id),
+            "the failed message is reported, so the event source leaves it on the queue"
+        );
+        failures += 1;
+    }
+    assert_eq!(failures, 3);
+    // The fourth receive moves it to the DLQ (the queue's redrive policy).
+    assert!(sqs_event_from_queue(&a).await.records.is_empty());
+    let scheduled: Value =
+        serde_json::from_str(&event("eventbridge_scheduled.json")).expect("json");
+    assert_eq!(scheduled["detail-type"], "Scheduled Event");
+    let report = dlq::process_dead_letters(&a.queue, &a.store, a.clock.as_ref())
+        .await
+        .expect("processed");
+    assert_eq!(report["recorded"], 1, "{report}");
+    let failed = a.store.get(id).await.expect("get").expect("order");
+    assert_eq!(failed.status, OrderStatus::Failed);
+    assert!(failed.failure_reason.is_some());
+    let rows = a.store.list_failed(10, None).await.expect("failed orders");
+    assert_eq!(rows.items.len(), 1);
+    assert_eq!(rows.items[0].order_id, id);
+    let report = dlq::process_dead_letters(&a.queue, &a.store, a.clock.as_ref())
+        .await
+        .expect("processed again");
+    assert_eq!(report["recorded"], 0, "recorded once: {report}");
+    assert_eq!(
+        a.queue.depth().await.expect("depth").dead,
+        1,
+        "the dead letter stays in the DLQ for an operator"
+    );
+}
