@@ -8,6 +8,7 @@ use dofs_core::validation::Limits;
 use dofs_core::FulfillmentPolicy;
 use dofs_embedded::{Embedded, EmbeddedConfig};
 use dofs_server::observability::alerts::AlertConfig;
+use dofs_server::observability::logging::JourneyFormat;
 use dofs_server::observability::metrics::Registry;
 use dofs_server::observability::Observability;
 use dofs_server::AppState;
@@ -23,13 +24,14 @@ pub fn init_logging(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if json {
-        // Event fields at the top level; span fields (requestId, route) under
-        // "span" and "spans", so every line of a request carries its id.
+        // Event fields at the top level, span fields under "span" and
+        // "spans", and requestId on every line of a request or of an order.
         builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
+            .map_event_format(JourneyFormat::new)
             .init();
     } else {
         builder.init();

@@ -730,12 +730,20 @@ async fn json_logs_carry_the_request_id_order_id_and_execution_id_of_an_order() 
         .iter()
         .filter(|l| l["message"] != "order accepted")
         .collect();
-    assert!(
-        later.iter().any(
-            |l| l["message"] == "fulfillment attempt" && l["executionId"] == execution.as_str()
-        ),
-        "the worker's line names the order and its execution:\n{text}"
+    let attempt = later
+        .iter()
+        .find(|l| l["message"] == "fulfillment attempt")
+        .unwrap_or_else(|| panic!("no worker line about the order in\n{text}"));
+    assert_eq!(attempt["executionId"], execution.as_str());
+    assert_eq!(
+        attempt["requestId"], "journey-7",
+        "the worker's line carries the request that accepted the order"
     );
+    assert!(
+        later.iter().all(|l| l["requestId"] == "journey-7"),
+        "every line about the order carries its request id:\n{text}"
+    );
+    assert_eq!(accepted["requestId"], "journey-7");
     assert!(
         lines
             .iter()

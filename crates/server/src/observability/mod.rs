@@ -6,6 +6,7 @@
 //! - [`metrics`]: the registry (a `metrics` facade recorder) and the text format.
 //! - [`alerts`]: the rules, their state and the webhook notifier.
 //! - [`http`]: the middleware that [`crate::with_layers`] adds.
+//! - [`logging`]: the JSON log format that carries a request's id along its order's journey.
 //! - [`dashboard`]: the embedded page and the JSON it polls.
 //!
 //! [`Observability`] is the state these routes share. [`Observability::spawn`]
@@ -18,6 +19,7 @@
 pub mod alerts;
 pub mod dashboard;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 
 use crate::state::AppState;
