@@ -39,6 +39,21 @@ optional_script() {
   fi
 }
 
+# The infrastructure checks mostly wait on the emulator and Terraform, so they
+# run beside the Rust build and tests; their output is printed when they end.
+infra_log=$(mktemp)
+infra_pid=""
+if [[ "$quick" == false ]]; then
+  (
+    set -e
+    step "terraform" optional_script scripts/test-terraform.sh
+    step "ci/cd" optional_script scripts/test-cicd.sh
+  ) >"$infra_log" 2>&1 &
+  infra_pid=$!
+fi
+stop_infra() { [[ -n "$infra_pid" ]] && kill "$infra_pid" 2>/dev/null; rm -f "$infra_log"; }
+trap stop_infra EXIT
+
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 if [[ -x scripts/setup-browser.sh ]]; then
@@ -46,8 +61,15 @@ if [[ -x scripts/setup-browser.sh ]]; then
 fi
 step "cargo test" cargo test --workspace --locked
 if [[ "$quick" == false ]]; then
-  step "terraform" optional_script scripts/test-terraform.sh
-  step "ci/cd" optional_script scripts/test-cicd.sh
   step "aws shape on the emulator" optional_script scripts/test-aws.sh
+  printf '\n==> infrastructure checks (ran in the background)\n'
+  infra_status=0
+  wait "$infra_pid" || infra_status=$?
+  infra_pid=""
+  cat "$infra_log"
+  if [[ $infra_status -ne 0 ]]; then
+    echo "FAIL: infrastructure checks (exit $infra_status)" >&2
+    exit 1
+  fi
 fi
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - started ))"
