@@ -1,6 +1,8 @@
 //! `dofs`: one binary. `dofs serve` runs the embedded system; the other
-//! commands operate any deployment over HTTP.
+//! commands operate any deployment over HTTP (see [`commands`] for them and
+//! their exit codes).
 
+mod commands;
 mod serve;
 mod settings;
 
@@ -39,11 +41,14 @@ enum Command {
         #[arg(long)]
         print_keys: bool,
     },
+    #[command(flatten)]
+    Client(commands::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Client(command) => commands::run(command),
         Command::Serve {
             config,
             bind,

@@ -117,9 +117,9 @@ impl Modify for CommonResponses {
             }
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
                 let responses = &mut op.responses.responses;
-                responses
-                    .entry("500".into())
-                    .or_insert_with(|| error("Internal error; the details are logged, never sent.").into());
+                responses.entry("500".into()).or_insert_with(|| {
+                    error("Internal error; the details are logged, never sent.").into()
+                });
                 responses.entry("503".into()).or_insert_with(|| {
                     error("A dependency is busy or unreachable, the server is shutting down, or the request took too long; see Retry-After.").into()
                 });
@@ -179,13 +179,11 @@ impl Modify for Security {
             .into_iter()
             .flatten()
             {
-                op.security = Some(vec![
-                    utoipa::openapi::security::SecurityRequirement::new::<
-                        &str,
-                        [&str; 0],
-                        &str,
-                    >("apiKey", []),
-                ]);
+                op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new::<
+                    &str,
+                    [&str; 0],
+                    &str,
+                >("apiKey", [])]);
             }
         }
     }
@@ -517,7 +515,9 @@ mod tests {
     #[test]
     fn the_document_is_openapi_3_1_and_describes_every_contract_route() {
         let doc = doc();
-        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+        assert!(doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")));
         let routes = [
             ("post", "/order"),
             ("post", "/orders"),
@@ -554,7 +554,11 @@ mod tests {
         let mut unique = ids.clone();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), routes.len(), "operation ids are unique: {ids:?}");
+        assert_eq!(
+            unique.len(),
+            routes.len(),
+            "operation ids are unique: {ids:?}"
+        );
     }
 
     #[test]
