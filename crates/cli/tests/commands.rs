@@ -1025,3 +1025,60 @@ fn the_seed_scripts_run_the_commands_with_a_positional_endpoint() {
     let unreachable = script("validate-system.sh", &["http://127.0.0.1:9"]);
     assert_eq!(unreachable.status.code(), Some(3));
 }
+
+#[test]
+fn the_api_key_is_sent_from_the_flag_or_the_environment_and_a_refusal_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (submit_key, operator_key) = ("submit-key-0123456789", "operator-key-0123456789");
+    let app = App::spawn_on(
+        dir.path(),
+        &with(&[
+            ("DOFS_AUTH_API_KEYS", submit_key),
+            ("DOFS_AUTH_OPERATOR_KEYS", operator_key),
+        ]),
+    );
+    let base = app.base.as_str();
+    let without = dofs(base, &["list"]);
+    assert_eq!(without.code, 1);
+    assert!(
+        without.stderr.contains("HTTP 401 Unauthorized"),
+        "{}",
+        without.stderr
+    );
+    assert_eq!(dofs(base, &["list", "--api-key", submit_key]).code, 0);
+    let from_env = Command::new(env!("CARGO_BIN_EXE_dofs"))
+        .args(["list", "--json"])
+        .env("DOFS_ENDPOINT", base)
+        .env("DOFS_API_KEY", submit_key)
+        .output()
+        .expect("run dofs");
+    assert_eq!(from_env.status.code(), Some(0));
+    let forbidden = dofs(base, &["dlq", "redrive", "--api-key", submit_key]);
+    assert_eq!(forbidden.code, 1);
+    assert!(
+        forbidden.stderr.contains("HTTP 403 Forbidden"),
+        "{}",
+        forbidden.stderr
+    );
+    assert_eq!(
+        dofs(base, &["dlq", "redrive", "--api-key", operator_key]).code,
+        0
+    );
+
+    let refused = dofs(base, &["validate-system"]);
+    assert_eq!(refused.code, 1);
+    assert_eq!(refused.failed_checks(), ["auth"], "{}", refused.stdout);
+    let validated = dofs(base, &["validate-system", "--api-key", operator_key]);
+    assert_eq!(validated.code, 0, "{}", validated.stdout);
+    let tested = dofs(
+        base,
+        &[
+            "test-system",
+            "--api-key",
+            operator_key,
+            "--lifecycle-orders",
+            "10",
+        ],
+    );
+    assert_eq!(tested.code, 0, "{}", tested.stdout);
+}
