@@ -228,9 +228,16 @@ impl OrderStore for SqliteOrderStore {
         let limit = limit.clamp(1, 500);
         self.db
             .read(move |conn| {
+                // One statement per shape, so SQLite can use orders_by_status
+                // (an `?1 IS NULL OR status = ?1` form would scan the table).
+                let filter = match (status.is_some(), cursor.is_some()) {
+                    (true, true) => "WHERE status = ?1 AND id < ?2",
+                    (true, false) => "WHERE status = ?1 AND ?2 IS NULL",
+                    (false, true) => "WHERE ?1 IS NULL AND id < ?2",
+                    (false, false) => "WHERE ?1 IS NULL AND ?2 IS NULL",
+                };
                 let sql = format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE (?1 IS NULL OR status = ?1) \
-                     AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+                    "SELECT {ORDER_COLUMNS} FROM orders {filter} ORDER BY id DESC LIMIT ?3"
                 );
                 let mut st = conn.prepare_cached(&sql).map_err(sql_err)?;
                 let rows = st
