@@ -4,24 +4,33 @@
 //! [`record_dead_letter`] use case is idempotent). Dead letters stay in the
 //! DLQ for an operator's redrive or purge (CONTRACT section 2). An order
 //! whose last attempt crashed (still `PROCESSING`) is failed the same way.
+//!
+//! Each dead letter is recorded while this run holds it (received with a
+//! visibility timeout), and released afterwards: an operator's retry, which
+//! holds the order's dead letters while it puts the order back to `PENDING`,
+//! can then never be undone by a stale view of the DLQ.
 
-use dofs_core::ports::{Clock, OrderStore, PortError, Queue};
+use dofs_aws::SqsQueue;
+use dofs_core::ports::{Clock, OrderStore, PortError};
 use dofs_core::service::record_dead_letter;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// The most dead letters looked at per run.
 pub const MAX_PER_RUN: usize = 1000;
 
 /// One pass over the DLQ; answers how many dead letters it saw and recorded.
 pub async fn process_dead_letters(
-    queue: &dyn Queue,
+    queue: &SqsQueue,
     store: &dyn OrderStore,
     clock: &dyn Clock,
 ) -> Result<Value, PortError> {
-    let page = queue.dead_letters(MAX_PER_RUN, None).await?;
+    let leased = queue
+        .lease_dead_letters(MAX_PER_RUN, Duration::from_secs(60))
+        .await?;
     let mut recorded = 0;
     let mut errors = 0;
-    for dead in &page.items {
+    for dead in leased.iter().map(|l| &l.letter) {
         match record_dead_letter(store, clock, dead).await {
             Ok(true) => recorded += 1,
             Ok(false) => {}
@@ -31,11 +40,12 @@ pub async fn process_dead_letters(
             }
         }
     }
+    queue.release_dead_letters(&leased).await?;
     tracing::info!(
-        seen = page.items.len(),
+        seen = leased.len(),
         recorded,
         errors,
         "dead letters processed"
     );
-    Ok(json!({ "seen": page.items.len(), "recorded": recorded, "errors": errors }))
+    Ok(json!({ "seen": leased.len(), "recorded": recorded, "errors": errors }))
 }

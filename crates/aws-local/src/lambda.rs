@@ -47,7 +47,8 @@ impl FunctionError {
 struct Invocation {
     request_id: String,
     payload: Bytes,
-    deadline_ms: i64,
+    /// Told when an instance takes the invocation: its timeout starts then.
+    taken: oneshot::Sender<()>,
 }
 
 /// One function's runtime API: its queue of invocations and the ones running.
@@ -85,17 +86,20 @@ impl RuntimeApi {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues an invocation and waits for its result, at most the function's timeout.
+    /// Queues an invocation and waits for its result: at most the function's
+    /// timeout once an instance has taken it. (Lambda would start another
+    /// instance rather than queue; here invocations wait for a free one.)
     pub async fn invoke(&self, payload: Bytes) -> Outcome {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
+        let (taken, was_taken) = oneshot::channel();
         self.running().insert(request_id.clone(), tx);
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
-            deadline_ms: now_ms() + self.timeout.as_millis() as i64,
+            taken,
         };
-        if self.sender.send(invocation).await.is_err() {
+        if self.sender.send(invocation).await.is_err() || was_taken.await.is_err() {
             self.running().remove(&request_id);
             return Err(FunctionError::new(
                 "Lambda.ServiceException",
@@ -143,10 +147,12 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
     let Some(inv) = invocation else {
         return StatusCode::GONE.into_response();
     };
+    let deadline_ms = now_ms() + api.timeout.as_millis() as i64;
+    let _ = inv.taken.send(());
     let mut headers = HeaderMap::new();
     let pairs = [
         ("lambda-runtime-aws-request-id", inv.request_id.clone()),
-        ("lambda-runtime-deadline-ms", inv.deadline_ms.to_string()),
+        ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
         ("lambda-runtime-invoked-function-arn", api.arn.clone()),
         (
             "lambda-runtime-trace-id",

@@ -36,8 +36,8 @@ const ACCOUNT: &str = "123456789012";
 /// The functions: binary name, timeout (Terraform's defaults) and instances per unit.
 const FUNCTIONS: [(&str, u64, usize); 5] = [
     ("api_handler", 15, 2),
-    ("validator", 10, 1),
-    ("order_storage", 10, 1),
+    ("validator", 10, 2),
+    ("order_storage", 10, 2),
     ("fulfill_order", 30, 1),
     ("dlq_processor", 60, 1),
 ];

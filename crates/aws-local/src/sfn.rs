@@ -206,30 +206,27 @@ impl LocalStepFunctions {
         }
     }
 
-    fn find(&self, body: &Value) -> Result<Arc<Mutex<Record>>, Response> {
+    /// The execution an `executionArn` names, if it is one of this state machine's.
+    fn find(&self, body: &Value) -> Option<Arc<Mutex<Record>>> {
         let arn = body["executionArn"].as_str().unwrap_or_default();
         let name = arn.rsplit(':').next().unwrap_or_default();
         if arn != self.execution_arn(name) {
-            return Err(error(
-                "ExecutionDoesNotExist",
-                format!("Execution Does Not Exist: '{arn}'"),
-            ));
+            return None;
         }
-        lock(&self.inner.executions)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| {
-                error(
-                    "ExecutionDoesNotExist",
-                    format!("Execution Does Not Exist: '{arn}'"),
-                )
-            })
+        lock(&self.inner.executions).get(name).cloned()
+    }
+
+    fn not_found(body: &Value) -> Response {
+        let arn = body["executionArn"].as_str().unwrap_or_default();
+        error(
+            "ExecutionDoesNotExist",
+            format!("Execution Does Not Exist: '{arn}'"),
+        )
     }
 
     fn describe(&self, body: &Value) -> Response {
-        let record = match self.find(body) {
-            Ok(r) => r,
-            Err(e) => return e,
+        let Some(record) = self.find(body) else {
+            return Self::not_found(body);
         };
         let r = lock(&record);
         let mut out = json!({
@@ -256,9 +253,8 @@ impl LocalStepFunctions {
     }
 
     fn history(&self, body: &Value) -> Response {
-        let record = match self.find(body) {
-            Ok(r) => r,
-            Err(e) => return e,
+        let Some(record) = self.find(body) else {
+            return Self::not_found(body);
         };
         let r = lock(&record);
         let events: Vec<Value> = r

@@ -2,9 +2,13 @@
 //! readiness check, over DynamoDB and SQS.
 //!
 //! There is no transaction across DynamoDB and SQS, so the order of steps is
-//! what keeps them consistent: an order goes back to `PENDING` *before* its
-//! message returns to the orders queue, so a worker never receives a message
-//! for an order that is still `FAILED` (it would drop it as already terminal).
+//! what keeps them consistent:
+//! - an order's dead letters are leased (hidden) *before* the order goes back
+//!   to `PENDING`, so the dlq_processor, which records only the dead letters
+//!   it holds, cannot fail the order again from a stale dead letter;
+//! - an order goes back to `PENDING` *before* its message returns to the
+//!   orders queue, so a worker never receives a message for an order that is
+//!   still `FAILED` (it would drop it as already terminal).
 
 use crate::queue::{LeasedDeadLetter, SqsQueue};
 use crate::store::DynamoDbOrderStore;
@@ -46,9 +50,18 @@ fn back_to_pending(at: Timestamp) -> Transition {
 #[async_trait]
 impl Operations for AwsOperations {
     async fn retry(&self, id: OrderId) -> Result<Order, PortError> {
+        // Hold the order's dead letters first, so that the dlq_processor cannot
+        // record one of them again after the order is back to PENDING.
+        let mine = self.queue.lease_dead_letters_of(id).await?;
         let now = self.clock.now();
-        let order = self.store.transition(id, &back_to_pending(now)).await?;
-        self.queue.remove_dead_letters_of(id).await?;
+        let order = match self.store.transition(id, &back_to_pending(now)).await {
+            Ok(order) => order,
+            Err(e) => {
+                self.queue.release_dead_letters(&mine).await?;
+                return Err(e);
+            }
+        };
+        self.queue.delete_dead_letters(&mine).await?;
         let message_id = format!("{id}.retry-{}", now.millis());
         self.queue
             .send(&message_id, &OrderMessage { order_id: id }.to_body())
@@ -57,12 +70,19 @@ impl Operations for AwsOperations {
     }
 
     async fn redrive(&self) -> Result<u64, PortError> {
+        // Only the dead letters there now: one redriven and dead again meanwhile waits.
+        let present = self.queue.dead_count().await?;
         let mut moved = 0u64;
         loop {
-            let leased: Vec<LeasedDeadLetter> = self
-                .queue
-                .lease_dead_letters(100, Duration::from_secs(60))
-                .await?;
+            let want = present.saturating_sub(moved).min(100) as usize;
+            let leased: Vec<LeasedDeadLetter> = match want {
+                0 => Vec::new(),
+                n => {
+                    self.queue
+                        .lease_every_dead_letter(n, Duration::from_secs(60))
+                        .await?
+                }
+            };
             if leased.is_empty() {
                 return Ok(moved);
             }

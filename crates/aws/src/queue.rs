@@ -234,6 +234,34 @@ impl SqsQueue {
         Ok(out)
     }
 
+    /// Leases every dead letter (at most `max`). Another reader (the
+    /// dlq_processor, an operator's listing) may hold some for a moment, so
+    /// while fewer were leased than the DLQ holds, it waits briefly and
+    /// receives again, for up to about five seconds.
+    pub async fn lease_every_dead_letter(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
+        let mut all: Vec<LeasedDeadLetter> = Vec::new();
+        for _ in 0..25 {
+            for l in self.lease_dead_letters(max - all.len(), lease).await? {
+                if !all.iter().any(|a| a.letter.id == l.letter.id) {
+                    all.push(l);
+                }
+            }
+            if all.len() >= max {
+                break;
+            }
+            let (visible, in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
+            if all.len() as u64 >= visible + in_flight {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(all)
+    }
+
     /// Makes leased dead letters visible again at once.
     pub async fn release_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
         for chunk in leased.chunks(10) {
@@ -319,15 +347,20 @@ impl SqsQueue {
         Ok(())
     }
 
-    /// Deletes the dead letters of `order` (after an operator's retry).
-    pub async fn remove_dead_letters_of(&self, order: OrderId) -> Result<u64, PortError> {
-        let leased = self.lease_dead_letters(10_000, DEAD_LETTER_LEASE).await?;
+    /// Leases every dead letter and splits them: those of `order`, still
+    /// leased (delete or release them), and the others, released already.
+    pub async fn lease_dead_letters_of(
+        &self,
+        order: OrderId,
+    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
+        let leased = self
+            .lease_every_dead_letter(10_000, DEAD_LETTER_LEASE)
+            .await?;
         let (mine, others): (Vec<_>, Vec<_>) = leased.into_iter().partition(|l| {
             OrderMessage::parse(&l.letter.body).is_some_and(|m| m.order_id == order)
         });
-        self.delete_dead_letters(&mine).await?;
         self.release_dead_letters(&others).await?;
-        Ok(mine.len() as u64)
+        Ok(mine)
     }
 
     async fn queue_attrs(&self, url: &str) -> Result<(u64, u64, u64), PortError> {
@@ -353,6 +386,12 @@ impl SqsQueue {
             get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
             get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
         ))
+    }
+
+    /// How many dead letters the DLQ holds now (visible or leased).
+    pub async fn dead_count(&self) -> Result<u64, PortError> {
+        let (visible, in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
+        Ok(visible + in_flight)
     }
 
     /// Whether both queues answer.
@@ -465,7 +504,7 @@ impl Queue for SqsQueue {
         _cursor: Option<&str>,
     ) -> Result<Page<DeadLetter>, PortError> {
         let leased = self
-            .lease_dead_letters(limit.max(1), DEAD_LETTER_LEASE)
+            .lease_every_dead_letter(limit.max(1), DEAD_LETTER_LEASE)
             .await?;
         self.release_dead_letters(&leased).await?;
         let mut items: Vec<DeadLetter> = leased.into_iter().map(|l| l.letter).collect();
@@ -478,9 +517,15 @@ impl Queue for SqsQueue {
     }
 
     async fn redrive(&self) -> Result<u64, PortError> {
+        // Only the dead letters there now: one redriven and dead again meanwhile waits.
+        let present = self.dead_count().await?;
         let mut moved = 0;
         loop {
-            let leased = self.lease_dead_letters(100, DEAD_LETTER_LEASE).await?;
+            let want = present.saturating_sub(moved).min(100) as usize;
+            let leased = match want {
+                0 => Vec::new(),
+                n => self.lease_every_dead_letter(n, DEAD_LETTER_LEASE).await?,
+            };
             if leased.is_empty() {
                 return Ok(moved);
             }
@@ -490,9 +535,14 @@ impl Queue for SqsQueue {
     }
 
     async fn purge_dead_letters(&self) -> Result<u64, PortError> {
+        let present = self.dead_count().await?;
         let mut purged = 0;
         loop {
-            let leased = self.lease_dead_letters(100, DEAD_LETTER_LEASE).await?;
+            let want = present.saturating_sub(purged).min(100) as usize;
+            let leased = match want {
+                0 => Vec::new(),
+                n => self.lease_every_dead_letter(n, DEAD_LETTER_LEASE).await?,
+            };
             if leased.is_empty() {
                 return Ok(purged);
             }

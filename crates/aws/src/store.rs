@@ -85,14 +85,17 @@ impl DynamoDbOrderStore {
 
     async fn query_page(
         &self,
-        table: &str,
-        index: &str,
-        key_attr: &str,
-        key_value: &str,
-        sort_attr: &str,
+        listing: Listing<'_>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<(Vec<Item>, Option<String>), PortError> {
+        let Listing {
+            table,
+            index,
+            key_attr,
+            key_value,
+            sort_attr,
+        } = listing;
         let limit = limit.clamp(1, 500);
         let mut start = match cursor {
             Some(c) => {
@@ -142,6 +145,15 @@ impl DynamoDbOrderStore {
         };
         Ok((items, next))
     }
+}
+
+/// A newest-first listing: an index, its partition and its sort attribute.
+struct Listing<'a> {
+    table: &'a str,
+    index: &'a str,
+    key_attr: &'a str,
+    key_value: &'a str,
+    sort_attr: &'a str,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -414,11 +426,13 @@ impl OrderStore for DynamoDbOrderStore {
         };
         let (items, next_cursor) = self
             .query_page(
-                &self.orders_table,
-                index,
-                attr,
-                value,
-                "createdAt",
+                Listing {
+                    table: &self.orders_table,
+                    index,
+                    key_attr: attr,
+                    key_value: value,
+                    sort_attr: "createdAt",
+                },
                 limit,
                 cursor,
             )
@@ -550,11 +564,13 @@ impl OrderStore for DynamoDbOrderStore {
     ) -> Result<Page<FailedOrder>, PortError> {
         let (items, next_cursor) = self
             .query_page(
-                &self.failed_table,
-                ALL_FAILED_INDEX,
-                "listPartition",
-                LIST_PARTITION,
-                "failedAt",
+                Listing {
+                    table: &self.failed_table,
+                    index: ALL_FAILED_INDEX,
+                    key_attr: "listPartition",
+                    key_value: LIST_PARTITION,
+                    sort_attr: "failedAt",
+                },
                 limit,
                 cursor,
             )
