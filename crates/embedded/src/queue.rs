@@ -254,27 +254,7 @@ impl Queue for SqliteQueue {
         let limit = limit.clamp(1, 1000);
         self.db
             .read(move |conn| {
-                let rows: Vec<(i64, DeadLetter)> = conn
-                    .prepare_cached(
-                        "SELECT seq, id, body, receive_count, sent_at, dead_at FROM dlq WHERE seq > ?1 \
-                         ORDER BY seq LIMIT ?2",
-                    )
-                    .and_then(|mut st| {
-                        st.query_map(params![after, limit as i64 + 1], |r| {
-                            Ok((
-                                r.get(0)?,
-                                DeadLetter {
-                                    id: r.get(1)?,
-                                    body: r.get(2)?,
-                                    receive_count: r.get(3)?,
-                                    sent_at: Timestamp(r.get(4)?),
-                                    dead_at: Timestamp(r.get(5)?),
-                                },
-                            ))
-                        })?
-                        .collect()
-                    })
-                    .map_err(sql_err)?;
+                let rows = dead_letters_after(conn, after, limit + 1)?;
                 let more = rows.len() > limit;
                 let mut items: Vec<(i64, DeadLetter)> = rows;
                 items.truncate(limit);
@@ -282,7 +262,10 @@ impl Queue for SqliteQueue {
                     (true, Some((seq, _))) => Some(seq.to_string()),
                     _ => None,
                 };
-                Ok(Page { items: items.into_iter().map(|(_, d)| d).collect(), next_cursor })
+                Ok(Page {
+                    items: items.into_iter().map(|(_, d)| d).collect(),
+                    next_cursor,
+                })
             })
             .await
     }
@@ -303,6 +286,33 @@ impl Queue for SqliteQueue {
             })
             .await
     }
+}
+
+/// Dead letters after sequence number `after`, oldest first, with their sequence numbers.
+pub(crate) fn dead_letters_after(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, DeadLetter)>, PortError> {
+    conn.prepare_cached(
+        "SELECT seq, id, body, receive_count, sent_at, dead_at FROM dlq WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )
+    .and_then(|mut st| {
+        st.query_map(params![after, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                DeadLetter {
+                    id: r.get(1)?,
+                    body: r.get(2)?,
+                    receive_count: r.get(3)?,
+                    sent_at: Timestamp(r.get(4)?),
+                    dead_at: Timestamp(r.get(5)?),
+                },
+            ))
+        })?
+        .collect()
+    })
+    .map_err(sql_err)
 }
 
 fn message_count(conn: &Connection, id: &str) -> Result<Option<u32>, PortError> {

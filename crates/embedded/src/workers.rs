@@ -6,9 +6,9 @@
 //! order `FAILED`) in the same transaction that reads it.
 
 use crate::db::{sql_err, Db};
-use crate::queue::SqliteQueue;
+use crate::queue::{dead_letters_after, SqliteQueue};
 use crate::store::{get_order, record_failure_in};
-use dofs_core::ports::{DeadLetter, Queue};
+use dofs_core::ports::Queue;
 use dofs_core::service::{failure_for, Fulfiller, Handled, OrderMessage};
 use dofs_core::{Clock, Timestamp};
 use rusqlite::params;
@@ -141,32 +141,17 @@ pub async fn run_dead_letter_recorder(
         let now = clock.now();
         let pass = db
             .write(move |conn| {
-                let rows: Vec<(i64, DeadLetter)> = conn
-                    .prepare_cached(
-                        "SELECT seq, id, body, receive_count, sent_at, dead_at FROM dlq WHERE seq > ?1 ORDER BY seq LIMIT 500",
-                    )
-                    .and_then(|mut st| {
-                        st.query_map([after], |r| {
-                            Ok((
-                                r.get(0)?,
-                                DeadLetter {
-                                    id: r.get(1)?,
-                                    body: r.get(2)?,
-                                    receive_count: r.get(3)?,
-                                    sent_at: Timestamp(r.get(4)?),
-                                    dead_at: Timestamp(r.get(5)?),
-                                },
-                            ))
-                        })?
-                        .collect()
-                    })
-                    .map_err(sql_err)?;
+                let rows = dead_letters_after(conn, after, 500)?;
                 let mut last = after;
                 let mut failed_accepted_at = Vec::new();
                 for (seq, dead) in &rows {
                     last = *seq;
-                    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else { continue };
-                    let Some(order) = get_order(conn, order_id)? else { continue };
+                    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
+                        continue;
+                    };
+                    let Some(order) = get_order(conn, order_id)? else {
+                        continue;
+                    };
                     if let Some(failed) = failure_for(&order, dead, now) {
                         if record_failure_in(conn, &failed)? {
                             failed_accepted_at.push(order.created_at);
