@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every DOFS check: formatting, lints, the Rust tests (unit, port
+# Runs every DOFS check: formatting, lints, supply chain (cargo deny), the Rust tests (unit, port
 # conformance, black-box, crash, browser), and the infrastructure checks
 # (Terraform, CI/CD, the AWS shape on the emulator). `.ci/run` calls exactly
 # this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
@@ -56,6 +56,9 @@ trap stop_infra EXIT
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+if [[ "$quick" == false ]]; then
+  step "supply chain (cargo deny)" optional_script scripts/test-supply-chain.sh
+fi
 if [[ -x scripts/setup-browser.sh ]]; then
   step "browser for the dashboard test" scripts/setup-browser.sh
 fi
