@@ -6,6 +6,9 @@
 //!
 //! Chromium and chromedriver come from `scripts/setup-browser.sh`. Without
 //! them the test prints SKIP, except under `CI=true`, where it fails.
+//!
+//! A second test configures API keys and checks that the page asks for one,
+//! then shows the data once it is given.
 
 mod common;
 
@@ -429,4 +432,81 @@ async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution
         overview.display(),
         detail.display()
     );
+}
+
+#[tokio::test]
+async fn with_api_keys_configured_the_dashboard_asks_for_a_key_and_then_shows_the_data() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    const KEY: &str = "dashboard-key-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = fast_env();
+    env.push(("DOFS_AUTH_API_KEYS", KEY.to_string()));
+    let app = App::spawn_on(dir.path(), &env);
+    for _ in 0..3 {
+        let r = app
+            .client
+            .post(app.url("/order"))
+            .header("x-api-key", KEY)
+            .json(&seed_order())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 202);
+    }
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    browser.goto(&app.url("/")).await;
+    // Without a key the API answers 401 and the page opens its key panel.
+    browser
+        .wait_for(
+            "the key panel",
+            "return !document.getElementById('key-panel').hidden",
+        )
+        .await;
+    let total = browser
+        .exec("return document.getElementById('count-total').textContent")
+        .await;
+    assert_eq!(shown(&total), None, "no numbers without a key: {total}");
+    let asking = browser.screenshot("dashboard-key.png").await;
+
+    browser
+        .exec(&format!(
+            "document.getElementById('key-input').value = '{KEY}';
+             document.getElementById('key-form').requestSubmit(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the numbers once the key is given",
+            "return document.getElementById('count-total').textContent === '3'",
+        )
+        .await;
+    let hidden = browser
+        .exec("return document.getElementById('key-panel').hidden")
+        .await;
+    assert_eq!(hidden, json!(true), "the panel closes");
+    // The key stays in this browser for the next visit, and nowhere in the page.
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for(
+            "the numbers on a new visit",
+            "return document.getElementById('count-total').textContent === '3'",
+        )
+        .await;
+    let in_page = browser
+        .exec(&format!(
+            "return document.documentElement.outerHTML.includes('{KEY}')"
+        ))
+        .await;
+    assert_eq!(
+        in_page,
+        json!(false),
+        "the key is not written into the page"
+    );
+    let page_errors = browser.exec("return window.__dofsErrors").await;
+    assert_eq!(page_errors, json!([]), "errors seen by the page");
+    browser.quit().await;
+    eprintln!("dashboard key screenshot: {}", asking.display());
 }
