@@ -2,11 +2,15 @@
 # cannot reserve any), short log retention, no point-in-time recovery and no deletion
 # protection so that `destroy-infrastructure.sh` removes everything, loose alarms.
 
+locals {
+  environment = "dev"
+}
+
 module "stack" {
   source = "../../modules/stack"
 
   project_name = var.project_name
-  environment  = "dev"
+  environment  = local.environment
 
   artifacts_dir           = coalesce(var.artifacts_dir, abspath("${path.root}/../../../target/lambda"))
   artifacts_s3_bucket     = var.artifacts_s3_bucket

@@ -2,11 +2,15 @@
 # recovery and deletion protection on, strict alarms, execution logs at ERROR level
 # (logging every state of every order is the biggest avoidable log cost).
 
+locals {
+  environment = "prod"
+}
+
 module "stack" {
   source = "../../modules/stack"
 
   project_name = var.project_name
-  environment  = "prod"
+  environment  = local.environment
 
   artifacts_dir           = coalesce(var.artifacts_dir, abspath("${path.root}/../../../target/lambda"))
   artifacts_s3_bucket     = var.artifacts_s3_bucket

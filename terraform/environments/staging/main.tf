@@ -1,11 +1,15 @@
 # staging: production-like. Reserved concurrency, 30 days of logs, point-in-time
 # recovery and deletion protection on, alarms close to prod.
 
+locals {
+  environment = "staging"
+}
+
 module "stack" {
   source = "../../modules/stack"
 
   project_name = var.project_name
-  environment  = "staging"
+  environment  = local.environment
 
   artifacts_dir           = coalesce(var.artifacts_dir, abspath("${path.root}/../../../target/lambda"))
   artifacts_s3_bucket     = var.artifacts_s3_bucket

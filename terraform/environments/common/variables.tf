@@ -1,0 +1,59 @@
+variable "aws_region" {
+  description = "AWS region (AWS_REGION)."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "project_name" {
+  description = "Project name, first part of every resource name (PROJECT_NAME)."
+  type        = string
+  default     = "dofs"
+}
+
+variable "aws_endpoint_url" {
+  description = "Send every AWS call to this endpoint instead of AWS (AWS_ENDPOINT_URL; for an emulator such as moto). Null for real AWS."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_dir" {
+  description = "Directory with <function>/bootstrap.zip (default: the repository's target/lambda, where cargo-lambda writes them)."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_bucket" {
+  description = "S3 bucket holding <artifacts_s3_prefix>/<function>.zip (a pipeline promoting built artifacts); null to use artifacts_dir."
+  type        = string
+  default     = null
+}
+
+variable "artifacts_s3_prefix" {
+  description = "Key prefix of the zips in artifacts_s3_bucket."
+  type        = string
+  default     = ""
+}
+
+variable "artifacts_source_hashes" {
+  description = "With S3 artifacts: base64 SHA-256 of each zip by function name (redeploys a changed zip under the same key)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lambda_architecture" {
+  description = "x86_64 or arm64 (must match the cargo-lambda build)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "alarm_email" {
+  description = "E-mail address that receives the alarms (empty: no subscription)."
+  type        = string
+  default     = ""
+}
+
+variable "manage_apigateway_account_logging_role" {
+  description = "Manage the account-level API Gateway logging role; set false in all environments but one that share an account and region."
+  type        = bool
+  default     = true
+}
