@@ -30,7 +30,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
-/// media type, key, size, body), then records it and starts its workflow.
+/// media type, key, size, body), then the queue's back-pressure limit, then
+/// records it and starts its workflow.
 #[utoipa::path(
     post,
     path = "/order",
@@ -44,11 +45,13 @@ pub fn routes() -> Router<AppState> {
             headers(("Location" = String, description = "/orders/{orderId}"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same key, replayed."))),
         (status = 400, description = "Malformed JSON (`MalformedJson`), or rules broken (`ValidationError`, every one listed in `details`).", body = crate::openapi::Error),
         (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 408, description = "The body did not arrive within the body read timeout; the connection is closed.", body = crate::openapi::Error),
         (status = 409, description = "A request with this Idempotency-Key is still being processed.", body = crate::openapi::Error),
         (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
         (status = 415, description = "The body is not declared application/json.", body = crate::openapi::Error),
         (status = 422, description = "The Idempotency-Key was used with a different body.", body = crate::openapi::Error),
-        (status = 429, description = "A rate limit or the queue's back-pressure limit was hit; see Retry-After.", body = crate::openapi::Error),
+        (status = 429, description = "A rate limit (`RateLimited`), the in-flight limit (`ServerBusy`) or the queue's back-pressure limit (`QueueFull`) was hit; see Retry-After.", body = crate::openapi::Error,
+            headers(("Retry-After" = String, description = "Seconds to wait before sending again."))),
     )
 )]
 async fn submit(
@@ -63,7 +66,13 @@ async fn submit(
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = extract::idempotency_key(&headers)?;
-    let bytes = extract::read_body(&headers, body, MAX_BODY_BYTES).await?;
+    let overload = state.overload();
+    let bytes = tokio::time::timeout(
+        overload.config().body_read_timeout,
+        extract::read_body(&headers, body, MAX_BODY_BYTES),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout)??;
     let order = decode_order(&bytes, state.limits()).map_err(|e| match e {
         DecodeError::Malformed(message) => ApiError::MalformedJson(message),
         DecodeError::Invalid(details) => ApiError::Validation {
@@ -88,9 +97,22 @@ async fn submit(
         }
         None => None,
     };
+    // Back-pressure last, right before the order would be recorded: a
+    // request refused here has done nothing that needs undoing.
+    if overload
+        .backlog()
+        .is_full(state.backend().queue.as_ref())
+        .await
+    {
+        crate::overload::count_rejection("backlog");
+        return Err(ApiError::QueueFull);
+    }
     let id = OrderId::generate();
     match state.backend().workflow.start(id, order, claim).await? {
-        Submitted::Started { order } => Ok(accepted(&order, false)),
+        Submitted::Started { order } => {
+            overload.backlog().accepted();
+            Ok(accepted(&order, false))
+        }
         Submitted::Replayed { order } => Ok(accepted(&order, true)),
         Submitted::KeyReused => Err(ApiError::IdempotencyKeyReused),
     }
