@@ -35,7 +35,8 @@ fn as_doubles(mut order: NewOrder) -> NewOrder {
         for (_, value) in &mut metadata.0 {
             if let MetadataValue::Number(n) = value {
                 let d: f64 = n.parse().expect("a metadata number is a number");
-                *n = format!("{d:?}");
+                // -0 and 0 are the same number (the rendering writes -0 as 0).
+                *n = format!("{:?}", if d == 0.0 { 0.0 } else { d });
             }
         }
     }

@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
     operation_id = "submitOrder",
     summary = "Submit an order",
     request_body(content = crate::openapi::OrderRequest, content_type = "application/json", description = "At most 64 KiB. `Content-Type: application/json` (parameters allowed)."),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
     responses(
         (status = 202, description = "Accepted: durably recorded, and it will reach a terminal status.", body = crate::openapi::Accepted,
             headers(("Location" = String, description = "/orders/{orderId}"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same key, replayed."))),
@@ -144,7 +144,7 @@ fn accepted(order: &Order, replayed: bool) -> Response {
     tag = "orders",
     operation_id = "getOrder",
     summary = "Read one order",
-    params(("orderId" = String, Path, description = "The order id from the 202 answer.")),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The order id from the 202 answer.")),
     responses(
         (status = 200, description = "The order.", body = crate::openapi::Order),
         (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
@@ -173,7 +173,7 @@ async fn get_one(
     params(
         ("status" = Option<crate::openapi::OrderStatus>, Query, description = "Only orders of this status."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
-        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's nextCursor (an order id)."),
     ),
     responses(
         (status = 200, description = "One page.", body = crate::openapi::OrderPage),
@@ -205,7 +205,7 @@ async fn list(
     tag = "operator",
     operation_id = "retryOrder",
     summary = "Put a FAILED order back to PENDING and queue it again",
-    params(("orderId" = String, Path, description = "The id of a FAILED order.")),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The id of a FAILED order.")),
     responses(
         (status = 200, description = "The order, PENDING with attempts reset.", body = crate::openapi::Order),
         (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
