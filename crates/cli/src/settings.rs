@@ -31,7 +31,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ),
     (
         "server.max_in_flight",
-        Some("1024"),
+        Some("256"),
         "requests handled at once, all clients together; more are answered 429",
     ),
     (
@@ -685,7 +685,7 @@ mod tests {
         assert!(s.api_keys.is_empty());
         assert_eq!(s.overload.rate_per_second, 0.0, "no rate limit by default");
         assert_eq!(s.overload.burst, 200);
-        assert_eq!(s.overload.max_in_flight, 1024);
+        assert_eq!(s.overload.max_in_flight, 256);
         assert_eq!(s.overload.max_backlog, 100_000);
         assert_eq!(s.overload.request_timeout, Duration::from_secs(30));
         assert_eq!(s.overload.body_read_timeout, Duration::from_secs(10));

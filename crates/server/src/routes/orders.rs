@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
-/// media type, key, size, body), then the queue's back-pressure limit, then
+/// media type, key, the queue's back-pressure limit, size, body), then
 /// records it and starts its workflow.
 #[utoipa::path(
     post,
@@ -67,6 +67,16 @@ async fn submit(
     }
     let key = extract::idempotency_key(&headers)?;
     let overload = state.overload();
+    // Back-pressure before the body is read: a refusal costs next to
+    // nothing, and a request refused here has done nothing to undo.
+    if overload
+        .backlog()
+        .is_full(state.backend().queue.as_ref())
+        .await
+    {
+        crate::overload::count_rejection("backlog");
+        return Err(ApiError::QueueFull);
+    }
     let bytes = tokio::time::timeout(
         overload.config().body_read_timeout,
         extract::read_body(&headers, body, MAX_BODY_BYTES),
@@ -97,16 +107,6 @@ async fn submit(
         }
         None => None,
     };
-    // Back-pressure last, right before the order would be recorded: a
-    // request refused here has done nothing that needs undoing.
-    if overload
-        .backlog()
-        .is_full(state.backend().queue.as_ref())
-        .await
-    {
-        crate::overload::count_rejection("backlog");
-        return Err(ApiError::QueueFull);
-    }
     let id = OrderId::generate();
     match state.backend().workflow.start(id, order, claim).await? {
         Submitted::Started { order } => {
