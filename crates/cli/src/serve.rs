@@ -72,7 +72,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &reveal(&settings.api_keys),
         &reveal(&settings.operator_keys),
     );
-    let state = AppState::new(embedded.backend(), limits).with_keys(keys);
+    let state = AppState::new(embedded.backend(), limits)
+        .with_keys(keys)
+        .with_overload(settings.overload);
     let graph =
         dofs_embedded::engine::load_definition(dofs_embedded::engine::ORDER_WORKFLOW)?.graph();
     let obs = Observability::new(
@@ -100,14 +102,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
 
     let shutting_down = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: refusing new orders, finishing work in flight");
-            shutting_down.begin_shutdown();
-        })
-        .await
-        .context("the HTTP server failed")?;
+    dofs_server::serve::serve(listener, app, settings.serve, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: refusing new orders, finishing work in flight");
+        shutting_down.begin_shutdown();
+    })
+    .await;
     let _ = stop_evaluator.send(true);
     if tokio::time::timeout(WEBHOOK_GRACE, evaluator)
         .await

@@ -20,6 +20,41 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "address and port to listen on",
     ),
     (
+        "server.rate_limit_per_second",
+        Some("0"),
+        "requests per second each client (API key, or IP without auth) may make on average; 0: no rate limit",
+    ),
+    (
+        "server.rate_limit_burst",
+        Some("200"),
+        "requests a client may make at once after being idle (the token bucket's size)",
+    ),
+    (
+        "server.max_in_flight",
+        Some("256"),
+        "requests handled at once, all clients together; more are answered 429",
+    ),
+    (
+        "server.max_connections",
+        Some("4096"),
+        "connections open at once; more wait in the listen backlog",
+    ),
+    (
+        "server.request_timeout_ms",
+        Some("30000"),
+        "longest time a request may take before it is answered 503 Timeout",
+    ),
+    (
+        "server.header_read_timeout_ms",
+        Some("10000"),
+        "longest time a client may take to send a request's headers before its connection is closed",
+    ),
+    (
+        "server.body_read_timeout_ms",
+        Some("10000"),
+        "longest time an order's body may take to arrive before it is answered 408",
+    ),
+    (
         "storage.data_dir",
         Some("./dofs-data"),
         "directory holding dofs.db",
@@ -68,6 +103,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "queue.backoff_max_ms",
         Some("30000"),
         "longest delay between attempts",
+    ),
+    (
+        "queue.max_backlog",
+        Some("100000"),
+        "orders queued (waiting or being fulfilled) at which new orders are answered 429; 0: no limit",
     ),
     (
         "validation.max_quantity",
@@ -151,6 +191,10 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// Rate limits, in-flight and backlog limits, timeouts (`server.*`, `queue.max_backlog`).
+    pub overload: dofs_server::overload::OverloadConfig,
+    /// Connection limits (`server.max_connections`, `server.header_read_timeout_ms`).
+    pub serve: dofs_server::serve::ServeConfig,
     pub data_dir: PathBuf,
     pub environment: String,
     pub success_rate: f64,
@@ -435,7 +479,69 @@ impl Resolver {
         if !operator_keys.is_empty() && api_keys.is_empty() {
             bail!("`auth.operator_keys` is set but `auth.api_keys` is not: set both to turn authentication on");
         }
+        let overload = dofs_server::overload::OverloadConfig {
+            rate_per_second: self.required(
+                "server.rate_limit_per_second",
+                "a number from 0 (off) to 1000000",
+                |s| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|r| (0.0..=1_000_000.0).contains(r))
+                },
+            )?,
+            burst: self.required(
+                "server.rate_limit_burst",
+                "a whole number from 1 to 1000000",
+                |s| {
+                    s.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                },
+            )?,
+            max_in_flight: self.required(
+                "server.max_in_flight",
+                "a whole number from 1 to 1000000",
+                |s| {
+                    s.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                },
+            )?,
+            max_backlog: self.required(
+                "queue.max_backlog",
+                "a whole number from 0 (off) to 1000000000",
+                |s| s.parse::<u64>().ok().filter(|n| *n <= 1_000_000_000),
+            )?,
+            request_timeout: Duration::from_millis(self.required(
+                "server.request_timeout_ms",
+                "a whole number of milliseconds from 100 to 3600000",
+                ms(100, 3_600_000),
+            )?),
+            body_read_timeout: Duration::from_millis(self.required(
+                "server.body_read_timeout_ms",
+                "a whole number of milliseconds from 100 to 3600000",
+                ms(100, 3_600_000),
+            )?),
+        };
+        let serve = dofs_server::serve::ServeConfig {
+            header_read_timeout: Duration::from_millis(self.required(
+                "server.header_read_timeout_ms",
+                "a whole number of milliseconds from 100 to 3600000",
+                ms(100, 3_600_000),
+            )?),
+            max_connections: self.required(
+                "server.max_connections",
+                "a whole number from 1 to 1000000",
+                |s| {
+                    s.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                },
+            )?,
+        };
         Ok(Settings {
+            overload,
+            serve,
             bind: self.required(
                 "server.bind",
                 "an address and port such as 127.0.0.1:8080",
@@ -577,6 +683,79 @@ mod tests {
         assert_eq!(s.alert_rules.window, Duration::from_secs(300));
         assert_eq!(s.alert_rules.http_5xx_threshold, 0);
         assert!(s.api_keys.is_empty());
+        assert_eq!(s.overload.rate_per_second, 0.0, "no rate limit by default");
+        assert_eq!(s.overload.burst, 200);
+        assert_eq!(s.overload.max_in_flight, 256);
+        assert_eq!(s.overload.max_backlog, 100_000);
+        assert_eq!(s.overload.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.overload.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.serve.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.serve.max_connections, 4096);
+    }
+
+    #[test]
+    fn overload_limits_are_configurable_and_checked() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("DOFS_SERVER_RATE_LIMIT_PER_SECOND", "2.5"),
+                ("DOFS_SERVER_RATE_LIMIT_BURST", "5"),
+                ("DOFS_SERVER_MAX_IN_FLIGHT", "8"),
+                ("DOFS_QUEUE_MAX_BACKLOG", "0"),
+                ("DOFS_SERVER_HEADER_READ_TIMEOUT_MS", "500"),
+            ]),
+            &Flags::default(),
+        )
+        .expect("valid limits");
+        assert_eq!(
+            (
+                s.overload.rate_per_second,
+                s.overload.burst,
+                s.overload.max_in_flight
+            ),
+            (2.5, 5, 8)
+        );
+        assert_eq!(s.overload.max_backlog, 0);
+        assert_eq!(s.serve.header_read_timeout, Duration::from_millis(500));
+        for (var, value, key) in [
+            (
+                "DOFS_SERVER_RATE_LIMIT_PER_SECOND",
+                "-1",
+                "server.rate_limit_per_second",
+            ),
+            (
+                "DOFS_SERVER_RATE_LIMIT_BURST",
+                "0",
+                "server.rate_limit_burst",
+            ),
+            ("DOFS_SERVER_MAX_IN_FLIGHT", "0", "server.max_in_flight"),
+            (
+                "DOFS_SERVER_MAX_CONNECTIONS",
+                "lots",
+                "server.max_connections",
+            ),
+            ("DOFS_QUEUE_MAX_BACKLOG", "-5", "queue.max_backlog"),
+            (
+                "DOFS_SERVER_REQUEST_TIMEOUT_MS",
+                "5",
+                "server.request_timeout_ms",
+            ),
+            (
+                "DOFS_SERVER_HEADER_READ_TIMEOUT_MS",
+                "1h",
+                "server.header_read_timeout_ms",
+            ),
+            (
+                "DOFS_SERVER_BODY_READ_TIMEOUT_MS",
+                "0",
+                "server.body_read_timeout_ms",
+            ),
+        ] {
+            let m = Settings::load(None, &env(&[(var, value)]), &Flags::default())
+                .expect_err(var)
+                .to_string();
+            assert!(m.contains(key) && m.contains(var), "{m}");
+        }
     }
 
     #[test]

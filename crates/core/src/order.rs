@@ -87,21 +87,37 @@ pub enum MetadataValue {
 pub struct Metadata(pub Vec<(String, MetadataValue)>);
 
 impl Metadata {
-    /// Metadata as a JSON object, numbers kept exact.
+    /// Metadata as a JSON object; numbers as doubles (the decoder accepts
+    /// only numbers that fit one).
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for (k, v) in &self.0 {
             let value = match v {
                 MetadataValue::String(s) => serde_json::Value::String(s.clone()),
                 MetadataValue::Bool(b) => serde_json::Value::Bool(*b),
-                MetadataValue::Number(n) => {
-                    serde_json::from_str(n).unwrap_or(serde_json::Value::Null)
-                }
+                MetadataValue::Number(n) => number_json(n),
             };
             map.insert(k.clone(), value);
         }
         serde_json::Value::Object(map)
     }
+}
+
+/// A metadata number's text as a JSON number: an integer when it is one
+/// that fits 64 bits, else the nearest double. Parsed with the standard
+/// library, which rounds correctly (serde_json's own float parsing may be one
+/// unit in the last place off for long inputs).
+fn number_json(n: &str) -> serde_json::Value {
+    if let Ok(i) = n.parse::<i64>() {
+        return i.into();
+    }
+    if let Ok(u) = n.parse::<u64>() {
+        return u.into();
+    }
+    n.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 /// A valid order as a client submitted it, before it has an id.

@@ -179,6 +179,17 @@ fn decode_metadata(raw: &str, errors: &mut Vec<FieldError>) -> Option<Metadata> 
             bad(errors, field.clone(), "key must be 1 to 64 characters");
         }
         let v = value.get();
+        // A number must fit a double: every JSON reader (and the order's
+        // own rendering, Metadata::to_json) reads it as one, and 1e400
+        // would come back as null.
+        if number_text(v).is_some_and(|n| !n.parse::<f64>().is_ok_and(f64::is_finite)) {
+            bad(
+                errors,
+                field,
+                "a number must be at most 1.7976931348623157e308 in magnitude",
+            );
+            continue;
+        }
         let parsed = if v.starts_with('"') {
             as_string(v)
                 .filter(|s| s.chars().count() <= MAX_METADATA_VALUE_CHARS)
@@ -457,6 +468,50 @@ mod tests {
         assert!(!ok(r#"{"a":1,"a":2}"#));
         assert!(!ok(r#"[]"#));
         assert!(!ok(r#""text""#));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/decode_order.rs): a metadata
+    /// number too large for a double was accepted, and the order then showed
+    /// it as `null`.
+    #[test]
+    fn metadata_numbers_must_fit_a_double() {
+        let body = |n: &str| with("metadata", &format!(r#"{{"big":{n}}}"#));
+        for n in ["1e400", "-1e309", "123456789e301"] {
+            assert_eq!(
+                fields(&body(n)),
+                vec![(
+                    "metadata.big".to_owned(),
+                    "a number must be at most 1.7976931348623157e308 in magnitude".to_owned()
+                )],
+                "{n}"
+            );
+        }
+        for n in [
+            "1.7976931348623157e308",
+            "1e-400",
+            "-0",
+            "12345678901234567890",
+        ] {
+            let order = decode(&body(n)).expect(n);
+            let shown = order.metadata.expect("metadata").to_json();
+            assert!(shown["big"].is_number(), "{n} is shown as {shown}");
+        }
+    }
+
+    /// Found by fuzzing: a long decimal metadata number was shown one unit
+    /// in the last place away from the number the client sent.
+    #[test]
+    fn metadata_numbers_are_shown_as_the_nearest_double() {
+        let text = "44444444444444444444444444444444444444444444444444444444444.444444444444444444444444440";
+        let order = decode(&with(
+            "metadata",
+            &format!(r#"{{"n":{text},"i":-7,"u":18446744073709551615}}"#),
+        ))
+        .expect("valid");
+        let shown = order.metadata.expect("metadata").to_json();
+        assert_eq!(shown["n"].as_f64(), text.parse::<f64>().ok());
+        assert_eq!(shown["i"], serde_json::json!(-7));
+        assert_eq!(shown["u"], serde_json::json!(u64::MAX));
     }
 
     #[test]

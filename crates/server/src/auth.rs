@@ -70,6 +70,22 @@ impl Keys {
         !self.api.is_empty() || !self.operator.is_empty()
     }
 
+    /// A name for the holder of `presented` that rate limits count against
+    /// (a prefix of the key's digest, never the key), or `None` for a wrong key.
+    pub fn client_id(&self, presented: &str) -> Option<String> {
+        if self.access(presented) == Access::None {
+            return None;
+        }
+        let d = digest(presented);
+        Some(format!(
+            "key:{}",
+            d[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ))
+    }
+
     /// What `presented` may do.
     pub fn access(&self, presented: &str) -> Access {
         let d = digest(presented);

@@ -11,7 +11,7 @@ use axum::Json;
 use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::FieldError;
 
-/// Seconds a client should wait before retrying after a 503.
+/// Seconds a client should wait before retrying after a 503 or a 429 other than a rate limit.
 const RETRY_AFTER_SECONDS: &str = "1";
 
 /// A failed request, as the client sees it.
@@ -41,6 +41,17 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422 `IdempotencyKeyReused`: the key was used before with another body.
     IdempotencyKeyReused,
+    /// 408 `RequestTimeout`: the body did not arrive in time; the connection is closed.
+    RequestTimeout,
+    /// 429 `RateLimited` with `Retry-After`: the client's rate limit was hit.
+    RateLimited {
+        /// Seconds until the client may send again.
+        retry_after: u64,
+    },
+    /// 429 `ServerBusy` with `Retry-After`: the server handles as many requests as it may.
+    ServerBusy,
+    /// 429 `QueueFull` with `Retry-After`: the orders queue is at its back-pressure limit.
+    QueueFull,
     /// 500 `InternalError`; the detail has been logged, the client sees none.
     Internal,
     /// 503 `ServiceUnavailable` with `Retry-After`: a dependency is busy or unreachable.
@@ -77,6 +88,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimited { .. } | ApiError::ServerBusy | ApiError::QueueFull => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable | ApiError::ShuttingDown | ApiError::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -96,6 +111,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
             ApiError::UnsupportedMediaType => "UnsupportedMediaType",
             ApiError::IdempotencyKeyReused => "IdempotencyKeyReused",
+            ApiError::RequestTimeout => "RequestTimeout",
+            ApiError::RateLimited { .. } => "RateLimited",
+            ApiError::ServerBusy => "ServerBusy",
+            ApiError::QueueFull => "QueueFull",
             ApiError::Internal => "InternalError",
             ApiError::Unavailable => "ServiceUnavailable",
             ApiError::ShuttingDown => "ShuttingDown",
@@ -118,6 +137,16 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Content-Type must be application/json".into(),
             ApiError::IdempotencyKeyReused => {
                 "this Idempotency-Key was used with a different body".into()
+            }
+            ApiError::RequestTimeout => "the request body took too long to arrive".into(),
+            ApiError::RateLimited { .. } => {
+                "too many requests from this client, retry later".into()
+            }
+            ApiError::ServerBusy => {
+                "the server is at its limit of requests in flight, retry later".into()
+            }
+            ApiError::QueueFull => {
+                "too many orders are waiting to be fulfilled, retry later".into()
             }
             ApiError::Internal => "internal error".into(),
             ApiError::Unavailable => "the service is temporarily unavailable, retry later".into(),
@@ -143,11 +172,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        let headers = response.headers_mut();
+        match self {
+            ApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE
+                || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            ApiError::RequestTimeout => {
+                // The rest of the body may still be on its way: do not wait for it.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }
@@ -232,6 +274,23 @@ mod tests {
     }
 
     #[test]
+    fn refusals_under_overload_are_429_with_retry_after() {
+        let cases = [
+            (ApiError::RateLimited { retry_after: 3 }, "3"),
+            (ApiError::ServerBusy, "1"),
+            (ApiError::QueueFull, "1"),
+        ];
+        for (e, after) in cases {
+            let response = e.into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from_static(after))
+            );
+        }
+    }
+
+    #[test]
     fn validation_errors_list_their_details_and_others_have_none() {
         let body = ApiError::invalid_field("order is invalid", "price", "must be a number").body();
         assert_eq!(
@@ -263,6 +322,10 @@ mod tests {
             ApiError::Unavailable,
             ApiError::ShuttingDown,
             ApiError::Timeout,
+            ApiError::RequestTimeout,
+            ApiError::RateLimited { retry_after: 2 },
+            ApiError::ServerBusy,
+            ApiError::QueueFull,
         ];
         for e in all {
             let body = e.body();

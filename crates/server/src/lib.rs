@@ -16,6 +16,8 @@
 //!   `/workflow`), the alert evaluator, and the request-id and request-metrics
 //!   middleware.
 //! - [`openapi`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
+//! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
+//! - [`serve`]: the HTTP/1 server loop with slow-client protection.
 //!
 //! [`router`] assembles the routes, the JSON 404 and 405 fallbacks, and the
 //! cross-cutting layers (applied in one place, [`with_layers`]).
@@ -25,7 +27,9 @@ pub mod error;
 pub mod extract;
 pub mod observability;
 pub mod openapi;
+pub mod overload;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use error::ApiError;
@@ -40,9 +44,6 @@ use tower_http::trace::{
     DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer,
 };
 use tracing::Level;
-
-/// How long one request may take before it is answered 503 `Timeout`.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole API: every route, JSON fallbacks for unknown routes (404) and
 /// wrong methods (405), and the layers.
@@ -60,6 +61,7 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
         .merge(api_routes())
         .merge(observability::routes(obs))
         .merge(openapi::routes());
+    let request_timeout = state.overload().config().request_timeout;
     let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -67,8 +69,12 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
             state.clone(),
             auth::require_key,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            overload::guard,
+        ))
         .with_state(state);
-    with_layers(routes)
+    with_layers(routes, request_timeout)
 }
 
 /// The contract's order and operations routes, without fallbacks or layers.
@@ -78,13 +84,16 @@ pub fn api_routes() -> Router<AppState> {
         .merge(routes::ops::routes())
 }
 
-/// The cross-cutting layers, outermost last: the per-request timeout, then
-/// request tracing, then the request id, request span and request metrics
-/// ([`observability::http::observe`]) around everything, so they also see
-/// answers given by the other layers. Rate limits belong here too.
-pub fn with_layers(router: Router) -> Router {
+/// The cross-cutting layers, outermost last: the per-request timeout
+/// (`request_timeout`), then request tracing, then the request id, request
+/// span and request metrics ([`observability::http::observe`]) around
+/// everything, so they also see answers given by the other layers. The
+/// overload limits and authentication sit inside, in [`router_with`].
+pub fn with_layers(router: Router, request_timeout: Duration) -> Router {
     router
-        .layer(middleware::from_fn(timeout))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            timeout(request_timeout, request, next)
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
@@ -95,10 +104,10 @@ pub fn with_layers(router: Router) -> Router {
         .layer(middleware::from_fn(observability::http::observe))
 }
 
-/// Answers 503 `Timeout` when the request takes longer than [`REQUEST_TIMEOUT`].
-async fn timeout(request: Request, next: Next) -> Response {
+/// Answers 503 `Timeout` when the request takes longer than `limit`.
+async fn timeout(limit: Duration, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(%path, "request timed out");
@@ -125,7 +134,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_that_takes_too_long_is_answered_503_json() {
-        let app = with_layers(Router::new().route("/slow", get(std::future::pending::<()>)));
+        let app = with_layers(
+            Router::new().route("/slow", get(std::future::pending::<()>)),
+            Duration::from_secs(30),
+        );
         let response = app
             .oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
             .await

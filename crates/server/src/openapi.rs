@@ -43,6 +43,7 @@ pub fn document() -> Document {
     operation_id = "getOpenApi",
     responses(
         (status = 200, description = "This document (OpenAPI 3.1).", content_type = "application/json", body = Object),
+        (status = 401, description = "A key is required.", body = Error),
     )
 )]
 async fn openapi_json() -> impl IntoResponse {
@@ -94,11 +95,13 @@ async fn openapi_json() -> impl IntoResponse {
 struct ApiDoc;
 
 /// The answers any route but `/health` may give: 500 `InternalError`, and
-/// 503 (`ServiceUnavailable`, `ShuttingDown`, `Timeout`) with `Retry-After`.
+/// 503 (`ServiceUnavailable`, `ShuttingDown`, `Timeout`) with `Retry-After`;
+/// and but on `/ready` and `/metrics` (never limited), 429 with `Retry-After`.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let error = |description: &str| {
             ResponseBuilder::new()
@@ -110,6 +113,17 @@ impl Modify for CommonResponses {
                         .build(),
                 )
                 .build()
+        };
+        let too_many = |description: &str| {
+            let mut response = error(description);
+            response.headers.insert(
+                "Retry-After".into(),
+                utoipa::openapi::HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("Seconds to wait before sending again."))
+                    .build(),
+            );
+            response
         };
         for (path, item) in doc.paths.paths.iter_mut() {
             if path == "/health" {
@@ -123,6 +137,11 @@ impl Modify for CommonResponses {
                 responses.entry("503".into()).or_insert_with(|| {
                     error("A dependency is busy or unreachable, the server is shutting down, or the request took too long; see Retry-After.").into()
                 });
+                if !matches!(path.as_str(), "/ready" | "/metrics") {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        too_many("A rate limit (`RateLimited`) or the in-flight limit (`ServerBusy`) was hit; see Retry-After.").into()
+                    });
+                }
             }
         }
     }
@@ -202,12 +221,53 @@ pub struct OrderRequest {
     #[schema(minimum = 1, maximum = 100, example = 2)]
     pub quantity: u32,
     /// A JSON number (not a string) greater than 0 with at most 2 decimal places.
-    #[schema(exclusive_minimum = 0, maximum = 10000, example = 29.99)]
+    #[schema(
+        exclusive_minimum = 0,
+        maximum = 10000,
+        multiple_of = 0.01,
+        example = 29.99
+    )]
     pub price: f64,
     /// At most 16 keys of 1 to 64 characters; values are strings (at most
     /// 256 characters), numbers or booleans.
-    #[schema(value_type = Option<Object>, example = json!({"source": "manual-test"}))]
+    #[schema(schema_with = metadata_schema, example = json!({"source": "manual-test"}))]
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// An order's `metadata` as the decoder checks it: an object (not null) of
+/// at most 16 keys of 1 to 64 characters, each a string of at most 256
+/// characters, a number that fits a double, or a boolean.
+fn metadata_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    let value = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(256)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(-f64::MAX))
+                .maximum(Some(f64::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Boolean));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(16))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64)),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+            value.build(),
+        )))))
+        .build()
 }
 
 /// The answer to an accepted order: it is durably recorded and will reach a terminal status.
@@ -411,7 +471,8 @@ pub struct Error {
     /// NotFound, MethodNotAllowed, Conflict, IdempotencyKeyInFlight,
     /// IdempotencyKeyReused, PayloadTooLarge, UnsupportedMediaType,
     /// Unauthorized, Forbidden, InternalError, ServiceUnavailable,
-    /// ShuttingDown, Timeout, ...
+    /// ShuttingDown, Timeout, RequestTimeout, RateLimited, ServerBusy,
+    /// QueueFull, ...
     #[schema(example = "ValidationError")]
     pub error: String,
     pub message: String,

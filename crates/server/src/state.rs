@@ -1,6 +1,8 @@
 //! [`AppState`]: what every handler shares: the backend's ports, the
-//! validation limits, the shutdown flag and the idempotency keys in flight.
+//! validation limits, the shutdown flag, the idempotency keys in flight, the
+//! API keys and the overload limits.
 
+use crate::overload::{Overload, OverloadConfig};
 use dofs_core::ports::Backend;
 use dofs_core::Limits;
 use std::collections::HashSet;
@@ -19,6 +21,7 @@ struct Inner {
     shutting_down: AtomicBool,
     in_flight: InFlightKeys,
     keys: crate::auth::Keys,
+    overload: Arc<Overload>,
 }
 
 impl AppState {
@@ -31,6 +34,7 @@ impl AppState {
                 shutting_down: AtomicBool::new(false),
                 in_flight: InFlightKeys::default(),
                 keys: crate::auth::Keys::default(),
+                overload: Arc::new(Overload::new(OverloadConfig::default())),
             }),
         }
     }
@@ -45,8 +49,29 @@ impl AppState {
                 shutting_down: AtomicBool::new(inner.shutting_down.load(Ordering::SeqCst)),
                 in_flight: InFlightKeys::default(),
                 keys,
+                overload: Arc::clone(&inner.overload),
             }),
         }
+    }
+
+    /// The same state with these overload limits (see [`crate::overload`]).
+    pub fn with_overload(self, config: OverloadConfig) -> Self {
+        let inner = &self.inner;
+        AppState {
+            inner: Arc::new(Inner {
+                backend: inner.backend.clone(),
+                limits: inner.limits,
+                shutting_down: AtomicBool::new(inner.shutting_down.load(Ordering::SeqCst)),
+                in_flight: InFlightKeys::default(),
+                keys: inner.keys.clone(),
+                overload: Arc::new(Overload::new(config)),
+            }),
+        }
+    }
+
+    /// The overload limits and their state.
+    pub fn overload(&self) -> &Overload {
+        &self.inner.overload
     }
 
     /// The configured API keys (hashed).

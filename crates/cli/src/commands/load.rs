@@ -194,6 +194,9 @@ pub struct Report {
     pub error_samples: Vec<String>,
     /// Open loop: from the intended send time; closed loop: response time.
     pub latency: Histogram<u64>,
+    /// The same, of the 202 answers only: what an accepted order waited
+    /// while others were refused (429) under overload.
+    pub accepted_latency: Histogram<u64>,
     /// Open loop only: from the actual send time.
     pub service_time: Option<Histogram<u64>>,
     pub late_sends: u64,
@@ -288,6 +291,13 @@ impl Report {
             row(&mut out, "", format!("e.g. {sample}"));
         }
         row(&mut out, "latency", percentiles_text(&self.latency));
+        if self.accepted_latency.len() != self.latency.len() {
+            row(
+                &mut out,
+                "202 latency",
+                percentiles_text(&self.accepted_latency),
+            );
+        }
         if let Some(service) = &self.service_time {
             row(
                 &mut out,
@@ -397,6 +407,7 @@ impl Report {
             "errors": self.errors,
             "errorSamples": self.error_samples,
             "latencyMs": percentiles_json(&self.latency),
+            "acceptedLatencyMs": percentiles_json(&self.accepted_latency),
             "serviceTimeMs": self.service_time.as_ref().map(percentiles_json),
             "lateSends": self.late_sends,
             "clientCpuSeconds": self.client_cpu.map(|d| d.as_secs_f64()),
@@ -503,6 +514,7 @@ struct Shared {
 /// One worker's counts, merged into the [`Report`] at the end.
 struct WorkerStats {
     latency: Histogram<u64>,
+    accepted_latency: Histogram<u64>,
     service: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
@@ -517,6 +529,7 @@ impl WorkerStats {
     fn new() -> WorkerStats {
         WorkerStats {
             latency: histogram(),
+            accepted_latency: histogram(),
             service: histogram(),
             statuses: BTreeMap::new(),
             errors: 0,
@@ -623,6 +636,7 @@ pub async fn execute(target: &Target, plan: &Plan) -> Result<Report, CliError> {
         errors: 0,
         error_samples: Vec::new(),
         latency: histogram(),
+        accepted_latency: histogram(),
         service_time: matches!(plan.mode, Mode::Open { .. }).then(histogram),
         late_sends: 0,
         client_cpu,
@@ -632,6 +646,7 @@ pub async fn execute(target: &Target, plan: &Plan) -> Result<Report, CliError> {
     for s in stats {
         // Same bounds on both sides: adding cannot fail.
         let _ = report.latency.add(&s.latency);
+        let _ = report.accepted_latency.add(&s.accepted_latency);
         if let Some(h) = report.service_time.as_mut() {
             let _ = h.add(&s.service);
         }
@@ -740,6 +755,11 @@ impl Worker {
         stats
             .latency
             .saturating_record(micros(done.duration_since(due)));
+        if matches!(outcome, Ok((202, _))) {
+            stats
+                .accepted_latency
+                .saturating_record(micros(done.duration_since(due)));
+        }
         stats
             .service
             .saturating_record(micros(done.duration_since(sent)));

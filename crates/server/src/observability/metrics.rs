@@ -44,6 +44,8 @@ pub mod names {
     pub const TIME_TO_TERMINAL: &str = "dofs_order_time_to_terminal_seconds";
     /// Counter by `outcome` (`delivered`, `failed`, `dropped`): alert webhook deliveries.
     pub const ALERT_NOTIFICATIONS: &str = "dofs_alert_notifications_total";
+    /// Counter by `reason` (`rate_limit`, `in_flight`, `backlog`): requests refused 429.
+    pub const OVERLOAD_REJECTIONS: &str = "dofs_overload_rejections_total";
 }
 
 /// What kind of series a metric is.
@@ -160,6 +162,12 @@ pub const CATALOG: &[MetricInfo] = &[
         name: names::ALERT_NOTIFICATIONS,
         kind: Kind::Counter,
         help: "Alert webhook notifications, by outcome.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::OVERLOAD_REJECTIONS,
+        kind: Kind::Counter,
+        help: "Requests refused 429 to protect the server, by reason (rate_limit, in_flight, backlog).",
         buckets: &[],
     },
 ];

@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
     summary = "List the failed-orders table, newest first",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
-        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+        ("cursor" = Option<String>, Query, pattern = "^[!-~]+$", max_length = 4096, description = "The previous page's nextCursor."),
     ),
     responses(
         (status = 200, description = "One page.", body = crate::openapi::FailedOrderPage),
@@ -75,7 +75,7 @@ async fn failed_orders(
     summary = "List the dead letters awaiting an operator, oldest first",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
-        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+        ("cursor" = Option<String>, Query, pattern = "^[!-~]+$", max_length = 4096, description = "The previous page's nextCursor."),
     ),
     responses(
         (status = 200, description = "One page, and the DLQ depth.", body = crate::openapi::DeadLetterPage),
@@ -172,7 +172,7 @@ async fn purge(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     tag = "operations",
     operation_id = "getExecution",
     summary = "A workflow execution and its state-by-state history",
-    params(("executionId" = String, Path, description = "The last `:`-separated part of the executionArn, or the URL-encoded whole ARN.")),
+    params(("executionId" = String, Path, pattern = "^[!-~]*[!-9;-~]$", max_length = 256, description = "The last `:`-separated part of the executionArn, or the URL-encoded whole ARN.")),
     responses(
         (status = 200, description = "The execution.", body = crate::openapi::Execution),
         (status = 400, description = "Not an execution id.", body = crate::openapi::Error),

@@ -30,7 +30,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
-/// media type, key, size, body), then records it and starts its workflow.
+/// media type, key, the queue's back-pressure limit, size, body), then
+/// records it and starts its workflow.
 #[utoipa::path(
     post,
     path = "/order",
@@ -38,17 +39,19 @@ pub fn routes() -> Router<AppState> {
     operation_id = "submitOrder",
     summary = "Submit an order",
     request_body(content = crate::openapi::OrderRequest, content_type = "application/json", description = "At most 64 KiB. `Content-Type: application/json` (parameters allowed)."),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
     responses(
         (status = 202, description = "Accepted: durably recorded, and it will reach a terminal status.", body = crate::openapi::Accepted,
             headers(("Location" = String, description = "/orders/{orderId}"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same key, replayed."))),
         (status = 400, description = "Malformed JSON (`MalformedJson`), or rules broken (`ValidationError`, every one listed in `details`).", body = crate::openapi::Error),
         (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 408, description = "The body did not arrive within the body read timeout; the connection is closed.", body = crate::openapi::Error),
         (status = 409, description = "A request with this Idempotency-Key is still being processed.", body = crate::openapi::Error),
         (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
         (status = 415, description = "The body is not declared application/json.", body = crate::openapi::Error),
         (status = 422, description = "The Idempotency-Key was used with a different body.", body = crate::openapi::Error),
-        (status = 429, description = "A rate limit or the queue's back-pressure limit was hit; see Retry-After.", body = crate::openapi::Error),
+        (status = 429, description = "A rate limit (`RateLimited`), the in-flight limit (`ServerBusy`) or the queue's back-pressure limit (`QueueFull`) was hit; see Retry-After.", body = crate::openapi::Error,
+            headers(("Retry-After" = String, description = "Seconds to wait before sending again."))),
     )
 )]
 async fn submit(
@@ -63,7 +66,23 @@ async fn submit(
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = extract::idempotency_key(&headers)?;
-    let bytes = extract::read_body(&headers, body, MAX_BODY_BYTES).await?;
+    let overload = state.overload();
+    // Back-pressure before the body is read: a refusal costs next to
+    // nothing, and a request refused here has done nothing to undo.
+    if overload
+        .backlog()
+        .is_full(state.backend().queue.as_ref())
+        .await
+    {
+        crate::overload::count_rejection("backlog");
+        return Err(ApiError::QueueFull);
+    }
+    let bytes = tokio::time::timeout(
+        overload.config().body_read_timeout,
+        extract::read_body(&headers, body, MAX_BODY_BYTES),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout)??;
     let order = decode_order(&bytes, state.limits()).map_err(|e| match e {
         DecodeError::Malformed(message) => ApiError::MalformedJson(message),
         DecodeError::Invalid(details) => ApiError::Validation {
@@ -90,7 +109,10 @@ async fn submit(
     };
     let id = OrderId::generate();
     match state.backend().workflow.start(id, order, claim).await? {
-        Submitted::Started { order } => Ok(accepted(&order, false)),
+        Submitted::Started { order } => {
+            overload.backlog().accepted();
+            Ok(accepted(&order, false))
+        }
         Submitted::Replayed { order } => Ok(accepted(&order, true)),
         Submitted::KeyReused => Err(ApiError::IdempotencyKeyReused),
     }
@@ -122,7 +144,7 @@ fn accepted(order: &Order, replayed: bool) -> Response {
     tag = "orders",
     operation_id = "getOrder",
     summary = "Read one order",
-    params(("orderId" = String, Path, description = "The order id from the 202 answer.")),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The order id from the 202 answer.")),
     responses(
         (status = 200, description = "The order.", body = crate::openapi::Order),
         (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
@@ -151,7 +173,7 @@ async fn get_one(
     params(
         ("status" = Option<crate::openapi::OrderStatus>, Query, description = "Only orders of this status."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
-        ("cursor" = Option<String>, Query, description = "The previous page's nextCursor."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's nextCursor (an order id)."),
     ),
     responses(
         (status = 200, description = "One page.", body = crate::openapi::OrderPage),
@@ -183,7 +205,7 @@ async fn list(
     tag = "operator",
     operation_id = "retryOrder",
     summary = "Put a FAILED order back to PENDING and queue it again",
-    params(("orderId" = String, Path, description = "The id of a FAILED order.")),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The id of a FAILED order.")),
     responses(
         (status = 200, description = "The order, PENDING with attempts reset.", body = crate::openapi::Order),
         (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),

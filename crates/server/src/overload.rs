@@ -1,0 +1,315 @@
+//! Overload protection (CONTRACT.md section 1, "Overload"): what the server
+//! refuses so that what it accepts is served in bounded time.
+//!
+//! - a token bucket per client ([`RateLimiter`]): per API key when keys are
+//!   configured and the request carries a valid one, per client IP otherwise;
+//! - a global limit on requests being handled at once (a semaphore);
+//! - queue back-pressure: `POST /order` is refused while the orders queue
+//!   (messages waiting or in flight, that is orders accepted and not yet
+//!   terminal) holds `max_backlog` messages or more ([`Backlog`]).
+//!
+//! Each refusal is a 429 with `Retry-After` and a contract error body
+//! (`RateLimited`, `ServerBusy`, `QueueFull`), counted in
+//! `dofs_overload_rejections_total{reason}`. A refused request has done no
+//! work: nothing accepted is ever dropped. `/health`, `/ready` and
+//! `/metrics` are never limited, so probes and scrapes see an overloaded
+//! server as it is.
+//!
+//! Slow clients are cut off elsewhere: headers by the connection's header
+//! read timeout ([`crate::serve`]), bodies by [`OverloadConfig::body_read_timeout`]
+//! (408), whole requests by [`OverloadConfig::request_timeout`] (503 `Timeout`).
+
+use crate::error::ApiError;
+use crate::observability::metrics::{names, Registry};
+use crate::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dofs_core::ports::Queue;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The limits. [`OverloadConfig::default`] limits nothing but the time a
+/// request and its body may take; `dofs serve` sets the configured values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OverloadConfig {
+    /// Requests per second each client may make on average; 0 turns the rate limit off.
+    pub rate_per_second: f64,
+    /// How many requests a client may make at once after being idle (bucket size).
+    pub burst: u32,
+    /// Requests handled at once, all clients together; 0: no limit.
+    pub max_in_flight: usize,
+    /// Queue depth at which new orders are refused; 0: no limit.
+    pub max_backlog: u64,
+    /// Longest time one request may take before it is answered 503 `Timeout`.
+    pub request_timeout: Duration,
+    /// Longest time the body of an order may take to arrive before it is answered 408.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        OverloadConfig {
+            rate_per_second: 0.0,
+            burst: 0,
+            max_in_flight: 0,
+            max_backlog: 0,
+            request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How old the backlog's reading of the queue depth may get before it is read again.
+pub const BACKLOG_REFRESH: Duration = Duration::from_millis(100);
+
+/// Clients remembered before idle buckets (full again) are forgotten.
+const MAX_CLIENTS: usize = 10_000;
+
+/// The shared state of the limits, kept in [`AppState`].
+pub struct Overload {
+    config: OverloadConfig,
+    rate: Option<RateLimiter>,
+    in_flight: Option<Arc<Semaphore>>,
+    backlog: Backlog,
+}
+
+impl Overload {
+    /// The limits of `config`.
+    pub fn new(config: OverloadConfig) -> Overload {
+        Overload {
+            config,
+            rate: (config.rate_per_second > 0.0)
+                .then(|| RateLimiter::new(config.rate_per_second, config.burst.max(1))),
+            in_flight: (config.max_in_flight > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_in_flight))),
+            backlog: Backlog::new(config.max_backlog),
+        }
+    }
+
+    /// The configured limits.
+    pub fn config(&self) -> &OverloadConfig {
+        &self.config
+    }
+
+    /// The queue back-pressure state.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+}
+
+/// Token buckets, one per client.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<Buckets>,
+}
+
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    prune_at: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    /// `rate` tokens a second, at most `burst` saved up.
+    pub fn new(rate: f64, burst: u32) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst: f64::from(burst),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                prune_at: MAX_CLIENTS,
+            }),
+        }
+    }
+
+    /// Takes a token from `client`'s bucket, or says how long until one is there.
+    pub fn check(&self, client: &str, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.map.len() >= buckets.prune_at {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.map.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+            // Every client still active: prune again only after the map doubles.
+            buckets.prune_at = (buckets.map.len() * 2).max(MAX_CLIENTS);
+        }
+        let bucket = buckets.map.entry(client.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+        }
+    }
+}
+
+/// The orders queue's depth as last read, plus the orders accepted since.
+pub struct Backlog {
+    max: u64,
+    depth: AtomicU64,
+    read_at: Mutex<Option<Instant>>,
+    reading: AtomicBool,
+}
+
+impl Backlog {
+    fn new(max: u64) -> Backlog {
+        Backlog {
+            max,
+            depth: AtomicU64::new(0),
+            read_at: Mutex::new(None),
+            reading: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a new order must be refused: the queue holds `max` messages or
+    /// more. The depth is read again when older than [`BACKLOG_REFRESH`]
+    /// (by one request at a time; the others use the last reading); orders
+    /// accepted since are added as they are accepted, so the limit is not
+    /// overshot between readings. An unreadable queue is not a reason to refuse.
+    pub async fn is_full(&self, queue: &dyn Queue) -> bool {
+        if self.max == 0 {
+            return false;
+        }
+        let stale = match *self.read_at.lock().unwrap_or_else(PoisonError::into_inner) {
+            None => true,
+            Some(at) => at.elapsed() >= BACKLOG_REFRESH,
+        };
+        if stale && !self.reading.swap(true, Ordering::AcqRel) {
+            match queue.depth().await {
+                Ok(d) => {
+                    self.depth.store(d.waiting + d.in_flight, Ordering::Release);
+                    *self.read_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Instant::now());
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the queue depth"),
+            }
+            self.reading.store(false, Ordering::Release);
+        }
+        self.depth.load(Ordering::Acquire) >= self.max
+    }
+
+    /// Counts an order just accepted into the depth until the next reading.
+    pub fn accepted(&self) {
+        if self.max > 0 {
+            self.depth.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Routes that are never limited: probes and the metrics scrape.
+fn is_exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+/// Who a request counts against: the API key's digest when keys are on and
+/// the key is valid, else the client's IP (or `unknown` without one).
+fn client_of(state: &AppState, request: &Request) -> String {
+    let keys = state.keys();
+    if keys.enabled() {
+        if let Some(id) = request
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|k| keys.client_id(k))
+        {
+            return id;
+        }
+    }
+    match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
+        None => "ip:unknown".into(),
+    }
+}
+
+/// Counts a refusal by reason (`rate_limit`, `in_flight`, `backlog`).
+pub fn count_rejection(reason: &'static str) {
+    Registry::global().increment(names::OVERLOAD_REJECTIONS, &[("reason", reason)], 1);
+}
+
+/// The middleware: the rate limit, then the in-flight limit. Add it outside
+/// authentication, so that guessing keys is rate limited too.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_exempt(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let overload = state.overload();
+    if let Some(limiter) = &overload.rate {
+        let client = client_of(&state, &request);
+        if let Err(wait) = limiter.check(&client, Instant::now()) {
+            count_rejection("rate_limit");
+            return ApiError::RateLimited {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+            .into_response();
+        }
+    }
+    let _permit = match &overload.in_flight {
+        Some(semaphore) => match Arc::clone(semaphore).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                count_rejection("in_flight");
+                return ApiError::ServerBusy.into_response();
+            }
+        },
+        None => None,
+    };
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let limiter = RateLimiter::new(10.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check("a", t0).is_ok());
+        }
+        let wait = limiter.check("a", t0).expect_err("burst spent");
+        assert!(
+            wait > Duration::from_millis(90) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        assert!(limiter.check("b", t0).is_ok(), "clients are independent");
+        assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_ok());
+        assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
+        // Idle for long: the bucket refills to the burst, not beyond.
+        let later = t0 + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(limiter.check("a", later).is_ok());
+        }
+        assert!(limiter.check("a", later).is_err());
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_when_there_are_many() {
+        let limiter = RateLimiter::new(1000.0, 1);
+        let t0 = Instant::now();
+        for i in 0..MAX_CLIENTS {
+            assert!(limiter.check(&format!("c{i}"), t0).is_ok());
+        }
+        // One second later every bucket is full again: all are pruned.
+        assert!(limiter.check("new", t0 + Duration::from_secs(1)).is_ok());
+        let buckets = limiter.buckets.lock().expect("lock");
+        assert_eq!(buckets.map.len(), 1);
+    }
+}
