@@ -5,13 +5,13 @@
 # zero answers that break the document. The server's log is printed when a
 # check fails.
 #
-# Usage: scripts/test-schemathesis.sh [MAX_SECONDS]   (default 90)
+# Usage: scripts/test-schemathesis.sh [MAX_SECONDS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
 
-max_time=${1:-90}
+max_time=${1:-60}
 status=0
 dofs_tools_venv || { status=$?; [[ $status -eq 2 ]] && exit 0; exit "$status"; }
 dofs_require schemathesis "the API fuzz check (pip, via scripts/tools.sh)" ||
