@@ -7,7 +7,8 @@
 #    concurrency 64 with `dofs load --wait-terminal`; S is the lower of the
 #    accept rate and the end-to-end (accepted to terminal) rate.
 # 2. On a fresh server, offers --factor x S orders per second (open loop:
-#    sent on schedule whatever the answers, up to 4096 in flight) for
+#    sent on schedule whatever the answers, up to 1024 in flight, under
+#    server.max_connections so that the probe gets a connection) for
 #    --duration, while a probe reads /health every 100 ms.
 # 3. Reports: answers per second and transport errors, the share of 429 (by
 #    reason, from dofs_overload_rejections_total), the latency of accepted
@@ -100,7 +101,7 @@ json.dump({"probes": len(lat) + failures, "failures": failures,
            "maxMs": max(lat, default=0), "p99Ms": sorted(lat)[int(len(lat) * 0.99)] if lat else 0}, open(out, "w"))
 PY
 probe_pid=$!
-"$dofs" load --endpoint "$endpoint" --rate "$rate" --duration "$duration" --concurrency 4096 \
+"$dofs" load --endpoint "$endpoint" --rate "$rate" --duration "$duration" --concurrency 1024 \
   --wait-terminal --json >"$work/open.json" 2>/dev/null || true
 touch "$work/stop"
 wait "$probe_pid" || true
