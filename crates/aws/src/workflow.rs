@@ -378,7 +378,9 @@ pub struct AcceptedOrderStore {
 }
 
 impl AcceptedOrderStore {
-    async fn accepted(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+    /// `None` when no execution has this order's name; `Some(None)` when one
+    /// exists but is not running or has no readable order in its input.
+    async fn accepted(&self, id: OrderId) -> Result<Option<Option<Order>>, PortError> {
         let arn = execution_arn_of(&self.state_machine_arn, &id.to_string());
         let described = match self
             .sfn
@@ -392,7 +394,7 @@ impl AcceptedOrderStore {
             Err(e) => return Err(port_error("DescribeExecution", e)),
         };
         if described.status.as_str() != "RUNNING" {
-            return Ok(None);
+            return Ok(Some(None));
         }
         let input: serde_json::Value = described
             .input
@@ -400,7 +402,7 @@ impl AcceptedOrderStore {
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
         let Some(mut order) = input.get("order").and_then(|o| o.as_object()).cloned() else {
-            return Ok(None);
+            return Ok(Some(None));
         };
         order.remove("orderId");
         let body = serde_json::Value::Object(order).to_string();
@@ -409,13 +411,13 @@ impl AcceptedOrderStore {
             max_price: dofs_core::Price::from_cents(u64::MAX),
         };
         match dofs_core::validation::decode_order(body.as_bytes(), &limits) {
-            Ok(new) => Ok(Some(Order::new(
+            Ok(new) => Ok(Some(Some(Order::new(
                 id,
                 new,
                 described.execution_arn,
                 millis(&described.start_date),
-            ))),
-            Err(_) => Ok(None),
+            )))),
+            Err(_) => Ok(Some(None)),
         }
     }
 }
@@ -427,9 +429,19 @@ impl dofs_core::ports::OrderStore for AcceptedOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+        if let Some(order) = self.store.get(id).await? {
+            return Ok(Some(order));
+        }
+        let accepted = self.accepted(id).await?;
+        let Some(accepted) = accepted else {
+            // No execution of that name: no such order.
+            return Ok(None);
+        };
+        // Store Order may have run between the two reads (the execution may even
+        // have finished): what is stored wins over the execution's input.
         match self.store.get(id).await? {
             Some(order) => Ok(Some(order)),
-            None => self.accepted(id).await,
+            None => Ok(accepted),
         }
     }
 
