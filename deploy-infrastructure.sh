@@ -8,8 +8,8 @@ usage() {
     cat <<'USAGE'
 Usage: ./deploy-infrastructure.sh [--skip-build] [--auto-approve] [--plan] [--help]
 
-  1. builds the five Lambdas: cargo lambda build --release --output-format zip
-     (-> target/lambda/<function>/bootstrap.zip, or $CARGO_TARGET_DIR/lambda)
+  1. builds the five Lambdas: scripts/build-lambdas.sh (cargo lambda build --release
+     --output-format zip -> target/lambda/<function>/bootstrap.zip, or $CARGO_TARGET_DIR/lambda)
   2. terraform init (S3 state backend made by ./setup-backend.sh) and ONE terraform apply
      of terraform/environments/$ENVIRONMENT
   3. prints the outputs (API URL, state machine, tables, queues, dashboard)
@@ -32,7 +32,8 @@ Environment:
   ALARM_EMAIL             e-mail address subscribed to the alarms
   TF_VAR_*                any other variable of the environment root
 
-Needs: terraform >= 1.6, the AWS CLI, credentials; cargo-lambda (and zig) unless --skip-build.
+Needs: terraform >= 1.6, the AWS CLI, credentials; unless --skip-build, python3 (cargo-lambda
+and ziglang are installed from PyPI into the tool venv by scripts/build-lambdas.sh).
 USAGE
 }
 
@@ -71,12 +72,9 @@ else
     [[ -n "${DOFS_LAMBDA_ARTIFACTS:-}" ]] && skip_build=true
     if [[ "$skip_build" == false ]]; then
         command -v cargo >/dev/null 2>&1 || dofs_die "cargo is not installed (https://rustup.rs)"
-        cargo lambda --version >/dev/null 2>&1 ||
-            dofs_die "cargo-lambda is not installed (pip install cargo-lambda, or https://www.cargo-lambda.info); or pass --skip-build with DOFS_LAMBDA_ARTIFACTS"
-        arch_flag=()
-        [[ "${LAMBDA_ARCHITECTURE:-x86_64}" == "arm64" ]] && arch_flag=(--arm64)
-        echo "==> Building the Lambdas: cargo lambda build --release --output-format zip ${arch_flag[*]}"
-        (cd "$here" && cargo lambda build --release --output-format zip "${arch_flag[@]}")
+        echo "==> Building the Lambdas: scripts/build-lambdas.sh --arch ${LAMBDA_ARCHITECTURE:-x86_64}"
+        DOFS_LAMBDA_DIR="$artifacts" "$here/scripts/build-lambdas.sh" --arch "${LAMBDA_ARCHITECTURE:-x86_64}" ||
+            dofs_die "the Lambda build failed (scripts/build-lambdas.sh installs cargo-lambda from PyPI); or pass --skip-build with DOFS_LAMBDA_ARTIFACTS"
     else
         echo "==> Skipping the build; artifacts from $artifacts"
     fi

@@ -147,6 +147,35 @@ EOF
     export DOFS_TF_PLUGIN_MIRROR="$mirror"
 }
 
+# The Lambda build tools (PyPI), installed into the tool venv on demand only: most runs
+# never build Lambda zips. ziglang is cargo-lambda's linker for cross builds (arm64).
+DOFS_LAMBDA_PIP_PACKAGES=("cargo-lambda==1.9.2" "ziglang==0.17.1")
+
+# dofs_cargo_lambda: installs cargo-lambda and ziglang into the tool venv (once; again
+# when the pins change) and checks that `cargo lambda` runs. Returns 0, or SKIP (2) /
+# FAIL (1) with what is missing.
+dofs_cargo_lambda() {
+    local stamp want logf
+    dofs_tools_venv || return $?
+    stamp="$DOFS_TOOLS_VENV/.dofs-lambda-stamp"
+    want="$(printf '%s\n' "${DOFS_LAMBDA_PIP_PACKAGES[@]}")"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]] || ! cargo lambda --version >/dev/null 2>&1; then
+        logf="$(dofs_tools_dir)/pip-cargo-lambda.log"
+        dofs_log "installing ${DOFS_LAMBDA_PIP_PACKAGES[*]} into $DOFS_TOOLS_VENV (from PyPI; once)"
+        if ! "$DOFS_PYTHON" -m pip install --quiet --disable-pip-version-check --no-input \
+            "${DOFS_LAMBDA_PIP_PACKAGES[@]}" >"$logf" 2>&1; then
+            tail -n 20 "$logf" >&2
+            dofs_skip_or_fail "could not install cargo-lambda from PyPI (log: $logf)"
+            return $?
+        fi
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    cargo lambda --version >/dev/null 2>&1 || {
+        dofs_skip_or_fail "'cargo lambda' does not run after installing cargo-lambda"
+        return $?
+    }
+}
+
 # dofs_free_port: prints a free TCP port on 127.0.0.1.
 dofs_free_port() {
     local py="${DOFS_PYTHON:-python3}"

@@ -19,6 +19,15 @@ What it adds around moto's own server application:
   state machine versions).
 * SQS ``RedriveAllowPolicy`` is returned by GetQueueAttributes once set (moto 5.2.5 keeps
   it but never returns it, so ``aws_sqs_queue_redrive_allow_policy`` would wait forever).
+* Every SQS and DynamoDB request is atomic, as on AWS. moto's server runs each request on
+  its own thread, and its SQS and DynamoDB backends take no locks, so concurrent requests
+  interleave. Two seen in DOFS's tests: two ReceiveMessage calls that meet a message due
+  for the DLQ both try to move it, and the loser answers 500 after it has already marked
+  its batch received (the client retries, so that batch is lost for a visibility timeout
+  and each message's receive count jumps by one); and TransactWriteItems deep-copies whole
+  tables while other threads write them ("dictionary changed size during iteration"), and
+  restores that copy when a condition fails, undoing other requests' writes. Such
+  requests therefore run one at a time; an SQS long poll releases the lock while it waits.
 
 Everything else goes to moto unchanged. The server binds to the given host only
 (127.0.0.1 by default) and stops on SIGTERM/SIGINT.
@@ -29,8 +38,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
+import threading
 from typing import Any, Callable, Iterable
 
 from moto.core.config import default_user_config
@@ -70,6 +81,47 @@ def configure_moto() -> None:
             self._dofs_redrive_allow_policy = value or None  # type: ignore[attr-defined]
 
         Queue.redrive_allow_policy = property(_get, _set)  # type: ignore[attr-defined]
+
+
+# One request at a time for these services (see the module docstring).
+SERIALISED_SERVICES = {"sqs", "dynamodb"}
+_SERIAL = threading.Lock()
+_HOLDING = threading.local()
+_SCOPE = re.compile(r"Credential=[^/,]+/[0-9]{8}/[^/,]+/([a-z0-9-]+)/aws4_request")
+_TARGET_SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb"}
+
+
+def request_service(environ: dict[str, Any]) -> str | None:
+    """The AWS service a request is for: from its signature's scope, else its X-Amz-Target."""
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if scope:
+        return scope.group(1)
+    target = environ.get("HTTP_X_AMZ_TARGET", "").split(".", 1)[0]
+    return _TARGET_SERVICES.get(target)
+
+
+def serialise_data_plane() -> None:
+    """Lets an SQS long poll give up the request lock while it waits for messages."""
+    from moto.sqs.models import Queue
+
+    if getattr(Queue.wait_for_messages, "_dofs_serialised", False):
+        return
+    waiting = Queue.wait_for_messages
+
+    def wait_for_messages(self: Queue, timeout: int) -> None:
+        held = getattr(_HOLDING, "held", False)
+        if held:
+            _HOLDING.held = False
+            _SERIAL.release()
+        try:
+            waiting(self, timeout)
+        finally:
+            if held:
+                _SERIAL.acquire()
+                _HOLDING.held = True
+
+    wait_for_messages._dofs_serialised = True  # type: ignore[attr-defined]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
 
 
 def validate_definition(body: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +203,14 @@ class GapFiller:
                     ],
                 )
                 return [payload]
+        if request_service(environ) in SERIALISED_SERVICES:
+            with _SERIAL:
+                _HOLDING.held = True
+                try:
+                    # moto renders the whole body inside the call; keep the list.
+                    return list(self.app(environ, start_response))
+                finally:
+                    _HOLDING.held = False
         return self.app(environ, start_response)
 
 
@@ -164,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     # http://localhost:$MOTO_PORT; moto's own server sets this too.
     os.environ["MOTO_PORT"] = str(args.port)
     configure_moto()
+    serialise_data_plane()
     app = GapFiller(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 

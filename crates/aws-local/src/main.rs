@@ -159,7 +159,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("creating the tables and queues on {}", args.aws_endpoint))?;
     tracing::info!(?created, "tables and queues ready");
 
+    // `stop` ends the pollers and the schedule; `halt`, once they are done,
+    // the function instances (a batch being worked on is finished first).
     let (stop, stopped) = watch::channel(false);
+    let (halt, halted) = watch::channel(false);
     let internal = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the internal listener")?;
@@ -304,7 +307,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         path.clone(),
                         fenv.clone(),
                         log_dir.join(format!("{bin}-{i}.log")),
-                        stopped.clone(),
+                        halted.clone(),
                     )));
                 }
                 functions.insert(fname, api);
@@ -352,8 +355,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "arn:aws:sqs:{REGION}:{ACCOUNT}:{}",
         created.names.orders_queue
     );
+    let mut event_sources = Vec::new();
     for _ in 0..args.pollers.max(1) {
-        tokio::spawn(esm::poll_queue(
+        event_sources.push(tokio::spawn(esm::poll_queue(
             esm::Poller {
                 sqs: sqs.clone(),
                 invoker: invoker.clone(),
@@ -363,9 +367,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 batch_size: 10,
             },
             stopped.clone(),
-        ));
+        )));
     }
-    tokio::spawn(esm::schedule(
+    event_sources.push(tokio::spawn(esm::schedule(
         invoker.clone(),
         name("dlq_processor"),
         format!(
@@ -374,7 +378,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         Duration::from_millis(args.dlq_interval_ms.max(100)),
         stopped.clone(),
-    ));
+    )));
 
     // API Gateway.
     let gateway = apigw::Gateway {
@@ -395,15 +399,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.aws_endpoint,
         log_dir.display()
     );
-    let mut stop_signal = stopped.clone();
     axum::serve(public, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop_signal.changed().await.ok();
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .ok();
+    // As Lambda does, invocations under way finish (their batches are deleted
+    // or left to the queue as the function answered) before the stack stops.
     let _ = stop.send(true);
+    let drained = async {
+        for source in event_sources {
+            let _ = source.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(70), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("invocations still running after 70 s; stopping anyway");
+    }
+    let _ = halt.send(true);
     for s in supervisors {
         let _ = s.await;
     }

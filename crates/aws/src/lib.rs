@@ -90,7 +90,11 @@ impl AwsAdapters {
     pub fn backend(&self) -> Result<Backend, SettingsError> {
         let arn = self.settings.require_state_machine_arn()?.to_owned();
         Ok(Backend {
-            orders: Arc::new(self.store.clone()),
+            orders: Arc::new(workflow::AcceptedOrderStore {
+                store: self.store.clone(),
+                sfn: self.sfn.clone(),
+                state_machine_arn: arn.clone(),
+            }),
             queue: Arc::new(self.queue.clone()),
             workflow: Arc::new(StepFunctionsWorkflowStarter::new(
                 self.sfn.clone(),

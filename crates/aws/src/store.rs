@@ -424,6 +424,23 @@ impl OrderStore for DynamoDbOrderStore {
             Some(st) => (STATUS_INDEX, "status", st.as_str()),
             None => (ALL_ORDERS_INDEX, "listPartition", LIST_PARTITION),
         };
+        // The API's order cursors are order ids: the page continues after that
+        // order's position (its createdAt) in the index.
+        let position = match cursor {
+            Some(c) => {
+                let id = OrderId::parse(c)
+                    .map_err(|_| PortError::not_found("the cursor is not an order id"))?;
+                let order = self
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| PortError::not_found("the cursor names no order"))?;
+                Some(encode_cursor(
+                    &order.created_at.to_string(),
+                    &id.to_string(),
+                ))
+            }
+            None => None,
+        };
         let (items, next_cursor) = self
             .query_page(
                 Listing {
@@ -434,16 +451,15 @@ impl OrderStore for DynamoDbOrderStore {
                     sort_attr: "createdAt",
                 },
                 limit,
-                cursor,
+                position.as_deref(),
             )
             .await?;
-        Ok(Page {
-            items: items
-                .iter()
-                .map(order_from_item)
-                .collect::<Result<_, _>>()?,
-            next_cursor,
-        })
+        let items: Vec<Order> = items
+            .iter()
+            .map(order_from_item)
+            .collect::<Result<_, _>>()?;
+        let next_cursor = next_cursor.and(items.last().map(|o| o.id.to_string()));
+        Ok(Page { items, next_cursor })
     }
 
     async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError> {

@@ -224,6 +224,26 @@ fn json_or_text(text: Option<&str>) -> Option<serde_json::Value> {
     })
 }
 
+/// The contract's event type (the embedded engine's names) of a Step
+/// Functions history event type; `None` for events the contract does not show
+/// (`TaskStarted`, `TaskSubmitted`, ...).
+fn event_type(sfn: &str) -> Option<&'static str> {
+    Some(match sfn {
+        "ExecutionStarted" => "ExecutionStarted",
+        "ExecutionSucceeded" => "ExecutionSucceeded",
+        "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => "ExecutionFailed",
+        "TaskScheduled" | "LambdaFunctionScheduled" => "TaskScheduled",
+        "TaskSucceeded" | "LambdaFunctionSucceeded" => "TaskSucceeded",
+        "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" | "LambdaFunctionTimedOut" => {
+            "TaskFailed"
+        }
+        "TaskRetryScheduled" => "TaskRetryScheduled",
+        t if t.ends_with("StateEntered") => "StateEntered",
+        t if t.ends_with("StateExited") => "StateExited",
+        _ => return None,
+    })
+}
+
 /// One history event as the API shows it: `type`, `timestamp`, and the details
 /// Step Functions gives (state name, resource, error and cause, input and output).
 fn event_json(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
@@ -264,7 +284,7 @@ fn event_json(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
         details.insert("output".into(), json_or_text(d.output.as_deref()).into());
     }
     let mut v = serde_json::json!({
-        "type": e.r#type.as_str(),
+        "type": event_type(e.r#type.as_str()),
         "timestamp": millis(&e.timestamp).to_string(),
         "details": details,
     });
@@ -302,7 +322,12 @@ impl ExecutionLog for StepFunctionsExecutionLog {
                 .send()
                 .await
                 .map_err(|e| port_error("GetExecutionHistory", e))?;
-            events.extend(out.events.iter().map(event_json));
+            events.extend(
+                out.events
+                    .iter()
+                    .filter(|e| event_type(e.r#type.as_str()).is_some())
+                    .map(event_json),
+            );
             match out.next_token {
                 Some(t) => token = Some(t),
                 None => break,
@@ -338,5 +363,118 @@ mod tests {
             ),
             "arn:aws:states:us-east-1:123456789012:execution:dofs-dev-order-processing:abc"
         );
+    }
+}
+
+/// The order store the API reads through: the DynamoDB store, plus orders
+/// whose execution has started but not yet stored them (`Store Order` runs a
+/// moment after the 202). Such an order reads back as `PENDING` from its
+/// execution's input, so a client can `GET` what it was just promised.
+#[derive(Clone)]
+pub struct AcceptedOrderStore {
+    pub store: crate::DynamoDbOrderStore,
+    pub sfn: aws_sdk_sfn::Client,
+    pub state_machine_arn: String,
+}
+
+impl AcceptedOrderStore {
+    /// `None` when no execution has this order's name; `Some(None)` when one
+    /// exists but is not running or has no readable order in its input.
+    async fn accepted(&self, id: OrderId) -> Result<Option<Option<Order>>, PortError> {
+        let arn = execution_arn_of(&self.state_machine_arn, &id.to_string());
+        let described = match self
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => return Ok(None),
+            Err(e) => return Err(port_error("DescribeExecution", e)),
+        };
+        if described.status.as_str() != "RUNNING" {
+            return Ok(Some(None));
+        }
+        let input: serde_json::Value = described
+            .input
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        let Some(mut order) = input.get("order").and_then(|o| o.as_object()).cloned() else {
+            return Ok(Some(None));
+        };
+        order.remove("orderId");
+        let body = serde_json::Value::Object(order).to_string();
+        let limits = dofs_core::Limits {
+            max_quantity: u32::MAX,
+            max_price: dofs_core::Price::from_cents(u64::MAX),
+        };
+        match dofs_core::validation::decode_order(body.as_bytes(), &limits) {
+            Ok(new) => Ok(Some(Some(Order::new(
+                id,
+                new,
+                described.execution_arn,
+                millis(&described.start_date),
+            )))),
+            Err(_) => Ok(Some(None)),
+        }
+    }
+}
+
+#[async_trait]
+impl dofs_core::ports::OrderStore for AcceptedOrderStore {
+    async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
+        self.store.put_new(order).await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+        if let Some(order) = self.store.get(id).await? {
+            return Ok(Some(order));
+        }
+        let accepted = self.accepted(id).await?;
+        let Some(accepted) = accepted else {
+            // No execution of that name: no such order.
+            return Ok(None);
+        };
+        // Store Order may have run between the two reads (the execution may even
+        // have finished): what is stored wins over the execution's input.
+        match self.store.get(id).await? {
+            Some(order) => Ok(Some(order)),
+            None => Ok(accepted),
+        }
+    }
+
+    async fn list(
+        &self,
+        status: Option<dofs_core::OrderStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<dofs_core::ports::Page<Order>, PortError> {
+        self.store.list(status, limit, cursor).await
+    }
+
+    async fn transition(
+        &self,
+        id: OrderId,
+        change: &dofs_core::ports::Transition,
+    ) -> Result<Order, PortError> {
+        self.store.transition(id, change).await
+    }
+
+    async fn record_failure(&self, failed: &dofs_core::FailedOrder) -> Result<bool, PortError> {
+        self.store.record_failure(failed).await
+    }
+
+    async fn list_failed(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<dofs_core::ports::Page<dofs_core::FailedOrder>, PortError> {
+        self.store.list_failed(limit, cursor).await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(dofs_core::OrderStatus, u64)>, PortError> {
+        self.store.count_by_status().await
     }
 }

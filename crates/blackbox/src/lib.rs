@@ -1,0 +1,624 @@
+//! DOFS's black-box API tests, written once and run against every shape of
+//! the system: `dofs serve` (`crates/cli/tests/api.rs`) and the local AWS
+//! stack (`crates/aws-local/tests/blackbox.rs`).
+//!
+//! A shape provides a [`Target`]: a running system reached over HTTP that can
+//! be restarted on the same data with other [`Settings`]. The tests in
+//! [`tests`] talk to it like a user, through [`Sut`]; [`suite!`] turns them
+//! into `#[tokio::test]` functions in the shape's test crate, so both shapes
+//! run exactly the same set.
+//!
+//! ```ignore
+//! fn start(settings: &dofs_blackbox::Settings) -> Option<MyTarget> { ... }
+//! dofs_blackbox::suite!(start);
+//! ```
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The settings a test may choose; each shape maps them to its own
+/// configuration, and adds its fast test timings (short backoff).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `fulfillment.success_rate`.
+    pub success_rate: f64,
+    /// `fulfillment.seed`.
+    pub seed: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            success_rate: 0.7,
+            seed: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Every attempt fails (`success_rate` 0).
+    pub fn failing() -> Self {
+        Settings {
+            success_rate: 0.0,
+            seed: None,
+        }
+    }
+
+    /// Every attempt succeeds (`success_rate` 1).
+    pub fn succeeding() -> Self {
+        Settings {
+            success_rate: 1.0,
+            seed: None,
+        }
+    }
+}
+
+/// A running system under test.
+pub trait Target {
+    /// Its base URL, `http://host:port` (it may change on restart).
+    fn base(&self) -> String;
+    /// Stops it (gracefully) and starts it again on the same data.
+    fn restart(&mut self, settings: &Settings);
+    /// How long a handful of orders may take to reach a terminal status.
+    fn patience(&self) -> Duration;
+    /// How many orders the bulk test sends (its time budget differs per shape).
+    fn bulk_orders(&self) -> usize;
+}
+
+/// The seed's valid order.
+pub fn seed_order() -> Value {
+    json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,
+           "metadata": {"source": "manual-test"}})
+}
+
+/// The system under test, with an HTTP client.
+pub struct Sut<T: Target> {
+    pub target: T,
+    pub client: reqwest::Client,
+}
+
+impl<T: Target> Sut<T> {
+    pub fn new(target: T) -> Self {
+        Sut {
+            target,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.target.base(), path)
+    }
+
+    pub fn restart(&mut self, settings: &Settings) {
+        self.target.restart(settings);
+    }
+
+    pub async fn post_order(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/order"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /order")
+    }
+
+    /// Posts `body` and answers the new order's id (the answer must be 202).
+    pub async fn submit(&self, body: &Value) -> String {
+        let r = self.post_order(body).await;
+        assert_eq!(r.status().as_u16(), 202, "POST /order");
+        let v: Value = r.json().await.expect("json");
+        v["orderId"].as_str().expect("orderId").to_owned()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every order is `FULFILLED` or `FAILED` (each must read
+    /// back with 200 all along); answers them in the order of `ids`.
+    pub async fn wait_all_terminal(&self, ids: &[String], limit: Duration) -> Vec<Value> {
+        let started = Instant::now();
+        let mut done: Vec<Option<Value>> = vec![None; ids.len()];
+        loop {
+            for (i, id) in ids.iter().enumerate() {
+                if done[i].is_some() {
+                    continue;
+                }
+                let (status, order) = self.get_json(&format!("/orders/{id}")).await;
+                assert_eq!(status, 200, "order {id} reads back: {order}");
+                if matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
+                    done[i] = Some(order);
+                }
+            }
+            let left = done.iter().filter(|d| d.is_none()).count();
+            if left == 0 {
+                return done.into_iter().flatten().collect();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{left} of {} orders still not terminal after {limit:?}",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every item of a listing, following `nextCursor` with pages of `limit`.
+    /// Answers the items and the number of pages.
+    pub async fn pages(&self, path: &str, limit: usize) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        for pages in 1.. {
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
+            };
+            let (status, page) = self.get_json(&url).await;
+            assert_eq!(status, 200, "{url}: {page}");
+            let got = page["items"].as_array().cloned().unwrap_or_default();
+            assert!(got.len() <= limit, "{url}: more than {limit} items");
+            items.extend(got);
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return (items, pages),
+            }
+            assert!(pages < 10_000, "{path}: the cursors never end");
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Every item of a listing.
+    pub async fn all_pages(&self, path: &str) -> Vec<Value> {
+        self.pages(path, 500).await.0
+    }
+
+    /// Waits until `path`'s `items` has `n` entries; answers the listing.
+    pub async fn wait_items(&self, path: &str, n: usize, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, v) = self.get_json(path).await;
+            if status == 200 && v["items"].as_array().map(Vec::len) == Some(n) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} never had {n} items in {limit:?}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per test of [`tests`], each starting its
+/// system with `$start`, a `fn(&Settings) -> Option<T>` (`None`: the shape's
+/// prerequisites are missing and the test is skipped).
+#[macro_export]
+macro_rules! suite {
+    ($start:path) => {
+        #[tokio::test]
+        async fn the_seed_valid_order_is_accepted_with_every_field_and_reaches_a_terminal_status(
+        ) {
+            $crate::tests::the_seed_valid_order_is_accepted_with_every_field_and_reaches_a_terminal_status($start).await
+        }
+
+        #[tokio::test]
+        async fn the_seed_invalid_order_gets_400_listing_all_three_fields() {
+            $crate::tests::the_seed_invalid_order_gets_400_listing_all_three_fields($start).await
+        }
+
+        #[tokio::test]
+        async fn an_idempotency_key_replays_the_first_response_and_rejects_another_body() {
+            $crate::tests::an_idempotency_key_replays_the_first_response_and_rejects_another_body($start).await
+        }
+
+        #[tokio::test]
+        async fn orders_page_newest_first_with_order_id_cursors() {
+            $crate::tests::orders_page_newest_first_with_order_id_cursors($start).await
+        }
+
+        #[tokio::test]
+        async fn bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts() {
+            $crate::tests::bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts($start)
+                .await
+        }
+
+        #[tokio::test]
+        async fn failed_orders_can_be_purged_retried_and_redriven_by_an_operator() {
+            $crate::tests::failed_orders_can_be_purged_retried_and_redriven_by_an_operator($start)
+                .await
+        }
+    };
+}
+
+/// The test bodies. Each takes the shape's start function.
+pub mod tests {
+    use super::*;
+    use dofs_core::{FulfillmentPolicy, OrderId};
+    use std::collections::HashSet;
+
+    fn start<T: Target>(f: impl FnOnce(&Settings) -> Option<T>, s: &Settings) -> Option<Sut<T>> {
+        f(s).map(Sut::new)
+    }
+
+    pub async fn the_seed_valid_order_is_accepted_with_every_field_and_reaches_a_terminal_status<
+        T: Target,
+    >(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        let Some(app) = start(f, &Settings::default()) else {
+            return;
+        };
+        let r = app.post_order(&seed_order()).await;
+        assert_eq!(r.status().as_u16(), 202);
+        let location = r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        let body: Value = r.json().await.expect("json");
+        let id = body["orderId"].as_str().expect("orderId").to_owned();
+        assert_eq!(location, format!("/orders/{id}"));
+        assert_eq!(body["status"], "ACCEPTED");
+        assert_eq!(body["message"], "Order received and processing started");
+        let arn = body["executionArn"]
+            .as_str()
+            .expect("executionArn")
+            .to_owned();
+        assert!(arn.starts_with("arn:") && arn.ends_with(&id), "{arn}");
+
+        // Readable at once: the 202 is a promise the next GET keeps.
+        let (status, order) = app.get_json(&location).await;
+        assert_eq!(status, 200, "{order}");
+        for (field, value) in [
+            ("orderId", json!(id)),
+            ("customerId", json!("CUST-1001")),
+            ("productId", json!("PROD-2001")),
+            ("quantity", json!(2)),
+            ("price", json!(29.99)),
+            ("metadata", json!({"source": "manual-test"})),
+            ("executionArn", json!(arn)),
+        ] {
+            assert_eq!(order[field], value, "{field}");
+        }
+        for field in [
+            "status",
+            "attempts",
+            "createdAt",
+            "updatedAt",
+            "failureReason",
+        ] {
+            assert!(order.get(field).is_some(), "{field} is present");
+        }
+        let done = app
+            .wait_all_terminal(std::slice::from_ref(&id), app.target.patience())
+            .await;
+        assert!(matches!(
+            done[0]["status"].as_str(),
+            Some("FULFILLED" | "FAILED")
+        ));
+        assert_eq!(done[0]["executionArn"], json!(arn));
+
+        let exec_id = arn.rsplit(':').next().expect("id");
+        let (status, exec) = app.get_json(&format!("/executions/{exec_id}")).await;
+        assert_eq!(status, 200, "{exec}");
+        assert_eq!(exec["status"], "SUCCEEDED");
+        let states: Vec<&str> = exec["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "StateEntered")
+            .filter_map(|e| e["state"].as_str())
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "Validate Order",
+                "Store Order",
+                "Queue For Fulfillment",
+                "Order Queued"
+            ]
+        );
+        let encoded = arn.replace(':', "%3A");
+        let (status, _) = app.get_json(&format!("/executions/{encoded}")).await;
+        assert_eq!(status, 200, "the URL-encoded whole ARN resolves too");
+    }
+
+    pub async fn the_seed_invalid_order_gets_400_listing_all_three_fields<T: Target>(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        let Some(app) = start(f, &Settings::default()) else {
+            return;
+        };
+        let r = app
+            .post_order(&json!({"customerId": "INVALID-FORMAT", "productId": "PROD-2001", "quantity": 0, "price": -10}))
+            .await;
+        assert_eq!(r.status().as_u16(), 400);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "ValidationError");
+        let fields: Vec<&str> = body["details"]
+            .as_array()
+            .expect("details")
+            .iter()
+            .filter_map(|d| d["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["customerId", "quantity", "price"]);
+        let (_, list) = app.get_json("/orders").await;
+        assert_eq!(
+            list["items"].as_array().map(Vec::len),
+            Some(0),
+            "a rejected order is not stored"
+        );
+    }
+
+    pub async fn an_idempotency_key_replays_the_first_response_and_rejects_another_body<
+        T: Target,
+    >(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        let Some(app) = start(f, &Settings::default()) else {
+            return;
+        };
+        let send = |body: Value| {
+            app.client
+                .post(app.url("/order"))
+                .header("Idempotency-Key", "order-key-1")
+                .json(&body)
+                .send()
+        };
+        let first = send(seed_order()).await.expect("first");
+        assert_eq!(first.status().as_u16(), 202);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first: Value = first.json().await.expect("json");
+        let again = send(seed_order()).await.expect("again");
+        assert_eq!(again.status().as_u16(), 202, "the same status code");
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        let again: Value = again.json().await.expect("json");
+        assert_eq!(again["orderId"], first["orderId"], "the same order");
+        assert_eq!(
+            again["executionArn"], first["executionArn"],
+            "the same execution"
+        );
+        let mut other = seed_order();
+        other["quantity"] = json!(3);
+        let reused = send(other).await.expect("reused");
+        assert_eq!(reused.status().as_u16(), 422);
+        let reused: Value = reused.json().await.expect("json");
+        assert_eq!(reused["error"], "IdempotencyKeyReused");
+        let id = first["orderId"].as_str().expect("id").to_owned();
+        app.wait_all_terminal(&[id], app.target.patience()).await;
+        let (_, list) = app.get_json("/orders").await;
+        assert_eq!(
+            list["items"].as_array().map(Vec::len),
+            Some(1),
+            "no second order exists"
+        );
+    }
+
+    pub async fn orders_page_newest_first_with_order_id_cursors<T: Target>(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        let Some(app) = start(f, &Settings::succeeding()) else {
+            return;
+        };
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(app.submit(&seed_order()).await);
+        }
+        app.wait_all_terminal(&ids, app.target.patience()).await;
+        let posted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+
+        for path in ["/orders", "/orders?status=FULFILLED"] {
+            let (items, pages) = app.pages(path, 2).await;
+            assert_eq!(pages, 3, "{path}: 5 orders in pages of 2");
+            let listed: Vec<&str> = items.iter().filter_map(|o| o["orderId"].as_str()).collect();
+            assert_eq!(
+                listed.iter().copied().collect::<HashSet<_>>(),
+                posted,
+                "{path}: every order once: {listed:?}"
+            );
+            assert_eq!(listed.len(), 5, "{path}: no order twice: {listed:?}");
+            let created: Vec<&str> = items
+                .iter()
+                .filter_map(|o| o["createdAt"].as_str())
+                .collect();
+            assert!(
+                created.windows(2).all(|w| w[0] >= w[1]),
+                "{path}: newest first: {created:?}"
+            );
+        }
+        let (items, pages) = app.pages("/orders?status=FAILED", 2).await;
+        assert_eq!((items.len(), pages), (0, 1));
+        let (status, body) = app.get_json("/orders?limit=2&cursor=not-an-order").await;
+        assert_eq!(status, 400, "{body}");
+    }
+
+    pub async fn bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts<T: Target>(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        const SEED: u64 = 20_261_128;
+        let settings = Settings {
+            success_rate: 0.7,
+            seed: Some(SEED),
+        };
+        let Some(app) = start(f, &settings) else {
+            return;
+        };
+        let n = app.target.bulk_orders();
+        const CLIENTS: usize = 8;
+        let mut ids = Vec::new();
+        let mut sends = tokio::task::JoinSet::new();
+        for client in 0..CLIENTS {
+            let (c, url) = (app.client.clone(), app.url("/order"));
+            let count = n / CLIENTS + usize::from(client < n % CLIENTS);
+            sends.spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..count {
+                    let r = c.post(&url).json(&seed_order()).send().await.expect("post");
+                    assert_eq!(r.status().as_u16(), 202, "client {client}");
+                    let v: Value = r.json().await.expect("json");
+                    ids.push(v["orderId"].as_str().expect("id").to_owned());
+                }
+                ids
+            });
+        }
+        while let Some(r) = sends.join_next().await {
+            ids.extend(r.expect("client"));
+        }
+        assert_eq!(ids.len(), n);
+        let orders = app.wait_all_terminal(&ids, app.target.patience() * 4).await;
+
+        // With a seed, each order's outcome is known in advance: fulfilled at
+        // the first of its three attempts that succeeds, failed when none does.
+        let policy = FulfillmentPolicy {
+            success_rate: settings.success_rate,
+            seed: Some(SEED),
+        };
+        for order in &orders {
+            let id = OrderId::parse(order["orderId"].as_str().expect("id")).expect("id");
+            match (1..=3).find(|a| policy.attempt_succeeds(&id, *a, 0)) {
+                Some(a) => {
+                    assert_eq!(order["status"], "FULFILLED", "{order}");
+                    assert_eq!(order["attempts"], a, "fulfilled at attempt {a}: {order}");
+                }
+                None => {
+                    assert_eq!(order["status"], "FAILED", "{order}");
+                    assert_eq!(order["attempts"], 3, "{order}");
+                }
+            }
+        }
+        let fulfilled = orders.iter().filter(|o| o["status"] == "FULFILLED").count();
+        let failed: Vec<&Value> = orders.iter().filter(|o| o["status"] == "FAILED").collect();
+        // n × (1 − 0.3³) expected; allow 5 standard deviations.
+        let p = 1.0 - 0.3f64.powi(3);
+        let mean = n as f64 * p;
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        let low = (mean - 5.0 * sd).floor() as usize;
+        assert!(
+            (low..=n).contains(&fulfilled),
+            "FULFILLED {fulfilled} of {n}, expected at least {low}"
+        );
+        assert_eq!(fulfilled + failed.len(), n);
+
+        let dead = app.all_pages("/failed-orders").await;
+        assert_eq!(
+            dead.len(),
+            failed.len(),
+            "one failed-orders row per FAILED order, via the DLQ"
+        );
+        for order in &failed {
+            let row = dead
+                .iter()
+                .find(|d| d["orderId"] == order["orderId"])
+                .expect("in failed-orders");
+            assert_eq!(row["attempts"], 3);
+            assert!(row["reason"].as_str().is_some_and(|r| !r.is_empty()));
+            assert_eq!(row["order"]["customerId"], "CUST-1001");
+            assert!(order["failureReason"].as_str().is_some());
+        }
+        let (_, dlq) = app.get_json("/dlq?limit=500").await;
+        assert_eq!(
+            dlq["items"].as_array().map(Vec::len),
+            Some(failed.len()),
+            "dead letters wait in the DLQ for an operator: {dlq}"
+        );
+    }
+
+    pub async fn failed_orders_can_be_purged_retried_and_redriven_by_an_operator<T: Target>(
+        f: impl FnOnce(&Settings) -> Option<T>,
+    ) {
+        let Some(mut app) = start(f, &Settings::failing()) else {
+            return;
+        };
+        let patience = app.target.patience();
+        let fail_all = |ids: Vec<Value>| {
+            assert!(ids.iter().all(|o| o["status"] == "FAILED"), "{ids:?}");
+        };
+
+        // Two orders fail and are purged from the DLQ: they stay FAILED.
+        let purged = vec![
+            app.submit(&seed_order()).await,
+            app.submit(&seed_order()).await,
+        ];
+        fail_all(app.wait_all_terminal(&purged, patience).await);
+        let dlq = app.wait_items("/dlq", 2, patience).await;
+        assert!(dlq["items"][0]["lastError"].as_str().is_some(), "{dlq}");
+        let (status, body) = app.post_json("/dlq/purge").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["purged"], 2);
+        let (_, dlq) = app.get_json("/dlq").await;
+        assert_eq!(dlq["items"].as_array().map(Vec::len), Some(0), "{dlq}");
+        fail_all(app.wait_all_terminal(&purged, patience).await);
+
+        // Three more fail and wait in the DLQ.
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            waiting.push(app.submit(&seed_order()).await);
+        }
+        fail_all(app.wait_all_terminal(&waiting, patience).await);
+        app.wait_items("/dlq", 3, patience).await;
+        assert_eq!(app.all_pages("/failed-orders").await.len(), 5);
+
+        // From now on every attempt succeeds.
+        app.restart(&Settings::succeeding());
+        app.wait_items("/dlq", 3, patience).await;
+
+        // One order retried: it leaves the DLQ and is fulfilled.
+        let (status, body) = app
+            .post_json(&format!("/orders/{}/retry", waiting[0]))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let done = app.wait_all_terminal(&waiting[..1], patience).await;
+        assert_eq!(done[0]["status"], "FULFILLED", "{done:?}");
+        app.wait_items("/dlq", 2, patience).await;
+        let (status, body) = app
+            .post_json(&format!("/orders/{}/retry", waiting[0]))
+            .await;
+        assert_eq!(status, 409, "only FAILED orders can be retried: {body}");
+        let (status, _) = app
+            .post_json(&format!("/orders/{}/retry", OrderId::generate()))
+            .await;
+        assert_eq!(status, 404);
+
+        // A purged order can still be retried; the other stays FAILED.
+        let (status, body) = app.post_json(&format!("/orders/{}/retry", purged[0])).await;
+        assert_eq!(status, 200, "{body}");
+        let done = app.wait_all_terminal(&purged, patience).await;
+        assert_eq!(done[0]["status"], "FULFILLED", "{done:?}");
+        assert_eq!(done[1]["status"], "FAILED", "purged orders stay FAILED");
+
+        // The rest are redriven and fulfilled.
+        let (status, body) = app.post_json("/dlq/redrive").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["moved"], 2);
+        let done = app.wait_all_terminal(&waiting, patience).await;
+        assert!(done.iter().all(|o| o["status"] == "FULFILLED"), "{done:?}");
+        let (_, dlq) = app.get_json("/dlq").await;
+        assert_eq!(dlq["items"].as_array().map(Vec::len), Some(0), "{dlq}");
+        assert_eq!(
+            app.all_pages("/failed-orders").await.len(),
+            5,
+            "the failed-orders table keeps its history"
+        );
+        let (status, body) = app.post_json("/dlq/purge").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["purged"], 0);
+    }
+}
