@@ -196,12 +196,27 @@ async fn slow_bodies_hold_no_more_than_the_in_flight_limit_and_are_cut_off() {
         slow.push(s);
     }
     let sent = Instant::now();
-    let busy = app
-        .eventually("the in-flight limit", Duration::from_secs(3), || async {
-            let (status, retry_after, body) = get(&app, "/orders?limit=1").await;
-            (status == 429).then_some((retry_after, body))
-        })
-        .await;
+    // Let the server take both before asking: a request that came in between
+    // could hold the second place itself (and one slow client get the 429).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut seen = Vec::new();
+    let busy = loop {
+        let (status, retry_after, body) = get(&app, "/orders?limit=1").await;
+        if status == 429 {
+            break (retry_after, body);
+        }
+        seen.push((status, sent.elapsed()));
+        if sent.elapsed() > Duration::from_secs(3) {
+            let mut answers = Vec::new();
+            for s in &mut slow {
+                let mut buf = [0u8; 512];
+                let n = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+                answers.push(format!("{n:?} {}", String::from_utf8_lossy(&buf)));
+            }
+            panic!("no 429 while two bodies are awaited: {seen:?}; slow answers: {answers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(busy.1["error"], "ServerBusy", "{}", busy.1);
     assert_eq!(busy.0.as_deref(), Some("1"));
     assert_eq!(get(&app, "/health").await.0, 200, "probes are not limited");
