@@ -142,8 +142,9 @@ async fn a_full_queue_refuses_new_orders_and_loses_none_it_accepted() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
+    // The limit, plus at most what the worker finished meanwhile (300 ms each).
     assert!(
-        (5..=7).contains(&accepted.len()),
+        (5..=10).contains(&accepted.len()),
         "about the backlog limit is accepted, not {}",
         accepted.len()
     );
