@@ -5,7 +5,7 @@
 # zero answers that break the document. The server's log is printed when a
 # check fails.
 #
-# Usage: scripts/test-schemathesis.sh [MAX_SECONDS]   (default 60)
+# Usage: [DOFS_BIN=path/to/dofs] scripts/test-schemathesis.sh [MAX_SECONDS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/tools.sh
@@ -17,8 +17,14 @@ dofs_tools_venv || { status=$?; [[ $status -eq 2 ]] && exit 0; exit "$status"; }
 dofs_require schemathesis "the API fuzz check (pip, via scripts/tools.sh)" ||
   { status=$?; [[ $status -eq 2 ]] && exit 0; exit "$status"; }
 
-cargo build --locked -q -p dofs-cli
-dofs="${CARGO_TARGET_DIR:-target}/debug/dofs"
+# DOFS_BIN: a dofs binary already built (scripts/test.sh passes the one
+# `cargo test` just built, which a `cargo build` with other features would redo).
+if [[ -n "${DOFS_BIN:-}" && -x "$DOFS_BIN" ]]; then
+  dofs=$DOFS_BIN
+else
+  cargo build --locked -q -p dofs-cli
+  dofs="${CARGO_TARGET_DIR:-target}/debug/dofs"
+fi
 work=$(mktemp -d)
 server_pid=""
 cleanup() {

@@ -64,7 +64,7 @@ if [[ -x scripts/setup-browser.sh ]]; then
 fi
 step "cargo test" cargo test --workspace --locked
 if [[ "$quick" == false ]]; then
-  step "schemathesis against /openapi.json" scripts/test-schemathesis.sh
+  step "schemathesis against /openapi.json" env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-schemathesis.sh
   step "aws shape on the emulator" optional_script scripts/test-aws.sh
   printf '\n==> infrastructure checks (ran in the background)\n'
   infra_status=0

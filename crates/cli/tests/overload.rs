@@ -75,13 +75,20 @@ async fn a_client_over_its_rate_is_answered_429_then_served_again() {
         ("DOFS_SERVER_RATE_LIMIT_PER_SECOND", "2".into()),
         ("DOFS_SERVER_RATE_LIMIT_BURST", "5".into()),
     ]);
-    // The burst is served...
-    for i in 0..5 {
-        let (status, _, _) = get(&app, "/orders?limit=1").await;
-        assert_eq!(status, 200, "request {i} of the burst");
-    }
-    // ...and the next request is refused, as JSON, with when to come back.
-    let (status, retry_after, body) = get(&app, "/orders?limit=1").await;
+    // The burst is served (and a token or two more if the requests were
+    // slow), then requests are refused, as JSON, with when to come back.
+    let mut served = 0;
+    let (status, retry_after, body) = loop {
+        let reply = get(&app, "/orders?limit=1").await;
+        if reply.0 != 200 || served == 20 {
+            break reply;
+        }
+        served += 1;
+    };
+    assert!(
+        (5..=8).contains(&served),
+        "served {served} before the limit"
+    );
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "RateLimited");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -135,8 +142,9 @@ async fn a_full_queue_refuses_new_orders_and_loses_none_it_accepted() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
+    // The limit, plus at most what the worker finished meanwhile (300 ms each).
     assert!(
-        (5..=7).contains(&accepted.len()),
+        (5..=10).contains(&accepted.len()),
         "about the backlog limit is accepted, not {}",
         accepted.len()
     );
@@ -175,7 +183,7 @@ async fn a_full_queue_refuses_new_orders_and_loses_none_it_accepted() {
 async fn slow_bodies_hold_no_more_than_the_in_flight_limit_and_are_cut_off() {
     let (app, _dir) = spawn(&[
         ("DOFS_SERVER_MAX_IN_FLIGHT", "2".into()),
-        ("DOFS_SERVER_BODY_READ_TIMEOUT_MS", "1500".into()),
+        ("DOFS_SERVER_BODY_READ_TIMEOUT_MS", "4000".into()),
     ]);
     // Two clients announce a body and never send it: both requests are in flight.
     let mut slow = Vec::new();
@@ -188,22 +196,42 @@ async fn slow_bodies_hold_no_more_than_the_in_flight_limit_and_are_cut_off() {
         .expect("write");
         slow.push(s);
     }
-    let busy = app
-        .eventually("the in-flight limit", Duration::from_secs(5), || async {
-            let (status, retry_after, body) = get(&app, "/orders?limit=1").await;
-            (status == 429).then_some((retry_after, body))
-        })
-        .await;
+    let sent = Instant::now();
+    // Let the server take both before asking: a request that came in between
+    // could hold the second place itself (and one slow client get the 429).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut seen = Vec::new();
+    let busy = loop {
+        let (status, retry_after, body) = get(&app, "/orders?limit=1").await;
+        if status == 429 {
+            break (retry_after, body);
+        }
+        seen.push((status, sent.elapsed()));
+        if sent.elapsed() > Duration::from_secs(3) {
+            let mut answers = Vec::new();
+            for s in &mut slow {
+                let mut buf = [0u8; 512];
+                let n = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+                answers.push(format!("{n:?} {}", String::from_utf8_lossy(&buf)));
+            }
+            panic!("no 429 while two bodies are awaited: {seen:?}; slow answers: {answers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(busy.1["error"], "ServerBusy", "{}", busy.1);
     assert_eq!(busy.0.as_deref(), Some("1"));
     assert_eq!(get(&app, "/health").await.0, 200, "probes are not limited");
     assert_eq!(get(&app, "/metrics").await.0, 200, "nor is the scrape");
     // Each slow request is answered 408 and its connection closed.
     for s in &mut slow {
-        let (text, took) = read_until_closed(s, Duration::from_secs(5)).await;
+        let (text, _) = read_until_closed(s, Duration::from_secs(8)).await;
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
         assert!(text.contains("RequestTimeout"), "{text}");
-        assert!(took < Duration::from_secs(3), "{took:?}");
+        let took = sent.elapsed();
+        assert!(
+            took >= Duration::from_millis(3900) && took < Duration::from_secs(7),
+            "cut off after {took:?}, the timeout is 4 s"
+        );
     }
     assert_eq!(get(&app, "/orders?limit=1").await.0, 200);
     let metrics = app.metrics_text().await;
@@ -261,4 +289,47 @@ async fn a_slowloris_connection_is_closed_while_other_clients_are_served() {
     let (_, took) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(get(&app, "/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn with_keys_each_key_has_its_own_rate_limit() {
+    let (key_a, key_b) = ("submit-key-aaaaaaaaaaaa", "submit-key-bbbbbbbbbbbb");
+    let (app, _dir) = spawn(&[
+        ("DOFS_AUTH_API_KEYS", format!("{key_a},{key_b}")),
+        ("DOFS_SERVER_RATE_LIMIT_PER_SECOND", "0.5".into()),
+        ("DOFS_SERVER_RATE_LIMIT_BURST", "2".into()),
+    ]);
+    let with_key = |key: &str| {
+        let request = app.client.get(app.url("/orders?limit=1"));
+        let key = key.to_owned();
+        async move { answer(request.header("x-api-key", key).send().await.expect("GET")).await }
+    };
+    // The statuses of requests with `key` up to its first 429 (at most 6).
+    let until_limited = |key: &'static str| {
+        let with_key = &with_key;
+        async move {
+            let mut statuses = Vec::new();
+            while statuses.len() < 6 {
+                let (status, retry_after, body) = with_key(key).await;
+                statuses.push(status);
+                if status == 429 {
+                    assert_eq!(body["error"], "RateLimited");
+                    assert!(
+                        matches!(retry_after.as_deref(), Some("1" | "2")),
+                        "a token every 2 s"
+                    );
+                    break;
+                }
+            }
+            statuses
+        }
+    };
+    assert_eq!(until_limited(key_a).await, [200, 200, 429]);
+    // Another key, from the same address, is not held back by the first.
+    assert_eq!(until_limited(key_b).await, [200, 200, 429]);
+    // Wrong keys count against the address, so guessing is limited too.
+    assert_eq!(
+        until_limited("not-a-valid-key-000000").await,
+        [401, 401, 429]
+    );
 }

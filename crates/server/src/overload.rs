@@ -192,6 +192,8 @@ impl Backlog {
             Some(at) => at.elapsed() >= BACKLOG_REFRESH,
         };
         if stale && !self.reading.swap(true, Ordering::AcqRel) {
+            // Cleared however this ends, also when the request is dropped mid-read.
+            let _reading = ClearOnDrop(&self.reading);
             match queue.depth().await {
                 Ok(d) => {
                     self.depth.store(d.waiting + d.in_flight, Ordering::Release);
@@ -200,7 +202,6 @@ impl Backlog {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the queue depth"),
             }
-            self.reading.store(false, Ordering::Release);
         }
         self.depth.load(Ordering::Acquire) >= self.max
     }
@@ -210,6 +211,15 @@ impl Backlog {
         if self.max > 0 {
             self.depth.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// Sets the flag back to false when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -298,6 +308,36 @@ mod tests {
             assert!(limiter.check("a", later).is_ok());
         }
         assert!(limiter.check("a", later).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_backlog_counts_orders_accepted_between_readings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded =
+            dofs_embedded::Embedded::start(dofs_embedded::EmbeddedConfig::new(dir.path()))
+                .await
+                .expect("embedded");
+        let queue = embedded.backend().queue;
+        let backlog = Backlog::new(3);
+        assert!(!backlog.is_full(queue.as_ref()).await, "empty queue");
+        backlog.accepted();
+        backlog.accepted();
+        assert!(!backlog.is_full(queue.as_ref()).await);
+        backlog.accepted();
+        assert!(
+            backlog.is_full(queue.as_ref()).await,
+            "3 accepted since the reading"
+        );
+        // A reading cancelled midway (the client went away) does not stop
+        // later readings: the real depth, 0, is read again.
+        tokio::time::sleep(BACKLOG_REFRESH).await;
+        let _ = tokio::time::timeout(Duration::ZERO, backlog.is_full(queue.as_ref())).await;
+        assert!(!backlog.reading.load(Ordering::Acquire));
+        assert!(!backlog.is_full(queue.as_ref()).await);
+        assert!(
+            !Backlog::new(0).is_full(queue.as_ref()).await,
+            "0: no limit"
+        );
     }
 
     #[test]
