@@ -134,6 +134,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
                 Ok(Submitted::Started { order })
             })
             .await?;
+        crate::failpoint::hit(crate::failpoint::AFTER_ORDER_COMMIT);
         if let Submitted::Started { order } = &submitted {
             let pending = PendingExecution {
                 id: order.id.to_string(),

@@ -57,6 +57,9 @@ pub async fn run_worker(
                 continue;
             }
         };
+        if !batch.is_empty() {
+            crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
+        }
         if batch.is_empty() {
             tokio::select! {
                 _ = queue.wait_ready(Duration::from_millis(50)) => {}
