@@ -194,7 +194,7 @@ impl ExecutionLog for SqliteExecutionLog {
 }
 
 /// Lists executions left `RUNNING` (to resume them at start-up).
-pub(crate) async fn running_executions(db: &Db) -> Result<Vec<PendingExecution>, PortError> {
+pub async fn running_executions(db: &Db) -> Result<Vec<PendingExecution>, PortError> {
     db.read(|conn| {
         conn.prepare(
             "SELECT id, arn, input FROM executions WHERE status = 'RUNNING' ORDER BY started_at",
