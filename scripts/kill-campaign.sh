@@ -25,7 +25,9 @@ for arg in "$@"; do
   esac
 done
 
-target_dir=${CARGO_TARGET_DIR:-target}
+# Where cargo puts binaries (CARGO_TARGET_DIR, a config file, or ./target).
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/$profile"
 # Both builds select the same packages, so they share every dependency build.
 cargo build --locked "${cargo_profile[@]}" -p dofs-cli -p dofs-chaos --features dofs-cli/fail-points
