@@ -1031,3 +1031,77 @@ fn one_seed_gives_one_trace() {
     assert_ne!(a.hash, c.hash, "different seeds give different runs");
     assert!(a.acked > 0 && a.crashes > 0, "the run submits and crashes");
 }
+
+/// The bug seeds 13 and 36 found, as a fixed sequence: a stale attempt puts
+/// the order back to `PENDING` after the newer attempt began; the newer
+/// attempt must keep the message, or the order stays `PENDING` for ever.
+#[test]
+fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
+    let dir = tempfile::tempdir_in(base_dir()).expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(Timestamp(1_750_000_000_000)));
+        let plan = Arc::new(CrashPlan::default());
+        let mut node = Node::open(dir.path(), clock.clone(), plan, 1).await;
+        // Every attempt fails.
+        node.fulfiller.policy = FulfillmentPolicy {
+            success_rate: 0.0,
+            seed: Some(1),
+        };
+        let body =
+            r#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99}"#;
+        let order = decode_order(body.as_bytes(), &Limits::default()).expect("order");
+        let id = order_id(&mut Rng(7));
+        node.starter.start(id, order, None).await.expect("submit");
+        node.collect_started();
+        let p = node.pending.pop_front().expect("an execution");
+        run_one(&node.def, &node.tasks, &node.db, p)
+            .await
+            .expect("execute");
+
+        let first = node.receiver.receive(1, VISIBILITY).await.expect("receive");
+        clock.advance(VISIBILITY * 2);
+        let second = node.receiver.receive(1, VISIBILITY).await.expect("receive");
+        assert_eq!((first.len(), second.len()), (1, 1));
+        let newer = node
+            .fulfiller
+            .begin(&second[0])
+            .await
+            .expect("begin")
+            .expect("attempt 2");
+        let stale = node
+            .fulfiller
+            .begin(&first[0])
+            .await
+            .expect("begin")
+            .expect("attempt 1");
+        let h = node
+            .fulfiller
+            .finish(stale, 0)
+            .await
+            .expect("finish the stale attempt");
+        assert!(matches!(h, Handled::Failed { attempt: 1, .. }), "{h:?}");
+        let h = node
+            .fulfiller
+            .finish(newer, 0)
+            .await
+            .expect("finish the newer attempt");
+        assert_eq!(h, Handled::Superseded(id));
+
+        let snap = snapshot(&node.db).await.expect("snapshot");
+        assert_eq!(
+            snap.orders.get(&id).map(|o| o.0),
+            Some(OrderStatus::Pending)
+        );
+        assert_eq!(
+            snap.queue.len(),
+            1,
+            "the message is kept for the next attempt"
+        );
+        let third = node.receiver.receive(1, VISIBILITY).await.expect("receive");
+        assert_eq!(third.len(), 1, "and it is receivable at once");
+    });
+}
