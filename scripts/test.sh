@@ -63,6 +63,7 @@ if [[ -x scripts/setup-browser.sh ]]; then
   step "browser for the dashboard test" scripts/setup-browser.sh
 fi
 step "cargo test" cargo test --workspace --locked
+step "kill campaign (short)" scripts/kill-campaign.sh --short
 if [[ "$quick" == false ]]; then
   step "schemathesis against /openapi.json" env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-schemathesis.sh
   step "aws shape on the emulator" optional_script scripts/test-aws.sh

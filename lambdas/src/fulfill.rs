@@ -46,6 +46,11 @@ pub async fn fulfill_batch(event: SqsEvent, fulfiller: &Fulfiller) -> SqsBatchRe
                     tracing::info!(orderId = %order, attempt, "fulfillment attempt failed");
                     Some(id)
                 }
+                // The message was kept for the order's next attempt: not a success.
+                Ok(Handled::Superseded(order)) => {
+                    tracing::info!(orderId = %order, "attempt overtaken by a redelivery; the message stays");
+                    Some(id)
+                }
                 Ok(handled) => {
                     tracing::info!(?handled, "message handled");
                     None

@@ -57,6 +57,10 @@ pub enum Handled {
     },
     /// The order was already terminal (a redelivery); the message was deleted.
     AlreadyTerminal(OrderId),
+    /// Another attempt at the same order (a redelivery that overtook this
+    /// one) changed it meanwhile and it is not terminal: the message was kept
+    /// and made visible again, so the order still gets its next attempt.
+    Superseded(OrderId),
     /// The message names no order that exists; it was deleted.
     Discarded,
 }
@@ -137,8 +141,7 @@ impl Fulfiller {
                     Ok(Handled::Fulfilled(id))
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => {
-                    self.delete_quietly(&attempt.receipt).await?;
-                    Ok(Handled::AlreadyTerminal(id))
+                    self.settle_conflict(id, &attempt.receipt).await
                 }
                 Err(e) => Err(e),
             };
@@ -157,8 +160,7 @@ impl Fulfiller {
         match self.store.transition(id, &change).await {
             Ok(_) => {}
             Err(e) if e.kind == ErrorKind::Conflict => {
-                self.delete_quietly(&attempt.receipt).await?;
-                return Ok(Handled::AlreadyTerminal(id));
+                return self.settle_conflict(id, &attempt.receipt).await;
             }
             Err(e) => return Err(e),
         }
@@ -185,6 +187,28 @@ impl Fulfiller {
         match self.begin(msg).await? {
             Ok(attempt) => self.finish(attempt, entropy).await,
             Err(handled) => Ok(handled),
+        }
+    }
+
+    /// `finish` found the order no longer `PROCESSING`. The message is
+    /// deleted only if the order is terminal: when a stale attempt (its lease
+    /// ran out and the message was received again) put the order back to
+    /// `PENDING`, deleting the message would leave the order `PENDING` forever.
+    async fn settle_conflict(&self, id: OrderId, receipt: &str) -> Result<Handled, PortError> {
+        match self.store.get(id).await? {
+            Some(order) if !order.status.is_terminal() => {
+                match self.queue.change_visibility(receipt, Duration::ZERO).await {
+                    Ok(()) => {}
+                    // Received again meanwhile: the newer receive decides.
+                    Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Handled::Superseded(id))
+            }
+            _ => {
+                self.delete_quietly(receipt).await?;
+                Ok(Handled::AlreadyTerminal(id))
+            }
         }
     }
 

@@ -196,7 +196,8 @@ fn event_json(e: &Event) -> serde_json::Value {
 }
 
 /// Runs one execution to its end and records the outcome in one transaction.
-async fn run_one(
+/// (Public so that the deterministic simulation can run executions one at a time.)
+pub async fn run_one(
     def: &Definition,
     tasks: &Arc<EmbeddedTasks>,
     db: &Db,

@@ -8,11 +8,13 @@
 //!   the execution log and the operator actions.
 //! - [`engine`]: runs the ASL workflow with in-process tasks.
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
+//! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
 
 pub mod db;
 pub mod engine;
+pub mod failpoint;
 pub mod queue;
 pub mod store;
 pub mod submit;

@@ -122,7 +122,8 @@ impl Queue for SqliteQueue {
         let now = self.clock.now();
         let limit = self.max_receive_count;
         let hide_until = now.plus_millis(ms(visibility));
-        self.db
+        let (out, dead) = self
+            .db
             .write(move |conn| {
                 let candidates: Vec<(String, String, i64, u32)> = conn
                     .prepare_cached(
@@ -137,8 +138,10 @@ impl Queue for SqliteQueue {
                     })
                     .map_err(sql_err)?;
                 let mut out = Vec::with_capacity(candidates.len());
+                let mut dead = 0usize;
                 for (id, body, sent_at, count) in candidates {
                     if count >= limit {
+                        dead += 1;
                         conn.prepare_cached(
                             "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
                              SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
@@ -166,9 +169,13 @@ impl Queue for SqliteQueue {
                         sent_at: Timestamp(sent_at),
                     });
                 }
-                Ok(out)
+                Ok((out, dead))
             })
-            .await
+            .await?;
+        if dead > 0 {
+            crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
+        }
+        Ok(out)
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), PortError> {

@@ -134,6 +134,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
                 Ok(Submitted::Started { order })
             })
             .await?;
+        crate::failpoint::hit(crate::failpoint::AFTER_ORDER_COMMIT);
         if let Submitted::Started { order } = &submitted {
             let pending = PendingExecution {
                 id: order.id.to_string(),
@@ -193,7 +194,7 @@ impl ExecutionLog for SqliteExecutionLog {
 }
 
 /// Lists executions left `RUNNING` (to resume them at start-up).
-pub(crate) async fn running_executions(db: &Db) -> Result<Vec<PendingExecution>, PortError> {
+pub async fn running_executions(db: &Db) -> Result<Vec<PendingExecution>, PortError> {
     db.read(|conn| {
         conn.prepare(
             "SELECT id, arn, input FROM executions WHERE status = 'RUNNING' ORDER BY started_at",

@@ -8,7 +8,7 @@
 use crate::db::{sql_err, Db};
 use crate::queue::{dead_letters_after, SqliteQueue};
 use crate::store::{get_order, record_failure_in};
-use dofs_core::ports::Queue;
+use dofs_core::ports::{PortError, Queue};
 use dofs_core::service::{failure_for, Fulfiller, Handled, OrderMessage};
 use dofs_core::{Clock, Timestamp};
 use rusqlite::params;
@@ -57,6 +57,9 @@ pub async fn run_worker(
                 continue;
             }
         };
+        if !batch.is_empty() {
+            crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
+        }
         if batch.is_empty() {
             tokio::select! {
                 _ = queue.wait_ready(Duration::from_millis(50)) => {}
@@ -109,7 +112,7 @@ fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
             metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
                 .increment(1);
         }
-        Handled::AlreadyTerminal(_) | Handled::Discarded => {}
+        Handled::AlreadyTerminal(_) | Handled::Superseded(_) | Handled::Discarded => {}
     }
 }
 
@@ -139,35 +142,14 @@ pub async fn run_dead_letter_recorder(
     let mut last_sweep = clock.now();
     while !*stop.borrow() {
         let now = clock.now();
-        let pass = db
-            .write(move |conn| {
-                let rows = dead_letters_after(conn, after, 500)?;
-                let mut last = after;
-                let mut failed_accepted_at = Vec::new();
-                for (seq, dead) in &rows {
-                    last = *seq;
-                    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
-                        continue;
-                    };
-                    let Some(order) = get_order(conn, order_id)? else {
-                        continue;
-                    };
-                    if let Some(failed) = failure_for(&order, dead, now) {
-                        if record_failure_in(conn, &failed)? {
-                            failed_accepted_at.push(order.created_at);
-                        }
-                    }
-                }
-                Ok((last, rows.len(), failed_accepted_at))
-            })
-            .await;
+        let pass = record_dead_letters(&db, after, now).await;
         match pass {
-            Ok((last, n, failed_accepted_at)) => {
-                for accepted_at in failed_accepted_at {
+            Ok(pass) => {
+                for accepted_at in pass.failed_accepted_at {
                     record_terminal("FAILED", accepted_at, now);
                 }
-                after = last;
-                if n == 500 {
+                after = pass.last;
+                if pass.read == DEAD_LETTER_PASS {
                     continue;
                 }
             }
@@ -194,4 +176,53 @@ pub async fn run_dead_letter_recorder(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// How many dead letters one recorder pass reads at most.
+pub const DEAD_LETTER_PASS: usize = 500;
+
+/// What one pass of the dead-letter recorder did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterPass {
+    /// The sequence number of the last dead letter read (pass it as `after` next time).
+    pub last: i64,
+    /// Dead letters read.
+    pub read: usize,
+    /// When each order newly recorded as `FAILED` was accepted.
+    pub failed_accepted_at: Vec<Timestamp>,
+}
+
+/// One pass of the dead-letter recorder: reads the dead letters after
+/// sequence number `after` and, in the same transaction, records each one
+/// whose order is not terminal (failed-orders row, order `FAILED`).
+pub async fn record_dead_letters(
+    db: &Db,
+    after: i64,
+    now: Timestamp,
+) -> Result<DeadLetterPass, PortError> {
+    db.write(move |conn| {
+        let rows = dead_letters_after(conn, after, DEAD_LETTER_PASS)?;
+        let mut last = after;
+        let mut failed_accepted_at = Vec::new();
+        for (seq, dead) in &rows {
+            last = *seq;
+            let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
+                continue;
+            };
+            let Some(order) = get_order(conn, order_id)? else {
+                continue;
+            };
+            if let Some(failed) = failure_for(&order, dead, now) {
+                if record_failure_in(conn, &failed)? {
+                    failed_accepted_at.push(order.created_at);
+                }
+            }
+        }
+        Ok(DeadLetterPass {
+            last,
+            read: rows.len(),
+            failed_accepted_at,
+        })
+    })
+    .await
 }
