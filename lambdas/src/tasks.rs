@@ -9,7 +9,7 @@
 
 use dofs_core::ports::{ErrorKind, OrderStore, PortError};
 use dofs_core::validation::{decode_order, DecodeError, Limits};
-use dofs_core::{Clock, NewOrder, Order, OrderId};
+use dofs_core::{Clock, NewOrder, Order, OrderId, Timestamp};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 
@@ -54,11 +54,12 @@ impl From<TaskFailure> for Diagnostic {
     }
 }
 
-/// The order id and the decoded order of a task's input.
+/// The order id, the decoded order and (when the API gave it) the moment the
+/// order was accepted, from a task's input.
 pub fn order_from_input(
     input: &Value,
     limits: &Limits,
-) -> Result<(OrderId, NewOrder), TaskFailure> {
+) -> Result<(OrderId, NewOrder, Option<Timestamp>), TaskFailure> {
     let mut order = input
         .get("order")
         .and_then(Value::as_object)
@@ -68,9 +69,13 @@ pub fn order_from_input(
         .remove("orderId")
         .and_then(|v| v.as_str().and_then(|s| OrderId::parse(s).ok()))
         .ok_or_else(|| TaskFailure::validation("the order has no valid orderId"))?;
+    let accepted_at = order
+        .remove(dofs_aws::workflow::ACCEPTED_AT_FIELD)
+        .and_then(|v| v.as_i64())
+        .map(Timestamp);
     let body = Value::Object(order).to_string();
     match decode_order(body.as_bytes(), limits) {
-        Ok(o) => Ok((id, o)),
+        Ok(o) => Ok((id, o, accepted_at)),
         Err(DecodeError::Malformed(m)) => Err(TaskFailure::validation(m)),
         Err(DecodeError::Invalid(errors)) => Err(TaskFailure::validation(
             errors
@@ -123,11 +128,12 @@ pub async fn store_order(
     clock: &dyn Clock,
     execution_arn: impl FnOnce(OrderId) -> String,
 ) -> Result<Value, TaskFailure> {
-    let (id, new_order) = order_from_input(input, limits)?;
+    let (id, new_order, accepted_at) = order_from_input(input, limits)?;
     let stored = match store.get(id).await? {
         Some(existing) => existing,
         None => {
-            let order = Order::new(id, new_order, execution_arn(id), clock.now());
+            let created_at = accepted_at.unwrap_or_else(|| clock.now());
+            let order = Order::new(id, new_order, execution_arn(id), created_at);
             store.put_new(&order).await?
         }
     };

@@ -36,9 +36,19 @@ pub fn execution_arn_of(state_machine_arn: &str, name: &str) -> String {
     )
 }
 
-/// The workflow's input for an order: `{"order": {...as submitted, with orderId}}`.
+/// The field of the workflow's order that carries the moment the API accepted
+/// it (milliseconds since the epoch): Store Order keeps it as `createdAt`, so
+/// an order reads the same before and after it is stored.
+pub const ACCEPTED_AT_FIELD: &str = "acceptedAtMs";
+
+/// The workflow's input for an order:
+/// `{"order": {...as submitted, with orderId and acceptedAtMs}}`.
 pub fn workflow_input(order: &Order) -> serde_json::Value {
-    serde_json::json!({ "order": order.submitted_json() })
+    let mut submitted = order.submitted_json();
+    if let Some(fields) = submitted.as_object_mut() {
+        fields.insert(ACCEPTED_AT_FIELD.into(), order.created_at.millis().into());
+    }
+    serde_json::json!({ "order": submitted })
 }
 
 /// Starts order workflows on Step Functions.
@@ -405,6 +415,10 @@ impl AcceptedOrderStore {
             return Ok(Some(None));
         };
         order.remove("orderId");
+        let accepted_at = order
+            .remove(ACCEPTED_AT_FIELD)
+            .and_then(|v| v.as_i64())
+            .map_or_else(|| millis(&described.start_date), Timestamp);
         let body = serde_json::Value::Object(order).to_string();
         let limits = dofs_core::Limits {
             max_quantity: u32::MAX,
@@ -415,7 +429,7 @@ impl AcceptedOrderStore {
                 id,
                 new,
                 described.execution_arn,
-                millis(&described.start_date),
+                accepted_at,
             )))),
             Err(_) => Ok(Some(None)),
         }

@@ -315,6 +315,12 @@ pub mod tests {
             Some("FULFILLED" | "FAILED")
         ));
         assert_eq!(done[0]["executionArn"], json!(arn));
+        // The order's creation time is the moment it was accepted, the same
+        // when read before and after the workflow stored it.
+        assert_eq!(
+            done[0]["createdAt"], order["createdAt"],
+            "createdAt is stable"
+        );
 
         let exec_id = arn.rsplit(':').next().expect("id");
         let (status, exec) = app.get_json(&format!("/executions/{exec_id}")).await;
