@@ -45,7 +45,7 @@ if [[ $emulator -eq 1 ]]; then
     export DOFS_MOTO_ENDPOINT DOFS_REQUIRE_EMULATOR=1
     dofs_emulator_credentials
 fi
-cargo test "${packages[@]}" "$@" -- --test-threads "${DOFS_AWS_TEST_THREADS:-2}"
+cargo test "${packages[@]}" "$@" -- --include-ignored --test-threads "${DOFS_AWS_TEST_THREADS:-2}"
 
 if [[ "${DOFS_LAMBDA_BUILD:-0}" == 1 ]]; then
     # Release builds of the aws-sdk crates: minutes, hence not in CI by default.

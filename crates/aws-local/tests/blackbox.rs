@@ -14,8 +14,9 @@
 //!
 //! Needs `DOFS_MOTO_ENDPOINT` and the Lambda binaries beside this test's
 //! binary (`cargo build -p dofs-lambdas --bins`); scripts/test-aws.sh does
-//! both. Without them the tests print SKIP and pass, unless
-//! `DOFS_REQUIRE_EMULATOR=1`. The stack's own log and the functions' logs
+//! both and runs these tests, which a plain `cargo test` ignores, with
+//! `--include-ignored` and `DOFS_REQUIRE_EMULATOR=1`. Run by hand without the
+//! prerequisites, they print SKIP, unless `DOFS_REQUIRE_EMULATOR=1`. The stack's own log and the functions' logs
 //! are kept under `$TMPDIR/dofs-blackbox-aws/<prefix>/` when a test fails.
 
 use dofs_blackbox::{Settings, Target};
@@ -182,4 +183,7 @@ impl Target for Stack {
     }
 }
 
-dofs_blackbox::suite!(start);
+dofs_blackbox::suite!(
+    start,
+    #[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
+);

@@ -3,7 +3,9 @@
 //! and state machines with random names.
 //!
 //! Needs `DOFS_MOTO_ENDPOINT` (scripts/test-aws.sh starts moto and sets it).
-//! Without it each test prints SKIP and passes, unless `DOFS_REQUIRE_EMULATOR=1`.
+//! The tests are ignored by a plain `cargo test`; scripts/test-aws.sh runs them
+//! with `--include-ignored` and `DOFS_REQUIRE_EMULATOR=1`. Run by hand without
+//! the endpoint, each prints SKIP, unless `DOFS_REQUIRE_EMULATOR=1`.
 
 use async_trait::async_trait;
 use dofs_aws::setup::{self, QueueOptions, ResourceNames};
@@ -76,6 +78,7 @@ impl QueueHarness for RealTime {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
 async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
     let Some(config) = emulator().await else {
         return;
@@ -90,6 +93,7 @@ async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
 async fn the_sqs_queue_passes_the_queue_conformance_suite() {
     let Some(config) = emulator().await else {
         return;
@@ -120,6 +124,7 @@ fn sample() -> NewOrder {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
 async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_first_order() {
     let Some(config) = emulator().await else {
         return;

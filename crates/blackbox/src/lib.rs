@@ -210,38 +210,45 @@ impl<T: Target> Sut<T> {
 
 /// Expands to one `#[tokio::test]` per test of [`tests`], each starting its
 /// system with `$start`, a `fn(&Settings) -> Option<T>` (`None`: the shape's
-/// prerequisites are missing and the test is skipped).
+/// prerequisites are missing and the test is skipped). Attributes after the
+/// path (for example `#[ignore = "..."]`) are put on every test.
 #[macro_export]
 macro_rules! suite {
-    ($start:path) => {
+    ($start:path $(, #[$attr:meta])* $(,)?) => {
         #[tokio::test]
+        $(#[$attr])*
         async fn the_seed_valid_order_is_accepted_with_every_field_and_reaches_a_terminal_status(
         ) {
             $crate::tests::the_seed_valid_order_is_accepted_with_every_field_and_reaches_a_terminal_status($start).await
         }
 
         #[tokio::test]
+        $(#[$attr])*
         async fn the_seed_invalid_order_gets_400_listing_all_three_fields() {
             $crate::tests::the_seed_invalid_order_gets_400_listing_all_three_fields($start).await
         }
 
         #[tokio::test]
+        $(#[$attr])*
         async fn an_idempotency_key_replays_the_first_response_and_rejects_another_body() {
             $crate::tests::an_idempotency_key_replays_the_first_response_and_rejects_another_body($start).await
         }
 
         #[tokio::test]
+        $(#[$attr])*
         async fn orders_page_newest_first_with_order_id_cursors() {
             $crate::tests::orders_page_newest_first_with_order_id_cursors($start).await
         }
 
         #[tokio::test]
+        $(#[$attr])*
         async fn bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts() {
             $crate::tests::bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts($start)
                 .await
         }
 
         #[tokio::test]
+        $(#[$attr])*
         async fn failed_orders_can_be_purged_retried_and_redriven_by_an_operator() {
             $crate::tests::failed_orders_can_be_purged_retried_and_redriven_by_an_operator($start)
                 .await
