@@ -20,7 +20,6 @@
 //! are kept under `$TMPDIR/dofs-blackbox-aws/<prefix>/` when a test fails.
 
 use dofs_blackbox::{Settings, Target};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -103,25 +102,14 @@ fn spawn(
     if let Some(seed) = settings.seed {
         cmd.args(["--seed", &seed.to_string()]);
     }
-    cmd.env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr));
-    let mut child = cmd.spawn().expect("spawn dofs-local-aws");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let base = line
-        .trim()
-        .strip_prefix("dofs-local-aws listening on ")
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected first line {line:?}; see {}",
-                log_dir.join(format!("stack-{start}.log")).display()
-            )
-        })
-        .to_owned();
+    cmd.env_remove("RUST_LOG").stderr(Stdio::from(stderr));
+    let (child, base) = dofs_blackbox::spawn_listening(&mut cmd, "dofs-local-aws listening on ");
+    let base = base.unwrap_or_else(|line| {
+        panic!(
+            "unexpected first line {line:?}; see {}",
+            log_dir.join(format!("stack-{start}.log")).display()
+        )
+    });
     (child, base)
 }
 

@@ -65,6 +65,31 @@ pub trait Target {
     fn bulk_orders(&self) -> usize;
 }
 
+/// Spawns `cmd` with its stdout piped and reads the first line it prints,
+/// which must be `banner` followed by the base URL (how `dofs serve` and
+/// `dofs-local-aws` say that they listen). Answers the child and the base
+/// URL, or the line printed instead of the banner.
+pub fn spawn_listening(
+    cmd: &mut std::process::Command,
+    banner: &str,
+) -> (std::process::Child, Result<String, String>) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let base = match line.trim().strip_prefix(banner) {
+        Some(base) => Ok(base.to_owned()),
+        None => Err(line),
+    };
+    (child, base)
+}
+
 /// The seed's valid order.
 pub fn seed_order() -> Value {
     json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,22 +37,17 @@ impl App {
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn dofs serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("dofs listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        App::start(cmd, data_dir)
+    }
+
+    /// Spawns `cmd` (a `dofs serve` command) and waits for its listening line.
+    fn start(mut cmd: Command, data_dir: &Path) -> App {
+        let (child, base) = dofs_blackbox::spawn_listening(&mut cmd, "dofs listening on ");
+        let base = base.unwrap_or_else(|line| panic!("unexpected first line: {line:?}"));
         App {
             base,
             child,
@@ -157,28 +151,11 @@ impl App {
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn dofs serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("dofs listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        App {
-            base,
-            child,
-            data_dir: data_dir.to_owned(),
-            client: reqwest::Client::new(),
-        }
+        App::start(cmd, data_dir)
     }
 
     /// The text of `GET /metrics`.
