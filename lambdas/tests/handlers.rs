@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use tower::ServiceExt;
 
 fn event(name: &str) -> String {
-    let path = format!("{}/tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/events/{name}", manifest_dir());
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -439,4 +439,12 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
         1,
         "the dead letter stays in the DLQ for an operator"
     );
+}
+
+/// This package's directory, read when the test runs. `env!` would keep the
+/// checkout the test binary was first built in, and cargo reuses that binary
+/// from a shared target directory after the checkout has moved (CI clones
+/// into a new folder each run).
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
 }

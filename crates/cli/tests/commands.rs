@@ -8,7 +8,7 @@ mod common;
 #[path = "../src/commands/openapi.rs"]
 mod openapi;
 
-use common::{fast_env, App};
+use common::{fast_env, manifest_dir, App};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -995,7 +995,7 @@ async fn every_answer_the_tests_provoke_matches_the_openapi_document() {
 fn the_seed_scripts_run_the_commands_with_a_positional_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = App::spawn_on(dir.path(), &fast_env());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = std::path::PathBuf::from(manifest_dir()).join("../..");
     let script = |name: &str, args: &[&str]| {
         Command::new("bash")
             .arg(root.join(name))

@@ -13,7 +13,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{fast_env, seed_order, App};
+use common::{fast_env, manifest_dir, seed_order, App};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -31,9 +31,7 @@ const WAIT: Duration = Duration::from_secs(30);
 fn artifacts_dir() -> PathBuf {
     let dir = std::env::var_os("DOFS_TEST_ARTIFACTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts")
-        });
+        .unwrap_or_else(|| PathBuf::from(manifest_dir()).join("../../target/test-artifacts"));
     std::fs::create_dir_all(&dir).expect("create the artifacts directory");
     dir
 }

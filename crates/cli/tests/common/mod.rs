@@ -189,3 +189,11 @@ impl App {
         }
     }
 }
+
+/// This package's directory, read when the test runs. `env!` would keep the
+/// checkout the test binary was first built in, and cargo reuses that binary
+/// from a shared target directory after the checkout has moved (CI clones
+/// into a new folder each run).
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}

@@ -788,9 +788,18 @@ mod tests {
         })
     }
 
+    /// This package's directory, read when the test runs. `env!` would keep the
+    /// checkout the test binary was first built in, and cargo reuses that binary
+    /// from a shared target directory after the checkout has moved (CI clones
+    /// into a new folder each run).
+    fn manifest_dir() -> String {
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+    }
+
     #[test]
     fn the_self_hosted_monitoring_files_use_only_metrics_dofs_exports() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let root = std::path::PathBuf::from(manifest_dir()).join("../../deploy");
         let rules = std::fs::read_to_string(root.join("prometheus/alerts.yml")).expect("rules");
         let grafana =
             std::fs::read_to_string(root.join("grafana/dofs-dashboard.json")).expect("dashboard");
