@@ -564,6 +564,26 @@ async fn alerts_doc() {}
 #[allow(dead_code)]
 async fn dashboard_doc() {}
 
+/// Every route of CONTRACT.md section 1 (method, OpenAPI path template).
+pub const CONTRACT_ROUTES: [(&str, &str); 16] = [
+    ("post", "/order"),
+    ("post", "/orders"),
+    ("get", "/orders"),
+    ("get", "/orders/{orderId}"),
+    ("post", "/orders/{orderId}/retry"),
+    ("get", "/failed-orders"),
+    ("get", "/dlq"),
+    ("post", "/dlq/redrive"),
+    ("post", "/dlq/purge"),
+    ("get", "/executions/{executionId}"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/alerts"),
+    ("get", "/openapi.json"),
+    ("get", "/"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,25 +599,7 @@ mod tests {
         assert!(doc["openapi"]
             .as_str()
             .is_some_and(|v| v.starts_with("3.1")));
-        let routes = [
-            ("post", "/order"),
-            ("post", "/orders"),
-            ("get", "/orders"),
-            ("get", "/orders/{orderId}"),
-            ("post", "/orders/{orderId}/retry"),
-            ("get", "/failed-orders"),
-            ("get", "/dlq"),
-            ("post", "/dlq/redrive"),
-            ("post", "/dlq/purge"),
-            ("get", "/executions/{executionId}"),
-            ("get", "/health"),
-            ("get", "/ready"),
-            ("get", "/metrics"),
-            ("get", "/alerts"),
-            ("get", "/openapi.json"),
-            ("get", "/"),
-        ];
-        for (method, path) in routes {
+        for (method, path) in CONTRACT_ROUTES {
             assert!(
                 doc["paths"][path][method].is_object(),
                 "{method} {path} is described"
@@ -608,7 +610,7 @@ mod tests {
             doc["paths"]["/order"]["post"]["requestBody"],
             "the alias takes the same body"
         );
-        let ids: Vec<&str> = routes
+        let ids: Vec<&str> = CONTRACT_ROUTES
             .iter()
             .filter_map(|(m, p)| doc["paths"][p][m]["operationId"].as_str())
             .collect();
@@ -617,7 +619,7 @@ mod tests {
         unique.dedup();
         assert_eq!(
             unique.len(),
-            routes.len(),
+            CONTRACT_ROUTES.len(),
             "operation ids are unique: {ids:?}"
         );
     }

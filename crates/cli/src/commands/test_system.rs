@@ -22,25 +22,7 @@ use serde_json::{json, Value};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Every route of CONTRACT.md section 1 (method, OpenAPI path template).
-pub const CONTRACT_ROUTES: [(&str, &str); 16] = [
-    ("post", "/order"),
-    ("post", "/orders"),
-    ("get", "/orders"),
-    ("get", "/orders/{orderId}"),
-    ("post", "/orders/{orderId}/retry"),
-    ("get", "/failed-orders"),
-    ("get", "/dlq"),
-    ("post", "/dlq/redrive"),
-    ("post", "/dlq/purge"),
-    ("get", "/executions/{executionId}"),
-    ("get", "/health"),
-    ("get", "/ready"),
-    ("get", "/metrics"),
-    ("get", "/alerts"),
-    ("get", "/openapi.json"),
-    ("get", "/"),
-];
+use dofs_server::openapi::CONTRACT_ROUTES;
 
 /// `dofs test-system`.
 #[derive(Args, Debug)]
