@@ -66,11 +66,53 @@ pub enum Handled {
 }
 
 /// An attempt under way: the order is `PROCESSING`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Attempt {
     pub order: Order,
     pub number: u32,
-    receipt: String,
+    /// The receipt of the message that started it.
+    pub receipt: String,
+}
+
+/// How an attempt ends, decided before anything is written: the order's
+/// status change, and what becomes of the message if that change applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finish {
+    pub change: Transition,
+    pub message: AfterAttempt,
+    /// What was handled, once the change and the message's fate are written.
+    pub handled: Handled,
+}
+
+/// What becomes of an attempt's message once the order's change applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Fulfilled: the message is deleted.
+    Delete,
+    /// Failed: the message is hidden for this long, then delivered again (or,
+    /// after the last attempt, moved to the dead-letter queue).
+    Hide(Duration),
+}
+
+/// What to do with a message whose order changed under an attempt (the
+/// order's status change found it no longer `PROCESSING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// The order is not terminal (a stale attempt put it back): the message
+    /// is made visible again, so the order still gets its next attempt.
+    KeepVisible,
+    /// The order is terminal or gone: the message is deleted.
+    Delete,
+}
+
+impl Settle {
+    /// The decision for an order now in `status` (`None`: no such order).
+    pub fn for_status(status: Option<OrderStatus>) -> Settle {
+        match status {
+            Some(s) if !s.is_terminal() => Settle::KeepVisible,
+            _ => Settle::Delete,
+        }
+    }
 }
 
 /// Runs fulfillment attempts for orders-queue messages.
@@ -94,13 +136,7 @@ impl Fulfiller {
             self.queue.delete(&msg.receipt).await?;
             return Ok(Err(Handled::Discarded));
         };
-        let change = Transition {
-            from: vec![OrderStatus::Pending, OrderStatus::Processing],
-            to: OrderStatus::Processing,
-            attempts: Some(msg.receive_count),
-            failure_reason: None,
-            at: self.clock.now(),
-        };
+        let change = self.begin_change(msg);
         match self.store.transition(order_id, &change).await {
             Ok(order) => Ok(Ok(Attempt {
                 order,
@@ -120,66 +156,87 @@ impl Fulfiller {
         }
     }
 
-    /// Finishes an attempt: `FULFILLED` and the message deleted, or back to
-    /// `PENDING` with the reason and the message hidden for the backoff. After
-    /// the last attempt the message is made visible at once, so the next
-    /// receive moves it to the dead-letter queue.
-    pub async fn finish(&self, attempt: Attempt, entropy: u64) -> Result<Handled, PortError> {
+    /// The status change that starts the attempt of a received message:
+    /// `PROCESSING`, with the attempt number (the message's receive count).
+    pub fn begin_change(&self, msg: &Received) -> Transition {
+        Transition {
+            from: vec![OrderStatus::Pending, OrderStatus::Processing],
+            to: OrderStatus::Processing,
+            attempts: Some(msg.receive_count),
+            failure_reason: None,
+            at: self.clock.now(),
+        }
+    }
+
+    /// How `attempt` ends: `FULFILLED` and the message deleted, or back to
+    /// `PENDING` with the reason and the message hidden for the backoff.
+    /// After the last attempt the message is made visible at once, so the
+    /// next receive moves it to the dead-letter queue.
+    pub fn decide(&self, attempt: &Attempt, entropy: u64) -> Finish {
         let id = attempt.order.id;
         let n = attempt.number;
         if self.policy.attempt_succeeds(&id, n, entropy) {
-            let change = Transition {
-                from: vec![OrderStatus::Processing],
-                to: OrderStatus::Fulfilled,
-                attempts: Some(n),
-                failure_reason: Some(None),
-                at: self.clock.now(),
-            };
-            return match self.store.transition(id, &change).await {
-                Ok(_) => {
-                    self.delete_quietly(&attempt.receipt).await?;
-                    Ok(Handled::Fulfilled(id))
-                }
-                Err(e) if e.kind == ErrorKind::Conflict => {
-                    self.settle_conflict(id, &attempt.receipt).await
-                }
-                Err(e) => Err(e),
+            return Finish {
+                change: Transition {
+                    from: vec![OrderStatus::Processing],
+                    to: OrderStatus::Fulfilled,
+                    attempts: Some(n),
+                    failure_reason: Some(None),
+                    at: self.clock.now(),
+                },
+                message: AfterAttempt::Delete,
+                handled: Handled::Fulfilled(id),
             };
         }
         let reason = format!(
             "fulfillment attempt {n} of {} failed",
             self.max_receive_count
         );
-        let change = Transition {
-            from: vec![OrderStatus::Processing],
-            to: OrderStatus::Pending,
-            attempts: Some(n),
-            failure_reason: Some(Some(reason)),
-            at: self.clock.now(),
+        let delay = if n >= self.max_receive_count {
+            Duration::ZERO
+        } else {
+            self.backoff.after(n)
         };
-        match self.store.transition(id, &change).await {
+        Finish {
+            change: Transition {
+                from: vec![OrderStatus::Processing],
+                to: OrderStatus::Pending,
+                attempts: Some(n),
+                failure_reason: Some(Some(reason)),
+                at: self.clock.now(),
+            },
+            message: AfterAttempt::Hide(delay),
+            handled: Handled::Failed {
+                order: id,
+                attempt: n,
+                delay,
+            },
+        }
+    }
+
+    /// Finishes an attempt as [`Fulfiller::decide`] says, through the ports.
+    pub async fn finish(&self, attempt: Attempt, entropy: u64) -> Result<Handled, PortError> {
+        let id = attempt.order.id;
+        let finish = self.decide(&attempt, entropy);
+        match self.store.transition(id, &finish.change).await {
             Ok(_) => {}
             Err(e) if e.kind == ErrorKind::Conflict => {
                 return self.settle_conflict(id, &attempt.receipt).await;
             }
             Err(e) => return Err(e),
         }
-        let delay = if n >= self.max_receive_count {
-            Duration::ZERO
-        } else {
-            self.backoff.after(n)
-        };
-        match self.queue.change_visibility(&attempt.receipt, delay).await {
-            Ok(()) => {}
-            // The lease ran out and another worker has the message: it decides.
-            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
-            Err(e) => return Err(e),
+        match finish.message {
+            AfterAttempt::Delete => self.delete_quietly(&attempt.receipt).await?,
+            AfterAttempt::Hide(delay) => {
+                match self.queue.change_visibility(&attempt.receipt, delay).await {
+                    Ok(()) => {}
+                    // The lease ran out and another worker has the message: it decides.
+                    Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        Ok(Handled::Failed {
-            order: id,
-            attempt: n,
-            delay,
-        })
+        Ok(finish.handled)
     }
 
     /// One whole attempt for one message.
@@ -195,8 +252,9 @@ impl Fulfiller {
     /// ran out and the message was received again) put the order back to
     /// `PENDING`, deleting the message would leave the order `PENDING` forever.
     async fn settle_conflict(&self, id: OrderId, receipt: &str) -> Result<Handled, PortError> {
-        match self.store.get(id).await? {
-            Some(order) if !order.status.is_terminal() => {
+        let status = self.store.get(id).await?.map(|o| o.status);
+        match Settle::for_status(status) {
+            Settle::KeepVisible => {
                 match self.queue.change_visibility(receipt, Duration::ZERO).await {
                     Ok(()) => {}
                     // Received again meanwhile: the newer receive decides.
@@ -205,7 +263,7 @@ impl Fulfiller {
                 }
                 Ok(Handled::Superseded(id))
             }
-            _ => {
+            Settle::Delete => {
                 self.delete_quietly(receipt).await?;
                 Ok(Handled::AlreadyTerminal(id))
             }

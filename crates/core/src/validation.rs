@@ -56,6 +56,26 @@ pub enum DecodeError {
     Invalid(Vec<FieldError>),
 }
 
+/// The rules that depend on [`Limits`], checked on an order already
+/// decoded (its other rules hold by its types), with the messages of
+/// [`decode_order`].
+pub fn check_limits(quantity: u32, price: Price, limits: &Limits) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !(1..=limits.max_quantity).contains(&quantity) {
+        errors.push(FieldError {
+            field: "quantity".into(),
+            message: format!("must be an integer from 1 to {}", limits.max_quantity),
+        });
+    }
+    if price.cents() > limits.max_price.cents() {
+        errors.push(FieldError {
+            field: "price".into(),
+            message: format!("must be at most {}", limits.max_price),
+        });
+    }
+    errors
+}
+
 const FIELDS: [&str; 5] = ["customerId", "productId", "quantity", "price", "metadata"];
 
 /// Decodes and validates an order body.

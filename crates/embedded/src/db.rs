@@ -7,7 +7,7 @@
 //! not by fsyncs. Readers use their own WAL connections.
 
 use dofs_core::ports::{ErrorKind, PortError};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,10 @@ use tokio::sync::oneshot;
 
 /// The most closures committed in one transaction.
 pub const MAX_BATCH: usize = 2048;
+
+/// The schema version this build writes (`PRAGMA user_version`). Version 1
+/// is the first release's file, which carried no version.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
@@ -29,7 +33,8 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     execution_arn TEXT NOT NULL,
-    failure_reason TEXT
+    failure_reason TEXT,
+    workflow INTEGER
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
 CREATE TABLE IF NOT EXISTS order_counts (
@@ -49,6 +54,10 @@ CREATE TABLE IF NOT EXISTS failed_orders (
     order_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failed_orders_by_order ON failed_orders (order_id);
+CREATE TABLE IF NOT EXISTS workflows (
+    id INTEGER PRIMARY KEY,
+    definition TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY,
     arn TEXT NOT NULL,
@@ -86,6 +95,96 @@ CREATE TABLE IF NOT EXISTS dlq (
     dead_at INTEGER NOT NULL
 );
 "#;
+
+/// From version 1 (the first release) to 2: orders name the workflow
+/// definition that accepted them, whose run is then not stored but made
+/// again when read (see [`crate::engine`]).
+const MIGRATE_1_TO_2: &str = r#"
+ALTER TABLE orders ADD COLUMN workflow INTEGER;
+CREATE TABLE IF NOT EXISTS workflows (
+    id INTEGER PRIMARY KEY,
+    definition TEXT NOT NULL UNIQUE
+);
+"#;
+
+/// What opening a file would do to its schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaPlan {
+    /// A new file: the schema is created at the current version.
+    Create,
+    /// Already at the current version.
+    Current,
+    /// An older file, migrated forward in one transaction.
+    Migrate { from: i64 },
+}
+
+impl std::fmt::Display for SchemaPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaPlan::Create => write!(f, "create schema version {SCHEMA_VERSION}"),
+            SchemaPlan::Current => write!(
+                f,
+                "schema version {SCHEMA_VERSION} is current; nothing to do"
+            ),
+            SchemaPlan::Migrate { from } => {
+                write!(
+                    f,
+                    "migrate schema version {from} to {SCHEMA_VERSION} in one transaction"
+                )
+            }
+        }
+    }
+}
+
+/// Reads the file's schema version and says what opening it would do; an
+/// error when a newer release wrote it.
+pub fn schema_plan(conn: &Connection) -> anyhow::Result<SchemaPlan> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let has_orders: bool = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orders'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    match (version, has_orders) {
+        (0, false) => Ok(SchemaPlan::Create),
+        (0, true) => Ok(SchemaPlan::Migrate { from: 1 }),
+        (v, _) if v == SCHEMA_VERSION => Ok(SchemaPlan::Current),
+        (v, _) if v > SCHEMA_VERSION => anyhow::bail!(
+            "the database has schema version {v}, written by a newer DOFS; this build knows \
+             versions up to {SCHEMA_VERSION}. Run the release that wrote it, or restore a backup made \
+             for this one"
+        ),
+        (v, _) => Ok(SchemaPlan::Migrate { from: v }),
+    }
+}
+
+/// Brings the file to [`SCHEMA_VERSION`] in one transaction.
+fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = schema_plan(conn).and_then(|plan| {
+        if let SchemaPlan::Migrate { from } = plan {
+            if from < 2 {
+                conn.execute_batch(MIGRATE_1_TO_2)?;
+            }
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(plan)
+    });
+    match done {
+        Ok(plan) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(plan)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
 
 /// The path of the database inside the data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -131,11 +230,22 @@ impl Db {
         let path = db_path(data_dir);
         let conn = open(&path, OpenFlags::default())
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        conn.execute_batch(SCHEMA)?;
+        let plan = migrate(&conn).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        if let SchemaPlan::Migrate { from } = plan {
+            tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
+        }
+        // Checkpoints run on their own thread, off the commit path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open(&path, OpenFlags::default())
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let (commits_tx, commits_rx) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("dofs-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, commits_tx))?;
+        std::thread::Builder::new()
+            .name("dofs-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, commits_rx))?;
         Ok(Db {
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -153,19 +263,16 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
         let job: Job = Box::new(move |conn: &Connection| {
-            let result = match conn.execute_batch("SAVEPOINT job") {
-                Err(e) => Err(sql_err(e)),
+            let result = match run(conn, "SAVEPOINT job") {
+                Err(e) => Err(e),
                 Ok(()) => {
                     let r = f(conn);
-                    let end = if r.is_ok() {
-                        "RELEASE job"
+                    let ended = if r.is_ok() {
+                        run(conn, "RELEASE job")
                     } else {
-                        "ROLLBACK TO job; RELEASE job"
+                        run(conn, "ROLLBACK TO job").and_then(|()| run(conn, "RELEASE job"))
                     };
-                    match conn.execute_batch(end) {
-                        Ok(()) => r,
-                        Err(e) => Err(sql_err(e)),
-                    }
+                    ended.and(r)
                 }
             };
             Box::new(move |commit: Result<(), PortError>| {
@@ -210,7 +317,34 @@ impl Db {
     }
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// Runs one statement of transaction control, prepared once per connection.
+fn run(conn: &Connection, sql: &str) -> Result<(), PortError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(|_| ())
+        .map_err(sql_err)
+}
+
+/// The shortest time between two checkpoints.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies the WAL into the database file after commits, at most every
+/// [`CHECKPOINT_EVERY`], on its own connection, so that no commit waits for
+/// it (nor for its fsync). A passive checkpoint never blocks the writer; once
+/// it has copied everything, the writer's next transaction starts the WAL
+/// again from its beginning, so the WAL stays small.
+fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>) {
+    let _ = conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024);
+    while commits.recv().is_ok() {
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "checkpoint failed; retrying after the next commit");
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, commits: mpsc::SyncSender<()>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
@@ -221,7 +355,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
+        let began = run(&conn, "BEGIN IMMEDIATE");
         if let Err(e) = began {
             let msg = e.to_string();
             for job in batch.drain(..) {
@@ -233,9 +367,12 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         for job in batch.drain(..) {
             replies.push(job(&conn));
         }
-        let committed = conn.execute_batch("COMMIT").map_err(sql_err);
+        let committed = run(&conn, "COMMIT");
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            // Wakes the checkpoint thread unless it is already due to run.
+            let _ = commits.try_send(());
         }
         for reply in replies.drain(..) {
             reply(match &committed {

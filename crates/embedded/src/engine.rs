@@ -1,22 +1,34 @@
 //! The embedded workflow engine: runs `workflow/order-processing.asl.json`
-//! with the [`dofs_workflow`] interpreter, mapping each Task `Resource` to an
-//! in-process task, and stores each execution's outcome and history.
+//! with the [`dofs_workflow`] interpreter, inside the order's own submit
+//! transaction.
 //!
-//! Tasks are idempotent, so an execution interrupted by a crash is simply run
-//! again from the start when the process restarts.
+//! The three Task resources the workflow names run in process and touch
+//! nothing but the order in hand: Validate Order checks it, Store Order and
+//! Queue For Fulfillment each ask for a write (the order row, its queue
+//! message). So a run needs no I/O of its own. It runs before the submit
+//! transaction, which then makes the writes the run asked for, together with
+//! the order, before the 202 is sent: an order is accepted, stored and queued
+//! in one commit, or not at all.
+//!
+//! A run is a pure function of the definition, the order and the moment it
+//! was accepted. So the history of a run that succeeded (stored the order and
+//! queued it) is not stored: the order names its definition (table
+//! `workflows`) and `GET /executions/{id}` runs it again to show the history
+//! ([`replay`]). Runs that ended otherwise keep their whole history in the
+//! `executions` table, as do executions of databases written before.
 
 use crate::db::{sql_err, Db};
-use crate::store::record_failure_in;
-use crate::submit::PendingExecution;
+use crate::store::{get_order, record_failure_in};
 use async_trait::async_trait;
-use dofs_core::ports::{OrderStore, PortError, Queue};
-use dofs_core::validation::{decode_order, DecodeError, Limits};
-use dofs_core::{Clock, FailedOrder, Order, OrderId, Timestamp};
-use dofs_workflow::{Definition, Event, Outcome, TaskError, TaskHandler, Timer};
-use rusqlite::params;
-use std::sync::Arc;
+use dofs_core::ports::{Execution, PortError};
+use dofs_core::validation::{check_limits, decode_order, DecodeError, FieldError, Limits};
+use dofs_core::{FailedOrder, Order, OrderId, Timestamp};
+use dofs_workflow::{
+    Definition, Event, EventSink, NoHistory, Outcome, TaskError, TaskHandler, Timer,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Semaphore};
 
 /// The workflow definition built into the binary.
 pub const ORDER_WORKFLOW: &str = include_str!("../../../workflow/order-processing.asl.json");
@@ -36,49 +48,186 @@ pub fn load_definition(source: &str) -> anyhow::Result<Definition> {
     Ok(def)
 }
 
-/// The in-process tasks.
-pub struct EmbeddedTasks {
-    pub store: Arc<dyn OrderStore>,
-    pub queue: Arc<dyn Queue>,
-    pub clock: Arc<dyn Clock>,
+/// The workflow the engine runs: its definition, the validation limits its
+/// Validate Order task applies, and the definition's row in `workflows`.
+pub struct Workflow {
+    pub def: Definition,
     pub limits: Limits,
+    /// The `workflows` row holding the definition's text.
+    pub id: i64,
 }
 
-fn transient(e: PortError) -> TaskError {
-    TaskError::new("TransientError", e.to_string())
-}
+impl Workflow {
+    /// Parses `source` and records it in `workflows` (once per distinct text).
+    pub async fn load(db: &Db, source: &str, limits: Limits) -> anyhow::Result<Workflow> {
+        let def = load_definition(source)?;
+        let text = source.to_owned();
+        let id = db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO workflows (definition) VALUES (?1) ON CONFLICT (definition) DO NOTHING",
+                    [&text],
+                )
+                .and_then(|_| {
+                    conn.query_row("SELECT id FROM workflows WHERE definition = ?1", [&text], |r| r.get(0))
+                })
+                .map_err(sql_err)
+            })
+            .await?;
+        Ok(Workflow { def, limits, id })
+    }
 
-/// Splits the workflow's `order` object into its id and a decoded order.
-fn order_from_input(
-    input: &serde_json::Value,
-    limits: &Limits,
-) -> Result<(OrderId, dofs_core::NewOrder), TaskError> {
-    let mut order = input
-        .get("order")
-        .and_then(|o| o.as_object())
-        .cloned()
-        .ok_or_else(|| TaskError::new("ValidationError", "the input has no order object"))?;
-    let id = order
-        .remove("orderId")
-        .and_then(|v| v.as_str().and_then(|s| OrderId::parse(s).ok()))
-        .ok_or_else(|| TaskError::new("ValidationError", "the order has no valid orderId"))?;
-    let body = serde_json::Value::Object(order).to_string();
-    match decode_order(body.as_bytes(), limits) {
-        Ok(o) => Ok((id, o)),
-        Err(DecodeError::Malformed(m)) => Err(TaskError::new("ValidationError", m)),
-        Err(DecodeError::Invalid(errors)) => Err(TaskError::new(
-            "ValidationError",
-            errors
-                .iter()
-                .map(|e| format!("{} {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
+    /// Runs the workflow for `order`, accepted at `at`. With `history`, the
+    /// run's events are kept.
+    pub async fn run(&self, order: &Order, at: Timestamp, history: bool) -> Run {
+        run_definition(&self.def, &self.limits, order, at, history).await
     }
 }
 
+/// The writes a run's tasks asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    /// Store Order ran.
+    pub stored: bool,
+    /// Queue For Fulfillment ran: the message's id and body.
+    pub sent: Option<(String, String)>,
+}
+
+/// One run of the workflow for one order.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub outcome: Outcome,
+    pub effects: Effects,
+    /// The history, when it was asked for.
+    pub events: Option<Vec<Event>>,
+}
+
+impl Run {
+    /// Whether the run can be made again to show its history instead of
+    /// storing it: it succeeded, stored the order and queued its message.
+    pub fn replayable(&self, order: OrderId) -> bool {
+        matches!(self.outcome, Outcome::Succeeded { .. })
+            && self.effects.stored
+            && self
+                .effects
+                .sent
+                .as_ref()
+                .is_some_and(|(id, _)| *id == order.to_string())
+    }
+
+    /// `SUCCEEDED` or `FAILED`.
+    pub fn status(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Succeeded { .. } => "SUCCEEDED",
+            Outcome::Failed { .. } => "FAILED",
+        }
+    }
+}
+
+/// The workflow's input for an order.
+pub fn workflow_input(order: &Order) -> serde_json::Value {
+    serde_json::json!({ "order": order.submitted_json() })
+}
+
+async fn run_definition(
+    def: &Definition,
+    limits: &Limits,
+    order: &Order,
+    at: Timestamp,
+    history: bool,
+) -> Run {
+    let tasks = OrderTasks {
+        order,
+        id: order.id.to_string(),
+        limits,
+        effects: Mutex::new(Effects::default()),
+    };
+    let timer = At(at);
+    let input = workflow_input(order);
+    let (outcome, events) = if history {
+        let mut events: Vec<Event> = Vec::new();
+        let outcome = dofs_workflow::execute(def, input, &tasks, &timer, &mut events).await;
+        (outcome, Some(events))
+    } else {
+        let mut none = NoHistory;
+        let sink: &mut dyn EventSink = &mut none;
+        (
+            dofs_workflow::execute(def, input, &tasks, &timer, sink).await,
+            None,
+        )
+    };
+    let effects = tasks
+        .effects
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Run {
+        outcome,
+        effects,
+        events,
+    }
+}
+
+/// The in-process tasks of one run. They read only their input and record
+/// the writes they ask for.
+struct OrderTasks<'a> {
+    /// The order the run is for, and its id as text.
+    order: &'a Order,
+    id: String,
+    limits: &'a Limits,
+    effects: Mutex<Effects>,
+}
+
+impl OrderTasks<'_> {
+    fn effects(&self) -> std::sync::MutexGuard<'_, Effects> {
+        self.effects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks the input's `order` object. For the order in hand, decoded
+    /// when it was accepted, only the rules that depend on the limits are
+    /// left to check; any other object is decoded now.
+    fn check_order(&self, input: &serde_json::Value) -> Result<String, TaskError> {
+        let order = input
+            .get("order")
+            .and_then(|o| o.as_object())
+            .ok_or_else(|| TaskError::new("ValidationError", "the input has no order object"))?;
+        let id = order
+            .get("orderId")
+            .and_then(|v| v.as_str())
+            .filter(|s| OrderId::parse(s).is_ok())
+            .ok_or_else(|| TaskError::new("ValidationError", "the order has no valid orderId"))?;
+        if id == self.id {
+            let errors = check_limits(self.order.quantity, self.order.price, self.limits);
+            return match errors.is_empty() {
+                true => Ok(id.to_owned()),
+                false => Err(invalid(&errors)),
+            };
+        }
+        let mut rest = order.clone();
+        rest.remove("orderId");
+        let body = serde_json::Value::Object(rest).to_string();
+        match decode_order(body.as_bytes(), self.limits) {
+            Ok(_) => Ok(id.to_owned()),
+            Err(DecodeError::Malformed(m)) => Err(TaskError::new("ValidationError", m)),
+            Err(DecodeError::Invalid(errors)) => Err(invalid(&errors)),
+        }
+    }
+}
+
+fn invalid(errors: &[FieldError]) -> TaskError {
+    TaskError::new(
+        "ValidationError",
+        errors
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
 #[async_trait]
-impl TaskHandler for EmbeddedTasks {
+impl TaskHandler for OrderTasks<'_> {
     async fn invoke(
         &self,
         resource: &str,
@@ -86,28 +235,19 @@ impl TaskHandler for EmbeddedTasks {
     ) -> Result<serde_json::Value, TaskError> {
         match resource {
             VALIDATE_RESOURCE => {
-                order_from_input(&input, &self.limits)?;
+                self.check_order(&input)?;
                 Ok(serde_json::json!({ "valid": true }))
             }
             STORE_RESOURCE => {
-                let (id, new_order) = order_from_input(&input, &self.limits)?;
-                let existing = self.store.get(id).await.map_err(transient)?;
-                let stored = match existing {
-                    Some(o) => o,
-                    None => {
-                        let arn = dofs_core::ports::execution_arn(
-                            "local",
-                            "000000000000",
-                            "unknown",
-                            &id.to_string(),
-                        );
-                        let order = Order::new(id, new_order, arn, self.clock.now());
-                        self.store.put_new(&order).await.map_err(transient)?
-                    }
-                };
-                Ok(
-                    serde_json::json!({ "orderId": stored.id.to_string(), "status": stored.status.as_str() }),
-                )
+                let id = self.check_order(&input)?;
+                if id != self.id {
+                    return Err(TaskError::new(
+                        "ValidationError",
+                        "Store Order can store only the order the execution is for",
+                    ));
+                }
+                self.effects().stored = true;
+                Ok(serde_json::json!({ "orderId": id, "status": "PENDING" }))
             }
             SEND_RESOURCE => {
                 let body = input.get("MessageBody").ok_or_else(|| {
@@ -124,8 +264,9 @@ impl TaskHandler for EmbeddedTasks {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                self.queue.send(&id, &body).await.map_err(transient)?;
-                Ok(serde_json::json!({ "MessageId": id }))
+                let reply = serde_json::json!({ "MessageId": id });
+                self.effects().sent = Some((id, body));
+                Ok(reply)
             }
             other => Err(TaskError::new(
                 "States.TaskFailed",
@@ -135,53 +276,21 @@ impl TaskHandler for EmbeddedTasks {
     }
 }
 
-/// Waits with tokio and reads the injected clock.
-struct TokioTimer(Arc<dyn Clock>);
+/// The clock of a run that does no I/O: every event carries the moment the
+/// order was accepted, and a retry's wait takes no time (the tasks never
+/// fail for a reason that time would cure).
+struct At(Timestamp);
 
 #[async_trait]
-impl Timer for TokioTimer {
+impl Timer for At {
     fn now_millis(&self) -> i64 {
-        self.0.now().millis()
+        self.0.millis()
     }
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
-    }
+    async fn sleep(&self, _duration: Duration) {}
 }
 
-/// Runs executions as they arrive, at most `concurrency` at once.
-pub async fn run_engine(
-    def: Arc<Definition>,
-    tasks: Arc<EmbeddedTasks>,
-    db: Db,
-    mut incoming: mpsc::UnboundedReceiver<PendingExecution>,
-    concurrency: usize,
-    mut stop: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        let pending = tokio::select! {
-            p = incoming.recv() => p,
-            _ = stop.changed() => None,
-        };
-        // Executions still queued here stay RUNNING in the file and resume at the next start.
-        let Some(pending) = pending else { break };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let (def, tasks, db) = (def.clone(), tasks.clone(), db.clone());
-        running.spawn(async move {
-            if let Err(e) = run_one(&def, &tasks, &db, pending).await {
-                tracing::error!(error = %e, "could not record a workflow execution; it resumes at the next start");
-            }
-            drop(permit);
-        });
-        while running.try_join_next().is_some() {}
-    }
-    while running.join_next().await.is_some() {}
-}
-
-fn event_json(e: &Event) -> serde_json::Value {
+/// An event as the API shows it.
+pub fn event_json(e: &Event) -> serde_json::Value {
     let mut v = serde_json::json!({
         "type": e.kind,
         "timestamp": Timestamp(e.timestamp_ms).to_string(),
@@ -195,76 +304,246 @@ fn event_json(e: &Event) -> serde_json::Value {
     v
 }
 
-/// Runs one execution to its end and records the outcome in one transaction.
-/// (Public so that the deterministic simulation can run executions one at a time.)
-pub async fn run_one(
-    def: &Definition,
-    tasks: &Arc<EmbeddedTasks>,
-    db: &Db,
-    pending: PendingExecution,
-) -> Result<(), PortError> {
-    let timer = TokioTimer(tasks.clock.clone());
-    let mut events: Vec<Event> = Vec::new();
-    let outcome = dofs_workflow::execute(
-        def,
-        pending.input.clone(),
-        tasks.as_ref(),
-        &timer,
-        &mut events,
+fn output_text(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Succeeded { output } => Some(output.to_string()),
+        Outcome::Failed { .. } => None,
+    }
+}
+
+/// Makes the writes of `run` for `order` inside the submit transaction (the
+/// order row itself is the caller's): the queue message, and for a run that
+/// cannot be replayed, its history; a run that failed fails the order.
+/// Returns whether the order was failed.
+pub(crate) fn apply_run(
+    conn: &Connection,
+    order: &Order,
+    run: &Run,
+    now: Timestamp,
+) -> Result<bool, PortError> {
+    if let Some((id, body)) = &run.effects.sent {
+        crate::queue::send_in(conn, id, body, now)?;
+    }
+    if run.replayable(order.id) {
+        return Ok(false);
+    }
+    let events = history_text(run);
+    conn.prepare_cached(
+        "INSERT INTO executions (id, arn, status, input, output, started_at, stopped_at, events) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET status = ?3, output = ?5, stopped_at = ?6, events = ?7",
     )
-    .await;
-    let history = serde_json::Value::Array(events.iter().map(event_json).collect()).to_string();
-    let now = tasks.clock.now();
-    let order = pending
-        .input
-        .get("order")
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    let order_id = order
-        .get("orderId")
-        .and_then(|v| v.as_str())
-        .and_then(|s| OrderId::parse(s).ok());
-    let (status, output, failure) = match &outcome {
-        Outcome::Succeeded { output } => ("SUCCEEDED", Some(output.to_string()), None),
-        Outcome::Failed { error, cause } => (
-            "FAILED",
-            None,
-            Some(format!("workflow failed: {error}: {cause}")),
-        ),
+    .and_then(|mut st| {
+        st.execute(params![
+            order.id.to_string(),
+            order.execution_arn,
+            run.status(),
+            workflow_input(order).to_string(),
+            output_text(&run.outcome),
+            now.millis(),
+            events
+        ])
+    })
+    .map_err(sql_err)?;
+    fail_order_of(conn, order.id, run, now)
+}
+
+fn history_text(run: &Run) -> String {
+    serde_json::Value::Array(
+        run.events
+            .iter()
+            .flatten()
+            .map(event_json)
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+/// A failed run fails its order: a failed-orders row and the order `FAILED`.
+fn fail_order_of(
+    conn: &Connection,
+    order: OrderId,
+    run: &Run,
+    now: Timestamp,
+) -> Result<bool, PortError> {
+    let Outcome::Failed { error, cause } = &run.outcome else {
+        return Ok(false);
     };
-    let id = pending.id.clone();
-    let newly_failed = db
-        .write(move |conn| {
-            conn.prepare_cached(
-                "UPDATE executions SET status = ?2, output = ?3, stopped_at = ?4, events = ?5 \
-             WHERE id = ?1 AND status = 'RUNNING'",
-            )
-            .and_then(|mut st| st.execute(params![id, status, output, now.millis(), history]))
-            .map_err(sql_err)?;
-            if let (Some(reason), Some(order_id)) = (failure, order_id) {
-                conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND visible_at IS NULL")
-                    .and_then(|mut st| st.execute([order_id.to_string()]))
-                    .map_err(sql_err)?;
-                let failed = FailedOrder {
-                    order_id,
-                    reason,
-                    attempts: 0,
-                    failed_at: now,
-                    order,
-                };
-                let accepted_at = crate::store::get_order(conn, order_id)?.map(|o| o.created_at);
-                if record_failure_in(conn, &failed)? {
-                    return Ok(accepted_at);
-                }
-            }
-            Ok(None)
+    conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND visible_at IS NULL")
+        .and_then(|mut st| st.execute([order.to_string()]))
+        .map_err(sql_err)?;
+    let Some(stored) = get_order(conn, order)? else {
+        return Ok(false);
+    };
+    let failed = FailedOrder {
+        order_id: order,
+        reason: format!("workflow failed: {error}: {cause}"),
+        attempts: 0,
+        failed_at: now,
+        order: stored.submitted_json(),
+    };
+    record_failure_in(conn, &failed)
+}
+
+/// Finishes the executions that a database written by an earlier release
+/// left `RUNNING` (their orders stored, their messages held): each is run
+/// again and recorded, and its message released, in one transaction.
+/// Returns how many were finished.
+pub async fn finish_running(
+    db: &Db,
+    workflow: &Workflow,
+    now: Timestamp,
+) -> Result<usize, PortError> {
+    let ids: Vec<String> = db
+        .read(|conn| {
+            conn.prepare("SELECT id FROM executions WHERE status = 'RUNNING' ORDER BY started_at")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql_err)
         })
         .await?;
-    metrics::counter!("dofs_workflow_executions_total", "status" => status).increment(1);
-    if let Some(accepted_at) = newly_failed {
-        crate::workers::record_terminal("FAILED", accepted_at, now);
+    let mut finished = 0;
+    for id in ids {
+        let Ok(order_id) = OrderId::parse(&id) else {
+            continue;
+        };
+        let Some(order) = db.read(move |conn| get_order(conn, order_id)).await? else {
+            continue;
+        };
+        let run = workflow.run(&order, now, true).await;
+        let failed = db
+            .write(move |conn| {
+                if let Some((id, _)) = &run.effects.sent {
+                    conn.prepare_cached(
+                        "UPDATE queue SET visible_at = ?2 WHERE id = ?1 AND visible_at IS NULL",
+                    )
+                    .and_then(|mut st| st.execute(params![id, now.millis()]))
+                    .map_err(sql_err)?;
+                }
+                conn.prepare_cached(
+                    "UPDATE executions SET status = ?2, output = ?3, stopped_at = ?4, events = ?5 \
+                     WHERE id = ?1 AND status = 'RUNNING'",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        order.id.to_string(),
+                        run.status(),
+                        output_text(&run.outcome),
+                        now.millis(),
+                        history_text(&run)
+                    ])
+                })
+                .map_err(sql_err)?;
+                fail_order_of(conn, order.id, &run, now)
+            })
+            .await?;
+        if failed {
+            crate::workers::record_terminal("FAILED", order.created_at, now);
+        }
+        finished += 1;
     }
-    let order_text = order_id.map(|o| o.to_string()).unwrap_or_default();
-    tracing::debug!(orderId = %order_text, executionId = %pending.id, status, "workflow execution finished");
-    Ok(())
+    Ok(finished)
+}
+
+/// Shows an execution: the stored one, or for an order whose run was not
+/// stored, that run made again from its definition.
+pub(crate) async fn read_execution(
+    db: &Db,
+    definitions: &Mutex<Vec<(i64, std::sync::Arc<Definition>)>>,
+    id: &str,
+) -> Result<Option<Execution>, PortError> {
+    let key = id.to_owned();
+    let (stored, order) = db
+        .read(move |conn| {
+            let stored = conn
+                .prepare_cached(
+                    "SELECT arn, status, input, output, started_at, stopped_at, events FROM executions WHERE id = ?1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([&key], |r| {
+                        let input: String = r.get(2)?;
+                        let output: Option<String> = r.get(3)?;
+                        let events: String = r.get(6)?;
+                        Ok(Execution {
+                            arn: r.get(0)?,
+                            status: r.get(1)?,
+                            input: serde_json::from_str(&input).unwrap_or(serde_json::Value::Null),
+                            output: output.and_then(|o| serde_json::from_str(&o).ok()),
+                            started_at: Timestamp(r.get(4)?),
+                            stopped_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+                            events: serde_json::from_str(&events).unwrap_or_default(),
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(sql_err)?;
+            if stored.is_some() {
+                return Ok((stored, None));
+            }
+            let Ok(order_id) = OrderId::parse(&key) else {
+                return Ok((None, None));
+            };
+            let Some(order) = get_order(conn, order_id)? else {
+                return Ok((None, None));
+            };
+            let workflow: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT w.id, w.definition FROM orders o JOIN workflows w ON w.id = o.workflow WHERE o.id = ?1",
+                )
+                .and_then(|mut st| st.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(sql_err)?;
+            Ok((None, workflow.map(|w| (order, w))))
+        })
+        .await?;
+    if stored.is_some() {
+        return Ok(stored);
+    }
+    let Some((order, (workflow_id, text))) = order else {
+        return Ok(None);
+    };
+    let def = definition(definitions, workflow_id, &text)?;
+    Ok(Some(replay(&def, &order).await))
+}
+
+/// The parsed definition of `workflows` row `id`, parsed once.
+fn definition(
+    cache: &Mutex<Vec<(i64, std::sync::Arc<Definition>)>>,
+    id: i64,
+    text: &str,
+) -> Result<std::sync::Arc<Definition>, PortError> {
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, def)) = cache.iter().find(|(i, _)| *i == id) {
+        return Ok(def.clone());
+    }
+    let def = std::sync::Arc::new(Definition::parse(text).map_err(|e| {
+        PortError::new(
+            dofs_core::ports::ErrorKind::Internal,
+            format!("stored workflow definition {id}: {e}"),
+        )
+    })?);
+    cache.push((id, def.clone()));
+    Ok(def)
+}
+
+/// The execution of an order accepted by `def`, made again: the same input,
+/// tasks and clock give the same history.
+pub async fn replay(def: &Definition, order: &Order) -> Execution {
+    // The run succeeded when the order was accepted, under the limits of that
+    // day; whatever they are now, its Validate Order passed.
+    let limits = Limits {
+        max_quantity: u32::MAX,
+        max_price: dofs_core::Price::from_cents(u64::MAX),
+    };
+    let run = run_definition(def, &limits, order, order.created_at, true).await;
+    Execution {
+        arn: order.execution_arn.clone(),
+        status: run.status().to_owned(),
+        input: workflow_input(order),
+        output: match &run.outcome {
+            Outcome::Succeeded { output } => Some(output.clone()),
+            Outcome::Failed { .. } => None,
+        },
+        started_at: order.created_at,
+        stopped_at: Some(order.created_at),
+        events: run.events.iter().flatten().map(event_json).collect(),
+    }
 }

@@ -4,9 +4,10 @@
 //! - [`db`]: the file, its schema, the single group-committing writer, readers.
 //! - [`store`]: `SqliteOrderStore` (orders, counts, fulfillments, failed orders).
 //! - [`queue`]: `SqliteQueue`, the orders queue and its DLQ with SQS semantics.
-//! - [`submit`]: the submit transaction (order + execution + queue message),
-//!   the execution log and the operator actions.
-//! - [`engine`]: runs the ASL workflow with in-process tasks.
+//! - [`engine`]: runs the ASL workflow with in-process tasks, for the submit
+//!   transaction, and again to show a history that was not stored.
+//! - [`submit`]: the submit transaction (order + queue message, with the
+//!   workflow's run), the execution log and the operator actions.
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
 //! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
@@ -27,7 +28,7 @@ use dofs_core::FulfillmentPolicy;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use db::Db;
@@ -81,12 +82,12 @@ pub struct Embedded {
     db: Db,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
-    engine: JoinHandle<()>,
 }
 
 impl Embedded {
-    /// Opens the data directory, resumes executions left `RUNNING`, and starts
-    /// the engine, the workers and the dead-letter recorder.
+    /// Opens the data directory (migrating an older schema), finishes the
+    /// executions an earlier release left `RUNNING`, and starts the workers
+    /// and the dead-letter recorder.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Embedded> {
         Embedded::start_with_clock(config, Arc::new(SystemClock)).await
     }
@@ -96,12 +97,24 @@ impl Embedded {
         config: EmbeddedConfig,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Embedded> {
-        let def =
-            engine::load_definition(config.workflow.as_deref().unwrap_or(engine::ORDER_WORKFLOW))?;
         let db = Db::open(&config.data_dir)?;
+        let workflow = Arc::new(
+            engine::Workflow::load(
+                &db,
+                config.workflow.as_deref().unwrap_or(engine::ORDER_WORKFLOW),
+                config.limits,
+            )
+            .await?,
+        );
+        let finished = engine::finish_running(&db, &workflow, clock.now()).await?;
+        if finished > 0 {
+            tracing::info!(
+                finished,
+                "finished the executions an earlier release left running"
+            );
+        }
         let store = Arc::new(SqliteOrderStore::new(db.clone()));
         let queue = SqliteQueue::new(db.clone(), clock.clone(), config.max_receive_count);
-        let (to_engine, from_api) = mpsc::unbounded_channel();
         let state_machine = format!("dofs-{}-order-processing", config.environment);
         let backend = Backend {
             orders: store.clone(),
@@ -110,7 +123,8 @@ impl Embedded {
                 db.clone(),
                 clock.clone(),
                 state_machine,
-                to_engine.clone(),
+                workflow,
+                queue.clone(),
             )),
             executions: Arc::new(SqliteExecutionLog::new(db.clone())),
             operations: Arc::new(SqliteOperations::new(
@@ -120,26 +134,7 @@ impl Embedded {
             )),
             clock: clock.clone(),
         };
-
-        for pending in submit::running_executions(&db).await? {
-            let _ = to_engine.send(pending);
-        }
-        drop(to_engine);
-        let tasks = Arc::new(engine::EmbeddedTasks {
-            store: store.clone(),
-            queue: Arc::new(queue.clone()),
-            clock: clock.clone(),
-            limits: config.limits,
-        });
         let (stop, stopped) = watch::channel(false);
-        let engine = tokio::spawn(engine::run_engine(
-            Arc::new(def),
-            tasks,
-            db.clone(),
-            from_api,
-            512,
-            stopped.clone(),
-        ));
 
         let fulfiller = Fulfiller {
             store: store.clone(),
@@ -154,6 +149,7 @@ impl Embedded {
             workers.push(tokio::spawn(workers::run_worker(
                 i,
                 fulfiller.clone(),
+                db.clone(),
                 queue.clone(),
                 config.visibility_timeout,
                 config.delay,
@@ -171,7 +167,6 @@ impl Embedded {
             db,
             stop,
             workers,
-            engine,
         })
     }
 
@@ -185,14 +180,12 @@ impl Embedded {
         &self.db
     }
 
-    /// Stops the workers after their current batch and waits for them and for
-    /// running executions. Messages in flight return after their timeout;
-    /// executions not finished resume at the next start.
+    /// Stops the workers after their current batch and waits for them.
+    /// Messages in flight return after their timeout.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for w in self.workers {
             let _ = w.await;
         }
-        let _ = self.engine.await;
     }
 }

@@ -2,9 +2,9 @@
 //! semantics, in the SQLite file.
 //!
 //! A receipt is `<message id>#<receive count>`: it stays valid until the
-//! message is received again. A message whose `visible_at` is NULL is held: it
-//! was written by the submit transaction (the outbox) and becomes receivable
-//! when the workflow's enqueue step sends it.
+//! message is received again. A message whose `visible_at` is NULL is held:
+//! databases written by the first release held each order's message until
+//! its execution ran; [`crate::engine::finish_running`] releases them.
 
 use crate::db::{sql_err, Db};
 use async_trait::async_trait;
@@ -46,25 +46,6 @@ fn parse_receipt(receipt: &str) -> Result<(String, u32), PortError> {
         .rsplit_once('#')
         .and_then(|(id, n)| Some((id.to_owned(), n.parse().ok()?)))
         .ok_or_else(|| PortError::not_found("receipt is not valid"))
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Inserts a message held until the workflow sends it (the submit outbox).
-pub(crate) fn insert_held(
-    conn: &Connection,
-    id: &str,
-    body: &str,
-    now: Timestamp,
-) -> Result<(), PortError> {
-    conn.prepare_cached(
-        "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, NULL)",
-    )
-    .and_then(|mut st| st.execute(params![id, body, now.millis()]))
-    .map_err(sql_err)?;
-    Ok(())
 }
 
 /// Sends a message inside the writer's transaction (see [`Queue::send`]).
@@ -121,56 +102,9 @@ impl Queue for SqliteQueue {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, PortError> {
         let now = self.clock.now();
         let limit = self.max_receive_count;
-        let hide_until = now.plus_millis(ms(visibility));
         let (out, dead) = self
             .db
-            .write(move |conn| {
-                let candidates: Vec<(String, String, i64, u32)> = conn
-                    .prepare_cached(
-                        "SELECT id, body, sent_at, receive_count FROM queue \
-                         WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
-                    )
-                    .and_then(|mut st| {
-                        st.query_map(params![now.millis(), max as i64], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                        })?
-                        .collect()
-                    })
-                    .map_err(sql_err)?;
-                let mut out = Vec::with_capacity(candidates.len());
-                let mut dead = 0usize;
-                for (id, body, sent_at, count) in candidates {
-                    if count >= limit {
-                        dead += 1;
-                        conn.prepare_cached(
-                            "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
-                             SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
-                             ON CONFLICT (id) DO NOTHING",
-                        )
-                        .and_then(|mut st| st.execute(params![id, now.millis()]))
-                        .map_err(sql_err)?;
-                        conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
-                            .and_then(|mut st| st.execute([&id]))
-                            .map_err(sql_err)?;
-                        continue;
-                    }
-                    let n = count + 1;
-                    conn.prepare_cached(
-                        "UPDATE queue SET receive_count = ?2, visible_at = ?3, \
-                         first_received_at = COALESCE(first_received_at, ?4) WHERE id = ?1",
-                    )
-                    .and_then(|mut st| st.execute(params![id, n, hide_until.millis(), now.millis()]))
-                    .map_err(sql_err)?;
-                    out.push(Received {
-                        receipt: format!("{id}#{n}"),
-                        id,
-                        body,
-                        receive_count: n,
-                        sent_at: Timestamp(sent_at),
-                    });
-                }
-                Ok((out, dead))
-            })
+            .write(move |conn| receive_in(conn, now, max, visibility, limit))
             .await?;
         if dead > 0 {
             crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
@@ -179,42 +113,15 @@ impl Queue for SqliteQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), PortError> {
-        let (id, n) = parse_receipt(receipt)?;
-        self.db
-            .write(move |conn| {
-                let deleted = conn
-                    .prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")
-                    .and_then(|mut st| st.execute(params![id, n]))
-                    .map_err(sql_err)?;
-                if deleted == 0 && message_count(conn, &id)?.is_some() {
-                    return Err(PortError::conflict(
-                        "the receipt is stale: the message was received again",
-                    ));
-                }
-                Ok(())
-            })
-            .await
+        let receipt = receipt.to_owned();
+        self.db.write(move |conn| delete_in(conn, &receipt)).await
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
-        let (id, n) = parse_receipt(receipt)?;
+        let receipt = receipt.to_owned();
         let visible_at = self.clock.now().plus_millis(ms(timeout));
         self.db
-            .write(move |conn| {
-                let changed = conn
-                    .prepare_cached(
-                        "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
-                    )
-                    .and_then(|mut st| st.execute(params![id, n, visible_at.millis()]))
-                    .map_err(sql_err)?;
-                match (changed, message_count(conn, &id)?) {
-                    (0, Some(_)) => Err(PortError::conflict(
-                        "the receipt is stale: the message was received again",
-                    )),
-                    (0, None) => Err(PortError::not_found("the message was deleted")),
-                    _ => Ok(()),
-                }
-            })
+            .write(move |conn| change_visibility_in(conn, &receipt, visible_at))
             .await?;
         if timeout.is_zero() {
             self.ready.notify_waiters();
@@ -293,6 +200,106 @@ impl Queue for SqliteQueue {
             })
             .await
     }
+}
+
+/// Receives up to `max` visible messages inside the writer's transaction
+/// (see [`Queue::receive`]), hiding each for `visibility`. A message already
+/// received `limit` times moves to the dead-letter queue instead. Returns the
+/// messages and how many moved.
+pub(crate) fn receive_in(
+    conn: &Connection,
+    now: Timestamp,
+    max: usize,
+    visibility: Duration,
+    limit: u32,
+) -> Result<(Vec<Received>, usize), PortError> {
+    let hide_until = now.plus_millis(ms(visibility));
+    let candidates: Vec<(String, String, i64, u32)> = conn
+        .prepare_cached(
+            "SELECT id, body, sent_at, receive_count FROM queue \
+             WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![now.millis(), max as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect()
+        })
+        .map_err(sql_err)?;
+    let mut out = Vec::with_capacity(candidates.len());
+    let mut dead = 0usize;
+    for (id, body, sent_at, count) in candidates {
+        if count >= limit {
+            dead += 1;
+            conn.prepare_cached(
+                "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
+                 SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![id, now.millis()]))
+            .map_err(sql_err)?;
+            conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
+                .and_then(|mut st| st.execute([&id]))
+                .map_err(sql_err)?;
+            continue;
+        }
+        let n = count + 1;
+        conn.prepare_cached(
+            "UPDATE queue SET receive_count = ?2, visible_at = ?3, \
+             first_received_at = COALESCE(first_received_at, ?4) WHERE id = ?1",
+        )
+        .and_then(|mut st| st.execute(params![id, n, hide_until.millis(), now.millis()]))
+        .map_err(sql_err)?;
+        out.push(Received {
+            receipt: format!("{id}#{n}"),
+            id,
+            body,
+            receive_count: n,
+            sent_at: Timestamp(sent_at),
+        });
+    }
+    Ok((out, dead))
+}
+
+/// Deletes a received message inside the writer's transaction (see [`Queue::delete`]).
+pub(crate) fn delete_in(conn: &Connection, receipt: &str) -> Result<(), PortError> {
+    let (id, n) = parse_receipt(receipt)?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")
+        .and_then(|mut st| st.execute(params![id, n]))
+        .map_err(sql_err)?;
+    if deleted == 0 && message_count(conn, &id)?.is_some() {
+        return Err(PortError::conflict(
+            "the receipt is stale: the message was received again",
+        ));
+    }
+    Ok(())
+}
+
+/// Makes a received message visible at `visible_at`, inside the writer's
+/// transaction (see [`Queue::change_visibility`]).
+pub(crate) fn change_visibility_in(
+    conn: &Connection,
+    receipt: &str,
+    visible_at: Timestamp,
+) -> Result<(), PortError> {
+    let (id, n) = parse_receipt(receipt)?;
+    let changed = conn
+        .prepare_cached("UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2")
+        .and_then(|mut st| st.execute(params![id, n, visible_at.millis()]))
+        .map_err(sql_err)?;
+    match (changed, message_count(conn, &id)?) {
+        (0, Some(_)) => Err(PortError::conflict(
+            "the receipt is stale: the message was received again",
+        )),
+        (0, None) => Err(PortError::not_found("the message was deleted")),
+        _ => Ok(()),
+    }
+}
+
+/// `d` in whole milliseconds.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Dead letters after sequence number `after`, oldest first, with their sequence numbers.

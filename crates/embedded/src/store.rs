@@ -71,12 +71,19 @@ fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
     Ok(Metadata(out))
 }
 
-/// Inserts a new order and counts it. Fails on a duplicate id.
-pub(crate) fn insert_order(conn: &Connection, o: &Order) -> Result<(), PortError> {
+/// Inserts a new order and counts it. Fails on a duplicate id. `workflow`
+/// names the definition whose run for it can be made again (see
+/// [`crate::engine`]).
+pub(crate) fn insert_order(
+    conn: &Connection,
+    o: &Order,
+    workflow: Option<i64>,
+) -> Result<(), PortError> {
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
-         created_at, updated_at, execution_arn, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         created_at, updated_at, execution_arn, failure_reason, workflow) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -92,6 +99,7 @@ pub(crate) fn insert_order(conn: &Connection, o: &Order) -> Result<(), PortError
             o.updated_at.millis(),
             o.execution_arn,
             o.failure_reason,
+            workflow,
         ])
     })
     .map_err(sql_err)?;
@@ -204,7 +212,7 @@ impl OrderStore for SqliteOrderStore {
                     order.id
                 ))),
                 None => {
-                    insert_order(conn, &order)?;
+                    insert_order(conn, &order, None)?;
                     Ok(order)
                 }
             })

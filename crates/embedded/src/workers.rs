@@ -1,23 +1,29 @@
 //! Fulfillment workers and the dead-letter recorder.
 //!
-//! Each worker receives a batch from the orders queue and runs one attempt per
-//! message through the shared [`Fulfiller`] use case. The recorder watches the
-//! dead-letter queue and records each new dead letter (failed-orders row and
-//! order `FAILED`) in the same transaction that reads it.
+//! A worker takes a batch from the orders queue and starts an attempt for
+//! each message in one transaction ([`receive_and_begin`]), runs the
+//! attempts, and finishes them all in a second one ([`finish_attempts`]).
+//! What each step does to an order and its message is decided by the shared
+//! [`Fulfiller`] (the same decisions as on AWS, where each runs through the
+//! ports). The recorder watches the dead-letter queue and records each new
+//! dead letter (failed-orders row and order `FAILED`) in the same
+//! transaction that reads it.
 
 use crate::db::{sql_err, Db};
-use crate::queue::{dead_letters_after, SqliteQueue};
-use crate::store::{get_order, record_failure_in};
-use dofs_core::ports::{PortError, Queue};
-use dofs_core::service::{failure_for, Fulfiller, Handled, OrderMessage};
+use crate::queue::{change_visibility_in, dead_letters_after, delete_in, receive_in, SqliteQueue};
+use crate::store::{apply_transition, get_order, record_failure_in};
+use dofs_core::ports::{ErrorKind, PortError};
+use dofs_core::service::{
+    failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
+};
 use dofs_core::{Clock, Timestamp};
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Messages a worker takes per receive.
-pub const BATCH: usize = 32;
+/// Messages a worker takes per batch.
+pub const BATCH: usize = 128;
 
 /// A small, fast, non-cryptographic random source for unseeded outcomes.
 struct Entropy(u64);
@@ -42,6 +48,7 @@ impl Entropy {
 pub async fn run_worker(
     index: usize,
     fulfiller: Fulfiller,
+    db: Db,
     queue: SqliteQueue,
     visibility: Duration,
     delay: Duration,
@@ -49,7 +56,7 @@ pub async fn run_worker(
 ) {
     let mut entropy = Entropy::new(index as u64 + 1);
     while !*stop.borrow() {
-        let batch = match queue.receive(BATCH, visibility).await {
+        let begun = match receive_and_begin(&db, &fulfiller, BATCH, visibility).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "receive failed; retrying");
@@ -57,44 +64,197 @@ pub async fn run_worker(
                 continue;
             }
         };
-        if !batch.is_empty() {
-            crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
+        if begun.dead > 0 {
+            crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
+            queue.ready.notify_waiters();
         }
-        if batch.is_empty() {
+        if begun.received == 0 {
             tokio::select! {
                 _ = queue.wait_ready(Duration::from_millis(50)) => {}
                 _ = stop.changed() => {}
             }
             continue;
         }
-        let mut attempts = tokio::task::JoinSet::new();
-        for msg in batch {
-            let f = fulfiller.clone();
-            let e = entropy.next();
-            attempts.spawn(async move {
-                let attempt = match f.begin(&msg).await {
-                    Ok(Ok(attempt)) => attempt,
-                    Ok(Err(_)) => return,
-                    Err(err) => {
-                        tracing::warn!(error = %err, message = %msg.id, "could not start an attempt; the message returns after its timeout");
-                        return;
-                    }
-                };
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                let order_id = attempt.order.id;
-                let accepted_at = attempt.order.created_at;
-                match f.finish(attempt, e).await {
-                    Ok(handled) => {
-                        record_attempt(&handled, accepted_at, f.clock.now());
-                        tracing::debug!(orderId = %order_id, executionId = %order_id, ?handled, "fulfillment attempt");
-                    }
-                    Err(err) => tracing::warn!(orderId = %order_id, error = %err, "could not finish an attempt; the message returns after its timeout"),
-                }
-            });
+        crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
+        if begun.attempts.is_empty() {
+            continue;
         }
-        while attempts.join_next().await.is_some() {}
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let attempts = begun
+            .attempts
+            .into_iter()
+            .map(|a| (a, entropy.next()))
+            .collect();
+        match finish_attempts(&db, &fulfiller, attempts).await {
+            Ok(finished) => {
+                let now = fulfiller.clock.now();
+                let mut visible_now = false;
+                for (handled, accepted_at) in &finished {
+                    record_attempt(handled, *accepted_at, now);
+                    visible_now |= matches!(
+                        handled,
+                        Handled::Superseded(_)
+                            | Handled::Failed {
+                                delay: Duration::ZERO,
+                                ..
+                            }
+                    );
+                    if let Some(id) = order_of(handled) {
+                        tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt");
+                    }
+                }
+                if visible_now {
+                    queue.ready.notify_waiters();
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
+            }
+        }
+    }
+}
+
+/// What [`receive_and_begin`] did.
+#[derive(Debug, Default)]
+pub struct Begun {
+    /// Messages received.
+    pub received: usize,
+    /// Messages moved to the dead-letter queue instead (their receive limit reached).
+    pub dead: usize,
+    /// Attempts started: their orders are `PROCESSING`.
+    pub attempts: Vec<Attempt>,
+    /// Messages with nothing to attempt (deleted): redeliveries of terminal
+    /// orders, and bodies that name no order.
+    pub skipped: Vec<Handled>,
+}
+
+/// Receives up to `max` messages and starts an attempt for each, in one
+/// transaction: each order becomes `PROCESSING` with its attempt number, as
+/// [`Fulfiller::begin_change`] says, or its message is deleted when there is
+/// nothing to attempt.
+pub async fn receive_and_begin(
+    db: &Db,
+    fulfiller: &Fulfiller,
+    max: usize,
+    visibility: Duration,
+) -> Result<Begun, PortError> {
+    let now = fulfiller.clock.now();
+    let f = fulfiller.clone();
+    db.write(move |conn| {
+        let (messages, dead) = receive_in(conn, now, max, visibility, f.max_receive_count)?;
+        let mut begun = Begun {
+            received: messages.len(),
+            dead,
+            ..Begun::default()
+        };
+        for msg in messages {
+            let Some(OrderMessage { order_id }) = OrderMessage::parse(&msg.body) else {
+                delete_in(conn, &msg.receipt)?;
+                begun.skipped.push(Handled::Discarded);
+                continue;
+            };
+            match apply_transition(conn, order_id, &f.begin_change(&msg)) {
+                Ok(order) => begun.attempts.push(Attempt {
+                    order,
+                    number: msg.receive_count,
+                    receipt: msg.receipt,
+                }),
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    delete_in(conn, &msg.receipt)?;
+                    begun.skipped.push(Handled::Discarded);
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    // Terminal already: a redelivery, or a dead letter recorded meanwhile.
+                    delete_in(conn, &msg.receipt)?;
+                    begun.skipped.push(Handled::AlreadyTerminal(order_id));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(begun)
+    })
+    .await
+}
+
+/// Finishes attempts (each with its entropy for the outcome) in one
+/// transaction, as [`Fulfiller::decide`] says: the order's status change,
+/// then its message deleted or hidden for the backoff. When the order
+/// changed under an attempt, the message is kept or deleted as [`Settle`]
+/// says. Returns what each attempt did and when its order was accepted.
+pub async fn finish_attempts(
+    db: &Db,
+    fulfiller: &Fulfiller,
+    attempts: Vec<(Attempt, u64)>,
+) -> Result<Vec<(Handled, Timestamp)>, PortError> {
+    let f = fulfiller.clone();
+    db.write(move |conn| {
+        let now = f.clock.now();
+        let mut out = Vec::with_capacity(attempts.len());
+        for (attempt, entropy) in attempts {
+            let accepted_at = attempt.order.created_at;
+            out.push((finish_in(conn, &f, &attempt, entropy, now)?, accepted_at));
+        }
+        Ok(out)
+    })
+    .await
+}
+
+fn finish_in(
+    conn: &Connection,
+    f: &Fulfiller,
+    attempt: &Attempt,
+    entropy: u64,
+    now: Timestamp,
+) -> Result<Handled, PortError> {
+    let id = attempt.order.id;
+    let finish = f.decide(attempt, entropy);
+    match apply_transition(conn, id, &finish.change) {
+        Ok(_) => {}
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            let status = get_order(conn, id)?.map(|o| o.status);
+            return match Settle::for_status(status) {
+                Settle::KeepVisible => {
+                    ignore_stale(change_visibility_in(conn, &attempt.receipt, now))?;
+                    Ok(Handled::Superseded(id))
+                }
+                Settle::Delete => {
+                    ignore_stale(delete_in(conn, &attempt.receipt))?;
+                    Ok(Handled::AlreadyTerminal(id))
+                }
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    match finish.message {
+        AfterAttempt::Delete => ignore_stale(delete_in(conn, &attempt.receipt))?,
+        AfterAttempt::Hide(delay) => ignore_stale(change_visibility_in(
+            conn,
+            &attempt.receipt,
+            now.plus_millis(crate::queue::ms(delay)),
+        ))?,
+    }
+    Ok(finish.handled)
+}
+
+/// The order an attempt was about.
+fn order_of(handled: &Handled) -> Option<dofs_core::OrderId> {
+    match handled {
+        Handled::Fulfilled(id) | Handled::AlreadyTerminal(id) | Handled::Superseded(id) => {
+            Some(*id)
+        }
+        Handled::Failed { order, .. } => Some(*order),
+        Handled::Discarded => None,
+    }
+}
+
+/// A stale receipt (the lease ran out and the message was received again,
+/// or it is gone) is not an error here: the newer receive decides.
+fn ignore_stale(r: Result<(), PortError>) -> Result<(), PortError> {
+    match r {
+        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => Ok(()),
+        other => other,
     }
 }
 

@@ -1,15 +1,17 @@
 //! Deterministic simulation of the embedded system.
 //!
 //! One seed decides everything: the orders submitted, which step runs next
-//! (submit, run a workflow execution, receive, begin or finish an attempt,
+//! (submit, receive a batch and begin its attempts, finish some attempts,
 //! record dead letters, advance the clock, crash), where a step is cut short
-//! by a crash, and the fulfillment outcomes (a seeded policy). The real
-//! components run single-threaded against a real SQLite file: the submit
-//! transaction (`SqliteWorkflowStarter`), the workflow engine (`run_one`), the
-//! queue and its DLQ (`SqliteQueue`), the store, the shared `Fulfiller` and the
-//! dead-letter recorder. Time is a `ManualClock`. A crash drops every
-//! component and everything in memory (messages in hand, attempts under way,
-//! executions not yet run) and reopens the file, as a restart would.
+//! by a crash (before its transaction, or after its commit and before its
+//! caller saw the result), and the fulfillment outcomes (a seeded policy).
+//! The real components run single-threaded against a real SQLite file: the
+//! submit transaction with its workflow run (`SqliteWorkflowStarter`), the
+//! workers' batch transactions (`receive_and_begin`, `finish_attempts`, with
+//! the shared `Fulfiller`'s decisions), the queue and its DLQ, the store and
+//! the dead-letter recorder. Time is a `ManualClock`. A crash drops every
+//! component and everything in memory (attempts under way) and reopens the
+//! file, as a restart would.
 //!
 //! After every step the contract's invariants are checked; at the end the
 //! system is drained (no more crashes) and every acknowledged order must be
@@ -21,28 +23,21 @@
 //! `DOFS_SIM_SEED=<seed> cargo test -p dofs-embedded --test simulation -- --nocapture`
 //! (add `DOFS_SIM_TRACE=1` to print every step).
 
-use async_trait::async_trait;
 use dofs_core::ports::{
-    DeadLetter, ErrorKind, IdempotencyClaim, ManualClock, OrderStore, Page, PortError, Queue,
-    QueueDepth, Received, Submitted, Transition, WorkflowStarter,
+    ErrorKind, IdempotencyClaim, ManualClock, PortError, Submitted, WorkflowStarter,
 };
 use dofs_core::service::{Attempt, Backoff, Fulfiller, Handled};
 use dofs_core::validation::{decode_order, Limits};
-use dofs_core::{Clock, FailedOrder, FulfillmentPolicy, Order, OrderId, OrderStatus, Timestamp};
-use dofs_embedded::engine::{load_definition, run_one, EmbeddedTasks, ORDER_WORKFLOW};
-use dofs_embedded::submit::{running_executions, PendingExecution};
-use dofs_embedded::workers::record_dead_letters;
+use dofs_core::{Clock, FulfillmentPolicy, OrderId, OrderStatus, Timestamp};
+use dofs_embedded::engine::{finish_running, Workflow, ORDER_WORKFLOW};
+use dofs_embedded::workers::{finish_attempts, receive_and_begin, record_dead_letters};
 use dofs_embedded::{Db, SqliteOrderStore, SqliteQueue, SqliteWorkflowStarter};
-use dofs_workflow::Definition;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 const MAX_RECEIVE_COUNT: u32 = 3;
 const VISIBILITY: Duration = Duration::from_millis(1_000);
@@ -78,141 +73,15 @@ impl Rng {
     }
 }
 
-/// A crash planned inside the next step: the step stops before its n-th port call.
+/// Whether the process crashed in the current step.
 #[derive(Default)]
 struct CrashPlan {
-    left: Mutex<Option<u32>>,
     fired: AtomicBool,
 }
 
 impl CrashPlan {
-    fn arm(&self, calls: u32) {
-        if let Ok(mut l) = self.left.lock() {
-            *l = Some(calls);
-        }
-        self.fired.store(false, Ordering::SeqCst);
-    }
-    fn disarm(&self) {
-        if let Ok(mut l) = self.left.lock() {
-            *l = None;
-        }
-    }
     fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
-    }
-    /// Called before each port call: never returns once the planned call is reached.
-    async fn gate(&self) {
-        let fire = match self.left.lock() {
-            Ok(mut l) => match *l {
-                Some(0) => {
-                    *l = None;
-                    true
-                }
-                Some(n) => {
-                    *l = Some(n - 1);
-                    false
-                }
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if fire {
-            self.fired.store(true, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Runs `fut` to its end, or returns `None` as soon as the crash plan fires in it.
-async fn until_crash<F: Future>(plan: &CrashPlan, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        Poll::Ready(v) => Poll::Ready(Some(v)),
-        Poll::Pending if plan.fired() => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
-    })
-    .await
-}
-
-/// The order store, with a crash gate before every call that reads or writes.
-struct GatedStore(Arc<SqliteOrderStore>, Arc<CrashPlan>);
-
-#[async_trait]
-impl OrderStore for GatedStore {
-    async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
-        self.1.gate().await;
-        self.0.put_new(order).await
-    }
-    async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
-        self.1.gate().await;
-        self.0.get(id).await
-    }
-    async fn list(
-        &self,
-        status: Option<OrderStatus>,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Order>, PortError> {
-        self.0.list(status, limit, cursor).await
-    }
-    async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError> {
-        self.1.gate().await;
-        self.0.transition(id, change).await
-    }
-    async fn record_failure(&self, failed: &FailedOrder) -> Result<bool, PortError> {
-        self.1.gate().await;
-        self.0.record_failure(failed).await
-    }
-    async fn list_failed(
-        &self,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<FailedOrder>, PortError> {
-        self.0.list_failed(limit, cursor).await
-    }
-    async fn count_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, PortError> {
-        self.0.count_by_status().await
-    }
-}
-
-/// The queue, with a crash gate before every call that changes it.
-struct GatedQueue(SqliteQueue, Arc<CrashPlan>);
-
-#[async_trait]
-impl Queue for GatedQueue {
-    async fn send(&self, id: &str, body: &str) -> Result<(), PortError> {
-        self.1.gate().await;
-        self.0.send(id, body).await
-    }
-    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, PortError> {
-        self.1.gate().await;
-        self.0.receive(max, visibility).await
-    }
-    async fn delete(&self, receipt: &str) -> Result<(), PortError> {
-        self.1.gate().await;
-        self.0.delete(receipt).await
-    }
-    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
-        self.1.gate().await;
-        self.0.change_visibility(receipt, timeout).await
-    }
-    async fn depth(&self) -> Result<QueueDepth, PortError> {
-        self.0.depth().await
-    }
-    async fn dead_letters(
-        &self,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<DeadLetter>, PortError> {
-        self.0.dead_letters(limit, cursor).await
-    }
-    async fn redrive(&self) -> Result<u64, PortError> {
-        self.1.gate().await;
-        self.0.redrive().await
-    }
-    async fn purge_dead_letters(&self) -> Result<u64, PortError> {
-        self.1.gate().await;
-        self.0.purge_dead_letters().await
     }
 }
 
@@ -220,49 +89,41 @@ impl Queue for GatedQueue {
 struct Node {
     db: Db,
     starter: SqliteWorkflowStarter,
-    engine: mpsc::UnboundedReceiver<PendingExecution>,
-    pending: VecDeque<PendingExecution>,
-    def: Arc<Definition>,
-    tasks: Arc<EmbeddedTasks>,
-    receiver: GatedQueue,
     fulfiller: Fulfiller,
-    in_hand: Vec<Received>,
     attempts: Vec<Attempt>,
     recorder_after: i64,
 }
 
 impl Node {
-    async fn open(dir: &Path, clock: Arc<ManualClock>, plan: Arc<CrashPlan>, seed: u64) -> Node {
+    async fn open(dir: &Path, clock: Arc<ManualClock>, seed: u64) -> Node {
         let db = Db::open(dir).expect("open the database");
         let clock_dyn: Arc<dyn Clock> = clock;
         let store = Arc::new(SqliteOrderStore::new(db.clone()));
         let queue = SqliteQueue::new(db.clone(), clock_dyn.clone(), MAX_RECEIVE_COUNT);
-        let (to_engine, engine) = mpsc::unbounded_channel();
+        // Stricter than the submit limits, so some orders fail in the workflow.
+        let limits = Limits {
+            max_quantity: 90,
+            ..Limits::default()
+        };
+        let workflow = Arc::new(
+            Workflow::load(&db, ORDER_WORKFLOW, limits)
+                .await
+                .expect("workflow"),
+        );
+        finish_running(&db, &workflow, clock_dyn.now())
+            .await
+            .expect("executions left running");
         let starter = SqliteWorkflowStarter::new(
             db.clone(),
             clock_dyn.clone(),
             "dofs-sim-order-processing".into(),
-            to_engine,
+            workflow,
+            queue.clone(),
         );
-        let pending: VecDeque<PendingExecution> = running_executions(&db)
-            .await
-            .expect("executions left running")
-            .into();
-        let gated_store: Arc<dyn OrderStore> = Arc::new(GatedStore(store, plan.clone()));
-        let gated_queue: Arc<dyn Queue> = Arc::new(GatedQueue(queue.clone(), plan.clone()));
-        let tasks = Arc::new(EmbeddedTasks {
-            store: gated_store.clone(),
-            queue: gated_queue.clone(),
-            clock: clock_dyn.clone(),
-            // Stricter than the submit limits, so some orders fail in the workflow.
-            limits: Limits {
-                max_quantity: 90,
-                ..Limits::default()
-            },
-        });
+        // The workers' transactions use the Fulfiller's decisions, not its ports.
         let fulfiller = Fulfiller {
-            store: gated_store,
-            queue: gated_queue,
+            store,
+            queue: Arc::new(queue),
             clock: clock_dyn,
             policy: FulfillmentPolicy {
                 success_rate: 0.5,
@@ -274,22 +135,28 @@ impl Node {
         Node {
             db,
             starter,
-            engine,
-            pending,
-            def: Arc::new(load_definition(ORDER_WORKFLOW).expect("workflow")),
-            tasks,
-            receiver: GatedQueue(queue, plan),
             fulfiller,
-            in_hand: Vec::new(),
             attempts: Vec::new(),
             recorder_after: 0,
         }
     }
+}
 
-    fn collect_started(&mut self) {
-        while let Ok(p) = self.engine.try_recv() {
-            self.pending.push_back(p);
+/// Runs a step's one transaction, as cut by the crash plan: a crash before
+/// it (`None`, nothing written) or after its commit (`None`, the result lost
+/// with the process).
+async fn transaction<F: Future>(plan: &CrashPlan, cut: Option<bool>, fut: F) -> Option<F::Output> {
+    match cut {
+        Some(false) => {
+            plan.fired.store(true, Ordering::SeqCst);
+            None
         }
+        Some(true) => {
+            let _ = fut.await;
+            plan.fired.store(true, Ordering::SeqCst);
+            None
+        }
+        None => Some(fut.await),
     }
 }
 
@@ -513,9 +380,7 @@ fn check_drained(model: &Model, s: &Snapshot) -> Result<(), String> {
 #[derive(Clone, Copy, Debug)]
 enum Step {
     Submit,
-    Execute,
     Receive,
-    Begin,
     Finish,
     Record,
     Advance,
@@ -525,12 +390,10 @@ enum Step {
 /// Picks the next step among those that have something to work on.
 fn pick(rng: &mut Rng, draining: bool, node: &Node) -> Step {
     let on = |b: bool, w: u64| if b { w } else { 0 };
-    let weights: [(Step, u64); 8] = [
+    let weights: [(Step, u64); 6] = [
         (Step::Submit, on(!draining, 6)),
-        (Step::Execute, on(!node.pending.is_empty(), 4)),
         (Step::Receive, 4),
-        (Step::Begin, on(!node.in_hand.is_empty(), 4)),
-        (Step::Finish, on(!node.attempts.is_empty(), 4)),
+        (Step::Finish, on(!node.attempts.is_empty(), 6)),
         (Step::Record, 2),
         (Step::Advance, 3),
         (Step::Crash, on(!draining, 1)),
@@ -603,16 +466,12 @@ fn short(id: &OrderId) -> String {
     id.to_string()[..8].to_owned()
 }
 
-fn kind(e: &PortError) -> String {
-    format!("{:?}", e.kind)
-}
-
 /// Runs one seed; `Err` names the broken invariant.
 async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String> {
     let mut rng = Rng(seed);
     let clock = Arc::new(ManualClock::new(Timestamp(1_750_000_000_000)));
     let plan = Arc::new(CrashPlan::default());
-    let mut node = Node::open(dir, clock.clone(), plan.clone(), seed).await;
+    let mut node = Node::open(dir, clock.clone(), seed).await;
     let mut model = Model::default();
     let mut trace = Trace {
         hash: 0xcbf2_9ce4_8422_2325,
@@ -625,17 +484,11 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
     while step_no < total {
         step_no += 1;
         let draining = step_no > STEPS;
-        node.collect_started();
         let step = pick(&mut rng, draining, &node);
         let mut changed = true;
-        // A crash cut into the step, before one of its first port calls (or,
-        // for a submit, after its commit and before the acknowledgement).
+        // A crash cut into the step: before its transaction, or after its
+        // commit and before its caller saw the result.
         let cut = !draining && rng.chance(4);
-        if cut {
-            plan.arm(rng.below(3) as u32);
-        } else {
-            plan.disarm();
-        }
         let line = match step {
             Step::Submit => {
                 let reuse = !model.keys.is_empty() && rng.chance(15);
@@ -716,77 +569,58 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                     Err(e) => return Err(format!("submit failed: {e}")),
                 }
             }
-            Step::Execute => {
-                if node.pending.is_empty() {
-                    "execute: none pending".into()
-                } else {
-                    let i = rng.below(node.pending.len() as u64) as usize;
-                    let Some(p) = node.pending.remove(i) else {
-                        return Err("pending execution vanished".into());
-                    };
-                    let id = p.id.clone();
-                    match until_crash(&plan, run_one(&node.def, &node.tasks, &node.db, p)).await {
-                        None => format!("execute {} CRASH", &id[..8]),
-                        Some(Ok(())) => format!("execute {}", &id[..8]),
-                        Some(Err(e)) => return Err(format!("execution {id} failed: {e}")),
-                    }
-                }
-            }
             Step::Receive => {
                 let max = 1 + rng.below(4) as usize;
-                match until_crash(&plan, node.receiver.receive(max, VISIBILITY)).await {
-                    None => "receive CRASH".into(),
-                    Some(Ok(got)) => {
-                        let ids: Vec<String> = got
-                            .iter()
-                            .map(|m| format!("{}#{}", &m.id[..8], m.receive_count))
-                            .collect();
-                        node.in_hand.extend(got);
-                        format!("receive {max}: {}", ids.join(" "))
+                // A cut step crashes before its transaction or after its commit.
+                let at = cut.then(|| rng.chance(50));
+                let begun = receive_and_begin(&node.db, &node.fulfiller, max, VISIBILITY);
+                match transaction(&plan, at, begun).await {
+                    None => format!("receive {max} CRASH"),
+                    Some(Ok(begun)) => {
+                        let ids: Vec<String> =
+                            begun.attempts.iter().map(|a| a.receipt.clone()).collect();
+                        let line = format!(
+                            "receive {max}: {} attempts {}, skipped {:?}, dead {}",
+                            begun.received,
+                            ids.join(" "),
+                            begun.skipped,
+                            begun.dead
+                        );
+                        node.attempts.extend(begun.attempts);
+                        line
                     }
                     Some(Err(e)) => return Err(format!("receive failed: {e}")),
-                }
-            }
-            Step::Begin => {
-                if node.in_hand.is_empty() {
-                    "begin: nothing in hand".into()
-                } else {
-                    let i = rng.below(node.in_hand.len() as u64) as usize;
-                    let msg = node.in_hand.swap_remove(i);
-                    match until_crash(&plan, node.fulfiller.begin(&msg)).await {
-                        None => format!("begin {} CRASH", msg.receipt),
-                        Some(Ok(Ok(attempt))) => {
-                            let line = format!("begin {} attempt {}", msg.receipt, attempt.number);
-                            node.attempts.push(attempt);
-                            line
-                        }
-                        Some(Ok(Err(handled))) => format!("begin {} {handled:?}", msg.receipt),
-                        // A stale receipt is a normal outcome under redelivery.
-                        Some(Err(e)) if e.kind == ErrorKind::Conflict => {
-                            format!("begin {} {}", msg.receipt, kind(&e))
-                        }
-                        Some(Err(e)) => return Err(format!("begin failed: {e}")),
-                    }
                 }
             }
             Step::Finish => {
                 if node.attempts.is_empty() {
                     "finish: no attempt".into()
                 } else {
-                    let i = rng.below(node.attempts.len() as u64) as usize;
-                    let attempt = node.attempts.swap_remove(i);
-                    let what = format!("{} attempt {}", short(&attempt.order.id), attempt.number);
-                    let entropy = rng.next();
-                    match until_crash(&plan, node.fulfiller.finish(attempt, entropy)).await {
+                    let n = 1 + rng.below(node.attempts.len().min(3) as u64) as usize;
+                    let mut batch = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let i = rng.below(node.attempts.len() as u64) as usize;
+                        let attempt = node.attempts.swap_remove(i);
+                        batch.push((attempt, rng.next()));
+                    }
+                    let what: Vec<String> = batch
+                        .iter()
+                        .map(|(a, _)| format!("{} attempt {}", short(&a.order.id), a.number))
+                        .collect();
+                    let what = what.join(", ");
+                    let at = cut.then(|| rng.chance(50));
+                    let finished = finish_attempts(&node.db, &node.fulfiller, batch);
+                    match transaction(&plan, at, finished).await {
                         None => format!("finish {what} CRASH"),
                         Some(Ok(handled)) => {
-                            if let Handled::Fulfilled(id) = &handled {
-                                *model.fulfilled_reports.entry(*id).or_default() += 1;
+                            for (h, _) in &handled {
+                                if let Handled::Fulfilled(id) = h {
+                                    *model.fulfilled_reports.entry(*id).or_default() += 1;
+                                }
                             }
-                            format!("finish {what} {handled:?}")
-                        }
-                        Some(Err(e)) if e.kind == ErrorKind::Conflict => {
-                            format!("finish {what} {}", kind(&e))
+                            let handled: Vec<String> =
+                                handled.iter().map(|(h, _)| format!("{h:?}")).collect();
+                            format!("finish {what}: {}", handled.join(", "))
                         }
                         Some(Err(e)) => return Err(format!("finish failed: {e}")),
                     }
@@ -823,7 +657,6 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
             }
         };
         let crashed = plan.fired();
-        plan.disarm();
         trace.add(format!("t={} {line}", clock.now().millis()));
         if crashed {
             crashes += 1;
@@ -831,11 +664,10 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
             drop(node);
             // Wait for the old writer to go, as the old process would have.
             drop(db);
-            node = Node::open(dir, clock.clone(), plan.clone(), seed).await;
+            node = Node::open(dir, clock.clone(), seed).await;
             plan.fired.store(false, Ordering::SeqCst);
         }
-        let in_memory_idle =
-            node.pending.is_empty() && node.in_hand.is_empty() && node.attempts.is_empty();
+        let in_memory_idle = node.attempts.is_empty();
         // A step that changed nothing in the file needs no new check.
         if !(changed || crashed || draining && in_memory_idle) {
             continue;
@@ -861,9 +693,8 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
             .map(|(id, (s, a))| format!("{id} {s} after {a} attempts"))
             .collect();
         return Err(format!(
-            "the work did not drain in {DRAIN_STEPS} steps (open: {}): {} pending executions, {} messages queued, {} orders open",
+            "the work did not drain in {DRAIN_STEPS} steps (open: {}): {} messages queued, {} orders open",
             open.join(", "),
-            node.pending.len(),
             snap.queue.len(),
             snap.orders.values().filter(|(s, _)| !s.is_terminal()).count()
         ));
@@ -1044,8 +875,7 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         .expect("runtime");
     runtime.block_on(async {
         let clock = Arc::new(ManualClock::new(Timestamp(1_750_000_000_000)));
-        let plan = Arc::new(CrashPlan::default());
-        let mut node = Node::open(dir.path(), clock.clone(), plan, 1).await;
+        let mut node = Node::open(dir.path(), clock.clone(), 1).await;
         // Every attempt fails.
         node.fulfiller.policy = FulfillmentPolicy {
             success_rate: 0.0,
@@ -1056,40 +886,30 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         let order = decode_order(body.as_bytes(), &Limits::default()).expect("order");
         let id = order_id(&mut Rng(7));
         node.starter.start(id, order, None).await.expect("submit");
-        node.collect_started();
-        let p = node.pending.pop_front().expect("an execution");
-        run_one(&node.def, &node.tasks, &node.db, p)
-            .await
-            .expect("execute");
 
-        let first = node.receiver.receive(1, VISIBILITY).await.expect("receive");
+        let f = node.fulfiller.clone();
+        let first = receive_and_begin(&node.db, &f, 1, VISIBILITY)
+            .await
+            .expect("receive");
         clock.advance(VISIBILITY * 2);
-        let second = node.receiver.receive(1, VISIBILITY).await.expect("receive");
-        assert_eq!((first.len(), second.len()), (1, 1));
-        let newer = node
-            .fulfiller
-            .begin(&second[0])
+        let second = receive_and_begin(&node.db, &f, 1, VISIBILITY)
             .await
-            .expect("begin")
-            .expect("attempt 2");
-        let stale = node
-            .fulfiller
-            .begin(&first[0])
-            .await
-            .expect("begin")
-            .expect("attempt 1");
-        let h = node
-            .fulfiller
-            .finish(stale, 0)
+            .expect("receive");
+        assert_eq!((first.attempts.len(), second.attempts.len()), (1, 1));
+        let stale = first.attempts.into_iter().next().expect("attempt 1");
+        let newer = second.attempts.into_iter().next().expect("attempt 2");
+        assert_eq!((stale.number, newer.number), (1, 2));
+        let h = finish_attempts(&node.db, &f, vec![(stale, 0)])
             .await
             .expect("finish the stale attempt");
-        assert!(matches!(h, Handled::Failed { attempt: 1, .. }), "{h:?}");
-        let h = node
-            .fulfiller
-            .finish(newer, 0)
+        assert!(
+            matches!(h[0].0, Handled::Failed { attempt: 1, .. }),
+            "{h:?}"
+        );
+        let h = finish_attempts(&node.db, &f, vec![(newer, 0)])
             .await
             .expect("finish the newer attempt");
-        assert_eq!(h, Handled::Superseded(id));
+        assert_eq!(h[0].0, Handled::Superseded(id));
 
         let snap = snapshot(&node.db).await.expect("snapshot");
         assert_eq!(
@@ -1101,7 +921,9 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
             1,
             "the message is kept for the next attempt"
         );
-        let third = node.receiver.receive(1, VISIBILITY).await.expect("receive");
-        assert_eq!(third.len(), 1, "and it is receivable at once");
+        let third = receive_and_begin(&node.db, &f, 1, VISIBILITY)
+            .await
+            .expect("receive");
+        assert_eq!(third.attempts.len(), 1, "and it is receivable at once");
     });
 }

@@ -38,6 +38,6 @@ mod run;
 pub use definition::{Definition, Graph, GraphEdge, GraphState, StateType, TaskResource};
 pub use error::DefinitionError;
 pub use run::{
-    execute, Event, EventKind, EventSink, Outcome, TaskError, TaskHandler, Timer,
+    execute, Event, EventKind, EventSink, NoHistory, Outcome, TaskError, TaskHandler, Timer,
     MAX_STATE_TRANSITIONS, NO_CHOICE_MATCHED, RUNTIME_ERROR,
 };

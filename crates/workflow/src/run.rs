@@ -72,6 +72,27 @@ pub trait Timer: Send + Sync {
 pub trait EventSink: Send {
     /// Records one event; events arrive in order.
     async fn record(&mut self, event: Event);
+
+    /// Whether this sink keeps events. When it does not, the interpreter
+    /// builds none (their details cost more than the rest of a run).
+    fn records(&self) -> bool {
+        true
+    }
+}
+
+/// A sink that keeps nothing: for running an execution only for its outcome
+/// (and its tasks' effects), when its history can be made again by running
+/// it once more with the same input, tasks and clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHistory;
+
+#[async_trait::async_trait]
+impl EventSink for NoHistory {
+    async fn record(&mut self, _event: Event) {}
+
+    fn records(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -174,25 +195,41 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn emit(&mut self, kind: EventKind, state: Option<&str>, details: Value) {
+    async fn emit(
+        &mut self,
+        kind: EventKind,
+        state: Option<&str>,
+        details: impl FnOnce() -> Value,
+    ) {
+        if !self.events.records() {
+            return;
+        }
         let event = Event {
             kind,
             state: state.map(str::to_owned),
             timestamp_ms: self.timer.now_millis(),
-            details,
+            details: details(),
         };
         self.events.record(event).await;
     }
 
     async fn fail(&mut self, state: Option<&str>, error: String, cause: String) -> Outcome {
-        let details = json!({"error": error, "cause": cause});
-        self.emit(EventKind::ExecutionFailed, state, details).await;
+        self.emit(
+            EventKind::ExecutionFailed,
+            state,
+            || json!({"error": error, "cause": cause}),
+        )
+        .await;
         Outcome::Failed { error, cause }
     }
 
     async fn execute(&mut self, def: &Definition, input: Value) -> Outcome {
-        self.emit(EventKind::ExecutionStarted, None, json!({"input": input}))
-            .await;
+        self.emit(
+            EventKind::ExecutionStarted,
+            None,
+            || json!({"input": input}),
+        )
+        .await;
         let mut current = def.start_at.clone();
         let mut value = input;
         for _ in 0..MAX_STATE_TRANSITIONS {
@@ -202,7 +239,7 @@ impl Run<'_> {
                 return self.fail(None, RUNTIME_ERROR.to_owned(), cause).await;
             };
             let name = Some(state.name.as_str());
-            self.emit(EventKind::StateEntered, name, json!({"input": value}))
+            self.emit(EventKind::StateEntered, name, || json!({"input": value}))
                 .await;
             let step = match self.step(state, value).await {
                 Ok(step) => step,
@@ -213,17 +250,28 @@ impl Run<'_> {
             };
             match step {
                 Step::Next(next, output) => {
-                    let details = json!({"output": output, "next": next});
-                    self.emit(EventKind::StateExited, name, details).await;
+                    self.emit(
+                        EventKind::StateExited,
+                        name,
+                        || json!({"output": output, "next": next}),
+                    )
+                    .await;
                     current = next;
                     value = output;
                 }
                 Step::Succeed(output) => {
-                    let details = json!({"output": output, "next": null});
-                    self.emit(EventKind::StateExited, name, details).await;
-                    let details = json!({"output": output});
-                    self.emit(EventKind::ExecutionSucceeded, None, details)
-                        .await;
+                    self.emit(
+                        EventKind::StateExited,
+                        name,
+                        || json!({"output": output, "next": null}),
+                    )
+                    .await;
+                    self.emit(
+                        EventKind::ExecutionSucceeded,
+                        None,
+                        || json!({"output": output}),
+                    )
+                    .await;
                     return Outcome::Succeeded { output };
                 }
                 Step::Fail { error, cause } => return self.fail(name, error, cause).await,
@@ -295,12 +343,20 @@ impl Run<'_> {
         let mut retries = vec![0_u64; task.retry.len()];
         let mut attempt = 1_u64;
         let error = loop {
-            let details = json!({"resource": resource, "input": task_input, "attempt": attempt});
-            self.emit(EventKind::TaskScheduled, state, details).await;
+            self.emit(
+                EventKind::TaskScheduled,
+                state,
+                || json!({"resource": resource, "input": task_input, "attempt": attempt}),
+            )
+            .await;
             match self.tasks.invoke(resource, task_input.clone()).await {
                 Ok(result) => {
-                    let details = json!({"resource": resource, "output": result});
-                    self.emit(EventKind::TaskSucceeded, state, details).await;
+                    self.emit(
+                        EventKind::TaskSucceeded,
+                        state,
+                        || json!({"resource": resource, "output": result}),
+                    )
+                    .await;
                     let result = match &task.result_selector {
                         Some(selector) => selector.apply(&result)?,
                         None => result,
@@ -312,13 +368,15 @@ impl Run<'_> {
                     ));
                 }
                 Err(error) => {
-                    let details = json!({
-                        "resource": resource,
-                        "error": error.error,
-                        "cause": error.cause,
-                        "attempt": attempt,
-                    });
-                    self.emit(EventKind::TaskFailed, state, details).await;
+                    self.emit(EventKind::TaskFailed, state, || {
+                        json!({
+                            "resource": resource,
+                            "error": error.error,
+                            "cause": error.cause,
+                            "attempt": attempt,
+                        })
+                    })
+                    .await;
                     // Only the first matching retrier applies, even when exhausted.
                     let retrier = task
                         .retry
@@ -330,14 +388,16 @@ impl Run<'_> {
                             *count += 1;
                             let delay = retrier.delay(*count);
                             let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                            let details = json!({
-                                "resource": resource,
-                                "error": error.error,
-                                "retry": *count,
-                                "delayMs": delay_ms,
-                            });
-                            self.emit(EventKind::TaskRetryScheduled, state, details)
-                                .await;
+                            let retry = *count;
+                            self.emit(EventKind::TaskRetryScheduled, state, || {
+                                json!({
+                                    "resource": resource,
+                                    "error": error.error,
+                                    "retry": retry,
+                                    "delayMs": delay_ms,
+                                })
+                            })
+                            .await;
                             self.timer.sleep(delay).await;
                             attempt += 1;
                         }

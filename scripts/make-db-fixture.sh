@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Writes a small database with the checked-out release of `dofs serve`, for
+# the upgrade test (crates/embedded/tests/upgrade.rs): a few orders in every
+# status, one RUNNING execution left by a stop, dead letters, an idempotency
+# record. Run it at the commit whose schema the fixture should hold; it prints
+# where the file went.
+#
+# Usage: scripts/make-db-fixture.sh OUT.db
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/make-db-fixture.sh OUT.db}
+cargo build --locked -p dofs-cli >&2
+dofs="${CARGO_TARGET_DIR:-target}/debug/dofs"
+data=$(mktemp -d)
+log=$(mktemp)
+trap 'kill "$pid" 2>/dev/null; rm -rf "$data" "$log"' EXIT
+
+DOFS_FULFILLMENT_SEED=7 DOFS_QUEUE_BACKOFF_BASE_MS=10 DOFS_QUEUE_BACKOFF_MAX_MS=10 \
+  "$dofs" serve --bind 127.0.0.1:0 --data-dir "$data" >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
+endpoint=$(sed -n 's/^dofs listening on //p' "$log")
+[[ -n "$endpoint" ]] || { cat "$log" >&2; exit 1; }
+for i in $(seq 1 40); do
+  key=()
+  [[ $i -le 3 ]] && key=(-H "Idempotency-Key: fixture-$i")
+  curl -sf -o /dev/null -X POST "$endpoint/order" -H 'Content-Type: application/json' "${key[@]}" \
+    -d "{\"customerId\":\"CUST-$((1000 + i))\",\"productId\":\"PROD-2001\",\"quantity\":$(( i % 5 + 1 )),\"price\":19.99,\"metadata\":{\"n\":$i,\"note\":\"fixture\"}}"
+done
+sleep 3
+kill -TERM "$pid"; wait "$pid" || true
+# The file alone, checkpointed: no WAL beside it.
+sqlite3_checkpoint() { python3 - "$1" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA wal_checkpoint(TRUNCATE)"); c.execute("PRAGMA journal_mode=DELETE"); c.close()
+PY
+}
+sqlite3_checkpoint "$data/dofs.db"
+cp "$data/dofs.db" "$out"
+echo "fixture written to $out ($(stat -c %s "$out") bytes)"
