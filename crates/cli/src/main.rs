@@ -6,6 +6,11 @@ mod commands;
 mod serve;
 mod settings;
 
+/// mimalloc: glibc malloc took about a tenth of the serving threads' time
+/// under load (bench/PROFILE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,14 +1,15 @@
 //! The SQLite file: schema, the single writer with group commit, and readers.
 //!
 //! One thread owns the write connection. Callers hand it closures; it runs as
-//! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, each in
-//! its own savepoint so one failing closure does not undo the others, commits
-//! once, and only then answers every caller. Throughput is set by batches,
+//! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, commits
+//! once, and only then answers every caller (see [`Db::write`] for what a
+//! failing closure does). Throughput is set by batches,
 //! not by fsyncs. Readers use their own WAL connections.
 
 use dofs_core::ports::{ErrorKind, PortError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -186,6 +187,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     }
 }
 
+/// The writer connection's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 /// The path of the database inside the data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dofs.db")
@@ -211,7 +215,9 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 }
 
 type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// A closure run by the writer: its reply (given the transaction's fate)
+/// and whether it failed.
+type Job = Box<dyn FnOnce(&Connection) -> (Reply, bool) + Send>;
 
 /// The database: one writer thread and a pool of readers.
 #[derive(Clone)]
@@ -219,6 +225,27 @@ pub struct Db {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
+    stats: Arc<Stats>,
+}
+
+/// What the writer has done since the database was opened.
+#[derive(Debug, Default)]
+struct Stats {
+    changing_jobs: AtomicU64,
+    row_changes: AtomicU64,
+    changing_transactions: AtomicU64,
+}
+
+/// Counts of the writer's work that changed the file (jobs and
+/// transactions that changed no row are not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Closures passed to [`Db::write`] that changed at least one row.
+    pub changing_jobs: u64,
+    /// Rows inserted, updated or deleted.
+    pub row_changes: u64,
+    /// Committed transactions that changed at least one row.
+    pub changing_transactions: u64,
 }
 
 impl Db {
@@ -236,26 +263,51 @@ impl Db {
         }
         // Checkpoints run on their own thread, off the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Temporary structures (a statement journal) stay in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // The pages every transaction touches (the tails of the tables and
+        // their indexes) stay cached between transactions.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpointer = open(&path, OpenFlags::default())
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (commits_tx, commits_rx) = mpsc::sync_channel::<()>(1);
+        let stats = Arc::new(Stats::default());
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("dofs-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, commits_tx))?;
+            .spawn(move || writer_loop(conn, rx, commits_tx, &counted))?;
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
         std::thread::Builder::new()
             .name("dofs-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, commits_rx))?;
+            .spawn(move || checkpoint_loop(checkpointer, wal, commits_rx))?;
         Ok(Db {
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path),
+            stats,
         })
     }
 
+    /// What the writer has done so far (for the regression test that keeps
+    /// the work per order from growing, and for benchmarks).
+    pub fn write_stats(&self) -> WriteStats {
+        WriteStats {
+            changing_jobs: self.stats.changing_jobs.load(Ordering::Relaxed),
+            row_changes: self.stats.row_changes.load(Ordering::Relaxed),
+            changing_transactions: self.stats.changing_transactions.load(Ordering::Relaxed),
+        }
+    }
+
     /// Runs `f` inside the next group-committed transaction and returns its
-    /// result once that transaction is durable. If `f` fails, its changes are
-    /// rolled back and the others in the batch still commit.
+    /// result once that transaction is durable.
+    ///
+    /// `f` should check before it writes: a closure that fails having
+    /// changed nothing costs the others nothing, but one that fails after a
+    /// change rolls back the whole transaction, and every closure in it is
+    /// answered with a transient error (nothing of theirs was written). Only
+    /// SQLite's own failures (a full disk, an I/O error) do that here; a
+    /// savepoint per closure would cost a copy of every page it touches.
     pub async fn write<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
@@ -263,21 +315,13 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
         let job: Job = Box::new(move |conn: &Connection| {
-            let result = match run(conn, "SAVEPOINT job") {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    let r = f(conn);
-                    let ended = if r.is_ok() {
-                        run(conn, "RELEASE job")
-                    } else {
-                        run(conn, "ROLLBACK TO job").and_then(|()| run(conn, "RELEASE job"))
-                    };
-                    ended.and(r)
-                }
-            };
-            Box::new(move |commit: Result<(), PortError>| {
-                let _ = tx.send(commit.and(result));
-            })
+            let result = f(conn);
+            let failed = result.is_err();
+            let reply: Reply = Box::new(move |commit: Result<(), PortError>| {
+                // A failed closure's own error says more than the rollback.
+                let _ = tx.send(result.and_then(|v| commit.map(|()| v)));
+            });
+            (reply, failed)
         });
         self.jobs
             .send(job)
@@ -328,23 +372,37 @@ fn run(conn: &Connection, sql: &str) -> Result<(), PortError> {
 /// The shortest time between two checkpoints.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The WAL size past which a checkpoint also starts the WAL over.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Copies the WAL into the database file after commits, at most every
 /// [`CHECKPOINT_EVERY`], on its own connection, so that no commit waits for
-/// it (nor for its fsync). A passive checkpoint never blocks the writer; once
-/// it has copied everything, the writer's next transaction starts the WAL
-/// again from its beginning, so the WAL stays small.
-fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>) {
-    let _ = conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024);
+/// it (nor for its fsync). A passive checkpoint never blocks the writer.
+/// Under steady writes it never quite catches up, so the WAL would only
+/// grow: once it passes [`WAL_RESTART_BYTES`], a truncating checkpoint waits
+/// for the writer between two transactions, copies the little that is left
+/// and empties the WAL file.
+fn checkpoint_loop(conn: Connection, wal: PathBuf, commits: mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(e) = done {
+        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES);
+        let sql = if large {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint failed; retrying after the next commit");
         }
         std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, commits: mpsc::SyncSender<()>) {
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    commits: mpsc::SyncSender<()>,
+    stats: &Stats,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
@@ -364,13 +422,34 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, commits: mpsc::SyncS
             tracing::error!(error = %msg, "could not begin a write transaction");
             continue;
         }
+        let at_begin = conn.total_changes();
+        let mut undone = false;
         for job in batch.drain(..) {
-            replies.push(job(&conn));
+            let before = conn.total_changes();
+            let (reply, failed) = job(&conn);
+            replies.push(reply);
+            let changed = conn.total_changes() > before;
+            undone |= failed && changed;
+            if changed {
+                stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        let committed = run(&conn, "COMMIT");
-        if committed.is_err() {
+        let changed = conn.total_changes() - at_begin;
+        let committed = if undone || conn.is_autocommit() {
+            // A closure failed midway (or SQLite ended the transaction).
             let _ = conn.execute_batch("ROLLBACK");
+            Err(PortError::new(
+                ErrorKind::Transient,
+                "a write failed midway; its whole transaction was rolled back",
+            ))
         } else {
+            run(&conn, "COMMIT").inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })
+        };
+        if committed.is_ok() && changed > 0 {
+            stats.row_changes.fetch_add(changed, Ordering::Relaxed);
+            stats.changing_transactions.fetch_add(1, Ordering::Relaxed);
             // Wakes the checkpoint thread unless it is already due to run.
             let _ = commits.try_send(());
         }

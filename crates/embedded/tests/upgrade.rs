@@ -1,0 +1,229 @@
+//! Opening databases written by earlier releases. `fixtures/schema-1.db` was
+//! written by the first release (commit fad55af) with
+//! `scripts/make-db-fixture.sh`: 40 orders (39 FULFILLED, one FAILED with
+//! its dead letter and failed-orders row), their executions, and three
+//! idempotency records. Add a fixture per schema version when the schema
+//! changes again.
+
+use dofs_core::ports::IdempotencyClaim;
+use dofs_core::validation::{decode_order, Limits};
+use dofs_core::{FulfillmentPolicy, OrderId, OrderStatus};
+use dofs_embedded::db::{db_path, schema_plan, SchemaPlan, SCHEMA_VERSION};
+use dofs_embedded::{Embedded, EmbeddedConfig};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    Path::new(&dir).join("tests/fixtures").join(name)
+}
+
+/// A data directory holding a copy of the fixture.
+fn data_dir_with(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture(name), db_path(dir.path())).expect("copy the fixture");
+    dir
+}
+
+async fn wait_terminal(embedded: &Embedded, id: OrderId) -> OrderStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let order = embedded
+            .backend()
+            .orders
+            .get(id)
+            .await
+            .expect("get")
+            .expect("the order exists");
+        if order.status.is_terminal() {
+            return order.status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id} is still {}",
+            order.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_release_database_is_migrated_and_runs_on() {
+    let dir = data_dir_with("schema-1.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(
+            schema_plan(&conn).expect("plan"),
+            SchemaPlan::Migrate { from: 1 }
+        );
+        // An order the first release had accepted but not yet run: its
+        // execution RUNNING and its message held, as a stop could leave them.
+        conn.execute_batch(
+            "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
+               created_at, updated_at, execution_arn, failure_reason) \
+             VALUES ('01900000-0000-7000-8000-000000000001', 'CUST-1001', 'PROD-2001', 1, 500, NULL, 'PENDING', 0, \
+               1750000000000, 1750000000000, 'arn:aws:states:local:000000000000:execution:dofs-dev-order-processing:01900000-0000-7000-8000-000000000001', NULL); \
+             UPDATE order_counts SET n = n + 1 WHERE status = 'PENDING'; \
+             INSERT OR IGNORE INTO order_counts (status, n) VALUES ('PENDING', 1); \
+             INSERT INTO executions (id, arn, status, input, started_at, events) \
+             VALUES ('01900000-0000-7000-8000-000000000001', 'arn:aws:states:local:000000000000:execution:dofs-dev-order-processing:01900000-0000-7000-8000-000000000001', \
+               'RUNNING', '{}', 1750000000000, '[]'); \
+             INSERT INTO queue (id, body, sent_at, visible_at) \
+             VALUES ('01900000-0000-7000-8000-000000000001', '{\"orderId\":\"01900000-0000-7000-8000-000000000001\"}', 1750000000000, NULL);",
+        )
+        .expect("add a running execution");
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    config.backoff.base = Duration::from_millis(10);
+    let embedded = Embedded::start(config)
+        .await
+        .expect("start on the old file");
+    let backend = embedded.backend();
+
+    let version: i64 = embedded
+        .db()
+        .read(|c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(dofs_embedded::db::sql_err)
+        })
+        .await
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+
+    // What the first release stored is all there.
+    let counts = backend.orders.count_by_status().await.expect("counts");
+    let count = |s: OrderStatus| counts.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n);
+    assert!(count(OrderStatus::Fulfilled) >= 39, "{counts:?}");
+    let failed = backend.orders.list_failed(10, None).await.expect("failed");
+    assert_eq!(failed.items.len(), 1);
+    let dead = backend.queue.dead_letters(10, None).await.expect("dlq");
+    assert_eq!(dead.items.len(), 1);
+    let first = backend
+        .orders
+        .list(Some(OrderStatus::Fulfilled), 1, None)
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    let execution = backend
+        .executions
+        .get(&first.execution_arn)
+        .await
+        .expect("read")
+        .expect("the stored execution");
+    assert_eq!(execution.status, "SUCCEEDED");
+    assert!(execution.events.len() > 5, "{execution:?}");
+
+    // The execution left running was finished and its order fulfilled.
+    let resumed = OrderId::parse("01900000-0000-7000-8000-000000000001").expect("id");
+    assert_eq!(
+        wait_terminal(&embedded, resumed).await,
+        OrderStatus::Fulfilled
+    );
+    let execution = backend
+        .executions
+        .get(&resumed.to_string())
+        .await
+        .expect("read")
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED");
+
+    // An idempotency key of the old file still replays its order.
+    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99,"metadata":{"n":1,"note":"fixture"}}"#;
+    let fingerprint: String = embedded
+        .db()
+        .read(|c| {
+            c.query_row(
+                "SELECT fingerprint FROM idempotency_keys WHERE key = 'fixture-1'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(dofs_embedded::db::sql_err)
+        })
+        .await
+        .expect("the fixture's key");
+    let order = decode_order(body, &Limits::default()).expect("order");
+    let replay = backend
+        .workflow
+        .start(
+            OrderId::generate(),
+            order.clone(),
+            Some(IdempotencyClaim {
+                key: "fixture-1".into(),
+                fingerprint,
+            }),
+        )
+        .await
+        .expect("replay");
+    assert!(
+        matches!(replay, dofs_core::ports::Submitted::Replayed { .. }),
+        "{replay:?}"
+    );
+
+    // And new orders go through, their history shown from the definition.
+    let id = OrderId::generate();
+    backend
+        .workflow
+        .start(id, order, None)
+        .await
+        .expect("submit");
+    assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
+    let execution = backend
+        .executions
+        .get(&id.to_string())
+        .await
+        .expect("read")
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED");
+    let states: Vec<&str> = execution
+        .events
+        .iter()
+        .filter(|e| e["type"] == "StateEntered")
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "Validate Order",
+            "Store Order",
+            "Queue For Fulfillment",
+            "Order Queued"
+        ]
+    );
+    embedded.shutdown().await;
+
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_release_is_refused_with_a_clear_message() {
+    let dir = data_dir_with("schema-1.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("set the version");
+    }
+    let e = match Embedded::start(EmbeddedConfig::new(dir.path())).await {
+        Ok(_) => panic!("a newer schema must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("written by a newer DOFS"), "{e}");
+    assert!(
+        e.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+        "{e}"
+    );
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION + 1, "the file is left as it was");
+}

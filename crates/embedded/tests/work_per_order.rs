@@ -1,0 +1,90 @@
+//! A regression guard for the hot path, in counts rather than time: the
+//! writer jobs, transactions and row changes that orders take from submit to
+//! `FULFILLED`. It fails if a change makes an order cost more writes than
+//! the pipeline needs today:
+//!
+//! - writer jobs: 1 (submit: order, counts, queue message, with the workflow
+//!   run) + 1 (receive and begin, per batch) + 1 (finish, per batch), so at
+//!   most 3 per order and fewer when the workers batch;
+//! - row changes: 3 at submit (order, count, message), 4 to begin (message,
+//!   order, two counts), 5 to fulfill (order, two counts, fulfillment,
+//!   message): 12.
+
+use dofs_core::validation::{decode_order, Limits};
+use dofs_core::{FulfillmentPolicy, OrderId, OrderStatus};
+use dofs_embedded::{Embedded, EmbeddedConfig};
+use std::time::{Duration, Instant};
+
+const ORDERS: u64 = 300;
+const JOBS_PER_ORDER: u64 = 3;
+const ROW_CHANGES_PER_ORDER: u64 = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_takes_at_most_three_writer_jobs_and_twelve_row_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(1),
+    };
+    let embedded = Embedded::start(config).await.expect("start");
+    let backend = embedded.backend();
+    let before = embedded.db().write_stats();
+
+    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"count"}}"#;
+    let mut submits = tokio::task::JoinSet::new();
+    for _ in 0..ORDERS {
+        let backend = backend.clone();
+        let order = decode_order(body, &Limits::default()).expect("a valid order");
+        submits.spawn(async move {
+            backend
+                .workflow
+                .start(OrderId::generate(), order, None)
+                .await
+                .expect("submit")
+        });
+    }
+    while let Some(r) = submits.join_next().await {
+        r.expect("submit task");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = backend.orders.count_by_status().await.expect("counts");
+        let fulfilled = counts
+            .iter()
+            .find(|(s, _)| *s == OrderStatus::Fulfilled)
+            .map_or(0, |(_, n)| *n);
+        if fulfilled == ORDERS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {fulfilled} of {ORDERS} orders fulfilled: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the workers' last idle passes finish; they change nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = embedded.db().write_stats();
+    embedded.shutdown().await;
+
+    let jobs = after.changing_jobs - before.changing_jobs;
+    let rows = after.row_changes - before.row_changes;
+    let transactions = after.changing_transactions - before.changing_transactions;
+    println!(
+        "{ORDERS} orders to FULFILLED: {jobs} writer jobs ({:.2} per order), {transactions} transactions ({:.2} per order), {rows} row changes ({:.2} per order)",
+        jobs as f64 / ORDERS as f64,
+        transactions as f64 / ORDERS as f64,
+        rows as f64 / ORDERS as f64,
+    );
+    assert!(
+        jobs <= JOBS_PER_ORDER * ORDERS,
+        "{jobs} writer jobs for {ORDERS} orders: more than {JOBS_PER_ORDER} per order"
+    );
+    assert!(
+        rows <= ROW_CHANGES_PER_ORDER * ORDERS,
+        "{rows} row changes for {ORDERS} orders: more than {ROW_CHANGES_PER_ORDER} per order"
+    );
+    assert!(transactions <= jobs, "a transaction holds one or more jobs");
+}
