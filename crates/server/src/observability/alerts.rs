@@ -475,7 +475,7 @@ impl Notifier {
         let (tx, mut rx) = mpsc::channel::<Value>(NOTIFICATION_BACKLOG);
         let counters = Arc::clone(&registry);
         let task = tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = webhook_client();
             while let Some(payload) = rx.recv().await {
                 let outcome = if deliver(&client, &url, &payload, policy).await {
                     "delivered"
@@ -496,6 +496,18 @@ impl Notifier {
             tracing::warn!(error = %e, "alert notification dropped: the webhook backlog is full");
         }
     }
+}
+
+/// The webhook's HTTP client: https through rustls, which this crate enables
+/// itself (Cargo.toml), so that the binary serving alerts need not.
+fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot build the webhook's TLS client; using the default one");
+            reqwest::Client::new()
+        })
 }
 
 /// POSTs `payload` until a 2XX answer or `policy.attempts` tries, waiting
