@@ -12,8 +12,8 @@
 //! (`RateLimited`, `ServerBusy`, `QueueFull`), counted in
 //! `dofs_overload_rejections_total{reason}`. A refused request has done no
 //! work: nothing accepted is ever dropped. `/health`, `/ready` and
-//! `/metrics` are never limited, so probes and scrapes see an overloaded
-//! server as it is.
+//! `/metrics` are never limited (their route groups go without [`guard`]),
+//! so probes and scrapes see an overloaded server as it is.
 //!
 //! Slow clients are cut off elsewhere: headers by the connection's header
 //! read timeout ([`crate::serve`]), bodies by [`OverloadConfig::body_read_timeout`]
@@ -223,11 +223,6 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
-/// Routes that are never limited: probes and the metrics scrape.
-fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics")
-}
-
 /// Who a request counts against: the API key's digest when keys are on and
 /// the key is valid, else the client's IP (or `unknown` without one).
 fn client_of(state: &AppState, request: &Request) -> String {
@@ -254,11 +249,10 @@ pub fn count_rejection(reason: &'static str) {
 }
 
 /// The middleware: the rate limit, then the in-flight limit. Add it outside
-/// authentication, so that guessing keys is rate limited too.
+/// authentication, so that guessing keys is rate limited too. Route groups
+/// that are never limited (probes, the metrics scrape) are mounted without
+/// it ([`crate::router_with`]).
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if is_exempt(request.uri().path()) {
-        return next.run(request).await;
-    }
     let overload = state.overload();
     if let Some(limiter) = &overload.rate {
         let client = client_of(&state, &request);

@@ -20,13 +20,17 @@ use serde_json::{json, Value};
 /// The header that marks a replayed idempotent response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The order routes.
+/// The order routes any API key may use (the reader group).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/order", post(submit))
         .route("/orders", post(submit).get(list))
         .route("/orders/{orderId}", get(get_one))
-        .route("/orders/{orderId}/retry", post(retry))
+}
+
+/// The order route that needs an operator key (the operator group).
+pub fn operator_routes() -> Router<AppState> {
+    Router::new().route("/orders/{orderId}/retry", post(retry))
 }
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
