@@ -50,6 +50,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "longest time a client may take to send a request's headers before its connection is closed",
     ),
     (
+        "server.keep_alive_timeout_ms",
+        Some("5000"),
+        "longest time a kept-alive connection may sit idle between requests before it is closed, so that idle clients do not hold server.max_connections",
+    ),
+    (
         "server.body_read_timeout_ms",
         Some("10000"),
         "longest time an order's body may take to arrive before it is answered 408",
@@ -193,7 +198,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Rate limits, in-flight and backlog limits, timeouts (`server.*`, `queue.max_backlog`).
     pub overload: dofs_server::overload::OverloadConfig,
-    /// Connection limits (`server.max_connections`, `server.header_read_timeout_ms`).
+    /// Connection limits (`server.max_connections`, `server.header_read_timeout_ms`,
+    /// `server.keep_alive_timeout_ms`).
     pub serve: dofs_server::serve::ServeConfig,
     pub data_dir: PathBuf,
     pub environment: String,
@@ -529,6 +535,11 @@ impl Resolver {
                 "a whole number of milliseconds from 100 to 3600000",
                 ms(100, 3_600_000),
             )?),
+            keep_alive_timeout: Duration::from_millis(self.required(
+                "server.keep_alive_timeout_ms",
+                "a whole number of milliseconds from 100 to 3600000",
+                ms(100, 3_600_000),
+            )?),
             max_connections: self.required(
                 "server.max_connections",
                 "a whole number from 1 to 1000000",
@@ -691,6 +702,7 @@ mod tests {
         assert_eq!(s.overload.body_read_timeout, Duration::from_secs(10));
         assert_eq!(s.serve.header_read_timeout, Duration::from_secs(10));
         assert_eq!(s.serve.max_connections, 4096);
+        assert_eq!(s.serve.keep_alive_timeout, Duration::from_secs(5));
     }
 
     #[test]

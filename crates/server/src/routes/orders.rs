@@ -73,11 +73,11 @@ async fn submit(
     let overload = state.overload();
     // Back-pressure before the body is read: a refusal costs next to
     // nothing, and a request refused here has done nothing to undo.
-    if overload
+    let full = overload
         .backlog()
         .is_full(state.backend().queue.as_ref())
-        .await
-    {
+        .await;
+    if full && key.is_none() {
         crate::overload::count_rejection("backlog");
         return Err(ApiError::QueueFull);
     }
@@ -87,6 +87,11 @@ async fn submit(
     )
     .await
     .map_err(|_| ApiError::RequestTimeout)??;
+    if full {
+        // Only a replay of an order already accepted gets past a full queue.
+        let order = overload.while_full(&state, key.as_deref(), &bytes).await?;
+        return Ok(accepted(&order, true));
+    }
     let order = decode_order(&bytes, state.limits()).map_err(|e| match e {
         DecodeError::Malformed(message) => ApiError::MalformedJson(message),
         DecodeError::Invalid(details) => ApiError::Validation {
@@ -112,7 +117,14 @@ async fn submit(
         None => None,
     };
     let id = OrderId::generate();
-    match state.backend().workflow.start(id, order, claim).await? {
+    let remembered = claim.clone();
+    let submitted = state.backend().workflow.start(id, order, claim).await?;
+    if let (Some(claim), Submitted::Started { order } | Submitted::Replayed { order }) =
+        (&remembered, &submitted)
+    {
+        overload.remember(claim, order.id);
+    }
+    match submitted {
         Submitted::Started { order } => {
             overload.backlog().accepted();
             Ok(accepted(&order, false))
