@@ -174,8 +174,14 @@ mod tests {
         let submit = with("submit-key-0123456789");
         let operator = with("operator-key-0123456789");
         let wrong = with("not-a-key");
-        assert_eq!(check(&keys, &none, Access::Submit), Err(ApiError::KeyMissing));
-        assert_eq!(check(&keys, &wrong, Access::Submit), Err(ApiError::KeyInvalid));
+        assert_eq!(
+            check(&keys, &none, Access::Submit),
+            Err(ApiError::KeyMissing)
+        );
+        assert_eq!(
+            check(&keys, &wrong, Access::Submit),
+            Err(ApiError::KeyInvalid)
+        );
         assert_eq!(check(&keys, &submit, Access::Submit), Ok(()));
         assert_eq!(check(&keys, &operator, Access::Submit), Ok(()));
         assert_eq!(

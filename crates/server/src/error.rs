@@ -306,14 +306,30 @@ mod tests {
     #[test]
     fn key_failures_are_401_or_403_and_never_echo_the_key() {
         let cases = [
-            (ApiError::KeyMissing, StatusCode::UNAUTHORIZED, "Unauthorized"),
-            (ApiError::KeyInvalid, StatusCode::UNAUTHORIZED, "Unauthorized"),
-            (ApiError::OperatorKeyRequired, StatusCode::FORBIDDEN, "Forbidden"),
+            (
+                ApiError::KeyMissing,
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+            ),
+            (
+                ApiError::KeyInvalid,
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+            ),
+            (
+                ApiError::OperatorKeyRequired,
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+            ),
         ];
         for (e, status, name) in cases {
             assert_eq!(e.status(), status, "{e:?}");
             assert_eq!(e.body()["error"], name, "{e:?}");
-            assert!(e.into_response().headers().get(header::RETRY_AFTER).is_none());
+            assert!(e
+                .into_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none());
         }
     }
 

@@ -88,17 +88,19 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
         .merge(routes::orders::operator_routes())
         .merge(routes::ops::operator_routes());
     let unknown = groups
-        .limited(Router::new().fallback(unknown_route).layer(
-            middleware::from_fn_with_state(state.clone(), auth::require_key),
-        ))
+        .limited(
+            Router::new()
+                .fallback(unknown_route)
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_key,
+                )),
+        )
         .with_state(state.clone());
     let routes = Router::new()
         .merge(routes::ops::probe_routes().method_not_allowed_fallback(method_not_allowed))
         .merge(groups.keyed(observability::scrape_routes(obs), Access::Submit))
-        .merge(groups.limited(groups.keyed(
-            observability::dashboard::shell_routes(),
-            Access::None,
-        )))
+        .merge(groups.limited(groups.keyed(observability::dashboard::shell_routes(), Access::None)))
         .merge(groups.limited(groups.keyed(reader, Access::Submit)))
         .merge(groups.limited(groups.keyed(operator, Access::Operator)))
         .fallback_service(unknown)
@@ -176,7 +178,10 @@ async fn unknown_route() -> ApiError {
 }
 
 /// 405, or the 401 of a client without a valid key.
-async fn method_not_allowed_with_key(State(state): State<AppState>, headers: HeaderMap) -> ApiError {
+async fn method_not_allowed_with_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiError {
     match auth::check(state.keys(), &headers, Access::Submit) {
         Ok(()) => ApiError::MethodNotAllowed,
         Err(e) => e,

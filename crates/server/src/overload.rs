@@ -178,10 +178,7 @@ impl Replays {
                 }
             }
         }
-        keys.insert(
-            claim.key.clone(),
-            (claim.fingerprint.clone(), order, now),
-        );
+        keys.insert(claim.key.clone(), (claim.fingerprint.clone(), order, now));
     }
 
     fn find(&self, key: &str, now: Instant) -> Option<(String, OrderId)> {
@@ -431,7 +428,11 @@ mod tests {
             key: key.into(),
             fingerprint: format!("fp-{key}"),
         };
-        let (a, b, c) = (OrderId::generate(), OrderId::generate(), OrderId::generate());
+        let (a, b, c) = (
+            OrderId::generate(),
+            OrderId::generate(),
+            OrderId::generate(),
+        );
         let t0 = Instant::now();
         replays.remember(&claim("a"), a, t0);
         replays.remember(&claim("b"), b, t0 + Duration::from_secs(1));

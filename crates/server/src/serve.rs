@@ -331,11 +331,15 @@ mod tests {
     async fn an_idle_kept_alive_connection_is_closed_and_frees_its_slot() {
         let (addr, _stop) = start(config(300)).await;
         let mut idle = TcpStream::connect(addr).await.expect("connect");
-        assert!(get_on(&mut idle, "/", "ok").await.starts_with("HTTP/1.1 200"));
+        assert!(get_on(&mut idle, "/", "ok")
+            .await
+            .starts_with("HTTP/1.1 200"));
         // The only slot is held by `idle` until it has been idle for 300 ms.
         let started = std::time::Instant::now();
         let mut next = TcpStream::connect(addr).await.expect("connect");
-        assert!(get_on(&mut next, "/", "ok").await.starts_with("HTTP/1.1 200"));
+        assert!(get_on(&mut next, "/", "ok")
+            .await
+            .starts_with("HTTP/1.1 200"));
         let waited = started.elapsed();
         assert!(waited < Duration::from_secs(3), "served after {waited:?}");
         let mut buf = [0u8; 16];
@@ -353,6 +357,8 @@ mod tests {
         let response = get_on(&mut stream, "/slow", "slow").await;
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         // Used again at once, the connection is still open.
-        assert!(get_on(&mut stream, "/", "ok").await.starts_with("HTTP/1.1 200"));
+        assert!(get_on(&mut stream, "/", "ok")
+            .await
+            .starts_with("HTTP/1.1 200"));
     }
 }
