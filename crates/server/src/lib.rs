@@ -15,7 +15,9 @@
 //! - [`observability`]: `/metrics`, `/alerts`, the dashboard (`/`, `/stats`,
 //!   `/workflow`), the alert evaluator, and the request-id and request-metrics
 //!   middleware.
-//! - [`openapi`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
+//! - [`openapi`]: the contract's shapes as types for the OpenAPI document,
+//!   and the list of the contract's routes; depends on no route.
+//! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
 //! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
 //! - [`serve`]: the HTTP/1 server loop with slow-client protection.
 //!
@@ -24,6 +26,7 @@
 //! 405 fallbacks, and the cross-cutting layers (applied in one place,
 //! [`with_layers`]).
 
+pub mod api_doc;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -83,7 +86,7 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
         .merge(routes::orders::routes())
         .merge(routes::ops::routes())
         .merge(observability::routes(obs.clone()))
-        .merge(openapi::routes());
+        .merge(api_doc::routes());
     let operator = Router::new()
         .merge(routes::orders::operator_routes())
         .merge(routes::ops::operator_routes());
