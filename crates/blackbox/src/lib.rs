@@ -12,6 +12,18 @@
 //! fn start(settings: &dofs_blackbox::Settings) -> Option<MyTarget> { ... }
 //! dofs_blackbox::suite!(start);
 //! ```
+//!
+//! It is also the project's test kit, shared by the black-box suites, the
+//! `dofs-cli` integration tests and the kill campaign (`dofs-chaos`): the
+//! seed order ([`seed_order`]), starting a server and reading where it
+//! listens ([`spawn_listening`]), waiting for orders to be terminal
+//! ([`wait_all_terminal`]) and a seedable random generator ([`Rng`]).
+
+mod process;
+mod rng;
+
+pub use process::{spawn_listening, try_spawn_listening};
+pub use rng::Rng;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -65,35 +77,52 @@ pub trait Target {
     fn bulk_orders(&self) -> usize;
 }
 
-/// Spawns `cmd` with its stdout piped and reads the first line it prints,
-/// which must be `banner` followed by the base URL (how `dofs serve` and
-/// `dofs-local-aws` say that they listen). Answers the child and the base
-/// URL, or the line printed instead of the banner.
-pub fn spawn_listening(
-    cmd: &mut std::process::Command,
-    banner: &str,
-) -> (std::process::Child, Result<String, String>) {
-    use std::io::BufRead;
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    let stdout = child.stdout.take().expect("the child's stdout");
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let base = match line.trim().strip_prefix(banner) {
-        Some(base) => Ok(base.to_owned()),
-        None => Err(line),
-    };
-    (child, base)
-}
-
 /// The seed's valid order.
 pub fn seed_order() -> Value {
     json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,
            "metadata": {"source": "manual-test"}})
+}
+
+/// Waits until every order of `ids` is `FULFILLED` or `FAILED` on the
+/// system at `base` (each must read back with 200 all along); answers them
+/// in the order of `ids`. Panics after `limit`, naming how many are left.
+pub async fn wait_all_terminal(
+    client: &reqwest::Client,
+    base: &str,
+    ids: &[String],
+    limit: Duration,
+) -> Vec<Value> {
+    let started = Instant::now();
+    let mut done: Vec<Option<Value>> = vec![None; ids.len()];
+    loop {
+        for (i, id) in ids.iter().enumerate() {
+            if done[i].is_some() {
+                continue;
+            }
+            let url = format!("{base}/orders/{id}");
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            let status = r.status().as_u16();
+            let order: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 200, "order {id} reads back: {order}");
+            if matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
+                done[i] = Some(order);
+            }
+        }
+        let left = done.iter().filter(|d| d.is_none()).count();
+        if left == 0 {
+            return done.into_iter().flatten().collect();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{left} of {} orders still not terminal after {limit:?}",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The system under test, with an HTTP client.
@@ -157,33 +186,10 @@ impl<T: Target> Sut<T> {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits until every order is `FULFILLED` or `FAILED` (each must read
-    /// back with 200 all along); answers them in the order of `ids`.
+    /// Waits until every order is `FULFILLED` or `FAILED` (see
+    /// [`wait_all_terminal`]).
     pub async fn wait_all_terminal(&self, ids: &[String], limit: Duration) -> Vec<Value> {
-        let started = Instant::now();
-        let mut done: Vec<Option<Value>> = vec![None; ids.len()];
-        loop {
-            for (i, id) in ids.iter().enumerate() {
-                if done[i].is_some() {
-                    continue;
-                }
-                let (status, order) = self.get_json(&format!("/orders/{id}")).await;
-                assert_eq!(status, 200, "order {id} reads back: {order}");
-                if matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
-                    done[i] = Some(order);
-                }
-            }
-            let left = done.iter().filter(|d| d.is_none()).count();
-            if left == 0 {
-                return done.into_iter().flatten().collect();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{left} of {} orders still not terminal after {limit:?}",
-                ids.len()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_all_terminal(&self.client, &self.target.base(), ids, limit).await
     }
 
     /// Every item of a listing, following `nextCursor` with pages of `limit`.

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{seed_order, App};
+use dofs_blackbox::Rng;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,24 +22,11 @@ fn crash_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_order_survives_repeated_sigkills_and_ends_terminal_once() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1;
+    let seed = Rng::seed_from_time();
     println!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut app = App::spawn_on(dir.path(), &crash_env());
     let base = Arc::new(RwLock::new(app.base.clone()));

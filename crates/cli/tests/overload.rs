@@ -180,6 +180,49 @@ async fn a_full_queue_refuses_new_orders_and_loses_none_it_accepted() {
 }
 
 #[tokio::test]
+async fn a_replay_is_answered_as_a_replay_while_the_queue_is_full() {
+    // One worker that takes 5 s an order: the queue stays full meanwhile.
+    let (app, _dir) = spawn(&[
+        ("DOFS_QUEUE_MAX_BACKLOG", "2".into()),
+        ("DOFS_FULFILLMENT_WORKERS", "1".into()),
+        ("DOFS_FULFILLMENT_DELAY_MS", "5000".into()),
+        ("DOFS_FULFILLMENT_SUCCESS_RATE", "1".into()),
+    ]);
+    let order = seed_order();
+    let post = |key: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/order"))
+            .header("idempotency-key", key)
+            .json(&order);
+        async move {
+            let r = request.send().await.expect("POST /order");
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            let (status, _, body) = answer(r).await;
+            (status, replayed, body)
+        }
+    };
+    let (status, replayed, first) = post("replay-key-1").await;
+    assert_eq!((status, replayed), (202, false), "{first}");
+    let mut refused = 0;
+    for _ in 0..6 {
+        let (status, _, body) = answer(app.post_order(&order).await).await;
+        if status == 429 {
+            assert_eq!(body["error"], "QueueFull", "{body}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 3, "the queue is full: {refused} refused");
+    // The same key and body: the first answer again, not a 429.
+    let (status, replayed, again) = post("replay-key-1").await;
+    assert_eq!((status, replayed), (202, true), "{again}");
+    assert_eq!(again["orderId"], first["orderId"]);
+    // A new key is refused like any new order.
+    let (status, _, body) = post("replay-key-2").await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("QueueFull")));
+}
+
+#[tokio::test]
 async fn slow_bodies_hold_no_more_than_the_in_flight_limit_and_are_cut_off() {
     let (app, _dir) = spawn(&[
         ("DOFS_SERVER_MAX_IN_FLIGHT", "2".into()),

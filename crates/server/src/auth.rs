@@ -1,16 +1,18 @@
 //! API keys (CONTRACT.md section 4). When keys are configured, every route
 //! but `/health`, `/ready` and the dashboard's page shell needs a valid
 //! `x-api-key`; operator routes (retry, redrive, purge) need an operator key.
+//! Which routes need what is decided by the route group they are mounted in
+//! ([`crate::router_with`]), not here: this module checks keys and offers
+//! one middleware per level.
 //!
 //! Keys are kept only as SHA-256 digests and compared in constant time; the
 //! presented key is never logged or echoed.
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use sha2::{Digest, Sha256};
 
 /// The configured keys, hashed.
@@ -31,11 +33,14 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// What a presented key may do.
+/// What a presented key may do, and what a route group needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// No key (a wrong key grants nothing; an open group needs nothing).
     None,
+    /// An API key: every route but the operator's.
     Submit,
+    /// An operator key: every route.
     Operator,
 }
 
@@ -99,60 +104,42 @@ impl Keys {
     }
 }
 
-/// Routes open without a key: probes and the dashboard's page shell (it asks for a key itself).
-fn is_open(method: &Method, path: &str) -> bool {
-    matches!(path, "/health" | "/ready")
-        || (method == Method::GET && (path == "/" || path.starts_with("/assets/")))
-}
-
-/// Routes that need an operator key.
-pub fn is_operator_route(method: &Method, path: &str) -> bool {
-    method == Method::POST
-        && (matches!(path, "/dlq/redrive" | "/dlq/purge")
-            || (path.starts_with("/orders/") && path.ends_with("/retry")))
-}
-
-fn deny(status: StatusCode, error: &str, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": error, "message": message })),
-    )
-        .into_response()
-}
-
-/// The middleware: 401 for a missing or wrong key, 403 for a submit key on an operator route.
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let keys = state.keys();
-    let (method, path) = (request.method(), request.uri().path());
-    if !keys.enabled() || is_open(method, path) {
-        return next.run(request).await;
+/// Checks the request's `x-api-key` against what a route group needs
+/// (`Access::Submit`: any valid key; `Access::Operator`: an operator key).
+/// Always passes when no key is configured. The failures are [`ApiError`]s,
+/// which turn them into the contract's 401 and 403.
+pub fn check(keys: &Keys, headers: &HeaderMap, needed: Access) -> Result<(), ApiError> {
+    if !keys.enabled() || needed == Access::None {
+        return Ok(());
     }
-    let presented = request
-        .headers()
+    let presented = headers
         .get("x-api-key")
-        .and_then(|v| v.to_str().ok());
-    let access = match presented {
-        None => {
-            return deny(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "an x-api-key header is required",
-            )
-        }
-        Some(k) => keys.access(k),
-    };
-    match access {
-        Access::None => deny(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "the x-api-key is not valid",
-        ),
-        Access::Submit if is_operator_route(method, path) => deny(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "this route needs an operator key",
-        ),
-        Access::Submit | Access::Operator => next.run(request).await,
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::KeyMissing)?;
+    match (keys.access(presented), needed) {
+        (Access::None, _) => Err(ApiError::KeyInvalid),
+        (Access::Submit, Access::Operator) => Err(ApiError::OperatorKeyRequired),
+        _ => Ok(()),
+    }
+}
+
+/// The reader group's middleware: any valid key (when keys are configured).
+pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match check(state.keys(), request.headers(), Access::Submit) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The operator group's middleware: an operator key (when keys are configured).
+pub async fn require_operator_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check(state.keys(), request.headers(), Access::Operator) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -176,13 +163,37 @@ mod tests {
     }
 
     #[test]
-    fn operator_routes_are_retry_redrive_and_purge() {
-        assert!(is_operator_route(&Method::POST, "/orders/abc/retry"));
-        assert!(is_operator_route(&Method::POST, "/dlq/redrive"));
-        assert!(is_operator_route(&Method::POST, "/dlq/purge"));
-        assert!(!is_operator_route(&Method::GET, "/dlq"));
-        assert!(!is_operator_route(&Method::POST, "/orders"));
-        assert!(is_open(&Method::GET, "/health") && is_open(&Method::GET, "/ready"));
-        assert!(!is_open(&Method::GET, "/orders"));
+    fn a_group_needs_the_level_of_key_it_names() {
+        let keys = Keys::new(&["submit-key-0123456789"], &["operator-key-0123456789"]);
+        let with = |key: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-api-key", key.parse().expect("header value"));
+            h
+        };
+        let none = HeaderMap::new();
+        let submit = with("submit-key-0123456789");
+        let operator = with("operator-key-0123456789");
+        let wrong = with("not-a-key");
+        assert_eq!(
+            check(&keys, &none, Access::Submit),
+            Err(ApiError::KeyMissing)
+        );
+        assert_eq!(
+            check(&keys, &wrong, Access::Submit),
+            Err(ApiError::KeyInvalid)
+        );
+        assert_eq!(check(&keys, &submit, Access::Submit), Ok(()));
+        assert_eq!(check(&keys, &operator, Access::Submit), Ok(()));
+        assert_eq!(
+            check(&keys, &submit, Access::Operator),
+            Err(ApiError::OperatorKeyRequired)
+        );
+        assert_eq!(check(&keys, &operator, Access::Operator), Ok(()));
+        assert_eq!(check(&keys, &none, Access::None), Ok(()), "open group");
+        assert_eq!(
+            check(&Keys::default(), &none, Access::Operator),
+            Ok(()),
+            "no keys configured: no authentication"
+        );
     }
 }

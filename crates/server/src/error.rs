@@ -27,6 +27,12 @@ pub enum ApiError {
         /// Every broken rule (never empty).
         details: Vec<FieldError>,
     },
+    /// 401 `Unauthorized`: keys are configured and the request carries no `x-api-key`.
+    KeyMissing,
+    /// 401 `Unauthorized`: the request's `x-api-key` is not a configured key.
+    KeyInvalid,
+    /// 403 `Forbidden`: the key is valid but this route needs an operator key.
+    OperatorKeyRequired,
     /// 404 `NotFound`.
     NotFound(String),
     /// 405 `MethodNotAllowed`.
@@ -82,6 +88,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) | ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
+            ApiError::KeyMissing | ApiError::KeyInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::OperatorKeyRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
@@ -104,6 +112,8 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "MalformedJson",
             ApiError::Validation { .. } => "ValidationError",
+            ApiError::KeyMissing | ApiError::KeyInvalid => "Unauthorized",
+            ApiError::OperatorKeyRequired => "Forbidden",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Conflict(_) => "Conflict",
@@ -127,6 +137,9 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(m) | ApiError::NotFound(m) | ApiError::Conflict(m) => m.clone(),
             ApiError::Validation { message, .. } => (*message).to_owned(),
+            ApiError::KeyMissing => "an x-api-key header is required".into(),
+            ApiError::KeyInvalid => "the x-api-key is not valid".into(),
+            ApiError::OperatorKeyRequired => "this route needs an operator key".into(),
             ApiError::MethodNotAllowed => "this method is not allowed on this route".into(),
             ApiError::IdempotencyKeyInFlight => {
                 "a request with this Idempotency-Key is still being processed".into()
@@ -291,6 +304,36 @@ mod tests {
     }
 
     #[test]
+    fn key_failures_are_401_or_403_and_never_echo_the_key() {
+        let cases = [
+            (
+                ApiError::KeyMissing,
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+            ),
+            (
+                ApiError::KeyInvalid,
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+            ),
+            (
+                ApiError::OperatorKeyRequired,
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+            ),
+        ];
+        for (e, status, name) in cases {
+            assert_eq!(e.status(), status, "{e:?}");
+            assert_eq!(e.body()["error"], name, "{e:?}");
+            assert!(e
+                .into_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none());
+        }
+    }
+
+    #[test]
     fn validation_errors_list_their_details_and_others_have_none() {
         let body = ApiError::invalid_field("order is invalid", "price", "must be a number").body();
         assert_eq!(
@@ -311,6 +354,9 @@ mod tests {
     fn every_error_body_has_a_name_and_a_message() {
         let all = [
             ApiError::MalformedJson("the body is not valid JSON".into()),
+            ApiError::KeyMissing,
+            ApiError::KeyInvalid,
+            ApiError::OperatorKeyRequired,
             ApiError::NotFound("order not found".into()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict("c".into()),

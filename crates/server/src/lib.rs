@@ -15,13 +15,18 @@
 //! - [`observability`]: `/metrics`, `/alerts`, the dashboard (`/`, `/stats`,
 //!   `/workflow`), the alert evaluator, and the request-id and request-metrics
 //!   middleware.
-//! - [`openapi`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
+//! - [`openapi`]: the contract's shapes as types for the OpenAPI document,
+//!   and the list of the contract's routes; depends on no route.
+//! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
 //! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
 //! - [`serve`]: the HTTP/1 server loop with slow-client protection.
 //!
-//! [`router`] assembles the routes, the JSON 404 and 405 fallbacks, and the
-//! cross-cutting layers (applied in one place, [`with_layers`]).
+//! [`router`] assembles the route groups (probes, scrape, public, reader,
+//! operator) with their authentication and overload layers, the JSON 404 and
+//! 405 fallbacks, and the cross-cutting layers (applied in one place,
+//! [`with_layers`]).
 
+pub mod api_doc;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -35,7 +40,9 @@ pub mod state;
 pub use error::ApiError;
 pub use state::AppState;
 
-use axum::extract::Request;
+use auth::Access;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -54,34 +61,87 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`] with the observability state that `dofs serve` evaluates
 /// alerts in and serves the workflow graph from.
+///
+/// Routes are mounted in groups, and a group's layers say who may use its
+/// routes and whether they are limited; no layer looks at paths:
+///
+/// | group | routes | key | overload limits |
+/// |---|---|---|---|
+/// | probes | `/health`, `/ready` | none | never |
+/// | scrape | `/metrics` | any | never |
+/// | public | `/`, `/assets/*` (the dashboard's page shell) | none | yes |
+/// | reader | orders, listings, executions, `/alerts`, `/stats`, `/workflow`, `/openapi.json` | any | yes |
+/// | operator | retry, DLQ redrive and purge | operator | yes |
+///
+/// Wrong methods (405) and unknown routes (404) need a key too, except on
+/// the probes, so that the API's shape is not open to clients without one.
+/// The overload limits sit outside authentication, so that guessing keys
+/// is rate limited too.
 pub fn router_with(state: AppState, obs: observability::Observability) -> Router {
-    // Further route groups (metrics, alerts, OpenAPI, dashboard) merge here,
-    // before the fallbacks, so that they get the JSON 405 too.
-    let routes = Router::new()
-        .merge(api_routes())
-        .merge(observability::routes(obs))
-        .merge(openapi::routes());
     let request_timeout = state.overload().config().request_timeout;
-    let routes = routes
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            overload::guard,
-        ))
+    let groups = Groups {
+        state: state.clone(),
+    };
+    let reader = Router::new()
+        .merge(routes::orders::routes())
+        .merge(routes::ops::routes())
+        .merge(observability::routes(obs.clone()))
+        .merge(api_doc::routes());
+    let operator = Router::new()
+        .merge(routes::orders::operator_routes())
+        .merge(routes::ops::operator_routes());
+    let unknown = groups
+        .limited(
+            Router::new()
+                .fallback(unknown_route)
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_key,
+                )),
+        )
+        .with_state(state.clone());
+    let routes = Router::new()
+        .merge(routes::ops::probe_routes().method_not_allowed_fallback(method_not_allowed))
+        .merge(groups.keyed(observability::scrape_routes(obs), Access::Submit))
+        .merge(groups.limited(groups.keyed(observability::dashboard::shell_routes(), Access::None)))
+        .merge(groups.limited(groups.keyed(reader, Access::Submit)))
+        .merge(groups.limited(groups.keyed(operator, Access::Operator)))
+        .fallback_service(unknown)
         .with_state(state);
     with_layers(routes, request_timeout)
 }
 
-/// The contract's order and operations routes, without fallbacks or layers.
-pub fn api_routes() -> Router<AppState> {
-    Router::new()
-        .merge(routes::orders::routes())
-        .merge(routes::ops::routes())
+/// The layers a route group is mounted with.
+struct Groups {
+    state: AppState,
+}
+
+impl Groups {
+    /// `routes` for clients with a key of level `needed` (any key:
+    /// `Access::Submit`; none: `Access::None`); a wrong method on them
+    /// answers 405 only to a client with a valid key (401 otherwise).
+    fn keyed(&self, routes: Router<AppState>, needed: Access) -> Router<AppState> {
+        let routes = routes.method_not_allowed_fallback(method_not_allowed_with_key);
+        let state = self.state.clone();
+        match needed {
+            Access::None => routes,
+            Access::Submit => {
+                routes.route_layer(middleware::from_fn_with_state(state, auth::require_key))
+            }
+            Access::Operator => routes.route_layer(middleware::from_fn_with_state(
+                state,
+                auth::require_operator_key,
+            )),
+        }
+    }
+
+    /// `routes` behind the rate limit and the in-flight limit.
+    fn limited(&self, routes: Router<AppState>) -> Router<AppState> {
+        routes.layer(middleware::from_fn_with_state(
+            self.state.clone(),
+            overload::guard,
+        ))
+    }
 }
 
 /// The cross-cutting layers, outermost last: the per-request timeout
@@ -118,6 +178,17 @@ async fn timeout(limit: Duration, request: Request, next: Next) -> Response {
 
 async fn unknown_route() -> ApiError {
     ApiError::NotFound("no such route".into())
+}
+
+/// 405, or the 401 of a client without a valid key.
+async fn method_not_allowed_with_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiError {
+    match auth::check(state.keys(), &headers, Access::Submit) {
+        Ok(()) => ApiError::MethodNotAllowed,
+        Err(e) => e,
+    }
 }
 
 async fn method_not_allowed() -> ApiError {

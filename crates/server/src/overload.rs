@@ -8,12 +8,17 @@
 //!   (messages waiting or in flight, that is orders accepted and not yet
 //!   terminal) holds `max_backlog` messages or more ([`Backlog`]).
 //!
+//! While the queue is full, the replay of an order this process accepted
+//! (same `Idempotency-Key` and body) is still answered as a replay
+//! ([`Overload::while_full`]): a client retrying a request whose answer it
+//! lost gets that answer, not a 429.
+//!
 //! Each refusal is a 429 with `Retry-After` and a contract error body
 //! (`RateLimited`, `ServerBusy`, `QueueFull`), counted in
 //! `dofs_overload_rejections_total{reason}`. A refused request has done no
 //! work: nothing accepted is ever dropped. `/health`, `/ready` and
-//! `/metrics` are never limited, so probes and scrapes see an overloaded
-//! server as it is.
+//! `/metrics` are never limited (their route groups go without [`guard`]),
+//! so probes and scrapes see an overloaded server as it is.
 //!
 //! Slow clients are cut off elsewhere: headers by the connection's header
 //! read timeout ([`crate::serve`]), bodies by [`OverloadConfig::body_read_timeout`]
@@ -25,7 +30,8 @@ use crate::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use dofs_core::ports::Queue;
+use dofs_core::ports::{IdempotencyClaim, Queue};
+use dofs_core::{Order, OrderId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +82,7 @@ pub struct Overload {
     rate: Option<RateLimiter>,
     in_flight: Option<Arc<Semaphore>>,
     backlog: Backlog,
+    replays: Replays,
 }
 
 impl Overload {
@@ -88,6 +95,7 @@ impl Overload {
             in_flight: (config.max_in_flight > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_in_flight))),
             backlog: Backlog::new(config.max_backlog),
+            replays: Replays::new(MAX_REMEMBERED_KEYS),
         }
     }
 
@@ -99,6 +107,85 @@ impl Overload {
     /// The queue back-pressure state.
     pub fn backlog(&self) -> &Backlog {
         &self.backlog
+    }
+
+    /// Notes that `claim` was answered with `order`, so that its replay can
+    /// be answered while the queue is full.
+    pub fn remember(&self, claim: &IdempotencyClaim, order: OrderId) {
+        if self.backlog.max > 0 {
+            self.replays.remember(claim, order, Instant::now());
+        }
+    }
+
+    /// What a submission gets while the queue is full: the order it replays
+    /// (same `Idempotency-Key` and body as an order accepted earlier), 422
+    /// for a known key with another body, else 429 `QueueFull`. Only keys
+    /// this process answered are known; the others are refused like any
+    /// new order until the queue drains.
+    pub async fn while_full(
+        &self,
+        state: &AppState,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<Order, ApiError> {
+        let known = key.and_then(|key| self.replays.find(key, Instant::now()));
+        match known {
+            Some((fingerprint, id)) if fingerprint == crate::extract::fingerprint(body) => {
+                if let Some(order) = state.backend().orders.get(id).await? {
+                    return Ok(order);
+                }
+            }
+            Some(_) => return Err(ApiError::IdempotencyKeyReused),
+            None => {}
+        }
+        count_rejection("backlog");
+        Err(ApiError::QueueFull)
+    }
+}
+
+/// Idempotency keys remembered for replays while the queue is full.
+const MAX_REMEMBERED_KEYS: usize = 10_000;
+
+/// How long an idempotency key is kept (CONTRACT.md: 24 hours).
+const KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The idempotency keys this process answered, newest `capacity` of them:
+/// key -> (body fingerprint, order, when).
+struct Replays {
+    capacity: usize,
+    keys: Mutex<HashMap<String, (String, OrderId, Instant)>>,
+}
+
+impl Replays {
+    fn new(capacity: usize) -> Replays {
+        Replays {
+            capacity,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remember(&self, claim: &IdempotencyClaim, order: OrderId, now: Instant) {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() >= self.capacity && !keys.contains_key(&claim.key) {
+            keys.retain(|_, (_, _, at)| now.saturating_duration_since(*at) < KEY_RETENTION);
+            if keys.len() >= self.capacity {
+                let oldest = keys
+                    .iter()
+                    .min_by_key(|(_, (_, _, at))| *at)
+                    .map(|(key, _)| key.clone());
+                if let Some(oldest) = oldest {
+                    keys.remove(&oldest);
+                }
+            }
+        }
+        keys.insert(claim.key.clone(), (claim.fingerprint.clone(), order, now));
+    }
+
+    fn find(&self, key: &str, now: Instant) -> Option<(String, OrderId)> {
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(key)
+            .filter(|(_, _, at)| now.saturating_duration_since(*at) < KEY_RETENTION)
+            .map(|(fingerprint, order, _)| (fingerprint.clone(), *order))
     }
 }
 
@@ -223,11 +310,6 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
-/// Routes that are never limited: probes and the metrics scrape.
-fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics")
-}
-
 /// Who a request counts against: the API key's digest when keys are on and
 /// the key is valid, else the client's IP (or `unknown` without one).
 fn client_of(state: &AppState, request: &Request) -> String {
@@ -254,11 +336,10 @@ pub fn count_rejection(reason: &'static str) {
 }
 
 /// The middleware: the rate limit, then the in-flight limit. Add it outside
-/// authentication, so that guessing keys is rate limited too.
+/// authentication, so that guessing keys is rate limited too. Route groups
+/// that are never limited (probes, the metrics scrape) are mounted without
+/// it ([`crate::router_with`]).
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if is_exempt(request.uri().path()) {
-        return next.run(request).await;
-    }
     let overload = state.overload();
     if let Some(limiter) = &overload.rate {
         let client = client_of(&state, &request);
@@ -337,6 +418,32 @@ mod tests {
         assert!(
             !Backlog::new(0).is_full(queue.as_ref()).await,
             "0: no limit"
+        );
+    }
+
+    #[test]
+    fn replays_keep_the_newest_keys_for_a_day() {
+        let replays = Replays::new(2);
+        let claim = |key: &str| IdempotencyClaim {
+            key: key.into(),
+            fingerprint: format!("fp-{key}"),
+        };
+        let (a, b, c) = (
+            OrderId::generate(),
+            OrderId::generate(),
+            OrderId::generate(),
+        );
+        let t0 = Instant::now();
+        replays.remember(&claim("a"), a, t0);
+        replays.remember(&claim("b"), b, t0 + Duration::from_secs(1));
+        assert_eq!(replays.find("a", t0), Some(("fp-a".into(), a)));
+        replays.remember(&claim("c"), c, t0 + Duration::from_secs(2));
+        assert_eq!(replays.find("a", t0), None, "the oldest key made room");
+        assert_eq!(replays.find("c", t0), Some(("fp-c".into(), c)));
+        assert_eq!(
+            replays.find("b", t0 + Duration::from_secs(1) + KEY_RETENTION),
+            None,
+            "expired"
         );
     }
 

@@ -1,8 +1,12 @@
 //! Black-box helpers: spawn the real `dofs serve` on a random port and a
-//! temporary data directory, and talk to it over HTTP like a user.
+//! temporary data directory, and talk to it over HTTP like a user. The
+//! pieces every test tool shares (the seed order, the spawner, waiting for
+//! terminal orders, the random generator) come from the test kit,
+//! `dofs-blackbox`.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+pub use dofs_blackbox::seed_order;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +17,6 @@ pub struct App {
     pub child: Child,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
-}
-
-/// The seed's valid order.
-pub fn seed_order() -> Value {
-    json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,
-           "metadata": {"source": "manual-test"}})
 }
 
 /// Fast settings for tests: short backoff and visibility timeout.
@@ -77,27 +75,7 @@ impl App {
 
     /// Waits until every order is terminal, or panics after `limit`.
     pub async fn wait_all_terminal(&self, ids: &[String], limit: Duration) -> Vec<Value> {
-        let started = Instant::now();
-        loop {
-            let mut orders = Vec::with_capacity(ids.len());
-            let mut pending = 0;
-            for id in ids {
-                let (status, order) = self.get_json(&format!("/orders/{id}")).await;
-                assert_eq!(status, 200, "order {id} exists");
-                if !matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
-                    pending += 1;
-                }
-                orders.push(order);
-            }
-            if pending == 0 {
-                return orders;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{pending} orders still not terminal after {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        dofs_blackbox::wait_all_terminal(&self.client, &self.base, ids, limit).await
     }
 
     /// Every page of a listing route.

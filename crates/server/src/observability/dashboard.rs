@@ -34,12 +34,18 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// The window of the latency percentiles.
 pub const LATENCY_WINDOW: Duration = Duration::from_secs(300);
 
-/// The dashboard's routes (they need [`Observability`] as an extension).
-pub fn routes() -> Router<AppState> {
+/// The page shell: the page, its script and its stylesheet, open without a
+/// key (the page asks for one itself).
+pub fn shell_routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(stylesheet))
+}
+
+/// The JSON the page polls (they need [`Observability`] as an extension).
+pub fn data_routes() -> Router<AppState> {
+    Router::new()
         .route("/stats", get(stats))
         .route("/workflow", get(workflow))
 }

@@ -274,13 +274,21 @@ fn submit_latency(registry: &Registry) -> HistogramSnapshot {
     merged
 }
 
-/// The observability routes, over the API's state and `obs`.
+/// The observability routes that need a key, over the API's state and
+/// `obs`: `/alerts` and the dashboard's data (the reader group).
 pub fn routes(obs: Observability) -> Router<AppState> {
-    let with_obs = Router::new()
-        .route("/metrics", get(metrics_text))
+    Router::new()
         .route("/alerts", get(alerts_json))
-        .merge(dashboard::routes());
-    with_obs.layer(axum::Extension(obs))
+        .merge(dashboard::data_routes())
+        .layer(axum::Extension(obs))
+}
+
+/// `/metrics`: needs a key, never limited, so that scrapes see an
+/// overloaded server as it is (the scrape group).
+pub fn scrape_routes(obs: Observability) -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .layer(axum::Extension(obs))
 }
 
 /// `GET /metrics`: the Prometheus text format.

@@ -19,14 +19,24 @@ use serde_json::{json, Value};
 /// The longest execution id accepted, in bytes.
 const MAX_EXECUTION_ID_BYTES: usize = 256;
 
-/// The operations routes.
+/// The operations routes any API key may use (the reader group).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/failed-orders", get(failed_orders))
         .route("/dlq", get(dead_letters))
+        .route("/executions/{executionId}", get(execution))
+}
+
+/// The dead-letter actions, which need an operator key (the operator group).
+pub fn operator_routes() -> Router<AppState> {
+    Router::new()
         .route("/dlq/redrive", post(redrive))
         .route("/dlq/purge", post(purge))
-        .route("/executions/{executionId}", get(execution))
+}
+
+/// Liveness and readiness: open, and never limited (the probe group).
+pub fn probe_routes() -> Router<AppState> {
+    Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
 }

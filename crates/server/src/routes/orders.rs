@@ -20,13 +20,17 @@ use serde_json::{json, Value};
 /// The header that marks a replayed idempotent response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The order routes.
+/// The order routes any API key may use (the reader group).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/order", post(submit))
         .route("/orders", post(submit).get(list))
         .route("/orders/{orderId}", get(get_one))
-        .route("/orders/{orderId}/retry", post(retry))
+}
+
+/// The order route that needs an operator key (the operator group).
+pub fn operator_routes() -> Router<AppState> {
+    Router::new().route("/orders/{orderId}/retry", post(retry))
 }
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
@@ -69,11 +73,11 @@ async fn submit(
     let overload = state.overload();
     // Back-pressure before the body is read: a refusal costs next to
     // nothing, and a request refused here has done nothing to undo.
-    if overload
+    let full = overload
         .backlog()
         .is_full(state.backend().queue.as_ref())
-        .await
-    {
+        .await;
+    if full && key.is_none() {
         crate::overload::count_rejection("backlog");
         return Err(ApiError::QueueFull);
     }
@@ -83,6 +87,11 @@ async fn submit(
     )
     .await
     .map_err(|_| ApiError::RequestTimeout)??;
+    if full {
+        // Only a replay of an order already accepted gets past a full queue.
+        let order = overload.while_full(&state, key.as_deref(), &bytes).await?;
+        return Ok(accepted(&order, true));
+    }
     let order = decode_order(&bytes, state.limits()).map_err(|e| match e {
         DecodeError::Malformed(message) => ApiError::MalformedJson(message),
         DecodeError::Invalid(details) => ApiError::Validation {
@@ -108,7 +117,14 @@ async fn submit(
         None => None,
     };
     let id = OrderId::generate();
-    match state.backend().workflow.start(id, order, claim).await? {
+    let remembered = claim.clone();
+    let submitted = state.backend().workflow.start(id, order, claim).await?;
+    if let (Some(claim), Submitted::Started { order } | Submitted::Replayed { order }) =
+        (&remembered, &submitted)
+    {
+        overload.remember(claim, order.id);
+    }
+    match submitted {
         Submitted::Started { order } => {
             overload.backlog().accepted();
             Ok(accepted(&order, false))

@@ -1,0 +1,168 @@
+//! The final checks: every acknowledged order terminal in time, and the
+//! database file's own checks.
+
+use super::*;
+
+/// Polls until no stored order is PENDING or PROCESSING; returns when that was seen.
+pub(super) async fn wait_all_terminal(base: &str, limit: Duration) -> Option<Instant> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let mut open = 0;
+        for status in ["PENDING", "PROCESSING"] {
+            let page = http
+                .get(format!("{base}/orders?status={status}&limit=1"))
+                .send()
+                .await;
+            match page {
+                Ok(r) => match r.json::<Value>().await {
+                    Ok(v) => open += v["items"].as_array().map_or(1, |a| a.len()),
+                    Err(_) => open += 1,
+                },
+                Err(_) => open += 1,
+            }
+        }
+        if open == 0 {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+pub(super) struct Check {
+    pub(super) name: String,
+    pub(super) ok: bool,
+    pub(super) detail: String,
+}
+
+pub(super) fn check(checks: &mut Vec<Check>, name: &str, ok: bool, detail: String) {
+    checks.push(Check {
+        name: name.to_owned(),
+        ok,
+        detail,
+    });
+}
+
+pub(super) fn count(conn: &rusqlite::Connection, sql: &str) -> anyhow::Result<i64> {
+    conn.query_row(sql, [], |r| r.get(0))
+        .with_context(|| sql.to_owned())
+}
+
+pub(super) fn file_checks(
+    data_dir: &Path,
+    acked: &[String],
+    seen: &HashMap<String, Seen>,
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(data_dir.join("dofs.db"))?;
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    check(
+        checks,
+        "PRAGMA integrity_check = ok",
+        integrity == "ok",
+        integrity,
+    );
+
+    let mut st = conn.prepare("SELECT id, status FROM orders")?;
+    let stored: HashMap<String, String> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    check(
+        checks,
+        "every acknowledged (202) order exists",
+        missing.is_empty(),
+        format!(
+            "{} acknowledged, {} stored, {} missing{}",
+            acked.len(),
+            stored.len(),
+            missing.len(),
+            missing
+                .first()
+                .map(|m| format!(" (first: {m})"))
+                .unwrap_or_default()
+        ),
+    );
+    let unique: HashSet<&String> = acked.iter().collect();
+    check(
+        checks,
+        "no order id acknowledged twice",
+        unique.len() == acked.len(),
+        format!("{} ids, {} distinct", acked.len(), unique.len()),
+    );
+    let open = stored.values().filter(|s| !is_terminal(s)).count();
+    check(
+        checks,
+        "every stored order is terminal",
+        open == 0,
+        format!("{open} not terminal"),
+    );
+    let fulfilled = count(
+        &conn,
+        "SELECT COUNT(*) FROM orders WHERE status = 'FULFILLED'",
+    )?;
+    let effects = count(&conn, "SELECT COUNT(*) FROM fulfillments")?;
+    let stray_effects = count(
+        &conn,
+        "SELECT COUNT(*) FROM fulfillments f LEFT JOIN orders o ON o.id = f.order_id \
+         WHERE o.status IS NOT 'FULFILLED'",
+    )?;
+    check(
+        checks,
+        "fulfillment effects = FULFILLED orders",
+        effects == fulfilled && stray_effects == 0,
+        format!("{effects} effects, {fulfilled} FULFILLED, {stray_effects} effects of orders not FULFILLED"),
+    );
+    let failed = count(&conn, "SELECT COUNT(*) FROM orders WHERE status = 'FAILED'")?;
+    let rows = count(&conn, "SELECT COUNT(*) FROM failed_orders")?;
+    let distinct = count(&conn, "SELECT COUNT(DISTINCT order_id) FROM failed_orders")?;
+    let stray_rows = count(
+        &conn,
+        "SELECT COUNT(*) FROM failed_orders f LEFT JOIN orders o ON o.id = f.order_id \
+         WHERE o.status IS NOT 'FAILED'",
+    )?;
+    check(
+        checks,
+        "failed-orders rows = FAILED orders",
+        rows == failed && distinct == rows && stray_rows == 0,
+        format!("{rows} rows ({distinct} orders), {failed} FAILED, {stray_rows} rows of orders not FAILED"),
+    );
+    let running = count(
+        &conn,
+        "SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'",
+    )?;
+    check(
+        checks,
+        "no workflow execution left RUNNING",
+        running == 0,
+        format!("{running} RUNNING"),
+    );
+    // The last status each sampled order showed must not be undone in the file.
+    let undone: Vec<String> = seen
+        .iter()
+        .filter(|(id, s)| is_terminal(&s.status) && stored.get(*id) != Some(&s.status))
+        .map(|(id, s)| format!("{id} was {} and is now {:?}", s.status, stored.get(id)))
+        .collect();
+    check(
+        checks,
+        "sampled terminal statuses are final in the file",
+        undone.is_empty(),
+        format!(
+            "{} sampled orders, {} changed{}",
+            seen.len(),
+            undone.len(),
+            undone
+                .first()
+                .map(|u| format!(" (first: {u})"))
+                .unwrap_or_default()
+        ),
+    );
+    Ok(())
+}

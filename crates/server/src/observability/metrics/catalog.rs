@@ -1,0 +1,161 @@
+//! What DOFS records: every metric's name, kind, help text and histogram
+//! buckets ([`CATALOG`]).
+
+/// The metric names DOFS records. The embedded crate records the event
+/// counters by the same literal names through the `metrics` facade.
+pub mod names {
+    /// Counter: orders answered 202 (replays excluded).
+    pub const ORDERS_ACCEPTED: &str = "dofs_orders_accepted_total";
+    /// Counter by `reason` (the error code of the answer).
+    pub const ORDERS_REJECTED: &str = "dofs_orders_rejected_total";
+    /// Gauge by `status`, read from the store at scrape time.
+    pub const ORDERS: &str = "dofs_orders";
+    /// Counter by `outcome` (`success`, `failure`).
+    pub const FULFILLMENT_ATTEMPTS: &str = "dofs_fulfillment_attempts_total";
+    /// Gauge by `queue` (`orders`, `dlq`), read from the queue at scrape time.
+    pub const QUEUE_MESSAGES: &str = "dofs_queue_messages";
+    /// Gauge by `queue`: the age of the oldest message, 0 when the queue is empty.
+    pub const QUEUE_OLDEST_AGE: &str = "dofs_queue_oldest_message_age_seconds";
+    /// Counter by `status` (`SUCCEEDED`, `FAILED`).
+    pub const WORKFLOW_EXECUTIONS: &str = "dofs_workflow_executions_total";
+    /// Counter by `method`, `route`, `status`.
+    pub const HTTP_REQUESTS: &str = "dofs_http_requests_total";
+    /// Histogram by `method`, `route`.
+    pub const HTTP_DURATION: &str = "dofs_http_request_duration_seconds";
+    /// Gauge by `alert`: 1 while the rule fires.
+    pub const ALERTS_FIRING: &str = "dofs_alerts_firing";
+    /// Histogram by `status` (`FULFILLED`, `FAILED`): accept to terminal status.
+    pub const TIME_TO_TERMINAL: &str = "dofs_order_time_to_terminal_seconds";
+    /// Counter by `outcome` (`delivered`, `failed`, `dropped`): alert webhook deliveries.
+    pub const ALERT_NOTIFICATIONS: &str = "dofs_alert_notifications_total";
+    /// Counter by `reason` (`rate_limit`, `in_flight`, `backlog`): requests refused 429.
+    pub const OVERLOAD_REJECTIONS: &str = "dofs_overload_rejections_total";
+}
+
+/// What kind of series a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// A known metric: its help text and, for histograms, its buckets.
+pub struct MetricInfo {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub buckets: &'static [f64],
+}
+
+/// Request latencies: half a millisecond to 30 seconds.
+pub const HTTP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Accept to terminal status: 10 ms (no backoff) to an hour (long backoffs, retries).
+pub const TERMINAL_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+
+/// Prometheus' default buckets, for histograms not in the catalog.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric DOFS exports, in the order `/metrics` lists them.
+pub const CATALOG: &[MetricInfo] = &[
+    MetricInfo {
+        name: names::ORDERS_ACCEPTED,
+        kind: Kind::Counter,
+        help: "Orders accepted (202), idempotent replays excluded.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::ORDERS_REJECTED,
+        kind: Kind::Counter,
+        help: "Order submissions refused, by the error code of the answer.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::ORDERS,
+        kind: Kind::Gauge,
+        help: "Orders stored, by status.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::FULFILLMENT_ATTEMPTS,
+        kind: Kind::Counter,
+        help: "Fulfillment attempts finished, by outcome.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::QUEUE_MESSAGES,
+        kind: Kind::Gauge,
+        help: "Messages on the orders queue (waiting or in flight) and in the dead-letter queue.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::QUEUE_OLDEST_AGE,
+        kind: Kind::Gauge,
+        help: "Age of the oldest message on the queue in seconds, 0 when it is empty.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::WORKFLOW_EXECUTIONS,
+        kind: Kind::Counter,
+        help: "Workflow executions finished, by status.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::HTTP_REQUESTS,
+        kind: Kind::Counter,
+        help: "HTTP requests answered, by method, route template and status code.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::HTTP_DURATION,
+        kind: Kind::Histogram,
+        help: "HTTP request duration in seconds, by method and route template.",
+        buckets: HTTP_BUCKETS,
+    },
+    MetricInfo {
+        name: names::ALERTS_FIRING,
+        kind: Kind::Gauge,
+        help: "1 while the alert rule fires, else 0.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::TIME_TO_TERMINAL,
+        kind: Kind::Histogram,
+        help: "Seconds from an order's acceptance to its terminal status, by status.",
+        buckets: TERMINAL_BUCKETS,
+    },
+    MetricInfo {
+        name: names::ALERT_NOTIFICATIONS,
+        kind: Kind::Counter,
+        help: "Alert webhook notifications, by outcome.",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::OVERLOAD_REJECTIONS,
+        kind: Kind::Counter,
+        help: "Requests refused 429 to protect the server, by reason (rate_limit, in_flight, backlog).",
+        buckets: &[],
+    },
+];
+
+pub(super) fn info(name: &str) -> Option<&'static MetricInfo> {
+    CATALOG.iter().find(|m| m.name == name)
+}

@@ -1,0 +1,330 @@
+//! The metrics registry and its Prometheus text exposition (format 0.0.4).
+//!
+//! [`Registry`] is a [`metrics::Recorder`]: code anywhere in the process (the
+//! embedded workers and engine included) records through the `metrics` facade
+//! macros, and `GET /metrics` renders what was recorded plus the gauges read
+//! from durable state at scrape time. Histograms have explicit buckets, chosen
+//! per metric name in [`CATALOG`]; there are no summaries. Label values are
+//! always from small fixed sets (statuses, outcomes, route templates), never
+//! ids.
+//!
+//! One registry serves the process ([`Registry::global`]); tests that need
+//! isolation build their own with [`Registry::new`].
+//!
+//! Layout: the metric catalog in [`catalog`], histograms in [`histogram`],
+//! the registry and the text format here.
+
+mod catalog;
+mod histogram;
+#[cfg(test)]
+mod tests;
+
+pub use catalog::*;
+pub use histogram::*;
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
+type Series<T> = RwLock<HashMap<Key, Arc<T>>>;
+
+/// Counters, gauges and histograms by name and labels.
+#[derive(Default)]
+pub struct Registry {
+    counters: Series<AtomicU64>,
+    gauges: Series<AtomicU64>,
+    histograms: Series<Buckets>,
+}
+
+fn get_or_insert<T>(series: &Series<T>, key: &Key, make: impl FnOnce() -> T) -> Arc<T> {
+    if let Some(found) = series
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(key)
+    {
+        return Arc::clone(found);
+    }
+    let mut map = series.write().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(map.entry(key.clone()).or_insert_with(|| Arc::new(make())))
+}
+
+fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(k.to_string(), v.to_string()))
+        .collect();
+    Key::from_parts(name.to_owned(), labels)
+}
+
+fn matches(key: &Key, name: &str, filter: &[(&str, &str)]) -> bool {
+    key.name() == name
+        && filter
+            .iter()
+            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+}
+
+impl Registry {
+    /// An empty registry, not installed anywhere.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The process's registry, installed as the `metrics` facade's global
+    /// recorder on first use. If another recorder was installed first, the
+    /// facade's events go there and only direct calls reach this registry.
+    pub fn global() -> Arc<Registry> {
+        static GLOBAL: OnceLock<Arc<Registry>> = OnceLock::new();
+        Arc::clone(GLOBAL.get_or_init(|| {
+            let registry = Arc::new(Registry::new());
+            if metrics::set_global_recorder(Arc::clone(&registry)).is_err() {
+                tracing::warn!("another metrics recorder is installed; DOFS metrics from the facade will not reach /metrics");
+            }
+            registry
+        }))
+    }
+
+    /// Adds `by` to the counter `name{labels}`.
+    pub fn increment(&self, name: &str, labels: &[(&str, &str)], by: u64) {
+        get_or_insert(&self.counters, &key(name, labels), || AtomicU64::new(0))
+            .fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Sets the gauge `name{labels}`.
+    pub fn set_gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        get_or_insert(&self.gauges, &key(name, labels), || AtomicU64::new(0))
+            .store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Records one observation in the histogram `name{labels}`.
+    pub fn observe(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.histogram(&key(name, labels)).observe(value);
+    }
+
+    fn histogram(&self, key: &Key) -> Arc<Buckets> {
+        get_or_insert(&self.histograms, key, || {
+            Buckets::new(info(key.name()).map_or(DEFAULT_BUCKETS, |i| i.buckets))
+        })
+    }
+
+    /// The sum of every counter `name` whose labels include `filter`.
+    pub fn counter_sum(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
+        self.counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(k, _)| matches(k, name, filter))
+            .map(|(_, v)| v.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The sum of every counter `name` whose labels satisfy `pick`.
+    pub fn counter_sum_where(&self, name: &str, pick: impl Fn(&Key) -> bool) -> u64 {
+        self.counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(k, _)| k.name() == name && pick(k))
+            .map(|(_, v)| v.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Every histogram `name` whose labels include `filter`, merged.
+    pub fn histogram_merged(&self, name: &str, filter: &[(&str, &str)]) -> HistogramSnapshot {
+        let mut merged = HistogramSnapshot {
+            bounds: info(name).map_or(DEFAULT_BUCKETS, |i| i.buckets).to_vec(),
+            counts: Vec::new(),
+            sum: 0.0,
+        };
+        merged.counts = vec![0; merged.bounds.len() + 1];
+        for (k, v) in self
+            .histograms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if matches(k, name, filter) {
+                merged.merge(&v.snapshot());
+            }
+        }
+        merged
+    }
+
+    /// Everything in the Prometheus text exposition format 0.0.4: catalog
+    /// metrics first in catalog order, then any others by name; series sorted
+    /// by labels; `# HELP` and `# TYPE` once per metric.
+    pub fn render(&self) -> String {
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        let mut add = |key: &Key, kind: Kind, sample: Sample| {
+            let family = families
+                .entry(key.name().to_owned())
+                .or_insert_with(|| Family {
+                    kind,
+                    series: BTreeMap::new(),
+                });
+            if family.kind == kind {
+                family.series.insert(sorted_labels(key), sample);
+            }
+        };
+        for (k, v) in self
+            .counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            add(k, Kind::Counter, Sample::Counter(v.load(Ordering::Relaxed)));
+        }
+        for (k, v) in self
+            .gauges
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            add(
+                k,
+                Kind::Gauge,
+                Sample::Gauge(f64::from_bits(v.load(Ordering::Relaxed))),
+            );
+        }
+        for (k, v) in self
+            .histograms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            add(k, Kind::Histogram, Sample::Histogram(v.snapshot()));
+        }
+
+        let mut order: Vec<&String> = families.keys().collect();
+        order.sort_by_key(|name| {
+            (
+                CATALOG
+                    .iter()
+                    .position(|m| m.name == name.as_str())
+                    .unwrap_or(usize::MAX),
+                name.to_string(),
+            )
+        });
+        let mut out = String::new();
+        for name in order {
+            let family = &families[name];
+            let help = info(name)
+                .filter(|i| i.kind == family.kind)
+                .map_or("DOFS metric.", |i| i.help);
+            let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+            let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
+            for (labels, sample) in &family.series {
+                match sample {
+                    Sample::Counter(v) => {
+                        let _ = writeln!(out, "{name}{} {v}", label_text(labels, None));
+                    }
+                    Sample::Gauge(v) => {
+                        let _ = writeln!(out, "{name}{} {}", label_text(labels, None), number(*v));
+                    }
+                    Sample::Histogram(h) => {
+                        let mut cumulative = 0;
+                        for (i, count) in h.counts.iter().enumerate() {
+                            cumulative += count;
+                            let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| number(*b));
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {cumulative}",
+                                label_text(labels, Some(&le))
+                            );
+                        }
+                        let _ = writeln!(
+                            out,
+                            "{name}_sum{} {}",
+                            label_text(labels, None),
+                            number(h.sum)
+                        );
+                        let _ =
+                            writeln!(out, "{name}_count{} {cumulative}", label_text(labels, None));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+struct Family {
+    kind: Kind,
+    series: BTreeMap<Vec<(String, String)>, Sample>,
+}
+
+enum Sample {
+    Counter(u64),
+    Gauge(f64),
+    Histogram(HistogramSnapshot),
+}
+
+fn sorted_labels(key: &Key) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = key
+        .labels()
+        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+fn label_text(labels: &[(String, String)], le: Option<&str>) -> String {
+    if labels.is_empty() && le.is_none() {
+        return String::new();
+    }
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Help text escapes backslash and newline.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value: whole numbers without a fraction, `+Inf`, `-Inf`, `NaN`.
+pub fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Recorder for Registry {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(get_or_insert(&self.counters, key, || AtomicU64::new(0)))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(get_or_insert(&self.gauges, key, || AtomicU64::new(0)))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(self.histogram(key))
+    }
+}
