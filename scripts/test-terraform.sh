@@ -15,6 +15,8 @@ Usage: scripts/test-terraform.sh [--static] [--help]
 Steps:
   fmt        terraform fmt -check -recursive terraform/
   validate   terraform init -backend=false (offline, provider mirror) + validate, every root
+  test       terraform test of every module with a tests/ directory (mocked provider, offline):
+             keyless dashboard routes, operator key ids, concurrency, timeouts, log groups
   checkov    checkov over terraform/ (no failed check; every skip has a written reason)
   emulator   moto server (scripts/moto/launcher.py) on a random port; setup-backend.sh
              (twice: idempotent), deploy-infrastructure.sh --skip-build (one apply of dev),
@@ -114,6 +116,33 @@ if [[ "$tf_ok" == true ]]; then
             fail "terraform validate environments/$r"
         fi
     done
+fi
+
+# --- terraform test: offline checks of the modules (mocked AWS provider) ----------------------
+if [[ "$tf_ok" == true ]]; then
+    echo "== terraform test (mocked provider: nothing is created)"
+    # A private copy, so that init writes no .terraform or lock file into the work tree.
+    mkdir -p "$work/tftest"
+    cp -R "$root/terraform" "$root/workflow" "$work/tftest/"
+    find "$work/tftest" -name .terraform -type d -prune -exec rm -rf {} +
+    found_tests=0
+    for tests in "$work"/tftest/terraform/modules/*/tests; do
+        [[ -d "$tests" ]] || continue
+        found_tests=1
+        mod="$(dirname "$tests")"
+        name="modules/$(basename "$mod")"
+        log="$work/tftest-$(basename "$mod").log"
+        if terraform -chdir="$mod" init -backend=false -input=false -no-color >"$log" 2>&1 &&
+            terraform -chdir="$mod" test -no-color >>"$log" 2>&1; then
+            pass "terraform test $name ($(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1): $(grep -Eo 'run "[^"]+"\.\.\. pass' "$log" | sed 's/run //; s/"//g; s/\.\.\. pass//' | paste -sd, -))"
+        else
+            grep -E -A12 'Error|\.\.\. fail' "$log" | head -n 60
+            fail "terraform test $name (log: $log)"
+        fi
+    done
+    if ((found_tests == 0)); then
+        fail "no terraform test files found under terraform/modules/*/tests"
+    fi
 fi
 
 # --- checkov -----------------------------------------------------------------------------------

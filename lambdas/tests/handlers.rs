@@ -113,6 +113,48 @@ async fn an_http_api_event_is_served_by_the_same_router() {
     assert_eq!(status, 415, "{body}");
 }
 
+/// A REST API event for `POST /dev{path}` made with the API key whose id is `key_id`.
+fn keyed_post_event(path: &str, key_id: Option<&str>) -> String {
+    let mut e: Value =
+        serde_json::from_str(&event("apigw_v1_post_order_invalid.json")).expect("json");
+    e["path"] = json!(path);
+    e["pathParameters"] = json!({ "proxy": path.trim_start_matches('/') });
+    e["requestContext"]["path"] = json!(format!("/dev{path}"));
+    e["body"] = Value::Null;
+    if let Some(id) = key_id {
+        e["requestContext"]["identity"]["apiKeyId"] = json!(id);
+    }
+    e.to_string()
+}
+
+#[tokio::test]
+async fn operator_routes_need_an_operator_api_key_id_from_api_gateway() {
+    let operators = dofs_lambdas::api::OperatorKeyIds::parse(" opkey1 ,, opkey2");
+    assert_eq!(operators.len(), 2);
+    let app = dofs_lambdas::api::app_with(&offline().await, operators).expect("app");
+    for path in [
+        "/dlq/purge",
+        "/dlq/redrive",
+        "/orders/0190a4c0-0000-7000-8000-000000000001/retry",
+    ] {
+        for key in [None, Some("clientkey1"), Some("opkey")] {
+            let (status, body) = call_api(app.clone(), &keyed_post_event(path, key)).await;
+            assert_eq!(status, 403, "POST {path} with key id {key:?}: {body}");
+            assert_eq!(body["error"], "Forbidden");
+        }
+        let (status, body) = call_api(app.clone(), &keyed_post_event(path, Some("opkey2"))).await;
+        assert_ne!(status, 403, "an operator key passes on POST {path}: {body}");
+    }
+    // Not an operator route: API Gateway's key check is enough.
+    let (status, body) =
+        call_api(app.clone(), &keyed_post_event("/order", Some("clientkey1"))).await;
+    assert_eq!(status, 400, "{body}");
+    // Without DOFS_OPERATOR_API_KEY_IDS nobody is an operator.
+    let closed = dofs_lambdas::api::app_with(&offline().await, Default::default()).expect("app");
+    let (status, _) = call_api(closed, &keyed_post_event("/dlq/purge", Some("opkey2"))).await;
+    assert_eq!(status, 403);
+}
+
 #[tokio::test]
 async fn the_api_handler_needs_the_state_machine_arn() {
     let mut s = settings(&[]);

@@ -2,8 +2,10 @@
 # proxy to api_handler, plus ANY /{proxy+} so that an unknown path gets api_handler's JSON
 # 404 instead of API Gateway's "Missing Authentication Token".
 #
-# * API keys (x-api-key) and a usage plan are required on every route except /health and
-#   /ready (CONTRACT section 4). The operator/client distinction is made by api_handler.
+# * API keys (x-api-key) and a usage plan are required on every route except /health,
+#   /ready and the dashboard (CONTRACT section 4). A missing or unknown key gets 401 in the
+#   contract's shape (INVALID_API_KEY). The operator/client distinction is made by
+#   api_handler from the key's id (requestContext.identity.apiKeyId; see the stack module).
 # * Request validation: POST /order and POST /orders must carry a JSON object
 #   (application/json); the field rules (listing every broken rule, CONTRACT section 1)
 #   stay in the domain code, so the edge model is deliberately loose. Path parameters are
@@ -181,6 +183,18 @@ resource "aws_api_gateway_gateway_response" "throttled" {
   }
 }
 
+# A missing or unknown x-api-key: 401 Unauthorized as CONTRACT section 4 says (API
+# Gateway's default is 403, the status the contract keeps for a client key on an
+# operator route).
+resource "aws_api_gateway_gateway_response" "invalid_api_key" {
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = "INVALID_API_KEY"
+  status_code   = "401"
+  response_templates = {
+    "application/json" = "{\"error\":\"Unauthorized\",\"message\":\"a valid x-api-key header is required\"}"
+  }
+}
+
 resource "aws_api_gateway_gateway_response" "defaults" {
   for_each      = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
   rest_api_id   = aws_api_gateway_rest_api.this.id
@@ -205,6 +219,7 @@ resource "aws_api_gateway_deployment" "this" {
       [for r in aws_api_gateway_gateway_response.defaults : r.response_templates],
       [for r in aws_api_gateway_gateway_response.throttled : r.response_parameters],
       aws_api_gateway_gateway_response.bad_request_body.response_templates,
+      aws_api_gateway_gateway_response.invalid_api_key.response_templates,
     ]))
   }
 
@@ -299,16 +314,9 @@ resource "aws_api_gateway_usage_plan" "this" {
   }
 }
 
-resource "aws_api_gateway_api_key" "this" {
-  for_each    = toset(var.api_key_names)
-  name        = "${local.api_name}-${var.environment}-${each.key}"
-  description = "DOFS ${var.environment} API key: ${each.key}"
-  enabled     = true
-}
-
 resource "aws_api_gateway_usage_plan_key" "this" {
-  for_each      = aws_api_gateway_api_key.this
-  key_id        = each.value.id
+  for_each      = var.api_key_ids
+  key_id        = each.value
   key_type      = "API_KEY"
   usage_plan_id = aws_api_gateway_usage_plan.this.id
 }

@@ -23,16 +23,6 @@ output "execution_arn" {
   value       = aws_api_gateway_rest_api.this.execution_arn
 }
 
-output "api_key_ids" {
-  description = "API key IDs by name (not secret)."
-  value       = { for k, v in aws_api_gateway_api_key.this : k => v.id }
-}
-
-output "api_key_values" {
-  description = "API key values by name (secret)."
-  value       = { for k, v in aws_api_gateway_api_key.this : k => v.value }
-  sensitive   = true
-}
 
 output "access_log_group_name" {
   description = "Access log group of the stage."

@@ -57,10 +57,9 @@ variable "quota_per_day" {
   default     = null
 }
 
-variable "api_key_names" {
-  description = "API keys to create and attach to the usage plan (for example client, operator)."
-  type        = list(string)
-  default     = ["client", "operator"]
+variable "api_key_ids" {
+  description = "IDs of the API keys (by name) to attach to the usage plan; the keys are created by the stack module."
+  type        = map(string)
 }
 
 variable "manage_account_logging_role" {

@@ -341,7 +341,8 @@ resource "aws_lambda_function" "api_handler" {
   kms_key_arn = var.kms_key_arn
   environment {
     variables = merge(local.common_environment, {
-      DOFS_STATE_MACHINE_ARN = var.state_machine_arn
+      DOFS_STATE_MACHINE_ARN    = var.state_machine_arn
+      DOFS_OPERATOR_API_KEY_IDS = join(",", var.operator_api_key_ids)
     })
   }
 

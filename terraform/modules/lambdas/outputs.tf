@@ -51,3 +51,8 @@ output "log_group_names" {
   description = "Log group of each function."
   value       = { for k, g in aws_cloudwatch_log_group.this : k => g.name }
 }
+
+output "api_handler_environment" {
+  description = "api_handler's environment variables (no secrets: names, URLs and API key ids)."
+  value       = aws_lambda_function.api_handler.environment[0].variables
+}

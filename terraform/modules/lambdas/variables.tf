@@ -182,6 +182,12 @@ variable "fulfill_max_concurrency" {
   default     = null
 }
 
+variable "operator_api_key_ids" {
+  description = "API Gateway API key ids of the operator keys (not secret): api_handler answers 403 on the operator routes to any other key."
+  type        = list(string)
+  default     = []
+}
+
 variable "dlq_processor_schedule" {
   description = "EventBridge schedule of dlq_processor, which records dead letters without deleting them."
   type        = string

@@ -160,6 +160,12 @@ variable "api_key_names" {
   default     = ["client", "operator"]
 }
 
+variable "operator_api_key_names" {
+  description = "Which of api_key_names are operator keys (may retry orders, redrive and purge the DLQ); the others are client keys."
+  type        = list(string)
+  default     = ["operator"]
+}
+
 variable "manage_apigateway_account_logging_role" {
   description = "Manage the account-level API Gateway logging role (one environment per account and region)."
   type        = bool

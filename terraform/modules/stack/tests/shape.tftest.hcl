@@ -1,0 +1,76 @@
+# Offline checks of the shape of one environment (terraform test, mocked AWS provider:
+# nothing is created). They cover what moto cannot show: which routes need a key, which
+# keys are operators', the SQS poller's concurrency against the function's reservation,
+# timeouts and retries, and the API Gateway log groups. Run by scripts/test-terraform.sh.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  # Computed ARNs must look like ARNs to pass the provider's validation.
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000", key_id = "00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:mock", url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock"
+      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock/invocations"
+    }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:mock" }
+  }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/mock" }
+  }
+  mock_resource "aws_api_gateway_rest_api" {
+    defaults = { execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234", id = "abcdef1234" }
+  }
+  mock_resource "aws_api_gateway_stage" {
+    defaults = { arn = "arn:aws:apigateway:us-east-1::/restapis/abcdef1234/stages/staging" }
+  }
+}
+
+variables {
+  project_name           = "dofs"
+  environment            = "staging"
+  artifacts_s3_bucket    = "artifacts"
+  artifacts_s3_prefix    = "lambda/0123"
+  point_in_time_recovery = true
+  deletion_protection    = true
+  log_retention_days     = 30
+}
+
+run "api_handler_knows_the_operator_keys_by_id" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"] == aws_api_gateway_api_key.this["operator"].id
+    error_message = "api_handler's DOFS_OPERATOR_API_KEY_IDS must be the operator key's id (and only it)"
+  }
+  assert {
+    condition     = !strcontains(module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"], aws_api_gateway_api_key.this["client"].id)
+    error_message = "the client key is not an operator key"
+  }
+}
