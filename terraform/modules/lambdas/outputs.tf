@@ -56,3 +56,8 @@ output "api_handler_environment" {
   description = "api_handler's environment variables (no secrets: names, URLs and API key ids)."
   value       = aws_lambda_function.api_handler.environment[0].variables
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrency by function (-1: none)."
+  value       = local.reserved
+}

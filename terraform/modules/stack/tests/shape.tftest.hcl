@@ -74,3 +74,12 @@ run "api_handler_knows_the_operator_keys_by_id" {
     error_message = "the client key is not an operator key"
   }
 }
+
+run "no_reservation_by_default" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for n, r in module.lambdas.reserved_concurrency : r == -1])
+    error_message = "the default reserves no concurrency (an apply on a low-quota account must not fail)"
+  }
+}
