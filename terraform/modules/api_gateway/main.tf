@@ -39,12 +39,17 @@ locals {
     "GET /metrics"                  = { method = "GET", path = "metrics", api_key = true, body = false }
     "GET /alerts"                   = { method = "GET", path = "alerts", api_key = true, body = false }
     "GET /openapi.json"             = { method = "GET", path = "openapi.json", api_key = true, body = false }
-    "ANY /{proxy+}"                 = { method = "ANY", path = "{proxy+}", api_key = true, body = false }
+    # The dashboard: its page shell and assets need no key (it asks the operator for one),
+    # as in dofs serve; without these, / has no method and /assets/* falls into {proxy+}.
+    "GET /"                = { method = "GET", path = "", api_key = false, body = false }
+    "GET /assets/{proxy+}" = { method = "GET", path = "assets/{proxy+}", api_key = false, body = false }
+    "ANY /{proxy+}"        = { method = "ANY", path = "{proxy+}", api_key = true, body = false }
   }
 
   # The resource tree, one block per depth (a for_each block cannot refer to itself).
-  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "health", "ready", "metrics", "alerts", "openapi.json", "{proxy+}"])
+  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "health", "ready", "metrics", "alerts", "openapi.json", "assets", "{proxy+}"])
   level2 = {
+    "assets/{proxy+}"          = { parent = "assets", part = "{proxy+}" }
     "orders/{orderId}"         = { parent = "orders", part = "{orderId}" }
     "dlq/redrive"              = { parent = "dlq", part = "redrive" }
     "dlq/purge"                = { parent = "dlq", part = "purge" }
@@ -103,6 +108,7 @@ resource "aws_api_gateway_resource" "level3" {
 
 locals {
   resource_ids = merge(
+    { "" = aws_api_gateway_rest_api.this.root_resource_id },
     { for k, r in aws_api_gateway_resource.level1 : k => r.id },
     { for k, r in aws_api_gateway_resource.level2 : k => r.id },
     { for k, r in aws_api_gateway_resource.level3 : k => r.id },
@@ -136,7 +142,7 @@ resource "aws_api_gateway_model" "order_request" {
 }
 
 resource "aws_api_gateway_method" "this" {
-  #checkov:skip=CKV_AWS_59:GET /health and /ready are public by contract (CONTRACT section 4: liveness and readiness probes need no key); every other route requires an API key.
+  #checkov:skip=CKV_AWS_59:GET /health and /ready are public by contract (CONTRACT section 4: liveness and readiness probes need no key), and so are the dashboard's page shell and assets (GET /, GET /assets/*: static files; the page asks for a key); every other route requires an API key.
   #checkov:skip=CKV2_AWS_70:Authorization is the API key and usage plan (CONTRACT section 4); no Cognito or IAM authorizer is part of the contract.
   for_each             = local.routes
   rest_api_id          = aws_api_gateway_rest_api.this.id

@@ -28,3 +28,18 @@ output "access_log_group_name" {
   description = "Access log group of the stage."
   value       = aws_cloudwatch_log_group.access.name
 }
+
+output "root_resource_id" {
+  description = "ID of the REST API's root resource (/)."
+  value       = aws_api_gateway_rest_api.this.root_resource_id
+}
+
+output "methods" {
+  description = "Each route's method, by \"METHOD path\": resource_id and api_key_required."
+  value = {
+    for k, m in aws_api_gateway_method.this : k => {
+      resource_id      = m.resource_id
+      api_key_required = m.api_key_required
+    }
+  }
+}

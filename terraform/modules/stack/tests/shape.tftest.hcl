@@ -83,3 +83,31 @@ run "no_reservation_by_default" {
     error_message = "the default reserves no concurrency (an apply on a low-quota account must not fail)"
   }
 }
+
+run "the_dashboard_is_reachable_without_a_key_and_everything_else_needs_one" {
+  command = apply
+
+  assert {
+    condition     = module.api_gateway.methods["GET /"].api_key_required == false
+    error_message = "GET / (the dashboard's page) must exist on the root resource and need no key"
+  }
+  assert {
+    condition     = module.api_gateway.methods["GET /"].resource_id == module.api_gateway.root_resource_id
+    error_message = "GET / must be a method of the root resource"
+  }
+  assert {
+    condition     = module.api_gateway.methods["GET /assets/{proxy+}"].api_key_required == false
+    error_message = "GET /assets/{proxy+} must need no key"
+  }
+  assert {
+    condition = alltrue([
+      for k, m in module.api_gateway.methods : m.api_key_required
+      if !contains(["GET /", "GET /assets/{proxy+}", "GET /health", "GET /ready"], k)
+    ])
+    error_message = "every route but the dashboard and the probes needs an API key"
+  }
+  assert {
+    condition     = module.api_gateway.methods["POST /dlq/purge"].api_key_required
+    error_message = "POST /dlq/purge needs a key"
+  }
+}
