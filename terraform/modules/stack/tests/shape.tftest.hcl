@@ -111,3 +111,19 @@ run "the_dashboard_is_reachable_without_a_key_and_everything_else_needs_one" {
     error_message = "POST /dlq/purge needs a key"
   }
 }
+
+run "every_lambda_task_retries_the_errors_aws_recommends" {
+  command = plan
+
+  # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
+  # and the Lambda task's Retry that the console generates.
+  assert {
+    condition = alltrue(flatten([
+      for name, state in jsondecode(file("${path.module}/../../../workflow/order-processing.asl.json")).States : [
+        for e in ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException", "Lambda.Unknown"] :
+        contains(flatten([for r in try(state.Retry, []) : r.ErrorEquals]), e)
+      ] if endswith(try(state.Resource, ""), "_arn}")
+    ]))
+    error_message = "every Lambda task of workflow/order-processing.asl.json must retry Lambda.ServiceException, AWSLambdaException, SdkClientException, TooManyRequestsException, ClientExecutionTimeoutException and Unknown"
+  }
+}
