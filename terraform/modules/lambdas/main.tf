@@ -47,6 +47,12 @@ locals {
   memory         = { for n in local.names : n => lookup(var.memory_mb, n, 256) }
   reserved       = { for n in local.names : n => lookup(var.reserved_concurrency, n, -1) }
 
+  # The SQS poller must not invoke fulfill_order beyond its reservation: a throttled
+  # batch goes back to the queue with its receive count raised, and fulfillment reads
+  # the receive count as the attempt number, so throttling would burn attempts and
+  # dead-letter orders that never ran. AWS's minimum maximum_concurrency is 2.
+  fulfill_max_concurrency = local.reserved["fulfill_order"] >= 0 ? max(2, local.reserved["fulfill_order"]) : var.fulfill_max_concurrency
+
   use_s3     = var.artifacts_s3_bucket != null && var.artifacts_s3_bucket != ""
   local_zips = { for n in local.names : n => "${coalesce(var.artifacts_dir, "target/lambda")}/${n}/bootstrap.zip" }
   s3_keys    = { for n in local.names : n => trimprefix("${trimsuffix(var.artifacts_s3_prefix, "/")}/${n}.zip", "/") }
@@ -372,7 +378,7 @@ resource "aws_lambda_event_source_mapping" "fulfill_order" {
   function_response_types = ["ReportBatchItemFailures"]
 
   dynamic "scaling_config" {
-    for_each = var.fulfill_max_concurrency == null ? [] : [var.fulfill_max_concurrency]
+    for_each = local.fulfill_max_concurrency == null ? [] : [local.fulfill_max_concurrency]
     content {
       maximum_concurrency = scaling_config.value
     }

@@ -61,3 +61,8 @@ output "reserved_concurrency" {
   description = "Reserved concurrency by function (-1: none)."
   value       = local.reserved
 }
+
+output "fulfill_order_max_concurrency" {
+  description = "Maximum concurrency of fulfill_order's SQS event source (null: unset)."
+  value       = local.fulfill_max_concurrency
+}

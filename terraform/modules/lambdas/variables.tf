@@ -63,9 +63,13 @@ variable "timeouts" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function; -1 (the default) reserves none. A new account has a concurrency limit of 10 and cannot reserve any, so keep -1 there."
+  description = "Reserved concurrency per function; -1 (the default) reserves none. A new account has a concurrency limit of 10 and cannot reserve any, so keep -1 there. fulfill_order's, when set, is also its SQS event source's maximum concurrency and must be at least 2."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.reserved_concurrency, "fulfill_order", -1) == -1 || lookup(var.reserved_concurrency, "fulfill_order", -1) >= 2
+    error_message = "reserved_concurrency.fulfill_order must be -1 (none) or at least 2: the SQS event source's maximum concurrency follows it, and its minimum is 2."
+  }
 }
 
 variable "log_retention_days" {
@@ -177,7 +181,7 @@ variable "fulfill_batching_window_seconds" {
 }
 
 variable "fulfill_max_concurrency" {
-  description = "Maximum concurrent fulfill_order invocations by the SQS event source (2 to 1000); null leaves it unset."
+  description = "Maximum concurrent fulfill_order invocations by the SQS event source (2 to 1000) when fulfill_order has no reserved concurrency; null leaves it unset. With a reservation, the reservation is used."
   type        = number
   default     = null
 }

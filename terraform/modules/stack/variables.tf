@@ -70,9 +70,13 @@ variable "lambda_timeouts" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function; missing names or -1 reserve none."
+  description = "Reserved concurrency per function; missing names or -1 reserve none. fulfill_order's, when set, is also its SQS event source's maximum concurrency and must be at least 2."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.reserved_concurrency, "fulfill_order", -1) == -1 || lookup(var.reserved_concurrency, "fulfill_order", -1) >= 2
+    error_message = "reserved_concurrency.fulfill_order must be -1 (none) or at least 2: the SQS event source's maximum concurrency follows it, and its minimum is 2."
+  }
 }
 
 variable "lambda_log_level" {

@@ -62,28 +62,6 @@ variables {
   log_retention_days     = 30
 }
 
-run "api_handler_knows_the_operator_keys_by_id" {
-  command = apply
-
-  assert {
-    condition     = module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"] == aws_api_gateway_api_key.this["operator"].id
-    error_message = "api_handler's DOFS_OPERATOR_API_KEY_IDS must be the operator key's id (and only it)"
-  }
-  assert {
-    condition     = !strcontains(module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"], aws_api_gateway_api_key.this["client"].id)
-    error_message = "the client key is not an operator key"
-  }
-}
-
-run "no_reservation_by_default" {
-  command = plan
-
-  assert {
-    condition     = alltrue([for n, r in module.lambdas.reserved_concurrency : r == -1])
-    error_message = "the default reserves no concurrency (an apply on a low-quota account must not fail)"
-  }
-}
-
 run "the_dashboard_is_reachable_without_a_key_and_everything_else_needs_one" {
   command = apply
 
@@ -110,6 +88,51 @@ run "the_dashboard_is_reachable_without_a_key_and_everything_else_needs_one" {
     condition     = module.api_gateway.methods["POST /dlq/purge"].api_key_required
     error_message = "POST /dlq/purge needs a key"
   }
+}
+
+run "api_handler_knows_the_operator_keys_by_id" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"] == aws_api_gateway_api_key.this["operator"].id
+    error_message = "api_handler's DOFS_OPERATOR_API_KEY_IDS must be the operator key's id (and only it)"
+  }
+  assert {
+    condition     = !strcontains(module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"], aws_api_gateway_api_key.this["client"].id)
+    error_message = "the client key is not an operator key"
+  }
+}
+
+run "no_reservation_by_default" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for n, r in module.lambdas.reserved_concurrency : r == -1])
+    error_message = "the default reserves no concurrency (an apply on a low-quota account must not fail)"
+  }
+}
+
+run "the_sqs_poller_stays_within_fulfill_orders_reservation" {
+  command = plan
+
+  variables {
+    reserved_concurrency = { fulfill_order = 10, api_handler = 20 }
+  }
+
+  assert {
+    condition     = module.lambdas.fulfill_order_max_concurrency == 10
+    error_message = "the event source's maximum concurrency must be fulfill_order's reservation"
+  }
+}
+
+run "a_reservation_below_two_is_refused" {
+  command = plan
+
+  variables {
+    reserved_concurrency = { fulfill_order = 1 }
+  }
+
+  expect_failures = [var.reserved_concurrency]
 }
 
 run "every_lambda_task_retries_the_errors_aws_recommends" {
