@@ -17,6 +17,7 @@ Steps:
   validate   terraform init -backend=false (offline, provider mirror) + validate, every root
   test       terraform test of every module with a tests/ directory (mocked provider, offline):
              keyless dashboard routes, operator key ids, concurrency, timeouts, log groups
+  grants     every data-plane action granted to the Lambdas is called by the code
   checkov    checkov over terraform/ (no failed check; every skip has a written reason)
   emulator   moto server (scripts/moto/launcher.py) on a random port; setup-backend.sh
              (twice: idempotent), deploy-infrastructure.sh --skip-build (one apply of dev),
@@ -143,6 +144,15 @@ if [[ "$tf_ok" == true ]]; then
     if ((found_tests == 0)); then
         fail "no terraform test files found under terraform/modules/*/tests"
     fi
+fi
+
+# --- grants no code uses ------------------------------------------------------------------------
+echo "== Lambda grants used by the code"
+if out="$(python3 "$here/moto/check_grants_used.py" 2>&1)"; then
+    pass "every sqs/dynamodb/states/cloudwatch action granted to the functions is called by crates/aws or lambdas ($(tail -n1 <<<"$out"))"
+else
+    printf '%s\n' "$out"
+    fail "the Lambda roles grant actions no code uses"
 fi
 
 # --- checkov -----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@
 # * Gateway-generated errors answer in the contract's JSON error shape, and 429s carry
 #   Retry-After.
 
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
@@ -352,7 +351,11 @@ resource "aws_iam_role" "cloudwatch" {
       Effect    = "Allow"
       Principal = { Service = "apigateway.amazonaws.com" }
       Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+      # No aws:SourceAccount condition: API Gateway's documentation of this role
+      # (set-up-logging.html, "Permissions for CloudWatch logging") trusts the service
+      # principal alone and does not say that API Gateway sends aws:SourceAccount when
+      # it assumes the account's logging role; an unmet condition would silently stop
+      # every API's logs in the account and region.
     }]
   })
 }

@@ -239,22 +239,19 @@ resource "aws_iam_role_policy" "api_handler" {
       {
         Sid      = "QueueDepths"
         Effect   = "Allow"
-        Action   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+        Action   = ["sqs:GetQueueAttributes"]
         Resource = [var.orders_queue_arn, var.dlq_arn]
       },
       {
-        # Operator routes: list, redrive (move task or receive/send/delete) and purge
-        # the dead letters; retry and redrive send to the orders queue.
+        # Operator routes: list, redrive and purge the dead letters, all by receive,
+        # send and delete (crates/aws: no PurgeQueue, no message move task); retry and
+        # redrive send to the orders queue.
         Sid    = "OperateDeadLetterQueue"
         Effect = "Allow"
         Action = [
           "sqs:ReceiveMessage",
           "sqs:DeleteMessage",
           "sqs:ChangeMessageVisibility",
-          "sqs:PurgeQueue",
-          "sqs:StartMessageMoveTask",
-          "sqs:ListMessageMoveTasks",
-          "sqs:CancelMessageMoveTask",
         ]
         Resource = var.dlq_arn
       },
@@ -269,14 +266,7 @@ resource "aws_iam_role_policy" "api_handler" {
         Effect   = "Allow"
         Action   = ["kms:GenerateDataKey"]
         Resource = var.kms_key_arn
-      },
-      {
-        # GET /alerts reports the environment's CloudWatch alarms.
-        Sid      = "ReadOwnAlarms"
-        Effect   = "Allow"
-        Action   = ["cloudwatch:DescribeAlarms"]
-        Resource = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
-      },
+      }
     ])
   })
 }
