@@ -20,13 +20,41 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dofs_aws::AwsAdapters;
+use dofs_server::overload::OverloadConfig;
 use dofs_server::AppState;
 use lambda_http::request::RequestContext;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The environment variable naming the operator keys' API key ids.
 pub const OPERATOR_KEY_IDS_VAR: &str = "DOFS_OPERATOR_API_KEY_IDS";
+
+/// The environment variable with the router's per-request timeout, in ms.
+pub const REQUEST_TIMEOUT_VAR: &str = "DOFS_REQUEST_TIMEOUT_MS";
+
+/// The router's per-request timeout without `DOFS_REQUEST_TIMEOUT_MS`: under
+/// the function's default timeout (15 s) and API Gateway's (29 s), so that a
+/// slow request gets the contract's 503 `Timeout` rather than the function
+/// being killed (502) or API Gateway giving up (504).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(14_000);
+
+/// `DOFS_REQUEST_TIMEOUT_MS` (Terraform sets it a second under the function's
+/// timeout), or [`DEFAULT_REQUEST_TIMEOUT`].
+pub fn request_timeout_from(value: Option<String>) -> Result<Duration, dofs_aws::SettingsError> {
+    match value {
+        None => Ok(DEFAULT_REQUEST_TIMEOUT),
+        Some(v) if v.trim().is_empty() => Ok(DEFAULT_REQUEST_TIMEOUT),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if (100..=900_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+            _ => Err(dofs_aws::SettingsError::Invalid {
+                name: REQUEST_TIMEOUT_VAR,
+                value: v,
+                why: "must be a whole number of milliseconds from 100 to 900000",
+            }),
+        },
+    }
+}
 
 /// The API Gateway API key ids whose holders may use the operator routes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,7 +110,12 @@ pub fn app_with(
             "{OPERATOR_KEY_IDS_VAR} is empty: the operator routes answer 403 to every key"
         );
     }
-    let router = dofs_server::router(AppState::new(backend, adapters.settings.limits));
+    let request_timeout = request_timeout_from(std::env::var(REQUEST_TIMEOUT_VAR).ok())?;
+    let state = AppState::new(backend, adapters.settings.limits).with_overload(OverloadConfig {
+        request_timeout,
+        ..OverloadConfig::default()
+    });
+    let router = dofs_server::router(state);
     let operators = Arc::new(operators);
     // A layer on a router runs after its routing: wrap it, so that the inner
     // router routes the rewritten path. Layers run outside in: the stage is

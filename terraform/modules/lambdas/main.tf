@@ -339,6 +339,8 @@ resource "aws_lambda_function" "api_handler" {
     variables = merge(local.common_environment, {
       DOFS_STATE_MACHINE_ARN    = var.state_machine_arn
       DOFS_OPERATOR_API_KEY_IDS = join(",", var.operator_api_key_ids)
+      # The router answers 503 Timeout a second before the function would be killed.
+      DOFS_REQUEST_TIMEOUT_MS = tostring(local.timeouts["api_handler"] * 1000 - 1000)
     })
   }
 
@@ -388,6 +390,23 @@ resource "aws_cloudwatch_event_target" "dlq_processor" {
   rule      = aws_cloudwatch_event_rule.dlq_processor.name
   target_id = "dlq-processor"
   arn       = aws_lambda_function.worker["dlq_processor"].arn
+
+  # A run that cannot be delivered is not worth delivering late: the next one comes
+  # a minute later and re-reads the DLQ.
+  retry_policy {
+    maximum_event_age_in_seconds = 60
+    maximum_retry_attempts       = 0
+  }
+}
+
+# Lambda retries a failed or timed-out asynchronous invocation twice by default; a
+# dlq_processor run overlapping the next scheduled one would only contend for the same
+# dead letters. The function stops by its deadline (lambdas/src/dlq.rs) and the next
+# run goes on.
+resource "aws_lambda_function_event_invoke_config" "dlq_processor" {
+  function_name                = aws_lambda_function.worker["dlq_processor"].function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
 }
 
 resource "aws_lambda_permission" "dlq_processor_schedule" {

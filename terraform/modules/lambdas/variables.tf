@@ -60,6 +60,10 @@ variable "timeouts" {
   description = "Timeout per function (seconds), by function name; missing names use the module's defaults (api_handler 15, validator 10, order_storage 10, fulfill_order 30, dlq_processor 60)."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.timeouts, "api_handler", 15) <= 29
+    error_message = "timeouts.api_handler must be at most 29 s: API Gateway gives up on a Lambda integration after 29 s (504)."
+  }
 }
 
 variable "reserved_concurrency" {

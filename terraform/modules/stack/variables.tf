@@ -64,9 +64,13 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeouts" {
-  description = "Timeout per function (s); missing names use the lambdas module's defaults."
+  description = "Timeout per function (s); missing names use the lambdas module's defaults. api_handler's must be at most 29 (API Gateway's integration timeout)."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.lambda_timeouts, "api_handler", 15) <= 29
+    error_message = "lambda_timeouts.api_handler must be at most 29 s: API Gateway gives up on a Lambda integration after 29 s (504)."
+  }
 }
 
 variable "reserved_concurrency" {

@@ -150,3 +150,30 @@ run "every_lambda_task_retries_the_errors_aws_recommends" {
     error_message = "every Lambda task of workflow/order-processing.asl.json must retry Lambda.ServiceException, AWSLambdaException, SdkClientException, TooManyRequestsException, ClientExecutionTimeoutException and Unknown"
   }
 }
+
+run "timeouts_nest_and_a_late_dlq_run_is_not_retried" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.timeouts["api_handler"] <= 29
+    error_message = "api_handler's timeout must fit in API Gateway's 29 s"
+  }
+  assert {
+    condition     = tonumber(module.lambdas.api_handler_environment["DOFS_REQUEST_TIMEOUT_MS"]) < module.lambdas.timeouts["api_handler"] * 1000
+    error_message = "the router's request timeout must end before the function's"
+  }
+  assert {
+    condition     = module.lambdas.dlq_processor_async_retries.lambda == 0 && module.lambdas.dlq_processor_async_retries.eventbridge == 0
+    error_message = "a dlq_processor run that fails or times out must not be retried (the next scheduled run goes on)"
+  }
+}
+
+run "api_handler_timeout_above_api_gateways_is_refused" {
+  command = plan
+
+  variables {
+    lambda_timeouts = { api_handler = 30 }
+  }
+
+  expect_failures = [var.lambda_timeouts]
+}
