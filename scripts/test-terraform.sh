@@ -88,7 +88,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-roots=(dev staging prod)
+# The environment roots, and terraform/account (the account-wide API Gateway logging
+# setting, applied once per account and region).
+roots=(dev staging prod account)
 
 # --- Terraform prerequisites ---------------------------------------------------------------
 echo "== Terraform (offline: provider mirror)"
@@ -107,14 +109,15 @@ if [[ "$tf_ok" == true ]]; then
     # init (no backend, read-only lock file) + validate, each root with its own data dir
     for r in "${roots[@]}"; do
         dir="$root/terraform/environments/$r"
+        [[ "$r" == account ]] && dir="$root/terraform/account"
         log="$work/validate-$r.log"
         if TF_DATA_DIR="$work/tf-$r" terraform -chdir="$dir" init -backend=false -input=false \
             -lockfile=readonly -no-color >"$log" 2>&1 &&
             TF_DATA_DIR="$work/tf-$r" terraform -chdir="$dir" validate -no-color >>"$log" 2>&1; then
-            pass "terraform validate environments/$r (offline, lock file read-only)"
+            pass "terraform validate ${dir#"$root/terraform/"} (offline, lock file read-only)"
         else
             tail -n 30 "$log"
-            fail "terraform validate environments/$r"
+            fail "terraform validate ${dir#"$root/terraform/"}"
         fi
     done
 fi

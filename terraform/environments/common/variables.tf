@@ -68,7 +68,7 @@ variable "reserved_concurrency" {
 }
 
 variable "manage_apigateway_account_logging_role" {
-  description = "Manage the account-level API Gateway logging role; set false in all environments but one that share an account and region."
+  description = "Manage the account-level API Gateway logging role and setting in this environment. Default false: apply terraform/account once per account and region instead (several environments managing it overwrite each other, and destroying one breaks the others' logs)."
   type        = bool
-  default     = true
+  default     = false
 }

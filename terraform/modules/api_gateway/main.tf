@@ -277,6 +277,16 @@ resource "aws_api_gateway_stage" "this" {
   depends_on = [aws_api_gateway_account.this]
 }
 
+# Execution logs: API Gateway writes them to API-Gateway-Execution-Logs_{api id}/{stage}
+# and, if that group does not exist, creates it itself: unencrypted and kept for ever.
+# Create it first, with the environment's retention and KMS key.
+resource "aws_cloudwatch_log_group" "execution" {
+  #checkov:skip=CKV_AWS_338:Retention is set per environment (dev keeps 14 days to limit cost, prod 365); a one-year minimum everywhere is not wanted.
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.environment}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
 resource "aws_api_gateway_method_settings" "all" {
   #checkov:skip=CKV_AWS_225:No response cache (see the stage): order statuses change within seconds.
   rest_api_id = aws_api_gateway_rest_api.this.id
@@ -292,6 +302,9 @@ resource "aws_api_gateway_method_settings" "all" {
     caching_enabled        = false
     cache_data_encrypted   = true
   }
+
+  # Execution logging starts here: the log group must exist first.
+  depends_on = [aws_cloudwatch_log_group.execution]
 }
 
 # --- API keys and usage plan ---------------------------------------------------------
@@ -338,8 +351,9 @@ resource "aws_lambda_permission" "api_gateway" {
 
 # --- Account-level logging role (one per account and region) -------------------------
 # API Gateway writes execution and access logs through a role set in the account's
-# API Gateway settings. Set manage_account_logging_role = false in every environment but
-# one when several environments share an account and region.
+# API Gateway settings. terraform/account manages it once per account and region; an
+# environment manages it only with manage_account_logging_role = true (the old default,
+# kept for an account that has nothing else), never both.
 
 resource "aws_iam_role" "cloudwatch" {
   count       = var.manage_account_logging_role ? 1 : 0

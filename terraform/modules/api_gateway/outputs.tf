@@ -43,3 +43,17 @@ output "methods" {
     }
   }
 }
+
+output "execution_log_group" {
+  description = "The stage's execution log group, created before API Gateway would create it unencrypted and unexpiring."
+  value = {
+    name              = aws_cloudwatch_log_group.execution.name
+    retention_in_days = aws_cloudwatch_log_group.execution.retention_in_days
+    kms_key_id        = aws_cloudwatch_log_group.execution.kms_key_id
+  }
+}
+
+output "manages_account_logging" {
+  description = "Whether this environment manages the account's API Gateway logging role and setting."
+  value       = length(aws_api_gateway_account.this) > 0
+}

@@ -63,7 +63,7 @@ variable "api_key_ids" {
 }
 
 variable "manage_account_logging_role" {
-  description = "Create the account-level API Gateway CloudWatch Logs role (needed once per account and region for access logs)."
+  description = "Create the account-level API Gateway CloudWatch Logs role and setting in this environment. Default false: terraform/account manages it once per account and region; several environments managing it overwrite each other, and destroying one breaks the others' logs."
   type        = bool
-  default     = true
+  default     = false
 }

@@ -175,9 +175,9 @@ variable "operator_api_key_names" {
 }
 
 variable "manage_apigateway_account_logging_role" {
-  description = "Manage the account-level API Gateway logging role (one environment per account and region)."
+  description = "Manage the account-level API Gateway logging role and setting in this environment (default false: terraform/account manages it once per account and region)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 # --- Alarms ----------------------------------------------------------------------------------

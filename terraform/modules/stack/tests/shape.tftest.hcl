@@ -177,3 +177,20 @@ run "api_handler_timeout_above_api_gateways_is_refused" {
 
   expect_failures = [var.lambda_timeouts]
 }
+
+run "the_account_logging_setting_is_not_an_environments_and_execution_logs_are_kept_encrypted" {
+  command = apply
+
+  assert {
+    condition     = module.api_gateway.manages_account_logging == false
+    error_message = "an environment must not manage the account-wide API Gateway logging role by default (terraform/account does)"
+  }
+  assert {
+    condition     = module.api_gateway.execution_log_group.name == "API-Gateway-Execution-Logs_${module.api_gateway.rest_api_id}/staging"
+    error_message = "the execution log group must be the one API Gateway writes to"
+  }
+  assert {
+    condition     = module.api_gateway.execution_log_group.retention_in_days == 30 && module.api_gateway.execution_log_group.kms_key_id == module.kms.key_arn
+    error_message = "the execution log group must have the environment's retention and KMS key"
+  }
+}
