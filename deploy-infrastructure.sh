@@ -94,6 +94,13 @@ dofs_terraform_offline_if_mirror
 dofs_backend_names
 dofs_aws s3api head-bucket --bucket "$DOFS_STATE_BUCKET" >/dev/null 2>&1 ||
     dofs_die "state bucket s3://$DOFS_STATE_BUCKET not found: run ENVIRONMENT=$ENVIRONMENT ./setup-backend.sh first"
+# API Gateway's logging role is an account setting managed once by terraform/account; an
+# environment's stage with access logs cannot be created without it.
+if [[ -z "${AWS_ENDPOINT_URL:-}" && "${TF_VAR_manage_apigateway_account_logging_role:-false}" != true ]]; then
+    role="$(dofs_aws apigateway get-account --query cloudwatchRoleArn --output text 2>/dev/null || true)"
+    [[ -n "$role" && "$role" != None ]] ||
+        dofs_die "API Gateway has no CloudWatch Logs role in $AWS_REGION: apply terraform/account once (terraform -chdir=terraform/account init && terraform -chdir=terraform/account apply -var aws_region=$AWS_REGION)"
+fi
 echo "==> terraform init ($DOFS_TF_ROOT, state s3://$DOFS_STATE_BUCKET)"
 dofs_terraform_init
 

@@ -12,7 +12,9 @@
 #      verify, list, record, history), and destroyed
 #   6. setup-backend.sh run twice against moto: one bucket (versioned, encrypted, public
 #      access blocked) and one lock table; then terraform-env.sh plans dev against that
-#      backend with the published artifact (when the environment roots are there)
+#      backend with the published artifact (when the environment roots are there), and
+#      the CI/CD roles' policies checked against every resource that plan creates
+#      (scripts/moto/check_cicd_policies.py: moto does not enforce IAM)
 #
 # Usage: scripts/test-cicd.sh            (CI=true: a missing prerequisite is a failure)
 # Prints one PASS/FAIL/SKIP line per check and ends with "test-cicd: N passed, N failed, N skipped".
@@ -706,6 +708,14 @@ check_plan_dev() {
     echo "dev plan deploys lambda/$digest/<name>.zip"
 }
 
+# IAM is not enforced by moto: check the roles' policies against what dev's plan creates.
+check_cicd_policies() {
+    terraform -chdir="$WORK/cicd/example" show -json >"$WORK/cicd-state.json" || return 1
+    terraform -chdir="$WORK/repo/terraform/environments/dev" show -json "$WORK/plan-dev/tfplan" >"$WORK/plan-dev.json" || return 1
+    "$DOFS_PYTHON" scripts/moto/check_cicd_policies.py --cicd-state "$WORK/cicd-state.json" \
+        --env-plan "$WORK/plan-dev.json" --env dev ${DOFS_CICD_KEEP_JSON:+--keep "$DOFS_CICD_KEEP_JSON"}
+}
+
 if [[ $moto_ok == 1 ]]; then
     if [[ -f setup-backend.sh ]]; then
         run "setup-backend.sh twice against moto: one versioned, encrypted, private bucket and one lock table" check_setup_backend
@@ -714,6 +724,9 @@ if [[ $moto_ok == 1 ]]; then
         fi
         if [[ -s "$WORK/lock-table" && -s "$WORK/published-digest" && -d terraform/environments/dev ]]; then
             run "terraform-env.sh plan: dev with the published artifact, state in the setup-backend.sh backend (moto)" check_plan_dev
+            if [[ -s "$WORK/plan-dev/tfplan" ]]; then
+                run "the CI/CD plan and deploy roles allow every right dev's plan needs (events, KMS alias, log groups, ...)" check_cicd_policies
+            fi
         fi
     else
         skip "setup-backend.sh twice against moto" "setup-backend.sh is not in the repository yet"

@@ -15,6 +15,9 @@ Usage: scripts/test-terraform.sh [--static] [--help]
 Steps:
   fmt        terraform fmt -check -recursive terraform/
   validate   terraform init -backend=false (offline, provider mirror) + validate, every root
+  test       terraform test of every module with a tests/ directory (mocked provider, offline):
+             keyless dashboard routes, operator key ids, concurrency, timeouts, log groups
+  grants     every data-plane action granted to the Lambdas is called by the code
   checkov    checkov over terraform/ (no failed check; every skip has a written reason)
   emulator   moto server (scripts/moto/launcher.py) on a random port; setup-backend.sh
              (twice: idempotent), deploy-infrastructure.sh --skip-build (one apply of dev),
@@ -85,7 +88,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-roots=(dev staging prod)
+# The environment roots, and terraform/account (the account-wide API Gateway logging
+# setting, applied once per account and region).
+roots=(dev staging prod account)
 
 # --- Terraform prerequisites ---------------------------------------------------------------
 echo "== Terraform (offline: provider mirror)"
@@ -104,16 +109,53 @@ if [[ "$tf_ok" == true ]]; then
     # init (no backend, read-only lock file) + validate, each root with its own data dir
     for r in "${roots[@]}"; do
         dir="$root/terraform/environments/$r"
+        [[ "$r" == account ]] && dir="$root/terraform/account"
         log="$work/validate-$r.log"
         if TF_DATA_DIR="$work/tf-$r" terraform -chdir="$dir" init -backend=false -input=false \
             -lockfile=readonly -no-color >"$log" 2>&1 &&
             TF_DATA_DIR="$work/tf-$r" terraform -chdir="$dir" validate -no-color >>"$log" 2>&1; then
-            pass "terraform validate environments/$r (offline, lock file read-only)"
+            pass "terraform validate ${dir#"$root/terraform/"} (offline, lock file read-only)"
         else
             tail -n 30 "$log"
-            fail "terraform validate environments/$r"
+            fail "terraform validate ${dir#"$root/terraform/"}"
         fi
     done
+fi
+
+# --- terraform test: offline checks of the modules (mocked AWS provider) ----------------------
+if [[ "$tf_ok" == true ]]; then
+    echo "== terraform test (mocked provider: nothing is created)"
+    # A private copy, so that init writes no .terraform or lock file into the work tree.
+    mkdir -p "$work/tftest"
+    cp -R "$root/terraform" "$root/workflow" "$work/tftest/"
+    find "$work/tftest" -name .terraform -type d -prune -exec rm -rf {} +
+    found_tests=0
+    for tests in "$work"/tftest/terraform/modules/*/tests; do
+        [[ -d "$tests" ]] || continue
+        found_tests=1
+        mod="$(dirname "$tests")"
+        name="modules/$(basename "$mod")"
+        log="$work/tftest-$(basename "$mod").log"
+        if terraform -chdir="$mod" init -backend=false -input=false -no-color >"$log" 2>&1 &&
+            terraform -chdir="$mod" test -no-color >>"$log" 2>&1; then
+            pass "terraform test $name ($(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1): $(grep -Eo 'run "[^"]+"\.\.\. pass' "$log" | sed 's/run //; s/"//g; s/\.\.\. pass//' | paste -sd, -))"
+        else
+            grep -E -A12 'Error|\.\.\. fail' "$log" | head -n 60
+            fail "terraform test $name (log: $log)"
+        fi
+    done
+    if ((found_tests == 0)); then
+        fail "no terraform test files found under terraform/modules/*/tests"
+    fi
+fi
+
+# --- grants no code uses ------------------------------------------------------------------------
+echo "== Lambda grants used by the code"
+if out="$(python3 "$here/moto/check_grants_used.py" 2>&1)"; then
+    pass "every sqs/dynamodb/states/cloudwatch action granted to the functions is called by crates/aws or lambdas ($(tail -n1 <<<"$out"))"
+else
+    printf '%s\n' "$out"
+    fail "the Lambda roles grant actions no code uses"
 fi
 
 # --- checkov -----------------------------------------------------------------------------------

@@ -6,22 +6,152 @@
 //! puts the stage into the request path for REST APIs (and HTTP APIs send it
 //! in `rawPath`), so the stage is stripped here and the routes are the
 //! contract's, whatever the stage is called.
+//!
+//! API keys: API Gateway checks that a request on a keyed route carries *some*
+//! valid key of the usage plan, and puts that key's id in the request context
+//! (`requestContext.identity.apiKeyId`). Which keys are operator keys is told
+//! by `DOFS_OPERATOR_API_KEY_IDS` (a comma-separated list of API key ids, set by
+//! Terraform; ids are not secrets). An operator route (retry, redrive, purge)
+//! answers 403 unless the request came with one of those ids; with the
+//! variable unset or empty, no request may use an operator route.
 
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use dofs_aws::AwsAdapters;
+use dofs_server::overload::OverloadConfig;
 use dofs_server::AppState;
 use lambda_http::request::RequestContext;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The router over the AWS backend; fails without `DOFS_STATE_MACHINE_ARN`.
+/// The environment variable naming the operator keys' API key ids.
+pub const OPERATOR_KEY_IDS_VAR: &str = "DOFS_OPERATOR_API_KEY_IDS";
+
+/// The environment variable with the router's per-request timeout, in ms.
+pub const REQUEST_TIMEOUT_VAR: &str = "DOFS_REQUEST_TIMEOUT_MS";
+
+/// The router's per-request timeout without `DOFS_REQUEST_TIMEOUT_MS`: under
+/// the function's default timeout (15 s) and API Gateway's (29 s), so that a
+/// slow request gets the contract's 503 `Timeout` rather than the function
+/// being killed (502) or API Gateway giving up (504).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(14_000);
+
+/// `DOFS_REQUEST_TIMEOUT_MS` (Terraform sets it a second under the function's
+/// timeout), or [`DEFAULT_REQUEST_TIMEOUT`].
+pub fn request_timeout_from(value: Option<String>) -> Result<Duration, dofs_aws::SettingsError> {
+    match value {
+        None => Ok(DEFAULT_REQUEST_TIMEOUT),
+        Some(v) if v.trim().is_empty() => Ok(DEFAULT_REQUEST_TIMEOUT),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if (100..=900_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+            _ => Err(dofs_aws::SettingsError::Invalid {
+                name: REQUEST_TIMEOUT_VAR,
+                value: v,
+                why: "must be a whole number of milliseconds from 100 to 900000",
+            }),
+        },
+    }
+}
+
+/// The API Gateway API key ids whose holders may use the operator routes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorKeyIds(HashSet<String>);
+
+impl OperatorKeyIds {
+    /// Parses a comma-separated list; blanks are ignored.
+    pub fn parse(list: &str) -> Self {
+        OperatorKeyIds(
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// `DOFS_OPERATOR_API_KEY_IDS`, or none (operator routes closed).
+    pub fn from_env() -> Self {
+        OperatorKeyIds::parse(&std::env::var(OPERATOR_KEY_IDS_VAR).unwrap_or_default())
+    }
+
+    /// Whether `id` is an operator key's id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+
+    /// How many ids there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The router over the AWS backend, with the operator keys of
+/// `DOFS_OPERATOR_API_KEY_IDS`; fails without `DOFS_STATE_MACHINE_ARN`.
 pub fn app(adapters: &AwsAdapters) -> Result<axum::Router, dofs_aws::SettingsError> {
+    app_with(adapters, OperatorKeyIds::from_env())
+}
+
+/// The router over the AWS backend, with these operator key ids.
+pub fn app_with(
+    adapters: &AwsAdapters,
+    operators: OperatorKeyIds,
+) -> Result<axum::Router, dofs_aws::SettingsError> {
     let backend = adapters.backend()?;
-    let router = dofs_server::router(AppState::new(backend, adapters.settings.limits));
+    if operators.is_empty() {
+        tracing::warn!(
+            "{OPERATOR_KEY_IDS_VAR} is empty: the operator routes answer 403 to every key"
+        );
+    }
+    let request_timeout = request_timeout_from(std::env::var(REQUEST_TIMEOUT_VAR).ok())?;
+    let state = AppState::new(backend, adapters.settings.limits).with_overload(OverloadConfig {
+        request_timeout,
+        ..OverloadConfig::default()
+    });
+    let router = dofs_server::router(state);
+    let operators = Arc::new(operators);
     // A layer on a router runs after its routing: wrap it, so that the inner
-    // router routes the rewritten path.
+    // router routes the rewritten path. Layers run outside in: the stage is
+    // stripped first, then the operator check sees the contract's path.
     Ok(axum::Router::new()
         .fallback_service(router)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            operator_guard(Arc::clone(&operators), request, next)
+        }))
         .layer(axum::middleware::map_request(strip_stage)))
+}
+
+/// The API key id API Gateway put in the request context, if any.
+fn api_key_id(request: &Request) -> Option<String> {
+    match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.api_key_id.clone(),
+        _ => None,
+    }
+}
+
+/// 403 on an operator route unless the request's API key is an operator key.
+async fn operator_guard(operators: Arc<OperatorKeyIds>, request: Request, next: Next) -> Response {
+    if dofs_server::auth::is_operator_route(request.method(), request.uri().path()) {
+        let allowed = api_key_id(&request).is_some_and(|id| operators.contains(&id));
+        if !allowed {
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({
+                    "error": "Forbidden",
+                    "message": "this route needs an operator key",
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// The stage of the API Gateway request, unless it is the default one.

@@ -14,10 +14,20 @@ use dofs_aws::SqsQueue;
 use dofs_core::ports::{Clock, OrderStore, PortError};
 use dofs_core::service::record_dead_letter;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most dead letters looked at per run.
 pub const MAX_PER_RUN: usize = 1000;
+
+/// What a run keeps of its time to release what it leased and answer.
+pub const RELEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// When a run that must end by the invocation's deadline (`deadline_ms`, ms
+/// since the epoch, as the Lambda context gives it) stops recording.
+pub fn stop_at(deadline_ms: u64, now_ms: u64) -> Instant {
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(RELEASE_MARGIN)
+}
 
 /// One pass over the DLQ; answers how many dead letters it saw and recorded.
 pub async fn process_dead_letters(
@@ -25,12 +35,30 @@ pub async fn process_dead_letters(
     store: &dyn OrderStore,
     clock: &dyn Clock,
 ) -> Result<Value, PortError> {
+    process_dead_letters_until(queue, store, clock, None).await
+}
+
+/// [`process_dead_letters`], recording only until `stop` (the invocation's
+/// deadline less [`RELEASE_MARGIN`]): what is left is released for the next
+/// run instead of the function being killed midway (an EventBridge run that
+/// times out is not retried; the next one, a minute later, goes on).
+pub async fn process_dead_letters_until(
+    queue: &SqsQueue,
+    store: &dyn OrderStore,
+    clock: &dyn Clock,
+    stop: Option<Instant>,
+) -> Result<Value, PortError> {
     let leased = queue
         .lease_dead_letters(MAX_PER_RUN, Duration::from_secs(60))
         .await?;
     let mut recorded = 0;
     let mut errors = 0;
+    let mut deferred = 0;
     for dead in leased.iter().map(|l| &l.letter) {
+        if stop.is_some_and(|s| Instant::now() >= s) {
+            deferred += 1;
+            continue;
+        }
         match record_dead_letter(store, clock, dead).await {
             Ok(true) => recorded += 1,
             Ok(false) => {}
@@ -45,7 +73,10 @@ pub async fn process_dead_letters(
         seen = leased.len(),
         recorded,
         errors,
+        deferred,
         "dead letters processed"
     );
-    Ok(json!({ "seen": leased.len(), "recorded": recorded, "errors": errors }))
+    Ok(
+        json!({ "seen": leased.len(), "recorded": recorded, "errors": errors, "deferred": deferred }),
+    )
 }

@@ -113,6 +113,78 @@ async fn an_http_api_event_is_served_by_the_same_router() {
     assert_eq!(status, 415, "{body}");
 }
 
+/// A REST API event for `POST /dev{path}` made with the API key whose id is `key_id`.
+fn keyed_post_event(path: &str, key_id: Option<&str>) -> String {
+    let mut e: Value =
+        serde_json::from_str(&event("apigw_v1_post_order_invalid.json")).expect("json");
+    e["path"] = json!(path);
+    e["pathParameters"] = json!({ "proxy": path.trim_start_matches('/') });
+    e["requestContext"]["path"] = json!(format!("/dev{path}"));
+    e["body"] = Value::Null;
+    if let Some(id) = key_id {
+        e["requestContext"]["identity"]["apiKeyId"] = json!(id);
+    }
+    e.to_string()
+}
+
+#[test]
+fn the_routers_timeout_stays_under_the_functions_and_dlq_runs_stop_before_the_deadline() {
+    use dofs_lambdas::api::{request_timeout_from, DEFAULT_REQUEST_TIMEOUT};
+    use std::time::Duration;
+    assert!(
+        DEFAULT_REQUEST_TIMEOUT < Duration::from_secs(15),
+        "api_handler's default timeout"
+    );
+    assert_eq!(
+        request_timeout_from(None).expect("default"),
+        DEFAULT_REQUEST_TIMEOUT
+    );
+    assert_eq!(
+        request_timeout_from(Some("28000".into())).expect("set"),
+        Duration::from_secs(28)
+    );
+    let err = request_timeout_from(Some("soon".into())).expect_err("refused");
+    assert!(err.to_string().contains("DOFS_REQUEST_TIMEOUT_MS"), "{err}");
+    // 60 s left: stop recording 5 s before the deadline.
+    let before = std::time::Instant::now();
+    let stop = dlq::stop_at(1_000_060_000, 1_000_000_000);
+    let left = stop.duration_since(before);
+    assert!(
+        left >= Duration::from_secs(55) && left < Duration::from_secs(56),
+        "{left:?}"
+    );
+    // Past the deadline: stop at once.
+    assert!(dlq::stop_at(1_000, 2_000) <= std::time::Instant::now());
+}
+
+#[tokio::test]
+async fn operator_routes_need_an_operator_api_key_id_from_api_gateway() {
+    let operators = dofs_lambdas::api::OperatorKeyIds::parse(" opkey1 ,, opkey2");
+    assert_eq!(operators.len(), 2);
+    let app = dofs_lambdas::api::app_with(&offline().await, operators).expect("app");
+    for path in [
+        "/dlq/purge",
+        "/dlq/redrive",
+        "/orders/0190a4c0-0000-7000-8000-000000000001/retry",
+    ] {
+        for key in [None, Some("clientkey1"), Some("opkey")] {
+            let (status, body) = call_api(app.clone(), &keyed_post_event(path, key)).await;
+            assert_eq!(status, 403, "POST {path} with key id {key:?}: {body}");
+            assert_eq!(body["error"], "Forbidden");
+        }
+        let (status, body) = call_api(app.clone(), &keyed_post_event(path, Some("opkey2"))).await;
+        assert_ne!(status, 403, "an operator key passes on POST {path}: {body}");
+    }
+    // Not an operator route: API Gateway's key check is enough.
+    let (status, body) =
+        call_api(app.clone(), &keyed_post_event("/order", Some("clientkey1"))).await;
+    assert_eq!(status, 400, "{body}");
+    // Without DOFS_OPERATOR_API_KEY_IDS nobody is an operator.
+    let closed = dofs_lambdas::api::app_with(&offline().await, Default::default()).expect("app");
+    let (status, _) = call_api(closed, &keyed_post_event("/dlq/purge", Some("opkey2"))).await;
+    assert_eq!(status, 403);
+}
+
 #[tokio::test]
 async fn the_api_handler_needs_the_state_machine_arn() {
     let mut s = settings(&[]);
@@ -420,6 +492,13 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
     let scheduled: Value =
         serde_json::from_str(&event("eventbridge_scheduled.json")).expect("json");
     assert_eq!(scheduled["detail-type"], "Scheduled Event");
+    // A run out of time records nothing and releases what it leased.
+    let late = std::time::Instant::now();
+    let report = dlq::process_dead_letters_until(&a.queue, &a.store, a.clock.as_ref(), Some(late))
+        .await
+        .expect("processed");
+    assert_eq!(report["recorded"], 0, "{report}");
+    assert_eq!(report["deferred"], 1, "{report}");
     let report = dlq::process_dead_letters(&a.queue, &a.store, a.clock.as_ref())
         .await
         .expect("processed");

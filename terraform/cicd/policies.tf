@@ -22,7 +22,13 @@ locals {
       log_group       = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*${e.resource_prefix}*"
       iam_role        = "arn:${local.partition}:iam::${local.account_id}:role/${e.resource_prefix}-*"
       iam_policy      = "arn:${local.partition}:iam::${local.account_id}:policy/${e.resource_prefix}-*"
-      kms_alias       = "arn:${local.partition}:kms:${local.region}:${local.account_id}:alias/${e.resource_prefix}-*"
+      # The kms module's alias is alias/<prefix> itself; alias/<prefix>-* leaves room for more.
+      kms_alias   = "arn:${local.partition}:kms:${local.region}:${local.account_id}:alias/${e.resource_prefix}"
+      kms_aliases = "arn:${local.partition}:kms:${local.region}:${local.account_id}:alias/${e.resource_prefix}-*"
+      events_rule = "arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${e.resource_prefix}-*"
+      # API Gateway execution logs: the group is named by the REST API's id and the stage,
+      # and the stage is the environment's name.
+      apigw_exec_logs = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:API-Gateway-Execution-Logs_*/${name}"
       kms_key         = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
       apigateway      = "arn:${local.partition}:apigateway:${local.region}::/*"
       state_bucket    = "arn:${local.partition}:s3:::${e.state_bucket}"
@@ -115,6 +121,8 @@ data "aws_iam_policy_document" "plan" {
       "kms:Describe*",
       "kms:Get*",
       "kms:List*",
+      "events:Describe*",
+      "events:List*",
     ]
     resources = [
       local.arn[each.key].lambda_function,
@@ -130,6 +138,9 @@ data "aws_iam_policy_document" "plan" {
       local.arn[each.key].iam_role,
       local.arn[each.key].iam_policy,
       local.arn[each.key].kms_alias,
+      local.arn[each.key].kms_aliases,
+      local.arn[each.key].events_rule,
+      local.arn[each.key].apigw_exec_logs,
     ]
   }
 
@@ -232,6 +243,15 @@ data "aws_iam_policy_document" "deploy" {
       "logs:DeleteMetricFilter",
       "logs:PutSubscriptionFilter",
       "logs:DeleteSubscriptionFilter",
+      # dlq_processor's schedule: an EventBridge rule and its target.
+      "events:PutRule",
+      "events:DeleteRule",
+      "events:EnableRule",
+      "events:DisableRule",
+      "events:PutTargets",
+      "events:RemoveTargets",
+      "events:TagResource",
+      "events:UntagResource",
     ]
     resources = [
       local.arn[each.key].lambda_function,
@@ -246,6 +266,9 @@ data "aws_iam_policy_document" "deploy" {
       local.arn[each.key].dashboard,
       local.arn[each.key].log_group,
       "${local.arn[each.key].log_group}:*",
+      local.arn[each.key].apigw_exec_logs,
+      "${local.arn[each.key].apigw_exec_logs}:*",
+      local.arn[each.key].events_rule,
     ]
   }
 
@@ -386,7 +409,7 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid       = "ManageEnvironmentAliases"
     actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = [local.arn[each.key].kms_alias]
+    resources = [local.arn[each.key].kms_alias, local.arn[each.key].kms_aliases]
   }
 }
 

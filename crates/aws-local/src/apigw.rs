@@ -4,9 +4,16 @@
 //! HTTP response. Like API Gateway, a function error answers 502 and a
 //! timeout 504, with API Gateway's own JSON message.
 //!
-//! What it does not do: API keys and usage plans (the contract's `x-api-key`
-//! is checked by the router when keys are configured), throttling, request
-//! validation, custom domains. The stage is not part of local URLs.
+//! API keys, as Terraform's `api_gateway` module sets them up: every route but
+//! `GET /health`, `GET /ready`, `GET /` and `GET /assets/...` needs an
+//! `x-api-key` of the usage plan (else 401, the module's `INVALID_API_KEY`
+//! response), and the key's id goes to `api_handler` in
+//! `requestContext.identity.apiKeyId`, which tells operator keys from client
+//! keys. Started without keys, the stand-in requires none and every request
+//! carries the id of a built-in operator key, [`LOCAL_OPERATOR_KEY_ID`].
+//!
+//! What it does not do: usage plan quotas, throttling, request validation,
+//! custom domains. The stage is not part of local URLs.
 
 use crate::lambda::Invoker;
 use axum::body::{Body, Bytes};
@@ -22,6 +29,75 @@ pub struct Gateway {
     pub invoker: Invoker,
     pub function: String,
     pub stage: String,
+    pub keys: std::sync::Arc<ApiKeys>,
+}
+
+/// The API key id every request carries when the stack runs without keys.
+pub const LOCAL_OPERATOR_KEY_ID: &str = "local-operator";
+
+/// The usage plan's API keys: each key's value and id, and which ids are operators'.
+#[derive(Clone, Debug, Default)]
+pub struct ApiKeys {
+    keys: Vec<(String, String)>,
+    operator_ids: Vec<String>,
+}
+
+impl ApiKeys {
+    /// Client keys and operator keys; ids are `local-client-N` and `local-operator-N`.
+    pub fn new(client: &[String], operator: &[String]) -> ApiKeys {
+        let mut keys = Vec::new();
+        let mut operator_ids = Vec::new();
+        for (i, k) in client.iter().enumerate() {
+            keys.push((k.clone(), format!("local-client-{i}")));
+        }
+        for (i, k) in operator.iter().enumerate() {
+            let id = format!("local-operator-{i}");
+            keys.push((k.clone(), id.clone()));
+            operator_ids.push(id);
+        }
+        ApiKeys { keys, operator_ids }
+    }
+
+    /// Whether keys are required (some key is configured).
+    pub fn enforced(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// `DOFS_OPERATOR_API_KEY_IDS` for `api_handler`.
+    pub fn operator_ids_var(&self) -> String {
+        if self.enforced() {
+            self.operator_ids.join(",")
+        } else {
+            LOCAL_OPERATOR_KEY_ID.to_owned()
+        }
+    }
+
+    /// The id of the key `presented`, if it is one of the plan's keys.
+    fn id_of(&self, presented: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(value, _)| value == presented)
+            .map(|(_, id)| id.as_str())
+    }
+}
+
+/// Routes whose methods need no API key (`api_key = false` in the module).
+pub fn is_keyless(method: &str, path: &str) -> bool {
+    method == "GET" && (matches!(path, "/health" | "/ready" | "/") || path.starts_with("/assets/"))
+}
+
+/// The gateway's answer to a missing or unknown key: the module's
+/// `INVALID_API_KEY` gateway response (401 in the contract's error shape).
+fn invalid_api_key() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [("x-amzn-errortype", "ForbiddenException")],
+        axum::Json(json!({
+            "error": "Unauthorized",
+            "message": "a valid x-api-key header is required",
+        })),
+    )
+        .into_response()
 }
 
 /// The largest request body API Gateway accepts (10 MB).
@@ -44,6 +120,7 @@ pub fn proxy_event(
     headers: &[(String, String)],
     body: &[u8],
     stage: &str,
+    api_key_id: Option<&str>,
 ) -> Value {
     let mut single = Map::new();
     let mut multi: Map<String, Value> = Map::new();
@@ -93,7 +170,11 @@ pub fn proxy_event(
             "resourceId": "local",
             "stage": stage,
             "requestId": request_id,
-            "identity": { "sourceIp": "127.0.0.1", "userAgent": single.get("user-agent").cloned().unwrap_or(Value::Null) },
+            "identity": {
+                "sourceIp": "127.0.0.1",
+                "userAgent": single.get("user-agent").cloned().unwrap_or(Value::Null),
+                "apiKeyId": api_key_id,
+            },
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
             "apiId": "local",
@@ -198,13 +279,27 @@ pub async fn handle(State(gw): State<Gateway>, request: Request) -> Response {
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let api_key_id = if !gw.keys.enforced() {
+        Some(LOCAL_OPERATOR_KEY_ID.to_owned())
+    } else if is_keyless(method, path) {
+        None
+    } else {
+        let presented = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        match presented.and_then(|k| gw.keys.id_of(k)) {
+            Some(id) => Some(id.to_owned()),
+            None => return invalid_api_key(),
+        }
+    };
     let event = proxy_event(
-        parts.method.as_str(),
-        parts.uri.path(),
+        method,
+        path,
         parts.uri.query(),
         &headers,
         &body,
         &gw.stage,
+        api_key_id.as_deref(),
     );
     match gw.invoker.invoke(&gw.function, &event).await {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes)
@@ -230,6 +325,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_map_to_ids_and_only_the_dashboard_and_probes_are_keyless() {
+        let keys = ApiKeys::new(&["c-key".into()], &["o-key".into(), "o-key-2".into()]);
+        assert!(keys.enforced());
+        assert_eq!(keys.id_of("c-key"), Some("local-client-0"));
+        assert_eq!(keys.id_of("o-key-2"), Some("local-operator-1"));
+        assert_eq!(keys.id_of("nope"), None);
+        assert_eq!(keys.operator_ids_var(), "local-operator-0,local-operator-1");
+        let open = ApiKeys::default();
+        assert!(!open.enforced());
+        assert_eq!(open.operator_ids_var(), LOCAL_OPERATOR_KEY_ID);
+        for (m, p) in [
+            ("GET", "/health"),
+            ("GET", "/ready"),
+            ("GET", "/"),
+            ("GET", "/assets/app.js"),
+        ] {
+            assert!(is_keyless(m, p), "{m} {p}");
+        }
+        for (m, p) in [
+            ("POST", "/health"),
+            ("GET", "/orders"),
+            ("POST", "/dlq/purge"),
+            ("GET", "/metrics"),
+        ] {
+            assert!(!is_keyless(m, p), "{m} {p}");
+        }
+    }
+
+    #[test]
     fn query_strings_are_decoded_into_single_and_multi_value_maps() {
         let e = proxy_event(
             "GET",
@@ -238,6 +362,11 @@ mod tests {
             &[],
             b"",
             "local",
+            Some("local-client-0"),
+        );
+        assert_eq!(
+            e["requestContext"]["identity"]["apiKeyId"],
+            "local-client-0"
         );
         assert_eq!(e["queryStringParameters"]["status"], "FAILED");
         assert_eq!(

@@ -96,6 +96,23 @@ struct Args {
     /// Where the functions' logs go [default: a directory under the system temp dir].
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// Client API keys of the usage plan (comma-separated). With no key at all,
+    /// the gateway requires none and every request is an operator's.
+    #[arg(
+        long,
+        env = "DOFS_LOCAL_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    api_key: Vec<String>,
+    /// Operator API keys of the usage plan (comma-separated).
+    #[arg(
+        long,
+        env = "DOFS_LOCAL_OPERATOR_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    operator_key: Vec<String>,
 }
 
 fn function_name(prefix: &str, bin: &str) -> String {
@@ -224,6 +241,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         env.push(("DOFS_FULFILLMENT_SEED".into(), seed.to_string()));
     }
+    // API Gateway's keys; api_handler learns the operator keys' ids, as Terraform sets it.
+    let api_keys = Arc::new(apigw::ApiKeys::new(&args.api_key, &args.operator_key));
+    env.push((
+        "DOFS_OPERATOR_API_KEY_IDS".into(),
+        api_keys.operator_ids_var(),
+    ));
 
     let log_dir = match &args.log_dir {
         Some(d) => d.clone(),
@@ -385,6 +408,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         invoker,
         function: name("api_handler"),
         stage: args.environment.clone(),
+        keys: api_keys,
     };
     let public = tokio::net::TcpListener::bind(&args.bind)
         .await

@@ -8,9 +8,11 @@
 //! Not run here, because they are about `dofs serve` itself: the SIGTERM and
 //! restart test (the local stack keeps Step Functions executions in memory,
 //! so an execution cut by a stop is lost, where AWS keeps it), the bad
-//! configuration value (`dofs serve`'s config file and variables) and API
-//! keys (on AWS they are API Gateway's usage plans, which the stack does not
-//! emulate).
+//! configuration value (`dofs serve`'s config file and variables). The shared
+//! API keys test runs here too, on a stack whose API Gateway stand-in holds a
+//! client key and an operator key: the gateway checks the key, `api_handler`
+//! tells an operator key from a client key by the key id in the request
+//! context, as on AWS.
 //!
 //! Needs `DOFS_MOTO_ENDPOINT` and the Lambda binaries beside this test's
 //! binary (`cargo build -p dofs-lambdas --bins`); scripts/test-aws.sh does
@@ -32,6 +34,7 @@ struct Stack {
     prefix: String,
     log_dir: PathBuf,
     starts: u32,
+    keyed: bool,
 }
 
 fn required() -> bool {
@@ -40,6 +43,11 @@ fn required() -> bool {
 
 /// Starts a stack on fresh names, or `None` (SKIP) without the prerequisites.
 fn start(settings: &Settings) -> Option<Stack> {
+    start_with(settings, false)
+}
+
+/// [`start`], with the shared test's client and operator keys when `keyed`.
+fn start_with(settings: &Settings, keyed: bool) -> Option<Stack> {
     let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {
         assert!(
             !required(),
@@ -65,7 +73,7 @@ fn start(settings: &Settings) -> Option<Stack> {
     let log_dir = std::env::temp_dir().join("dofs-blackbox-aws").join(&prefix);
     std::fs::create_dir_all(&log_dir).expect("log directory");
     eprintln!("the stack's logs: {}", log_dir.display());
-    let (child, base) = spawn(&endpoint, &prefix, &log_dir, 0, settings);
+    let (child, base) = spawn(&endpoint, &prefix, &log_dir, 0, settings, keyed);
     Some(Stack {
         base,
         child,
@@ -73,6 +81,7 @@ fn start(settings: &Settings) -> Option<Stack> {
         prefix,
         log_dir,
         starts: 1,
+        keyed,
     })
 }
 
@@ -87,6 +96,7 @@ fn spawn(
     log_dir: &std::path::Path,
     start: u32,
     settings: &Settings,
+    keyed: bool,
 ) -> (Child, String) {
     let logs = log_dir.join(format!("start-{start}"));
     let stderr = std::fs::File::create(log_dir.join(format!("stack-{start}.log")))
@@ -103,6 +113,15 @@ fn spawn(
         cmd.args(["--seed", &seed.to_string()]);
     }
     cmd.env_remove("RUST_LOG").stderr(Stdio::from(stderr));
+    cmd.env_remove("DOFS_LOCAL_API_KEYS")
+        .env_remove("DOFS_LOCAL_OPERATOR_KEYS");
+    if keyed {
+        cmd.env("DOFS_LOCAL_API_KEYS", dofs_blackbox::tests::SUBMIT_KEY)
+            .env(
+                "DOFS_LOCAL_OPERATOR_KEYS",
+                dofs_blackbox::tests::OPERATOR_KEY,
+            );
+    }
     let (child, base) = dofs_blackbox::spawn_listening(&mut cmd, "dofs-local-aws listening on ");
     let base = base.unwrap_or_else(|line| {
         panic!(
@@ -156,6 +175,7 @@ impl Target for Stack {
             &self.log_dir,
             self.starts,
             settings,
+            self.keyed,
         );
         self.child = child;
         self.base = base;
@@ -175,3 +195,15 @@ dofs_blackbox::suite!(
     start,
     #[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
 );
+
+#[tokio::test]
+#[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
+async fn api_keys_are_required_and_operator_routes_need_an_operator_key() {
+    let Some(stack) = start_with(&Settings::default(), true) else {
+        return;
+    };
+    dofs_blackbox::tests::api_keys_are_required_and_operator_routes_need_an_operator_key(
+        &stack.base,
+    )
+    .await;
+}

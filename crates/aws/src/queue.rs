@@ -17,7 +17,7 @@
 //! - **redrive and purge that count**: messages are moved (send, then delete)
 //!   or deleted batch by batch.
 
-use crate::error::{code_of, port_error};
+use crate::error::{code_of, port_error, sqs_error};
 use crate::store::{n, s};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
@@ -176,7 +176,7 @@ impl SqsQueue {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| port_error("SendMessage", e))?;
+            .map_err(|e| sqs_error("SendMessage", e))?;
         Ok(())
     }
 
@@ -200,7 +200,7 @@ impl SqsQueue {
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send()
                 .await
-                .map_err(|e| port_error("ReceiveMessage DLQ", e))?
+                .map_err(|e| sqs_error("ReceiveMessage DLQ", e))?
                 .messages
                 .unwrap_or_default();
             if got.is_empty() {
@@ -283,7 +283,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| port_error("ChangeMessageVisibilityBatch DLQ", e))?;
+                .map_err(|e| sqs_error("ChangeMessageVisibilityBatch DLQ", e))?;
         }
         Ok(())
     }
@@ -308,7 +308,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| port_error("DeleteMessageBatch DLQ", e))?;
+                .map_err(|e| sqs_error("DeleteMessageBatch DLQ", e))?;
         }
         Ok(())
     }
@@ -335,7 +335,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| port_error("SendMessageBatch", e))?;
+                .map_err(|e| sqs_error("SendMessageBatch", e))?;
             if !out.failed.is_empty() {
                 return Err(PortError::new(
                     ErrorKind::Transient,
@@ -373,7 +373,7 @@ impl SqsQueue {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
-            .map_err(|e| port_error("GetQueueAttributes", e))?;
+            .map_err(|e| sqs_error("GetQueueAttributes", e))?;
         let get = |name: QueueAttributeName| -> u64 {
             out.attributes
                 .as_ref()
@@ -428,7 +428,7 @@ impl Queue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| port_error("ReceiveMessage", e))?
+            .map_err(|e| sqs_error("ReceiveMessage", e))?
             .messages
             .unwrap_or_default();
         Ok(got
@@ -461,8 +461,13 @@ impl Queue for SqsQueue {
         {
             Ok(_) => Ok(()),
             // Deleted already (SQS answers a stale receipt the same way).
-            Err(e) if code_of(&e) == Some("ReceiptHandleIsInvalid") => Ok(()),
-            Err(e) => Err(port_error("DeleteMessage", e)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sqs_error("DeleteMessage", e)),
         }
     }
 
@@ -477,13 +482,22 @@ impl Queue for SqsQueue {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if code_of(&e) == Some("MessageNotInflight") => Err(PortError::conflict(
-                "the message is not in flight under this receipt",
-            )),
-            Err(e) if code_of(&e) == Some("ReceiptHandleIsInvalid") => {
+            // Typed checks: the SDK's code is AWS.SimpleQueueService.MessageNotInflight.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_message_not_inflight()) =>
+            {
+                Err(PortError::conflict(
+                    "the message is not in flight under this receipt",
+                ))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
+            {
                 Err(PortError::not_found("no message has this receipt"))
             }
-            Err(e) => Err(port_error("ChangeMessageVisibility", e)),
+            Err(e) => Err(sqs_error("ChangeMessageVisibility", e)),
         }
     }
 

@@ -35,8 +35,33 @@ pub const STATUS_INDEX: &str = "status-createdAt";
 pub const ALL_ORDERS_INDEX: &str = "all-createdAt";
 /// The failed-orders index over every row, newest first.
 pub const ALL_FAILED_INDEX: &str = "all-failedAt";
-/// The one value of `listPartition`.
+/// The `listPartition` of items written before the listing key was sharded;
+/// still read, never written.
 pub const LIST_PARTITION: &str = "all";
+/// How many `listPartition` values new items spread over (`all#0` ..).
+///
+/// A single value made each listing index one hot partition, which takes
+/// about 1,000 writes per second; eight shards raise the ceiling eightfold.
+/// A listing reads every shard and merges them newest first.
+pub const LIST_SHARDS: u32 = 8;
+
+/// The `listPartition` of an order (or its failed-orders row): a stable hash
+/// (FNV-1a) of its id, so the same order always lands in the same shard.
+pub fn list_partition(order_id: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in order_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{LIST_PARTITION}#{}", h % LIST_SHARDS)
+}
+
+/// Every `listPartition` value a listing reads: the shards and the legacy one.
+pub fn list_partitions() -> Vec<String> {
+    std::iter::once(LIST_PARTITION.to_owned())
+        .chain((0..LIST_SHARDS).map(|i| format!("{LIST_PARTITION}#{i}")))
+        .collect()
+}
 
 /// Orders and failed orders in two DynamoDB tables.
 #[derive(Clone, Debug)]
@@ -93,22 +118,67 @@ impl DynamoDbOrderStore {
             table,
             index,
             key_attr,
-            key_value,
+            key_values,
             sort_attr,
         } = listing;
         let limit = limit.clamp(1, 500);
-        let mut start = match cursor {
-            Some(c) => {
-                let (sort, id) = decode_cursor(c)
-                    .ok_or_else(|| PortError::not_found("the cursor is not valid"))?;
-                let mut key = Item::new();
-                key.insert(key_attr.to_owned(), s(key_value));
-                key.insert(sort_attr.to_owned(), s(sort));
-                key.insert("orderId".to_owned(), s(id));
-                Some(key)
-            }
+        let position = match cursor {
+            Some(c) => Some(
+                decode_cursor(c).ok_or_else(|| PortError::not_found("the cursor is not valid"))?,
+            ),
             None => None,
         };
+        // Each partition is read from the position on, newest first, for at
+        // most `limit + 1` items; with several partitions the pages are merged
+        // newest first (ties by order id), the order the cursor continues in.
+        let mut items: Vec<Item> = Vec::new();
+        for key_value in key_values {
+            let from = position.as_ref().map(|(sort, id)| {
+                let mut key = Item::new();
+                key.insert(key_attr.to_owned(), s(key_value.as_str()));
+                key.insert(sort_attr.to_owned(), s(sort.as_str()));
+                key.insert("orderId".to_owned(), s(id.as_str()));
+                key
+            });
+            items.extend(
+                self.query_partition(table, index, key_attr, key_value, limit, from)
+                    .await?,
+            );
+        }
+        if key_values.len() > 1 {
+            let key = |item: &Item| {
+                (
+                    str_attr(item, sort_attr).unwrap_or_default().to_owned(),
+                    str_attr(item, "orderId").unwrap_or_default().to_owned(),
+                )
+            };
+            items.sort_by_key(|item| std::cmp::Reverse(key(item)));
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            match items.last() {
+                Some(last) => Some(encode_cursor(
+                    str_attr(last, sort_attr)?,
+                    str_attr(last, "orderId")?,
+                )),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// Up to `limit + 1` items of one index partition, newest first, after `start`.
+    async fn query_partition(
+        &self,
+        table: &str,
+        index: &str,
+        key_attr: &str,
+        key_value: &str,
+        limit: usize,
+        mut start: Option<Item>,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items: Vec<Item> = Vec::new();
         loop {
             let out = self
@@ -131,19 +201,7 @@ impl DynamoDbOrderStore {
                 _ => break,
             }
         }
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            match items.last() {
-                Some(last) => Some(encode_cursor(
-                    str_attr(last, sort_attr)?,
-                    str_attr(last, "orderId")?,
-                )),
-                None => None,
-            }
-        } else {
-            None
-        };
-        Ok((items, next))
+        Ok(items)
     }
 }
 
@@ -152,7 +210,7 @@ struct Listing<'a> {
     table: &'a str,
     index: &'a str,
     key_attr: &'a str,
-    key_value: &'a str,
+    key_values: &'a [String],
     sort_attr: &'a str,
 }
 
@@ -228,7 +286,7 @@ pub(crate) fn order_item(o: &Order) -> Item {
     if let Some(r) = &o.failure_reason {
         item.insert("failureReason".into(), s(r.clone()));
     }
-    item.insert("listPartition".into(), s(LIST_PARTITION));
+    item.insert("listPartition".into(), s(list_partition(&o.id.to_string())));
     item
 }
 
@@ -420,9 +478,9 @@ impl OrderStore for DynamoDbOrderStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, PortError> {
-        let (index, attr, value) = match status {
-            Some(st) => (STATUS_INDEX, "status", st.as_str()),
-            None => (ALL_ORDERS_INDEX, "listPartition", LIST_PARTITION),
+        let (index, attr, values) = match status {
+            Some(st) => (STATUS_INDEX, "status", vec![st.as_str().to_owned()]),
+            None => (ALL_ORDERS_INDEX, "listPartition", list_partitions()),
         };
         // The API's order cursors are order ids: the page continues after that
         // order's position (its createdAt) in the index.
@@ -447,7 +505,7 @@ impl OrderStore for DynamoDbOrderStore {
                     table: &self.orders_table,
                     index,
                     key_attr: attr,
-                    key_value: value,
+                    key_values: &values,
                     sort_attr: "createdAt",
                 },
                 limit,
@@ -524,7 +582,10 @@ impl OrderStore for DynamoDbOrderStore {
 
         let mut row = Item::new();
         row.insert("orderId".into(), s(failed.order_id.to_string()));
-        row.insert("listPartition".into(), s(LIST_PARTITION));
+        row.insert(
+            "listPartition".into(),
+            s(list_partition(&failed.order_id.to_string())),
+        );
         row.insert("reason".into(), s(failed.reason.clone()));
         row.insert("attempts".into(), n(failed.attempts));
         row.insert("failedAt".into(), s(failed.failed_at.to_string()));
@@ -584,7 +645,7 @@ impl OrderStore for DynamoDbOrderStore {
                     table: &self.failed_table,
                     index: ALL_FAILED_INDEX,
                     key_attr: "listPartition",
-                    key_value: LIST_PARTITION,
+                    key_values: &list_partitions(),
                     sort_attr: "failedAt",
                 },
                 limit,
@@ -634,6 +695,23 @@ impl OrderStore for DynamoDbOrderStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_partitions_are_stable_spread_and_read_with_the_legacy_one() {
+        assert_eq!(
+            list_partition("01a222e2-8ecf-72d4-8804-7ea3251d66bc"),
+            list_partition("01a222e2-8ecf-72d4-8804-7ea3251d66bc")
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            seen.insert(list_partition(&OrderId::generate().to_string()));
+        }
+        assert_eq!(seen.len(), LIST_SHARDS as usize, "{seen:?}");
+        let all = list_partitions();
+        assert_eq!(all.len(), LIST_SHARDS as usize + 1);
+        assert!(all.contains(&LIST_PARTITION.to_owned()));
+        assert!(seen.iter().all(|p| all.contains(p)));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

@@ -217,3 +217,85 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
         .expect("describe")
         .is_none());
 }
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
+async fn orders_page_newest_first_across_the_listing_shards_and_the_legacy_partition() {
+    use dofs_core::ports::OrderStore;
+    use dofs_core::{Order, Timestamp};
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "shards").await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let store = DynamoDbOrderStore::new(
+        dynamodb.clone(),
+        &created.names.orders_table,
+        &created.names.failed_orders_table,
+    );
+    // 20 orders a millisecond apart, then 10 in the same millisecond (ties).
+    let t0 = Timestamp(1_795_874_400_000);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let at = t0.plus_millis(i.min(20));
+        let order = Order::new(OrderId::generate(), sample(), "arn:x".into(), at);
+        store.put_new(&order).await.expect("put");
+        ids.push(order.id.to_string());
+    }
+    // One order as written before the listing key was sharded.
+    dynamodb
+        .update_item()
+        .table_name(&created.names.orders_table)
+        .key(
+            "orderId",
+            aws_sdk_dynamodb::types::AttributeValue::S(ids[3].clone()),
+        )
+        .update_expression("SET listPartition = :p")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S(dofs_aws::store::LIST_PARTITION.into()),
+        )
+        .send()
+        .await
+        .expect("legacy partition");
+    let shards: std::collections::HashSet<String> = ids
+        .iter()
+        .map(|id| dofs_aws::store::list_partition(id))
+        .collect();
+    assert!(
+        shards.len() > 1,
+        "the orders spread over shards: {shards:?}"
+    );
+
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let page = store
+            .list(None, 7, cursor.as_deref())
+            .await
+            .expect("a page");
+        assert!(page.items.len() <= 7);
+        seen.extend(
+            page.items
+                .iter()
+                .map(|o| (o.created_at.millis(), o.id.to_string())),
+        );
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(cursor.is_none(), "the pages end");
+    let mut got: Vec<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "every order exactly once, the legacy one included"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] >= w[1]),
+        "newest first (ties by order id): {seen:?}"
+    );
+}

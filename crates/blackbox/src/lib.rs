@@ -665,4 +665,84 @@ pub mod tests {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["purged"], 0);
     }
+
+    /// The submit key [`api_keys_are_required_and_operator_routes_need_an_operator_key`] expects.
+    pub const SUBMIT_KEY: &str = "submit-key-0123456789";
+    /// The operator key [`api_keys_are_required_and_operator_routes_need_an_operator_key`] expects.
+    pub const OPERATOR_KEY: &str = "operator-key-0123456789";
+
+    /// CONTRACT section 4 on a system started with [`SUBMIT_KEY`] as its only
+    /// submit key and [`OPERATOR_KEY`] as its only operator key, at `base`:
+    /// probes open, 401 without a valid key, a submit key submits but gets 403
+    /// on every operator route, an operator key may use them.
+    pub async fn api_keys_are_required_and_operator_routes_need_an_operator_key(base: &str) {
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("{base}{path}");
+        for path in ["/health", "/ready"] {
+            let r = client.get(url(path)).send().await.expect("get");
+            assert_eq!(r.status().as_u16(), 200, "{path} stays open");
+        }
+        let missing = client.get(url("/orders")).send().await.expect("get");
+        assert_eq!(missing.status().as_u16(), 401);
+        let body: Value = missing.json().await.expect("json");
+        assert_eq!(body["error"], "Unauthorized", "{body}");
+        let wrong = client
+            .get(url("/orders"))
+            .header("x-api-key", "not-the-key-0123456789")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(wrong.status().as_u16(), 401);
+        let order = client
+            .post(url("/order"))
+            .header("x-api-key", SUBMIT_KEY)
+            .json(&seed_order())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(order.status().as_u16(), 202, "a submit key submits");
+        let id = OrderId::generate();
+        for path in [
+            "/dlq/redrive".to_owned(),
+            "/dlq/purge".to_owned(),
+            format!("/orders/{id}/retry"),
+        ] {
+            let r = client
+                .post(url(&path))
+                .header("x-api-key", SUBMIT_KEY)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(
+                r.status().as_u16(),
+                403,
+                "a submit key is not an operator key: POST {path}"
+            );
+        }
+        let redrive = client
+            .post(url("/dlq/redrive"))
+            .header("x-api-key", OPERATOR_KEY)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(redrive.status().as_u16(), 200, "an operator key redrives");
+        let retry = client
+            .post(url(&format!("/orders/{id}/retry")))
+            .header("x-api-key", OPERATOR_KEY)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(
+            retry.status().as_u16(),
+            404,
+            "an operator key reaches retry"
+        );
+        let unkeyed = client
+            .post(url("/order"))
+            .json(&seed_order())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(unkeyed.status().as_u16(), 401);
+    }
 }

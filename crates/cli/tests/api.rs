@@ -95,59 +95,12 @@ async fn a_bad_configuration_value_stops_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn api_keys_are_required_and_operator_routes_need_an_operator_key() {
+    use dofs_blackbox::tests::{OPERATOR_KEY, SUBMIT_KEY};
     let dir = tempfile::tempdir().expect("tempdir");
     let mut env = fast_env();
-    env.push(("DOFS_AUTH_API_KEYS", "submit-key-0123456789".into()));
-    env.push(("DOFS_AUTH_OPERATOR_KEYS", "operator-key-0123456789".into()));
+    env.push(("DOFS_AUTH_API_KEYS", SUBMIT_KEY.into()));
+    env.push(("DOFS_AUTH_OPERATOR_KEYS", OPERATOR_KEY.into()));
     let app = App::spawn_on(dir.path(), &env);
-    let status = |r: reqwest::Response| r.status().as_u16();
-    for path in ["/health", "/ready"] {
-        assert_eq!(
-            status(app.client.get(app.url(path)).send().await.expect("get")),
-            200,
-            "{path} stays open"
-        );
-    }
-    let missing = app
-        .client
-        .get(app.url("/orders"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(missing.status().as_u16(), 401);
-    let body: Value = missing.json().await.expect("json");
-    assert_eq!(body["error"], "Unauthorized");
-    let wrong = app
-        .client
-        .get(app.url("/orders"))
-        .header("x-api-key", "not-the-key-0123456789")
-        .send()
+    dofs_blackbox::tests::api_keys_are_required_and_operator_routes_need_an_operator_key(&app.base)
         .await;
-    assert_eq!(status(wrong.expect("get")), 401);
-    let order = app
-        .client
-        .post(app.url("/order"))
-        .header("x-api-key", "submit-key-0123456789")
-        .json(&seed_order())
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(status(order), 202, "a submit key submits");
-    let redrive = |key: &'static str| {
-        app.client
-            .post(app.url("/dlq/redrive"))
-            .header("x-api-key", key)
-            .send()
-    };
-    assert_eq!(
-        status(redrive("submit-key-0123456789").await.expect("post")),
-        403,
-        "a submit key is not an operator key"
-    );
-    assert_eq!(
-        status(redrive("operator-key-0123456789").await.expect("post")),
-        200
-    );
-    let (_, unauth_order) = (0, app.post_order(&seed_order()).await);
-    assert_eq!(status(unauth_order), 401);
 }

@@ -7,11 +7,17 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let adapters = dofs_lambdas::cold_start().await?;
     let adapters = &adapters;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        dofs_lambdas::dlq::process_dead_letters(
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let stop = dofs_lambdas::dlq::stop_at(event.context.deadline, now_ms);
+        dofs_lambdas::dlq::process_dead_letters_until(
             &adapters.queue,
             &adapters.store,
             adapters.clock.as_ref(),
+            Some(stop),
         )
         .await
         .map_err(|e| Diagnostic {

@@ -52,8 +52,23 @@ variable "alarm_email" {
   default     = ""
 }
 
+variable "reserved_concurrency" {
+  description = <<-EOT
+    Reserved concurrency per function (api_handler, validator, order_storage, fulfill_order,
+    dlq_processor); missing names reserve none. The default reserves nothing, which cannot
+    fail: AWS refuses a reservation that leaves the account fewer than 100 unreserved
+    executions (UnreservedConcurrentExecution), and a new account's quota is often 10.
+    With a quota of 1,000 or more, staging may reserve { api_handler = 20, validator = 10,
+    order_storage = 10, fulfill_order = 10, dlq_processor = 1 } (51) and prod five times
+    that (251). fulfill_order's reservation, when set, must be at least 2: it is also the
+    SQS event source's maximum concurrency, whose minimum is 2.
+  EOT
+  type        = map(number)
+  default     = {}
+}
+
 variable "manage_apigateway_account_logging_role" {
-  description = "Manage the account-level API Gateway logging role; set false in all environments but one that share an account and region."
+  description = "Manage the account-level API Gateway logging role and setting in this environment. Default false: apply terraform/account once per account and region instead (several environments managing it overwrite each other, and destroying one breaks the others' logs)."
   type        = bool
-  default     = true
+  default     = false
 }

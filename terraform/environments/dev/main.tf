@@ -18,7 +18,7 @@ module "stack" {
   artifacts_source_hashes = var.artifacts_source_hashes
   lambda_architecture     = var.lambda_architecture
 
-  reserved_concurrency = {}
+  reserved_concurrency = var.reserved_concurrency
 
   log_retention_days          = 14
   workflow_log_level          = "ALL"

@@ -18,13 +18,9 @@ module "stack" {
   artifacts_source_hashes = var.artifacts_source_hashes
   lambda_architecture     = var.lambda_architecture
 
-  reserved_concurrency = {
-    api_handler   = 100
-    validator     = 50
-    order_storage = 50
-    fulfill_order = 50
-    dlq_processor = 1
-  }
+  # Nothing reserved unless var.reserved_concurrency says so (see its description):
+  # a reservation the account's quota cannot give fails the apply.
+  reserved_concurrency = var.reserved_concurrency
 
   log_retention_days          = 365
   workflow_log_level          = "ERROR"

@@ -17,13 +17,9 @@ module "stack" {
   artifacts_source_hashes = var.artifacts_source_hashes
   lambda_architecture     = var.lambda_architecture
 
-  reserved_concurrency = {
-    api_handler   = 20
-    validator     = 10
-    order_storage = 10
-    fulfill_order = 10
-    dlq_processor = 1
-  }
+  # Nothing reserved unless var.reserved_concurrency says so (see its description):
+  # a reservation the account's quota cannot give fails the apply.
+  reserved_concurrency = var.reserved_concurrency
 
   log_retention_days          = 30
   workflow_log_level          = "ALL"

@@ -2,8 +2,10 @@
 # proxy to api_handler, plus ANY /{proxy+} so that an unknown path gets api_handler's JSON
 # 404 instead of API Gateway's "Missing Authentication Token".
 #
-# * API keys (x-api-key) and a usage plan are required on every route except /health and
-#   /ready (CONTRACT section 4). The operator/client distinction is made by api_handler.
+# * API keys (x-api-key) and a usage plan are required on every route except /health,
+#   /ready and the dashboard (CONTRACT section 4). A missing or unknown key gets 401 in the
+#   contract's shape (INVALID_API_KEY). The operator/client distinction is made by
+#   api_handler from the key's id (requestContext.identity.apiKeyId; see the stack module).
 # * Request validation: POST /order and POST /orders must carry a JSON object
 #   (application/json); the field rules (listing every broken rule, CONTRACT section 1)
 #   stay in the domain code, so the edge model is deliberately loose. Path parameters are
@@ -13,7 +15,6 @@
 # * Gateway-generated errors answer in the contract's JSON error shape, and 429s carry
 #   Retry-After.
 
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
@@ -37,12 +38,17 @@ locals {
     "GET /metrics"                  = { method = "GET", path = "metrics", api_key = true, body = false }
     "GET /alerts"                   = { method = "GET", path = "alerts", api_key = true, body = false }
     "GET /openapi.json"             = { method = "GET", path = "openapi.json", api_key = true, body = false }
-    "ANY /{proxy+}"                 = { method = "ANY", path = "{proxy+}", api_key = true, body = false }
+    # The dashboard: its page shell and assets need no key (it asks the operator for one),
+    # as in dofs serve; without these, / has no method and /assets/* falls into {proxy+}.
+    "GET /"                = { method = "GET", path = "", api_key = false, body = false }
+    "GET /assets/{proxy+}" = { method = "GET", path = "assets/{proxy+}", api_key = false, body = false }
+    "ANY /{proxy+}"        = { method = "ANY", path = "{proxy+}", api_key = true, body = false }
   }
 
   # The resource tree, one block per depth (a for_each block cannot refer to itself).
-  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "health", "ready", "metrics", "alerts", "openapi.json", "{proxy+}"])
+  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "health", "ready", "metrics", "alerts", "openapi.json", "assets", "{proxy+}"])
   level2 = {
+    "assets/{proxy+}"          = { parent = "assets", part = "{proxy+}" }
     "orders/{orderId}"         = { parent = "orders", part = "{orderId}" }
     "dlq/redrive"              = { parent = "dlq", part = "redrive" }
     "dlq/purge"                = { parent = "dlq", part = "purge" }
@@ -101,6 +107,7 @@ resource "aws_api_gateway_resource" "level3" {
 
 locals {
   resource_ids = merge(
+    { "" = aws_api_gateway_rest_api.this.root_resource_id },
     { for k, r in aws_api_gateway_resource.level1 : k => r.id },
     { for k, r in aws_api_gateway_resource.level2 : k => r.id },
     { for k, r in aws_api_gateway_resource.level3 : k => r.id },
@@ -134,7 +141,7 @@ resource "aws_api_gateway_model" "order_request" {
 }
 
 resource "aws_api_gateway_method" "this" {
-  #checkov:skip=CKV_AWS_59:GET /health and /ready are public by contract (CONTRACT section 4: liveness and readiness probes need no key); every other route requires an API key.
+  #checkov:skip=CKV_AWS_59:GET /health and /ready are public by contract (CONTRACT section 4: liveness and readiness probes need no key), and so are the dashboard's page shell and assets (GET /, GET /assets/*: static files; the page asks for a key); every other route requires an API key.
   #checkov:skip=CKV2_AWS_70:Authorization is the API key and usage plan (CONTRACT section 4); no Cognito or IAM authorizer is part of the contract.
   for_each             = local.routes
   rest_api_id          = aws_api_gateway_rest_api.this.id
@@ -181,6 +188,18 @@ resource "aws_api_gateway_gateway_response" "throttled" {
   }
 }
 
+# A missing or unknown x-api-key: 401 Unauthorized as CONTRACT section 4 says (API
+# Gateway's default is 403, the status the contract keeps for a client key on an
+# operator route).
+resource "aws_api_gateway_gateway_response" "invalid_api_key" {
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = "INVALID_API_KEY"
+  status_code   = "401"
+  response_templates = {
+    "application/json" = "{\"error\":\"Unauthorized\",\"message\":\"a valid x-api-key header is required\"}"
+  }
+}
+
 resource "aws_api_gateway_gateway_response" "defaults" {
   for_each      = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
   rest_api_id   = aws_api_gateway_rest_api.this.id
@@ -205,6 +224,7 @@ resource "aws_api_gateway_deployment" "this" {
       [for r in aws_api_gateway_gateway_response.defaults : r.response_templates],
       [for r in aws_api_gateway_gateway_response.throttled : r.response_parameters],
       aws_api_gateway_gateway_response.bad_request_body.response_templates,
+      aws_api_gateway_gateway_response.invalid_api_key.response_templates,
     ]))
   }
 
@@ -257,6 +277,16 @@ resource "aws_api_gateway_stage" "this" {
   depends_on = [aws_api_gateway_account.this]
 }
 
+# Execution logs: API Gateway writes them to API-Gateway-Execution-Logs_{api id}/{stage}
+# and, if that group does not exist, creates it itself: unencrypted and kept for ever.
+# Create it first, with the environment's retention and KMS key.
+resource "aws_cloudwatch_log_group" "execution" {
+  #checkov:skip=CKV_AWS_338:Retention is set per environment (dev keeps 14 days to limit cost, prod 365); a one-year minimum everywhere is not wanted.
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.environment}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
 resource "aws_api_gateway_method_settings" "all" {
   #checkov:skip=CKV_AWS_225:No response cache (see the stage): order statuses change within seconds.
   rest_api_id = aws_api_gateway_rest_api.this.id
@@ -272,6 +302,9 @@ resource "aws_api_gateway_method_settings" "all" {
     caching_enabled        = false
     cache_data_encrypted   = true
   }
+
+  # Execution logging starts here: the log group must exist first.
+  depends_on = [aws_cloudwatch_log_group.execution]
 }
 
 # --- API keys and usage plan ---------------------------------------------------------
@@ -299,16 +332,9 @@ resource "aws_api_gateway_usage_plan" "this" {
   }
 }
 
-resource "aws_api_gateway_api_key" "this" {
-  for_each    = toset(var.api_key_names)
-  name        = "${local.api_name}-${var.environment}-${each.key}"
-  description = "DOFS ${var.environment} API key: ${each.key}"
-  enabled     = true
-}
-
 resource "aws_api_gateway_usage_plan_key" "this" {
-  for_each      = aws_api_gateway_api_key.this
-  key_id        = each.value.id
+  for_each      = var.api_key_ids
+  key_id        = each.value
   key_type      = "API_KEY"
   usage_plan_id = aws_api_gateway_usage_plan.this.id
 }
@@ -325,8 +351,9 @@ resource "aws_lambda_permission" "api_gateway" {
 
 # --- Account-level logging role (one per account and region) -------------------------
 # API Gateway writes execution and access logs through a role set in the account's
-# API Gateway settings. Set manage_account_logging_role = false in every environment but
-# one when several environments share an account and region.
+# API Gateway settings. terraform/account manages it once per account and region; an
+# environment manages it only with manage_account_logging_role = true (the old default,
+# kept for an account that has nothing else), never both.
 
 resource "aws_iam_role" "cloudwatch" {
   count       = var.manage_account_logging_role ? 1 : 0
@@ -338,7 +365,11 @@ resource "aws_iam_role" "cloudwatch" {
       Effect    = "Allow"
       Principal = { Service = "apigateway.amazonaws.com" }
       Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+      # No aws:SourceAccount condition: API Gateway's documentation of this role
+      # (set-up-logging.html, "Permissions for CloudWatch logging") trusts the service
+      # principal alone and does not say that API Gateway sends aws:SourceAccount when
+      # it assumes the account's logging role; an unmet condition would silently stop
+      # every API's logs in the account and region.
     }]
   })
 }

@@ -23,18 +23,37 @@ output "execution_arn" {
   value       = aws_api_gateway_rest_api.this.execution_arn
 }
 
-output "api_key_ids" {
-  description = "API key IDs by name (not secret)."
-  value       = { for k, v in aws_api_gateway_api_key.this : k => v.id }
-}
-
-output "api_key_values" {
-  description = "API key values by name (secret)."
-  value       = { for k, v in aws_api_gateway_api_key.this : k => v.value }
-  sensitive   = true
-}
 
 output "access_log_group_name" {
   description = "Access log group of the stage."
   value       = aws_cloudwatch_log_group.access.name
+}
+
+output "root_resource_id" {
+  description = "ID of the REST API's root resource (/)."
+  value       = aws_api_gateway_rest_api.this.root_resource_id
+}
+
+output "methods" {
+  description = "Each route's method, by \"METHOD path\": resource_id and api_key_required."
+  value = {
+    for k, m in aws_api_gateway_method.this : k => {
+      resource_id      = m.resource_id
+      api_key_required = m.api_key_required
+    }
+  }
+}
+
+output "execution_log_group" {
+  description = "The stage's execution log group, created before API Gateway would create it unencrypted and unexpiring."
+  value = {
+    name              = aws_cloudwatch_log_group.execution.name
+    retention_in_days = aws_cloudwatch_log_group.execution.retention_in_days
+    kms_key_id        = aws_cloudwatch_log_group.execution.kms_key_id
+  }
+}
+
+output "manages_account_logging" {
+  description = "Whether this environment manages the account's API Gateway logging role and setting."
+  value       = length(aws_api_gateway_account.this) > 0
 }

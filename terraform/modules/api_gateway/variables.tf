@@ -57,14 +57,13 @@ variable "quota_per_day" {
   default     = null
 }
 
-variable "api_key_names" {
-  description = "API keys to create and attach to the usage plan (for example client, operator)."
-  type        = list(string)
-  default     = ["client", "operator"]
+variable "api_key_ids" {
+  description = "IDs of the API keys (by name) to attach to the usage plan; the keys are created by the stack module."
+  type        = map(string)
 }
 
 variable "manage_account_logging_role" {
-  description = "Create the account-level API Gateway CloudWatch Logs role (needed once per account and region for access logs)."
+  description = "Create the account-level API Gateway CloudWatch Logs role and setting in this environment. Default false: terraform/account manages it once per account and region; several environments managing it overwrite each other, and destroying one breaks the others' logs."
   type        = bool
-  default     = true
+  default     = false
 }

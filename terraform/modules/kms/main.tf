@@ -48,15 +48,17 @@ resource "aws_kms_key" "this" {
         }
       },
       {
-        # CloudWatch alarms publish to the encrypted SNS topic.
+        # CloudWatch alarms publish to the encrypted SNS topic. No aws:SourceAccount
+        # condition here: the KMS call is made by SNS for the alarm, and AWS does not
+        # document that this request carries aws:SourceAccount (SNS's "encrypted topics
+        # and AWS services" key policy has no such condition); an unmet condition would
+        # silently drop every alarm notification. The confused-deputy guard stays on the
+        # topic policy (monitoring module), where SNS documents aws:SourceAccount.
         Sid       = "CloudWatchAlarmsToEncryptedSns"
         Effect    = "Allow"
         Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
       },
     ]
   })

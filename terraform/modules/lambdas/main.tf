@@ -47,6 +47,12 @@ locals {
   memory         = { for n in local.names : n => lookup(var.memory_mb, n, 256) }
   reserved       = { for n in local.names : n => lookup(var.reserved_concurrency, n, -1) }
 
+  # The SQS poller must not invoke fulfill_order beyond its reservation: a throttled
+  # batch goes back to the queue with its receive count raised, and fulfillment reads
+  # the receive count as the attempt number, so throttling would burn attempts and
+  # dead-letter orders that never ran. AWS's minimum maximum_concurrency is 2.
+  fulfill_max_concurrency = local.reserved["fulfill_order"] >= 0 ? max(2, local.reserved["fulfill_order"]) : var.fulfill_max_concurrency
+
   use_s3     = var.artifacts_s3_bucket != null && var.artifacts_s3_bucket != ""
   local_zips = { for n in local.names : n => "${coalesce(var.artifacts_dir, "target/lambda")}/${n}/bootstrap.zip" }
   s3_keys    = { for n in local.names : n => trimprefix("${trimsuffix(var.artifacts_s3_prefix, "/")}/${n}.zip", "/") }
@@ -233,22 +239,19 @@ resource "aws_iam_role_policy" "api_handler" {
       {
         Sid      = "QueueDepths"
         Effect   = "Allow"
-        Action   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+        Action   = ["sqs:GetQueueAttributes"]
         Resource = [var.orders_queue_arn, var.dlq_arn]
       },
       {
-        # Operator routes: list, redrive (move task or receive/send/delete) and purge
-        # the dead letters; retry and redrive send to the orders queue.
+        # Operator routes: list, redrive and purge the dead letters, all by receive,
+        # send and delete (crates/aws: no PurgeQueue, no message move task); retry and
+        # redrive send to the orders queue.
         Sid    = "OperateDeadLetterQueue"
         Effect = "Allow"
         Action = [
           "sqs:ReceiveMessage",
           "sqs:DeleteMessage",
           "sqs:ChangeMessageVisibility",
-          "sqs:PurgeQueue",
-          "sqs:StartMessageMoveTask",
-          "sqs:ListMessageMoveTasks",
-          "sqs:CancelMessageMoveTask",
         ]
         Resource = var.dlq_arn
       },
@@ -263,14 +266,7 @@ resource "aws_iam_role_policy" "api_handler" {
         Effect   = "Allow"
         Action   = ["kms:GenerateDataKey"]
         Resource = var.kms_key_arn
-      },
-      {
-        # GET /alerts reports the environment's CloudWatch alarms.
-        Sid      = "ReadOwnAlarms"
-        Effect   = "Allow"
-        Action   = ["cloudwatch:DescribeAlarms"]
-        Resource = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
-      },
+      }
     ])
   })
 }
@@ -341,7 +337,10 @@ resource "aws_lambda_function" "api_handler" {
   kms_key_arn = var.kms_key_arn
   environment {
     variables = merge(local.common_environment, {
-      DOFS_STATE_MACHINE_ARN = var.state_machine_arn
+      DOFS_STATE_MACHINE_ARN    = var.state_machine_arn
+      DOFS_OPERATOR_API_KEY_IDS = join(",", var.operator_api_key_ids)
+      # The router answers 503 Timeout a second before the function would be killed.
+      DOFS_REQUEST_TIMEOUT_MS = tostring(local.timeouts["api_handler"] * 1000 - 1000)
     })
   }
 
@@ -371,7 +370,7 @@ resource "aws_lambda_event_source_mapping" "fulfill_order" {
   function_response_types = ["ReportBatchItemFailures"]
 
   dynamic "scaling_config" {
-    for_each = var.fulfill_max_concurrency == null ? [] : [var.fulfill_max_concurrency]
+    for_each = local.fulfill_max_concurrency == null ? [] : [local.fulfill_max_concurrency]
     content {
       maximum_concurrency = scaling_config.value
     }
@@ -391,6 +390,23 @@ resource "aws_cloudwatch_event_target" "dlq_processor" {
   rule      = aws_cloudwatch_event_rule.dlq_processor.name
   target_id = "dlq-processor"
   arn       = aws_lambda_function.worker["dlq_processor"].arn
+
+  # A run that cannot be delivered is not worth delivering late: the next one comes
+  # a minute later and re-reads the DLQ.
+  retry_policy {
+    maximum_event_age_in_seconds = 60
+    maximum_retry_attempts       = 0
+  }
+}
+
+# Lambda retries a failed or timed-out asynchronous invocation twice by default; a
+# dlq_processor run overlapping the next scheduled one would only contend for the same
+# dead letters. The function stops by its deadline (lambdas/src/dlq.rs) and the next
+# run goes on.
+resource "aws_lambda_function_event_invoke_config" "dlq_processor" {
+  function_name                = aws_lambda_function.worker["dlq_processor"].function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
 }
 
 resource "aws_lambda_permission" "dlq_processor_schedule" {

@@ -51,3 +51,31 @@ output "log_group_names" {
   description = "Log group of each function."
   value       = { for k, g in aws_cloudwatch_log_group.this : k => g.name }
 }
+
+output "api_handler_environment" {
+  description = "api_handler's environment variables (no secrets: names, URLs and API key ids)."
+  value       = aws_lambda_function.api_handler.environment[0].variables
+}
+
+output "reserved_concurrency" {
+  description = "Reserved concurrency by function (-1: none)."
+  value       = local.reserved
+}
+
+output "fulfill_order_max_concurrency" {
+  description = "Maximum concurrency of fulfill_order's SQS event source (null: unset)."
+  value       = local.fulfill_max_concurrency
+}
+
+output "timeouts" {
+  description = "Timeout by function (s)."
+  value       = local.timeouts
+}
+
+output "dlq_processor_async_retries" {
+  description = "Retries of a failed or timed-out dlq_processor run: by Lambda (async invoke) and by EventBridge (delivery)."
+  value = {
+    lambda      = aws_lambda_function_event_invoke_config.dlq_processor.maximum_retry_attempts
+    eventbridge = aws_cloudwatch_event_target.dlq_processor.retry_policy[0].maximum_retry_attempts
+  }
+}

@@ -60,12 +60,20 @@ variable "timeouts" {
   description = "Timeout per function (seconds), by function name; missing names use the module's defaults (api_handler 15, validator 10, order_storage 10, fulfill_order 30, dlq_processor 60)."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.timeouts, "api_handler", 15) <= 29
+    error_message = "timeouts.api_handler must be at most 29 s: API Gateway gives up on a Lambda integration after 29 s (504)."
+  }
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function; -1 (the default) reserves none. A new account has a concurrency limit of 10 and cannot reserve any, so keep -1 there."
+  description = "Reserved concurrency per function; -1 (the default) reserves none. A new account has a concurrency limit of 10 and cannot reserve any, so keep -1 there. fulfill_order's, when set, is also its SQS event source's maximum concurrency and must be at least 2."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.reserved_concurrency, "fulfill_order", -1) == -1 || lookup(var.reserved_concurrency, "fulfill_order", -1) >= 2
+    error_message = "reserved_concurrency.fulfill_order must be -1 (none) or at least 2: the SQS event source's maximum concurrency follows it, and its minimum is 2."
+  }
 }
 
 variable "log_retention_days" {
@@ -177,9 +185,15 @@ variable "fulfill_batching_window_seconds" {
 }
 
 variable "fulfill_max_concurrency" {
-  description = "Maximum concurrent fulfill_order invocations by the SQS event source (2 to 1000); null leaves it unset."
+  description = "Maximum concurrent fulfill_order invocations by the SQS event source (2 to 1000) when fulfill_order has no reserved concurrency; null leaves it unset. With a reservation, the reservation is used."
   type        = number
   default     = null
+}
+
+variable "operator_api_key_ids" {
+  description = "API Gateway API key ids of the operator keys (not secret): api_handler answers 403 on the operator routes to any other key."
+  type        = list(string)
+  default     = []
 }
 
 variable "dlq_processor_schedule" {

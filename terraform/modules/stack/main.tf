@@ -69,6 +69,7 @@ module "lambdas" {
   fulfillment_success_rate = var.fulfillment_success_rate
   max_receive_count        = module.sqs.max_receive_count
   fulfill_max_concurrency  = var.fulfill_max_concurrency
+  operator_api_key_ids     = local.operator_api_key_ids
 }
 
 module "stepfunctions" {
@@ -95,7 +96,7 @@ module "api_gateway" {
   throttle_rate_limit         = var.api_throttle_rate_limit
   throttle_burst_limit        = var.api_throttle_burst_limit
   quota_per_day               = var.api_quota_per_day
-  api_key_names               = var.api_key_names
+  api_key_ids                 = local.api_key_ids
   manage_account_logging_role = var.manage_apigateway_account_logging_role
 }
 

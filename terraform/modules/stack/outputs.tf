@@ -10,12 +10,12 @@ output "rest_api_id" {
 
 output "api_key_ids" {
   description = "API key IDs by name."
-  value       = module.api_gateway.api_key_ids
+  value       = local.api_key_ids
 }
 
 output "api_key_values" {
   description = "API key values by name (send as x-api-key)."
-  value       = module.api_gateway.api_key_values
+  value       = { for k, v in aws_api_gateway_api_key.this : k => v.value }
   sensitive   = true
 }
 

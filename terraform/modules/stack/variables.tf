@@ -64,15 +64,23 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeouts" {
-  description = "Timeout per function (s); missing names use the lambdas module's defaults."
+  description = "Timeout per function (s); missing names use the lambdas module's defaults. api_handler's must be at most 29 (API Gateway's integration timeout)."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.lambda_timeouts, "api_handler", 15) <= 29
+    error_message = "lambda_timeouts.api_handler must be at most 29 s: API Gateway gives up on a Lambda integration after 29 s (504)."
+  }
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function; missing names or -1 reserve none."
+  description = "Reserved concurrency per function; missing names or -1 reserve none. fulfill_order's, when set, is also its SQS event source's maximum concurrency and must be at least 2."
   type        = map(number)
   default     = {}
+  validation {
+    condition     = lookup(var.reserved_concurrency, "fulfill_order", -1) == -1 || lookup(var.reserved_concurrency, "fulfill_order", -1) >= 2
+    error_message = "reserved_concurrency.fulfill_order must be -1 (none) or at least 2: the SQS event source's maximum concurrency follows it, and its minimum is 2."
+  }
 }
 
 variable "lambda_log_level" {
@@ -160,10 +168,16 @@ variable "api_key_names" {
   default     = ["client", "operator"]
 }
 
+variable "operator_api_key_names" {
+  description = "Which of api_key_names are operator keys (may retry orders, redrive and purge the DLQ); the others are client keys."
+  type        = list(string)
+  default     = ["operator"]
+}
+
 variable "manage_apigateway_account_logging_role" {
-  description = "Manage the account-level API Gateway logging role (one environment per account and region)."
+  description = "Manage the account-level API Gateway logging role and setting in this environment (default false: terraform/account manages it once per account and region)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 # --- Alarms ----------------------------------------------------------------------------------

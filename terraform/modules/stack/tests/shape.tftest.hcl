@@ -1,0 +1,196 @@
+# Offline checks of the shape of one environment (terraform test, mocked AWS provider:
+# nothing is created). They cover what moto cannot show: which routes need a key, which
+# keys are operators', the SQS poller's concurrency against the function's reservation,
+# timeouts and retries, and the API Gateway log groups. Run by scripts/test-terraform.sh.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  # Computed ARNs must look like ARNs to pass the provider's validation.
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000", key_id = "00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:mock", url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock"
+      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock/invocations"
+    }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:mock" }
+  }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/mock" }
+  }
+  mock_resource "aws_api_gateway_rest_api" {
+    defaults = { execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234", id = "abcdef1234" }
+  }
+  mock_resource "aws_api_gateway_stage" {
+    defaults = { arn = "arn:aws:apigateway:us-east-1::/restapis/abcdef1234/stages/staging" }
+  }
+}
+
+variables {
+  project_name           = "dofs"
+  environment            = "staging"
+  artifacts_s3_bucket    = "artifacts"
+  artifacts_s3_prefix    = "lambda/0123"
+  point_in_time_recovery = true
+  deletion_protection    = true
+  log_retention_days     = 30
+}
+
+run "the_dashboard_is_reachable_without_a_key_and_everything_else_needs_one" {
+  command = apply
+
+  assert {
+    condition     = module.api_gateway.methods["GET /"].api_key_required == false
+    error_message = "GET / (the dashboard's page) must exist on the root resource and need no key"
+  }
+  assert {
+    condition     = module.api_gateway.methods["GET /"].resource_id == module.api_gateway.root_resource_id
+    error_message = "GET / must be a method of the root resource"
+  }
+  assert {
+    condition     = module.api_gateway.methods["GET /assets/{proxy+}"].api_key_required == false
+    error_message = "GET /assets/{proxy+} must need no key"
+  }
+  assert {
+    condition = alltrue([
+      for k, m in module.api_gateway.methods : m.api_key_required
+      if !contains(["GET /", "GET /assets/{proxy+}", "GET /health", "GET /ready"], k)
+    ])
+    error_message = "every route but the dashboard and the probes needs an API key"
+  }
+  assert {
+    condition     = module.api_gateway.methods["POST /dlq/purge"].api_key_required
+    error_message = "POST /dlq/purge needs a key"
+  }
+}
+
+run "api_handler_knows_the_operator_keys_by_id" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"] == aws_api_gateway_api_key.this["operator"].id
+    error_message = "api_handler's DOFS_OPERATOR_API_KEY_IDS must be the operator key's id (and only it)"
+  }
+  assert {
+    condition     = !strcontains(module.lambdas.api_handler_environment["DOFS_OPERATOR_API_KEY_IDS"], aws_api_gateway_api_key.this["client"].id)
+    error_message = "the client key is not an operator key"
+  }
+}
+
+run "no_reservation_by_default" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for n, r in module.lambdas.reserved_concurrency : r == -1])
+    error_message = "the default reserves no concurrency (an apply on a low-quota account must not fail)"
+  }
+}
+
+run "the_sqs_poller_stays_within_fulfill_orders_reservation" {
+  command = plan
+
+  variables {
+    reserved_concurrency = { fulfill_order = 10, api_handler = 20 }
+  }
+
+  assert {
+    condition     = module.lambdas.fulfill_order_max_concurrency == 10
+    error_message = "the event source's maximum concurrency must be fulfill_order's reservation"
+  }
+}
+
+run "a_reservation_below_two_is_refused" {
+  command = plan
+
+  variables {
+    reserved_concurrency = { fulfill_order = 1 }
+  }
+
+  expect_failures = [var.reserved_concurrency]
+}
+
+run "every_lambda_task_retries_the_errors_aws_recommends" {
+  command = plan
+
+  # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
+  # and the Lambda task's Retry that the console generates.
+  assert {
+    condition = alltrue(flatten([
+      for name, state in jsondecode(file("${path.module}/../../../workflow/order-processing.asl.json")).States : [
+        for e in ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException", "Lambda.Unknown"] :
+        contains(flatten([for r in try(state.Retry, []) : r.ErrorEquals]), e)
+      ] if endswith(try(state.Resource, ""), "_arn}")
+    ]))
+    error_message = "every Lambda task of workflow/order-processing.asl.json must retry Lambda.ServiceException, AWSLambdaException, SdkClientException, TooManyRequestsException, ClientExecutionTimeoutException and Unknown"
+  }
+}
+
+run "timeouts_nest_and_a_late_dlq_run_is_not_retried" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.timeouts["api_handler"] <= 29
+    error_message = "api_handler's timeout must fit in API Gateway's 29 s"
+  }
+  assert {
+    condition     = tonumber(module.lambdas.api_handler_environment["DOFS_REQUEST_TIMEOUT_MS"]) < module.lambdas.timeouts["api_handler"] * 1000
+    error_message = "the router's request timeout must end before the function's"
+  }
+  assert {
+    condition     = module.lambdas.dlq_processor_async_retries.lambda == 0 && module.lambdas.dlq_processor_async_retries.eventbridge == 0
+    error_message = "a dlq_processor run that fails or times out must not be retried (the next scheduled run goes on)"
+  }
+}
+
+run "api_handler_timeout_above_api_gateways_is_refused" {
+  command = plan
+
+  variables {
+    lambda_timeouts = { api_handler = 30 }
+  }
+
+  expect_failures = [var.lambda_timeouts]
+}
+
+run "the_account_logging_setting_is_not_an_environments_and_execution_logs_are_kept_encrypted" {
+  command = apply
+
+  assert {
+    condition     = module.api_gateway.manages_account_logging == false
+    error_message = "an environment must not manage the account-wide API Gateway logging role by default (terraform/account does)"
+  }
+  assert {
+    condition     = module.api_gateway.execution_log_group.name == "API-Gateway-Execution-Logs_${module.api_gateway.rest_api_id}/staging"
+    error_message = "the execution log group must be the one API Gateway writes to"
+  }
+  assert {
+    condition     = module.api_gateway.execution_log_group.retention_in_days == 30 && module.api_gateway.execution_log_group.kms_key_id == module.kms.key_arn
+    error_message = "the execution log group must have the environment's retention and KMS key"
+  }
+}
