@@ -16,10 +16,9 @@
 //! variable unset or empty, no request may use an operator route.
 
 use axum::extract::Request;
-use axum::http::{StatusCode, Uri};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::Uri;
 use dofs_aws::AwsAdapters;
+use dofs_server::auth::{Access, VerifiedAccess};
 use dofs_server::overload::OverloadConfig;
 use dofs_server::AppState;
 use lambda_http::request::RequestContext;
@@ -119,11 +118,12 @@ pub fn app_with(
     let operators = Arc::new(operators);
     // A layer on a router runs after its routing: wrap it, so that the inner
     // router routes the rewritten path. Layers run outside in: the stage is
-    // stripped first, then the operator check sees the contract's path.
+    // stripped, and the key API Gateway verified is marked on the request for
+    // the router's route groups to check.
     Ok(axum::Router::new()
         .fallback_service(router)
-        .layer(axum::middleware::from_fn(move |request, next| {
-            operator_guard(Arc::clone(&operators), request, next)
+        .layer(axum::middleware::map_request(move |request| {
+            mark_access(Arc::clone(&operators), request)
         }))
         .layer(axum::middleware::map_request(strip_stage)))
 }
@@ -136,22 +136,17 @@ fn api_key_id(request: &Request) -> Option<String> {
     }
 }
 
-/// 403 on an operator route unless the request's API key is an operator key.
-async fn operator_guard(operators: Arc<OperatorKeyIds>, request: Request, next: Next) -> Response {
-    if dofs_server::auth::is_operator_route(request.method(), request.uri().path()) {
-        let allowed = api_key_id(&request).is_some_and(|id| operators.contains(&id));
-        if !allowed {
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(serde_json::json!({
-                    "error": "Forbidden",
-                    "message": "this route needs an operator key",
-                })),
-            )
-                .into_response();
-        }
-    }
-    next.run(request).await
+/// Marks what the request's key may do: API Gateway has checked that keyed
+/// routes carry a valid key of the usage plan, so any request may read and
+/// submit, and an operator route ([`dofs_server`]'s operator route group)
+/// answers 403 unless the key's id is an operator key's.
+async fn mark_access(operators: Arc<OperatorKeyIds>, mut request: Request) -> Request {
+    let access = match api_key_id(&request) {
+        Some(id) if operators.contains(&id) => Access::Operator,
+        _ => Access::Submit,
+    };
+    request.extensions_mut().insert(VerifiedAccess(access));
+    request
 }
 
 /// The stage of the API Gateway request, unless it is the default one.

@@ -444,11 +444,14 @@ pub async fn finish_running(
     Ok(finished)
 }
 
+/// Definitions parsed from `workflows` rows, by row id.
+pub type Definitions = Mutex<Vec<(i64, std::sync::Arc<Definition>)>>;
+
 /// Shows an execution: the stored one, or for an order whose run was not
 /// stored, that run made again from its definition.
 pub(crate) async fn read_execution(
     db: &Db,
-    definitions: &Mutex<Vec<(i64, std::sync::Arc<Definition>)>>,
+    definitions: &Definitions,
     id: &str,
 ) -> Result<Option<Execution>, PortError> {
     let key = id.to_owned();
@@ -506,7 +509,7 @@ pub(crate) async fn read_execution(
 
 /// The parsed definition of `workflows` row `id`, parsed once.
 fn definition(
-    cache: &Mutex<Vec<(i64, std::sync::Arc<Definition>)>>,
+    cache: &Definitions,
     id: i64,
     text: &str,
 ) -> Result<std::sync::Arc<Definition>, PortError> {

@@ -8,7 +8,7 @@
 //! exists without the others.
 
 use crate::db::{sql_err, Db};
-use crate::engine::{apply_run, read_execution, Workflow};
+use crate::engine::{apply_run, read_execution, Definitions, Workflow};
 use crate::queue::{redrive_in, SqliteQueue};
 use crate::store::{apply_transition, get_order, insert_order};
 use async_trait::async_trait;
@@ -18,9 +18,8 @@ use dofs_core::ports::{
 };
 use dofs_core::service::OrderMessage;
 use dofs_core::{Clock, NewOrder, Order, OrderId, OrderStatus, Timestamp};
-use dofs_workflow::Definition;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -152,7 +151,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
 #[derive(Clone)]
 pub struct SqliteExecutionLog {
     db: Db,
-    definitions: Arc<Mutex<Vec<(i64, Arc<Definition>)>>>,
+    definitions: Arc<Definitions>,
 }
 
 impl SqliteExecutionLog {

@@ -123,9 +123,27 @@ pub fn check(keys: &Keys, headers: &HeaderMap, needed: Access) -> Result<(), Api
     }
 }
 
+/// What a trusted front (API Gateway, through the Lambda adapter) verified
+/// the request's key may do. Set as a request extension by the server's own
+/// code, never by a client; when present it decides instead of `x-api-key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedAccess(pub Access);
+
+/// [`check`], or the [`VerifiedAccess`] the request carries.
+fn check_request(keys: &Keys, request: &Request, needed: Access) -> Result<(), ApiError> {
+    match request.extensions().get::<VerifiedAccess>() {
+        Some(VerifiedAccess(access)) => match (*access, needed) {
+            (_, Access::None) | (Access::Operator, _) | (Access::Submit, Access::Submit) => Ok(()),
+            (Access::None, _) => Err(ApiError::KeyMissing),
+            (Access::Submit, Access::Operator) => Err(ApiError::OperatorKeyRequired),
+        },
+        None => check(keys, request.headers(), needed),
+    }
+}
+
 /// The reader group's middleware: any valid key (when keys are configured).
 pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match check(state.keys(), request.headers(), Access::Submit) {
+    match check_request(state.keys(), &request, Access::Submit) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -137,7 +155,7 @@ pub async fn require_operator_key(
     request: Request,
     next: Next,
 ) -> Response {
-    match check(state.keys(), request.headers(), Access::Operator) {
+    match check_request(state.keys(), &request, Access::Operator) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
