@@ -1,79 +1,168 @@
 #!/usr/bin/env bash
-# Benchmark of the embedded system: starts `dofs serve` (release build) on a
-# fresh data directory and drives it with `dofs load` from the same machine.
-# Prints the machine, accepted orders per second (closed loop), end-to-end
-# completed orders per second, and accept latency p50/p99 at a fixed open-loop
-# rate. A benchmark, not a test: it prints numbers and never fails on them.
+# Benchmark of the embedded system, with its ceilings measured in the same
+# run on the same machine. A benchmark, not a test: it prints numbers and
+# never fails on them. Run it on a quiet machine (no build, no test).
 #
-# Usage: bench/run.sh [--orders N] [--rate R] [--concurrency C]
-#   defaults: 50000 orders closed loop at concurrency 64, then 20 s at 5000/s.
+# Prints, for `dofs serve` (release build, WAL + synchronous=FULL) driven by
+# oha from the same machine (HTTP/1.1 keep-alive):
+#   1. accepted orders/s, closed loop at 64 in flight
+#   2. end to end: ORDERS (default 100,000) accepted as fast as they come,
+#      time until all are terminal, and the largest backlog seen
+#   3. latency at a fixed open-loop rate (default 5,000/s), corrected for
+#      coordinated omission (from the intended send time): p50, p99, p99.9
+#   4. size after SIZE_ORDERS (default 1,000,000): database bytes per order,
+#      the server's peak RSS, and the p99 of the reads /orders,
+#      /orders/{id}, /executions/{id} and /stats at that size
+# and beside them the ceilings: the same load generator against a bare axum
+# handler that validates the order and stores nothing (dofs-bench http), and
+# SQLite's batch-insert rate (dofs-bench sqlite). Each DOFS figure is also
+# shown as a share of its ceiling, and the client's CPU share beside it.
+#
+# Usage: bench/run.sh [--orders N] [--size-orders N] [--rate R] [--duration S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-orders=50000 rate=5000 concurrency=64 duration=20s
+orders=100000 size_orders=1000000 rate=5000 duration=20 concurrency=64
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --orders) orders=$2; shift 2 ;;
+    --size-orders) size_orders=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
-    --concurrency) concurrency=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
-cargo build --release --locked -p dofs-cli >&2
-dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
-data=$(mktemp -d)
-out=$(mktemp)
+command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
+cargo build --release --locked -p dofs-cli -p dofs-bench >&2
+target="${CARGO_TARGET_DIR:-target}/release"
+dofs="$target/dofs"
+bench="$target/dofs-bench"
+work=$(mktemp -d)
 server_pid=""
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$data" "$out"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 
-start_server() {
-  rm -rf "$data"/*
-  "$dofs" serve --bind 127.0.0.1:0 --data-dir "$data" >"$out" 2>/dev/null &
+body='{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"bench"}}'
+
+# start NAME COMMAND...: starts a server that prints "listening on URL"; sets endpoint.
+start() {
+  local log="$work/$1.log"; shift
+  "$@" >"$log" 2>/dev/null &
   server_pid=$!
+  endpoint=""
   for _ in $(seq 100); do
-    grep -q 'listening on' "$out" 2>/dev/null && break
+    endpoint=$(sed -n 's/^.*listening on //p' "$log" | head -1)
+    [[ -n "$endpoint" ]] && return 0
     sleep 0.1
   done
-  endpoint=$(sed -n 's/^dofs listening on //p' "$out")
-  [[ -n "$endpoint" ]] || { echo "the server did not start" >&2; exit 1; }
+  echo "the server did not start" >&2; exit 1
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+serve() { rm -rf "$work/data"; start dofs env RUST_LOG=warn "$dofs" serve --bind 127.0.0.1:0 --data-dir "$work/data"; }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
-echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build, WAL + synchronous=FULL, load generator on the same machine"
+# oha_json OUT ARGS...: runs oha with ARGS, JSON to OUT, and its CPU seconds to OUT.cpu.
+oha_json() {
+  local out=$1; shift
+  /usr/bin/time -f '%U %S %e' -o "$out.cpu" oha --no-tui --output-format json "$@" >"$out"
+}
 
-start_server
-"$dofs" load --endpoint "$endpoint" --orders "$orders" --concurrency "$concurrency" --wait-terminal --json >"$out.closed" 2>/dev/null || true
-stop_server
-start_server
-"$dofs" load --endpoint "$endpoint" --rate "$rate" --duration "$duration" --json >"$out.open" 2>/dev/null || true
-stop_server
+post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$body" "${@:2}"; }
 
-python3 - "$out.closed" "$out.open" <<'PY'
-import json, sys
-closed = json.load(open(sys.argv[1]))
-opened = json.load(open(sys.argv[2]))
-lat = closed["latencyMs"]
-term = closed.get("terminal") or {}
-print(f"\nclosed loop, {closed['concurrency']} in flight, {closed['requests']} orders:")
-print(f"  accepted       {closed['throughputPerSecond']:10.0f} orders/s   (status codes {closed['statusCodes']}, errors {closed['errors']})")
-print(f"  accept latency p50 {lat['p50']:.2f} ms  p99 {lat['p99']:.2f} ms  max {lat['max']:.2f} ms")
-if term:
-    total = closed["elapsedSeconds"] + term["secondsAfterLoad"]
-    print(f"  end to end     {term['orders'] / total:10.0f} orders/s   ({term['orders']} terminal in {total:.1f} s: "
-          f"{term['fulfilled']} FULFILLED, {term['failed']} FAILED, {term['pending']} not terminal)")
-if closed.get("clientCpuSeconds") is not None:
-    print(f"  load generator CPU {closed['clientCpuSeconds']:.1f} s of {closed['elapsedSeconds']:.1f} s")
-lat = opened["latencyMs"]
-print(f"\nopen loop at {opened['rate']:.0f}/s for {opened['elapsedSeconds']:.0f} s (latency from the intended send time):")
-print(f"  achieved       {opened['throughputPerSecond']:10.0f} orders/s   (status codes {opened['statusCodes']}, late sends {opened['lateSends']})")
-print(f"  accept latency p50 {lat['p50']:.2f} ms  p90 {lat['p90']:.2f} ms  p99 {lat['p99']:.2f} ms  p99.9 {lat['p999']:.2f} ms  max {lat['max']:.2f} ms")
+# Polls /stats until no order is PENDING or PROCESSING; prints seconds waited and the largest backlog.
+wait_terminal() {
+  python3 - "$endpoint" <<'PY'
+import json, sys, time, urllib.request
+url = sys.argv[1] + "/metrics"
+started, peak = time.time(), 0
+while True:
+    text = urllib.request.urlopen(url).read().decode()
+    open_now = sum(float(l.split()[-1]) for l in text.splitlines()
+                   if l.startswith('dofs_orders{status="PENDING"}') or l.startswith('dofs_orders{status="PROCESSING"}'))
+    peak = max(peak, open_now)
+    if open_now == 0:
+        print(f"{time.time() - started:.2f} {peak:.0f}")
+        break
+    time.sleep(0.1)
 PY
-rm -f "$out.closed" "$out.open"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build, WAL + synchronous=FULL; load generator oha $(oha --version | awk '{print $2}') on the same machine"
+
+# Ceilings.
+"$bench" sqlite --rows 200000 --batch 64 >"$work/sqlite.json"
+start http "$bench" http
+post "$work/ceiling.json" -n 200000 -c "$concurrency" "$endpoint/order"
+post "$work/ceiling-open.json" -z "${duration}s" -q "$rate" --latency-correction -c "$concurrency" "$endpoint/order"
+stop
+
+# 1 and 2: closed loop, then every order to terminal.
+serve
+started=$(date +%s.%N)
+post "$work/closed.json" -n "$orders" -c "$concurrency" "$endpoint/order"
+read -r terminal_after peak_backlog < <(wait_terminal)
+finished=$(date +%s.%N)
+stop
+
+# 3: open loop at a fixed rate.
+serve
+post "$work/open.json" -z "${duration}s" -q "$rate" --latency-correction -c "$concurrency" "$endpoint/order"
+stop
+
+# 4: size and reads after size_orders.
+serve
+post "$work/fill.json" -n "$size_orders" -c "$concurrency" "$endpoint/order"
+wait_terminal >/dev/null
+rss_kib=$(awk '/VmHWM/{print $2}' "/proc/$server_pid/status")
+some_id=$(curl -s "$endpoint/orders?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["orderId"])')
+for read in "list orders?limit=50" "one orders/$some_id" "execution executions/$some_id" "stats stats"; do
+  oha_json "$work/read-${read%% *}.json" -z 5s -c 8 "$endpoint/${read#* }"
+done
+stop
+db_bytes=$(stat -c %s "$work/data/dofs.db")
+wal_bytes=$(stat -c %s "$work/data/dofs.db-wal" 2>/dev/null || echo 0)
+
+python3 - "$work" "$orders" "$size_orders" "$started" "$finished" "$terminal_after" "$peak_backlog" "$rss_kib" "$db_bytes" "$wal_bytes" "$rate" <<'PY'
+import json, sys
+w, orders, size_orders = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+started, finished, terminal_after, peak = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+rss_kib, db_bytes, wal_bytes, rate = int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10]), float(sys.argv[11])
+
+def load(name):
+    d = json.load(open(f"{w}/{name}.json"))
+    user, system, elapsed = (float(x) for x in open(f"{w}/{name}.json.cpu").read().split())
+    d["clientCpu"] = (user + system) / max(elapsed, 1e-9)
+    return d
+
+def codes(d):
+    return ", ".join(f"{k}: {v}" for k, v in sorted(d["statusCodeDistribution"].items()))
+
+def pct(d, p):
+    return d["latencyPercentiles"][p] * 1000
+
+sqlite = json.load(open(f"{w}/sqlite.json"))
+ceiling, ceiling_open = load("ceiling"), load("ceiling-open")
+closed, opened = load("closed"), load("open")
+c_rate = ceiling["summary"]["requestsPerSec"]
+print(f"\nceilings (same run):")
+print(f"  HTTP layer, no storage (dofs-bench http): {c_rate:10.0f} requests/s closed loop at 64 in flight (client CPU {ceiling['clientCpu']:.2f} cores; {codes(ceiling)})")
+print(f"     open loop at {rate:.0f}/s: p50 {pct(ceiling_open,'p50'):.2f} ms  p99 {pct(ceiling_open,'p99'):.2f} ms  p99.9 {pct(ceiling_open,'p99.9'):.2f} ms")
+print(f"  SQLite batch insert (dofs-bench sqlite, {sqlite['batch']} rows per commit): {sqlite['rowsPerSecond']:10.0f} rows/s")
+
+a = closed["summary"]["requestsPerSec"]
+print(f"\n1. accepted, closed loop at 64 in flight: {a:10.0f} orders/s = {100*a/c_rate:.1f}% of the HTTP ceiling (client CPU {closed['clientCpu']:.2f} cores; {codes(closed)})")
+print(f"     accept latency p50 {pct(closed,'p50'):.2f} ms  p99 {pct(closed,'p99'):.2f} ms")
+e2e = orders / (finished - started)
+print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog seen {peak} orders")
+print(f"3. open loop at {rate:.0f}/s for {opened['summary']['total']:.0f} s: achieved {opened['summary']['requestsPerSec']:.0f}/s ({codes(opened)}, client CPU {opened['clientCpu']:.2f} cores)")
+print(f"     latency from the intended send time: p50 {pct(opened,'p50'):.2f} ms  p99 {pct(opened,'p99'):.2f} ms  p99.9 {pct(opened,'p99.9'):.2f} ms  max {opened['summary']['slowest']*1000:.2f} ms")
+print(f"4. after {size_orders} orders: database {db_bytes/size_orders:.0f} bytes per order ({db_bytes/2**20:.0f} MiB; WAL {wal_bytes/2**20:.0f} MiB beside it), peak RSS {rss_kib/1024:.0f} MiB")
+for name, what in (("list", "GET /orders?limit=50"), ("one", "GET /orders/{id}"), ("execution", "GET /executions/{id}"), ("stats", "GET /stats")):
+    d = load(f"read-{name}")
+    print(f"     {what:24} p50 {pct(d,'p50'):.2f} ms  p99 {pct(d,'p99'):.2f} ms  ({d['summary']['requestsPerSec']:.0f}/s at 8 in flight; {codes(d)})")
+PY
