@@ -25,6 +25,11 @@ use tokio::sync::watch;
 /// Messages a worker takes per batch.
 pub const BATCH: usize = 128;
 
+/// How long a worker waits after a part batch before it takes the next.
+/// It delays fulfillment by at most this much and bounds the workers'
+/// transactions at a few hundred a second, whatever the intake rate.
+pub const LINGER: Duration = Duration::from_millis(10);
+
 /// A small, fast, non-cryptographic random source for unseeded outcomes.
 struct Entropy(u64);
 
@@ -112,6 +117,11 @@ pub async fn run_worker(
             Err(err) => {
                 tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
             }
+        }
+        if begun.received < BATCH {
+            // A part batch: let more messages gather before the next one,
+            // rather than spend a transaction (and its fsync) on each order.
+            pause(&mut stop, LINGER).await;
         }
     }
 }
