@@ -18,18 +18,21 @@
 # SQLite's batch-insert rate (dofs-bench sqlite). Each DOFS figure is also
 # shown as a share of its ceiling, and the client's CPU share beside it.
 #
-# Usage: bench/run.sh [--orders N] [--size-orders N] [--rate R] [--duration S]
+# Usage: bench/run.sh [--orders N] [--size-orders N] [--rate R] [--duration S] [--dofs BINARY]
+#   --dofs: measure another build of dofs (an earlier release, say) in the
+#   same run conditions; the ceilings are measured again beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-orders=100000 size_orders=1000000 rate=5000 duration=20 concurrency=64
+orders=100000 size_orders=1000000 rate=5000 duration=20 concurrency=64 dofs=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --orders) orders=$2; shift 2 ;;
     --size-orders) size_orders=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --dofs) dofs=$(realpath "$2"); shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +40,7 @@ done
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
 cargo build --release --locked -p dofs-cli -p dofs-bench >&2
 target="${CARGO_TARGET_DIR:-target}/release"
-dofs="$target/dofs"
+dofs=${dofs:-$target/dofs}
 bench="$target/dofs-bench"
 work=$(mktemp -d)
 server_pid=""
@@ -73,26 +76,30 @@ oha_json() {
 
 post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$body" "${@:2}"; }
 
-# Polls /stats until no order is PENDING or PROCESSING; prints seconds waited and the largest backlog.
+# Polls /metrics until no order is PENDING or PROCESSING and the file
+# "$work/sent" exists (the load is over); prints the seconds waited after the
+# load and the largest backlog (PENDING + PROCESSING) seen, during and after.
 wait_terminal() {
-  python3 - "$endpoint" <<'PY'
-import json, sys, time, urllib.request
-url = sys.argv[1] + "/metrics"
-started, peak = time.time(), 0
+  python3 - "$endpoint" "$work/sent" <<'PY'
+import os, sys, time, urllib.request
+url, sent = sys.argv[1] + "/metrics", sys.argv[2]
+peak, sent_at = 0, None
 while True:
     text = urllib.request.urlopen(url).read().decode()
     open_now = sum(float(l.split()[-1]) for l in text.splitlines()
                    if l.startswith('dofs_orders{status="PENDING"}') or l.startswith('dofs_orders{status="PROCESSING"}'))
     peak = max(peak, open_now)
-    if open_now == 0:
-        print(f"{time.time() - started:.2f} {peak:.0f}")
+    if sent_at is None and os.path.exists(sent):
+        sent_at = time.time()
+    if sent_at is not None and open_now == 0:
+        print(f"{time.time() - sent_at:.2f} {peak:.0f}")
         break
     time.sleep(0.1)
 PY
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build, WAL + synchronous=FULL; load generator oha $(oha --version | awk '{print $2}') on the same machine"
+echo "dofs:    $dofs ($(git rev-parse --short HEAD 2>/dev/null || echo unknown) checked out), release build, WAL + synchronous=FULL; load generator oha $(oha --version | awk '{print $2}') on the same machine"
 
 # Ceilings.
 "$bench" sqlite --rows 200000 --batch 64 >"$work/sqlite.json"
@@ -103,10 +110,15 @@ stop
 
 # 1 and 2: closed loop, then every order to terminal.
 serve
+rm -f "$work/sent"
+wait_terminal >"$work/terminal" &
+poller=$!
 started=$(date +%s.%N)
 post "$work/closed.json" -n "$orders" -c "$concurrency" "$endpoint/order"
-read -r terminal_after peak_backlog < <(wait_terminal)
+touch "$work/sent"
+wait "$poller"
 finished=$(date +%s.%N)
+read -r terminal_after peak_backlog <"$work/terminal"
 stop
 
 # 3: open loop at a fixed rate.
@@ -117,6 +129,7 @@ stop
 # 4: size and reads after size_orders.
 serve
 post "$work/fill.json" -n "$size_orders" -c "$concurrency" "$endpoint/order"
+touch "$work/sent"
 wait_terminal >/dev/null
 rss_kib=$(awk '/VmHWM/{print $2}' "/proc/$server_pid/status")
 some_id=$(curl -s "$endpoint/orders?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["orderId"])')
@@ -158,7 +171,7 @@ a = closed["summary"]["requestsPerSec"]
 print(f"\n1. accepted, closed loop at 64 in flight: {a:10.0f} orders/s = {100*a/c_rate:.1f}% of the HTTP ceiling (client CPU {closed['clientCpu']:.2f} cores; {codes(closed)})")
 print(f"     accept latency p50 {pct(closed,'p50'):.2f} ms  p99 {pct(closed,'p99'):.2f} ms")
 e2e = orders / (finished - started)
-print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog seen {peak} orders")
+print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog (PENDING + PROCESSING) seen {peak} orders")
 print(f"3. open loop at {rate:.0f}/s for {opened['summary']['total']:.0f} s: achieved {opened['summary']['requestsPerSec']:.0f}/s ({codes(opened)}, client CPU {opened['clientCpu']:.2f} cores)")
 print(f"     latency from the intended send time: p50 {pct(opened,'p50'):.2f} ms  p99 {pct(opened,'p99'):.2f} ms  p99.9 {pct(opened,'p99.9'):.2f} ms  max {opened['summary']['slowest']*1000:.2f} ms")
 print(f"4. after {size_orders} orders: database {db_bytes/size_orders:.0f} bytes per order ({db_bytes/2**20:.0f} MiB; WAL {wal_bytes/2**20:.0f} MiB beside it), peak RSS {rss_kib/1024:.0f} MiB")
