@@ -46,6 +46,16 @@ enum Command {
         #[arg(long)]
         print_keys: bool,
     },
+    /// Bring a data directory's database to this build's schema (`dofs serve`
+    /// does it at start); with --check, only say what would be done.
+    Migrate {
+        /// Directory holding dofs.db.
+        #[arg(long, value_name = "DIR", default_value = "./dofs-data")]
+        data_dir: PathBuf,
+        /// Say what would be done, change nothing (exit 2 if this build cannot open it).
+        #[arg(long)]
+        check: bool,
+    },
     #[command(flatten)]
     Client(commands::ClientCommand),
 }
@@ -54,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => commands::run(command),
+        Command::Migrate { data_dir, check } => migrate(&data_dir, check),
         Command::Serve {
             config,
             bind,
@@ -102,6 +113,42 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `dofs migrate [--check]`.
+fn migrate(data_dir: &std::path::Path, check: bool) -> ExitCode {
+    let path = dofs_embedded::db::db_path(data_dir);
+    let plan = match dofs_embedded::db::inspect(data_dir) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => {
+            println!(
+                "{}: no database yet; `dofs serve` creates one at schema version {}",
+                path.display(),
+                dofs_embedded::db::SCHEMA_VERSION
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("dofs migrate: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    use dofs_embedded::db::SchemaPlan;
+    let done = matches!(plan, SchemaPlan::Current);
+    if check || done {
+        println!("{}: {plan}", path.display());
+        return ExitCode::SUCCESS;
+    }
+    match dofs_embedded::Db::open(data_dir) {
+        Ok(_) => {
+            println!("{}: {plan}: done", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dofs migrate: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -162,6 +162,20 @@ pub fn schema_plan(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     }
 }
 
+/// What opening the database in `data_dir` would do to its schema, read
+/// without changing anything; `None` when there is no database yet.
+pub fn inspect(data_dir: &Path) -> anyhow::Result<Option<SchemaPlan>> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    schema_plan(&conn)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+}
+
 /// Brings the file to [`SCHEMA_VERSION`] in one transaction.
 fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
