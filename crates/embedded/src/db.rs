@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS orders (
     execution_arn TEXT NOT NULL,
     failure_reason TEXT,
     workflow INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
 CREATE TABLE IF NOT EXISTS order_counts (
     status TEXT PRIMARY KEY,
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS order_counts (
 CREATE TABLE IF NOT EXISTS fulfillments (
     order_id TEXT PRIMARY KEY,
     fulfilled_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failed_orders (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     order_id TEXT NOT NULL,
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS queue (
     visible_at INTEGER,
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_received_at INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at) WHERE visible_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS dlq (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,13 +99,49 @@ CREATE TABLE IF NOT EXISTS dlq (
 
 /// From version 1 (the first release) to 2: orders name the workflow
 /// definition that accepted them, whose run is then not stored but made
-/// again when read (see [`crate::engine`]).
+/// again when read (see [`crate::engine`]); and the tables every order
+/// writes keep their rows in their primary key's b-tree (`WITHOUT ROWID`),
+/// one b-tree fewer to search and rewrite per change.
 const MIGRATE_1_TO_2: &str = r#"
-ALTER TABLE orders ADD COLUMN workflow INTEGER;
-CREATE TABLE IF NOT EXISTS workflows (
-    id INTEGER PRIMARY KEY,
-    definition TEXT NOT NULL UNIQUE
-);
+CREATE TABLE orders_v2 (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    price_cents INTEGER NOT NULL,
+    metadata TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    execution_arn TEXT NOT NULL,
+    failure_reason TEXT,
+    workflow INTEGER
+) WITHOUT ROWID;
+INSERT INTO orders_v2 (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
+    created_at, updated_at, execution_arn, failure_reason)
+  SELECT id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
+    created_at, updated_at, execution_arn, failure_reason FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_v2 RENAME TO orders;
+CREATE TABLE fulfillments_v2 (
+    order_id TEXT PRIMARY KEY,
+    fulfilled_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO fulfillments_v2 SELECT order_id, fulfilled_at FROM fulfillments;
+DROP TABLE fulfillments;
+ALTER TABLE fulfillments_v2 RENAME TO fulfillments;
+CREATE TABLE queue_v2 (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER
+) WITHOUT ROWID;
+INSERT INTO queue_v2 SELECT id, body, sent_at, visible_at, receive_count, first_received_at FROM queue;
+DROP TABLE queue;
+ALTER TABLE queue_v2 RENAME TO queue;
 "#;
 
 /// What opening a file would do to its schema.
