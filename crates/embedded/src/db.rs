@@ -448,8 +448,14 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, stats: &Stats) {
                 stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let counted = if undone {
+            Ok(())
+        } else {
+            crate::store::flush_counts(&conn)
+        };
         let changed = conn.total_changes() - at_begin;
-        let committed = if undone || conn.is_autocommit() {
+        let committed = if undone || counted.is_err() || conn.is_autocommit() {
+            crate::store::discard_counts();
             // A closure failed midway (or SQLite ended the transaction).
             let _ = conn.execute_batch("ROLLBACK");
             Err(PortError::new(

@@ -106,13 +106,48 @@ pub(crate) fn insert_order(
     bump_count(conn, o.status, 1)
 }
 
-fn bump_count(conn: &Connection, status: OrderStatus, delta: i64) -> Result<(), PortError> {
-    conn.prepare_cached(
-        "INSERT INTO order_counts (status, n) VALUES (?1, ?2) ON CONFLICT (status) DO UPDATE SET n = n + ?2",
-    )
-    .and_then(|mut st| st.execute(params![status.as_str(), delta]))
-    .map_err(sql_err)?;
+thread_local! {
+    /// The changes to `order_counts` made by the writer's current
+    /// transaction, written once before it commits ([`flush_counts`]).
+    static PENDING_COUNTS: std::cell::Cell<[i64; OrderStatus::ALL.len()]> =
+        const { std::cell::Cell::new([0; OrderStatus::ALL.len()]) };
+}
+
+/// Counts an order into (or out of) `status`. The count is kept with the
+/// writer's transaction and written by [`flush_counts`] before it commits:
+/// one upsert per status per transaction rather than two per change.
+fn bump_count(_conn: &Connection, status: OrderStatus, delta: i64) -> Result<(), PortError> {
+    let i = OrderStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or_default();
+    PENDING_COUNTS.with(|c| {
+        let mut counts = c.get();
+        counts[i] += delta;
+        c.set(counts);
+    });
     Ok(())
+}
+
+/// Writes the counts the current transaction changed (called by the writer
+/// just before COMMIT, on the writer's thread).
+pub(crate) fn flush_counts(conn: &Connection) -> Result<(), PortError> {
+    let counts = PENDING_COUNTS.with(|c| c.replace([0; OrderStatus::ALL.len()]));
+    for (status, delta) in OrderStatus::ALL.iter().zip(counts) {
+        if delta != 0 {
+            conn.prepare_cached(
+                "INSERT INTO order_counts (status, n) VALUES (?1, ?2) ON CONFLICT (status) DO UPDATE SET n = n + ?2",
+            )
+            .and_then(|mut st| st.execute(params![status.as_str(), delta]))
+            .map_err(sql_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the counts of a transaction that was rolled back.
+pub(crate) fn discard_counts() {
+    PENDING_COUNTS.with(|c| c.set([0; OrderStatus::ALL.len()]));
 }
 
 /// Reads one order inside a connection (reader or writer).

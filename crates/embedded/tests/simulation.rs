@@ -181,6 +181,8 @@ struct Snapshot {
     dlq: Vec<(String, String)>,
     running: usize,
     failed_executions: BTreeSet<String>,
+    /// `order_counts` as stored.
+    counts: BTreeMap<String, i64>,
 }
 
 async fn snapshot(db: &Db) -> Result<Snapshot, String> {
@@ -249,6 +251,14 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
         let failed_executions = strings("SELECT id FROM executions WHERE status = 'FAILED'")?
             .into_iter()
             .collect();
+        let mut st = conn
+            .prepare_cached("SELECT status, n FROM order_counts WHERE n != 0")
+            .map_err(q)?;
+        let counts = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(q)?
+            .collect::<rusqlite::Result<BTreeMap<String, i64>>>()
+            .map_err(q)?;
         Ok(Snapshot {
             orders,
             fulfillments,
@@ -257,6 +267,7 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             dlq,
             running: running as usize,
             failed_executions,
+            counts,
         })
     })
     .await
@@ -270,6 +281,16 @@ fn body_order(body: &str) -> Option<String> {
 
 /// The invariants that hold after every step.
 fn check_step(model: &mut Model, s: &Snapshot) -> Result<(), String> {
+    let mut actual: BTreeMap<String, i64> = BTreeMap::new();
+    for (status, _) in s.orders.values() {
+        *actual.entry(status.as_str().to_owned()).or_default() += 1;
+    }
+    if actual != s.counts {
+        return Err(format!(
+            "order_counts {:?} differ from the orders' statuses {actual:?}",
+            s.counts
+        ));
+    }
     for (id, seen) in model.acked.iter_mut() {
         let Some((now, _)) = s.orders.get(id) else {
             return Err(format!("acknowledged order {id} does not exist"));
