@@ -97,51 +97,34 @@ CREATE TABLE IF NOT EXISTS dlq (
 );
 "#;
 
-/// From version 1 (the first release) to 2: orders name the workflow
-/// definition that accepted them, whose run is then not stored but made
-/// again when read (see [`crate::engine`]); and the tables every order
-/// writes keep their rows in their primary key's b-tree (`WITHOUT ROWID`),
-/// one b-tree fewer to search and rewrite per change.
+/// From version 1 (the first release) to 2, before [`SCHEMA`] runs: orders
+/// name the workflow definition that accepted them (whose run is then not
+/// stored but made again when read, see [`crate::engine`]), and the tables
+/// every order writes keep their rows in their primary key's b-tree
+/// (`WITHOUT ROWID`): one b-tree fewer to search and rewrite per change.
+/// The old tables step aside (with their indexes, whose names [`SCHEMA`]
+/// takes again), [`SCHEMA`] creates the new ones, and
+/// [`MIGRATE_1_TO_2_COPY`] moves the rows over.
 const MIGRATE_1_TO_2: &str = r#"
-CREATE TABLE orders_v2 (
-    id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    product_id TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    price_cents INTEGER NOT NULL,
-    metadata TEXT,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    execution_arn TEXT NOT NULL,
-    failure_reason TEXT,
-    workflow INTEGER
-) WITHOUT ROWID;
-INSERT INTO orders_v2 (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
+DROP INDEX orders_by_status;
+DROP INDEX queue_by_visibility;
+ALTER TABLE orders RENAME TO orders_v1;
+ALTER TABLE fulfillments RENAME TO fulfillments_v1;
+ALTER TABLE queue RENAME TO queue_v1;
+"#;
+
+/// From version 1 to 2, after [`SCHEMA`] ran: the rows of the old tables.
+const MIGRATE_1_TO_2_COPY: &str = r#"
+INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
     created_at, updated_at, execution_arn, failure_reason)
   SELECT id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
-    created_at, updated_at, execution_arn, failure_reason FROM orders;
-DROP TABLE orders;
-ALTER TABLE orders_v2 RENAME TO orders;
-CREATE TABLE fulfillments_v2 (
-    order_id TEXT PRIMARY KEY,
-    fulfilled_at INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO fulfillments_v2 SELECT order_id, fulfilled_at FROM fulfillments;
-DROP TABLE fulfillments;
-ALTER TABLE fulfillments_v2 RENAME TO fulfillments;
-CREATE TABLE queue_v2 (
-    id TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    sent_at INTEGER NOT NULL,
-    visible_at INTEGER,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    first_received_at INTEGER
-) WITHOUT ROWID;
-INSERT INTO queue_v2 SELECT id, body, sent_at, visible_at, receive_count, first_received_at FROM queue;
-DROP TABLE queue;
-ALTER TABLE queue_v2 RENAME TO queue;
+    created_at, updated_at, execution_arn, failure_reason FROM orders_v1;
+DROP TABLE orders_v1;
+INSERT INTO fulfillments (order_id, fulfilled_at) SELECT order_id, fulfilled_at FROM fulfillments_v1;
+DROP TABLE fulfillments_v1;
+INSERT INTO queue (id, body, sent_at, visible_at, receive_count, first_received_at)
+  SELECT id, body, sent_at, visible_at, receive_count, first_received_at FROM queue_v1;
+DROP TABLE queue_v1;
 "#;
 
 /// What opening a file would do to its schema.
@@ -216,12 +199,14 @@ pub fn inspect(data_dir: &Path) -> anyhow::Result<Option<SchemaPlan>> {
 fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = schema_plan(conn).and_then(|plan| {
-        if let SchemaPlan::Migrate { from } = plan {
-            if from < 2 {
-                conn.execute_batch(MIGRATE_1_TO_2)?;
-            }
+        let from_1 = matches!(plan, SchemaPlan::Migrate { from } if from < 2);
+        if from_1 {
+            conn.execute_batch(MIGRATE_1_TO_2)?;
         }
         conn.execute_batch(SCHEMA)?;
+        if from_1 {
+            conn.execute_batch(MIGRATE_1_TO_2_COPY)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(plan)
     });

@@ -321,13 +321,31 @@ pub(crate) fn apply_run(
     run: &Run,
     now: Timestamp,
 ) -> Result<bool, PortError> {
-    if let Some((id, body)) = &run.effects.sent {
-        crate::queue::send_in(conn, id, body, now)?;
-    }
+    send_message_of(conn, run, now)?;
     if run.replayable(order.id) {
         return Ok(false);
     }
-    let events = history_text(run);
+    record_run(conn, order, run, now)
+}
+
+/// Sends the message the run's Queue For Fulfillment asked for (releasing it,
+/// when an earlier release's submit transaction wrote it held).
+fn send_message_of(conn: &Connection, run: &Run, now: Timestamp) -> Result<(), PortError> {
+    match &run.effects.sent {
+        Some((id, body)) => crate::queue::send_in(conn, id, body, now),
+        None => Ok(()),
+    }
+}
+
+/// Stores a run's whole history (a new row, or the row of an execution an
+/// earlier release left `RUNNING`); a run that failed fails its order.
+/// Returns whether the order was failed.
+fn record_run(
+    conn: &Connection,
+    order: &Order,
+    run: &Run,
+    now: Timestamp,
+) -> Result<bool, PortError> {
     conn.prepare_cached(
         "INSERT INTO executions (id, arn, status, input, output, started_at, stopped_at, events) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
@@ -341,7 +359,7 @@ pub(crate) fn apply_run(
             workflow_input(order).to_string(),
             output_text(&run.outcome),
             now.millis(),
-            events
+            history_text(run)
         ])
     })
     .map_err(sql_err)?;
@@ -410,34 +428,15 @@ pub async fn finish_running(
             continue;
         };
         let run = workflow.run(&order, now, true).await;
+        let accepted_at = order.created_at;
         let failed = db
             .write(move |conn| {
-                if let Some((id, _)) = &run.effects.sent {
-                    conn.prepare_cached(
-                        "UPDATE queue SET visible_at = ?2 WHERE id = ?1 AND visible_at IS NULL",
-                    )
-                    .and_then(|mut st| st.execute(params![id, now.millis()]))
-                    .map_err(sql_err)?;
-                }
-                conn.prepare_cached(
-                    "UPDATE executions SET status = ?2, output = ?3, stopped_at = ?4, events = ?5 \
-                     WHERE id = ?1 AND status = 'RUNNING'",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        order.id.to_string(),
-                        run.status(),
-                        output_text(&run.outcome),
-                        now.millis(),
-                        history_text(&run)
-                    ])
-                })
-                .map_err(sql_err)?;
-                fail_order_of(conn, order.id, &run, now)
+                send_message_of(conn, &run, now)?;
+                record_run(conn, &order, &run, now)
             })
             .await?;
         if failed {
-            crate::workers::record_terminal("FAILED", order.created_at, now);
+            crate::workers::record_terminal("FAILED", accepted_at, now);
         }
         finished += 1;
     }

@@ -103,7 +103,8 @@ pub(crate) fn insert_order(
         ])
     })
     .map_err(sql_err)?;
-    bump_count(conn, o.status, 1)
+    bump_count(o.status, 1);
+    Ok(())
 }
 
 thread_local! {
@@ -116,7 +117,7 @@ thread_local! {
 /// Counts an order into (or out of) `status`. The count is kept with the
 /// writer's transaction and written by [`flush_counts`] before it commits:
 /// one upsert per status per transaction rather than two per change.
-fn bump_count(_conn: &Connection, status: OrderStatus, delta: i64) -> Result<(), PortError> {
+fn bump_count(status: OrderStatus, delta: i64) {
     let i = OrderStatus::ALL
         .iter()
         .position(|s| *s == status)
@@ -126,7 +127,6 @@ fn bump_count(_conn: &Connection, status: OrderStatus, delta: i64) -> Result<(),
         counts[i] += delta;
         c.set(counts);
     });
-    Ok(())
 }
 
 /// Writes the counts the current transaction changed (called by the writer
@@ -195,8 +195,8 @@ pub(crate) fn apply_transition(
     })
     .map_err(sql_err)?;
     if before != order.status {
-        bump_count(conn, before, -1)?;
-        bump_count(conn, order.status, 1)?;
+        bump_count(before, -1);
+        bump_count(order.status, 1);
     }
     if order.status == OrderStatus::Fulfilled {
         conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
