@@ -1,0 +1,219 @@
+//! How orders, failed orders, cursors and status changes are written as
+//! DynamoDB items and expressions, and read back.
+
+use super::*;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn str_attr<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(key)),
+    }
+}
+
+pub(crate) fn num_attr<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(key)),
+        _ => Err(corrupt(key)),
+    }
+}
+
+pub(super) fn encode_metadata(m: &Metadata) -> String {
+    let list: Vec<serde_json::Value> =
+        m.0.iter()
+            .map(|(k, v)| {
+                let (t, text) = match v {
+                    MetadataValue::String(s) => ("s", s.clone()),
+                    MetadataValue::Number(n) => ("n", n.clone()),
+                    MetadataValue::Bool(b) => ("b", b.to_string()),
+                };
+                serde_json::json!([k, t, text])
+            })
+            .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+pub(super) fn decode_metadata(text: &str) -> Option<Metadata> {
+    let list: Vec<(String, String, String)> = serde_json::from_str(text).ok()?;
+    let mut out = Vec::with_capacity(list.len());
+    for (k, t, v) in list {
+        let value = match t.as_str() {
+            "s" => MetadataValue::String(v),
+            "n" => MetadataValue::Number(v),
+            "b" => MetadataValue::Bool(v == "true"),
+            _ => return None,
+        };
+        out.push((k, value));
+    }
+    Some(Metadata(out))
+}
+
+/// The item of an order.
+pub(crate) fn order_item(o: &Order) -> Item {
+    let mut item = Item::new();
+    item.insert("orderId".into(), s(o.id.to_string()));
+    item.insert("customerId".into(), s(o.customer_id.as_str()));
+    item.insert("productId".into(), s(o.product_id.as_str()));
+    item.insert("quantity".into(), n(o.quantity));
+    item.insert("priceCents".into(), n(o.price.cents()));
+    if let Some(m) = &o.metadata {
+        item.insert("metadata".into(), s(encode_metadata(m)));
+    }
+    item.insert("status".into(), s(o.status.as_str()));
+    item.insert("attempts".into(), n(o.attempts));
+    item.insert("createdAt".into(), s(o.created_at.to_string()));
+    item.insert("createdAtMs".into(), n(o.created_at.millis()));
+    item.insert("updatedAtMs".into(), n(o.updated_at.millis()));
+    item.insert("executionArn".into(), s(o.execution_arn.clone()));
+    if let Some(r) = &o.failure_reason {
+        item.insert("failureReason".into(), s(r.clone()));
+    }
+    item.insert("listPartition".into(), s(list_partition(&o.id.to_string())));
+    item
+}
+
+/// The order of an item.
+pub(crate) fn order_from_item(item: &Item) -> Result<Order, PortError> {
+    let metadata = match item.get("metadata") {
+        Some(AttributeValue::S(text)) => {
+            Some(decode_metadata(text).ok_or_else(|| corrupt("metadata"))?)
+        }
+        _ => None,
+    };
+    Ok(Order {
+        id: OrderId::parse(str_attr(item, "orderId")?).map_err(|_| corrupt("orderId"))?,
+        customer_id: CustomerId::parse(str_attr(item, "customerId")?)
+            .map_err(|_| corrupt("customerId"))?,
+        product_id: ProductId::parse(str_attr(item, "productId")?)
+            .map_err(|_| corrupt("productId"))?,
+        quantity: num_attr(item, "quantity")?,
+        price: Price::from_cents(num_attr(item, "priceCents")?),
+        metadata,
+        status: OrderStatus::parse(str_attr(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        attempts: num_attr(item, "attempts")?,
+        created_at: Timestamp(num_attr(item, "createdAtMs")?),
+        updated_at: Timestamp(num_attr(item, "updatedAtMs")?),
+        execution_arn: str_attr(item, "executionArn")?.to_owned(),
+        failure_reason: match item.get("failureReason") {
+            Some(AttributeValue::S(r)) => Some(r.clone()),
+            _ => None,
+        },
+    })
+}
+
+pub(super) fn failed_from_item(item: &Item) -> Result<FailedOrder, PortError> {
+    Ok(FailedOrder {
+        order_id: OrderId::parse(str_attr(item, "orderId")?).map_err(|_| corrupt("orderId"))?,
+        reason: str_attr(item, "reason")?.to_owned(),
+        attempts: num_attr(item, "attempts")?,
+        failed_at: Timestamp(num_attr(item, "failedAtMs")?),
+        order: serde_json::from_str(str_attr(item, "order")?).map_err(|_| corrupt("order"))?,
+    })
+}
+
+/// Whether two orders were submitted with the same content.
+pub(super) fn same_content(a: &Order, b: &Order) -> bool {
+    a.customer_id == b.customer_id
+        && a.product_id == b.product_id
+        && a.quantity == b.quantity
+        && a.price == b.price
+        && a.metadata == b.metadata
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+/// An opaque cursor: the sort key and order id of the last item seen.
+pub(super) fn encode_cursor(sort: &str, id: &str) -> String {
+    hex(format!("{sort}|{id}").as_bytes())
+}
+
+pub(super) fn decode_cursor(c: &str) -> Option<(String, String)> {
+    let text = String::from_utf8(unhex(c)?).ok()?;
+    let (sort, id) = text.split_once('|')?;
+    OrderId::parse(id).ok()?;
+    Some((sort.to_owned(), id.to_owned()))
+}
+
+/// A conditional update's parts.
+pub(super) struct UpdateParts {
+    pub(super) update: String,
+    pub(super) condition: String,
+    pub(super) values: Item,
+    pub(super) names: HashMap<String, String>,
+}
+
+/// The conditional update of a [`Transition`].
+pub(super) fn transition_update(change: &Transition) -> UpdateParts {
+    let mut values = Item::new();
+    let mut sets = vec!["#status = :to", "updatedAtMs = :at"];
+    let mut removes = Vec::new();
+    values.insert(":to".into(), s(change.to.as_str()));
+    values.insert(":at".into(), n(change.at.millis()));
+    if let Some(a) = change.attempts {
+        sets.push("attempts = :attempts");
+        values.insert(":attempts".into(), n(a));
+    }
+    match &change.failure_reason {
+        Some(Some(r)) => {
+            sets.push("failureReason = :reason");
+            values.insert(":reason".into(), s(r.clone()));
+        }
+        Some(None) => removes.push("failureReason"),
+        None => {}
+    }
+    let allowed: Vec<OrderStatus> = change
+        .from
+        .iter()
+        .copied()
+        .filter(|f| f.can_become(change.to))
+        .collect();
+    let mut placeholders = Vec::new();
+    for (i, f) in allowed.iter().enumerate() {
+        let p = format!(":from{i}");
+        values.insert(p.clone(), s(f.as_str()));
+        placeholders.push(p);
+    }
+    if placeholders.is_empty() {
+        // Nothing may change: a condition that never holds.
+        values.insert(":never".into(), s("-"));
+        placeholders.push(":never".into());
+    }
+    let mut expr = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    let condition = format!(
+        "attribute_exists(orderId) AND #status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut names = HashMap::new();
+    names.insert("#status".to_owned(), "status".to_owned());
+    UpdateParts {
+        update: expr,
+        condition,
+        values,
+        names,
+    }
+}
