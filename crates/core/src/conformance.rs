@@ -57,6 +57,7 @@ pub async fn queue_suite(h: &dyn QueueHarness) {
     deleting_with_a_stale_receipt_is_a_conflict(h).await;
     changing_visibility_to_zero_returns_the_message_at_once(h).await;
     after_the_receive_limit_a_message_moves_to_the_dead_letter_queue(h).await;
+    a_received_message_can_be_dead_lettered_at_once(h).await;
     redrive_returns_dead_letters_with_counts_reset_and_purge_drops_them(h).await;
     sending_an_id_twice_queues_one_message(h).await;
     no_message_is_lost_or_delivered_twice_while_invisible(h).await;
@@ -172,6 +173,29 @@ async fn after_the_receive_limit_a_message_moves_to_the_dead_letter_queue(h: &dy
     drain(h).await;
 }
 
+async fn a_received_message_can_be_dead_lettered_at_once(h: &dyn QueueHarness) {
+    let q = h.queue();
+    q.send("m-reject", &body(7)).await.expect("send");
+    let got = receive_n(h, 1, h.long()).await;
+    assert_eq!(got.len(), 1);
+    q.dead_letter(&got[0].receipt).await.expect("dead letter");
+    assert!(
+        q.receive(10, h.long()).await.expect("receive").is_empty(),
+        "a dead-lettered message is not delivered again"
+    );
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        dead = q.dead_letters(10, None).await.expect("dead letters").items;
+        if !dead.is_empty() {
+            break;
+        }
+        h.wait(Duration::from_millis(200)).await;
+    }
+    assert_eq!(dead.len(), 1, "it waits in the DLQ after one receive");
+    assert_eq!(dead[0].body, body(7));
+    drain(h).await;
+}
+
 async fn redrive_returns_dead_letters_with_counts_reset_and_purge_drops_them(h: &dyn QueueHarness) {
     let q = h.queue();
     q.send("m-redrive", &body(5)).await.expect("send");
@@ -274,13 +298,7 @@ fn sample_order(n: u64, at: Timestamp) -> Order {
 }
 
 fn change(from: &[OrderStatus], to: OrderStatus, at: Timestamp) -> Transition {
-    Transition {
-        from: from.to_vec(),
-        to,
-        attempts: None,
-        failure_reason: None,
-        at,
-    }
+    Transition::new(from, to, at)
 }
 
 /// Runs every order-store case on an empty store.
@@ -334,10 +352,34 @@ pub async fn store_suite(store: &dyn OrderStore) {
         (p.status, p.attempts, p.updated_at),
         (Processing, 1, at.plus_millis(5))
     );
-    store
-        .transition(a.id, &change(&[Processing], Fulfilled, at))
+    let fulfilled = store
+        .transition(
+            a.id,
+            &Transition {
+                reference: Some("shipment-7".into()),
+                ..change(&[Processing], Fulfilled, at)
+            },
+        )
         .await
         .expect("to fulfilled");
+    assert_eq!(
+        fulfilled.fulfillment_reference.as_deref(),
+        Some("shipment-7"),
+        "FULFILLED records the service's reference"
+    );
+    assert_eq!(
+        store.get(a.id).await.expect("get").map(|o| o.fulfillment_reference),
+        Some(Some("shipment-7".into())),
+        "the reference is stored"
+    );
+    let cancel_fulfilled = store
+        .transition(a.id, &Transition::cancel(None, at))
+        .await;
+    assert_eq!(
+        cancel_fulfilled.map_err(|e| e.kind).err(),
+        Some(ErrorKind::Conflict),
+        "a FULFILLED order cannot be cancelled"
+    );
     let again = store
         .transition(a.id, &change(&[Processing, Fulfilled], Fulfilled, at))
         .await;
@@ -382,7 +424,37 @@ pub async fn store_suite(store: &dyn OrderStore) {
         "a FULFILLED order is never failed"
     );
 
-    let mut ids = vec![a.id, b.id];
+    let c = sample_order(8, at.plus_millis(8));
+    store.put_new(&c).await.expect("put c");
+    let cancelled = store
+        .transition(c.id, &Transition::cancel(Some("customer withdrew".into()), at.plus_millis(9)))
+        .await
+        .expect("cancel");
+    assert_eq!(
+        (cancelled.status, cancelled.cancel_reason.as_deref()),
+        (Cancelled, Some("customer withdrew"))
+    );
+    assert_eq!(
+        store.get(c.id).await.expect("get").map(|o| (o.status, o.cancel_reason)),
+        Some((Cancelled, Some("customer withdrew".into()))),
+        "the cancel and its reason are stored"
+    );
+    let start = store
+        .transition(c.id, &change(&[Pending, Processing], Processing, at))
+        .await;
+    assert_eq!(
+        start.map_err(|e| e.kind).err(),
+        Some(ErrorKind::Conflict),
+        "no attempt starts at a CANCELLED order"
+    );
+    let mut dead_c = failed.clone();
+    dead_c.order_id = c.id;
+    assert!(
+        !store.record_failure(&dead_c).await.expect("record"),
+        "a CANCELLED order is never failed"
+    );
+
+    let mut ids = vec![a.id, b.id, c.id];
     for n in 3..8 {
         let o = sample_order(n, at.plus_millis(n as i64));
         store.put_new(&o).await.expect("put");
@@ -422,8 +494,9 @@ pub async fn store_suite(store: &dyn OrderStore) {
             count(Pending),
             count(Processing),
             count(Fulfilled),
-            count(Failed)
+            count(Failed),
+            count(Cancelled)
         ),
-        (5, 0, 1, 1)
+        (5, 0, 1, 1, 1)
     );
 }

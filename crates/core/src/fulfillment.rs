@@ -1,10 +1,90 @@
-//! Whether a fulfillment attempt succeeds.
+//! What a fulfillment attempt does, and how it ends.
 //!
-//! The simulated fulfillment succeeds with probability `success_rate`. With a
-//! seed, the outcome of attempt `n` of order `X` is a pure function of
-//! `(seed, X, n)`, so a run can be reproduced exactly.
+//! A [`Fulfillment`] backend runs one attempt and says how it went
+//! ([`Outcome`]); the queue, retries, backoff and dead-letter queue around it
+//! are the same for every backend ([`crate::service::Fulfiller`]).
+//!
+//! [`Simulated`] (the default) succeeds with probability `success_rate`.
+//! With a seed, the outcome of attempt `n` of order `X` is a pure function
+//! of `(seed, X, n)`, so a run can be reproduced exactly. The `http` backend,
+//! which calls the user's own service, lives in the `dofs-fulfillment` crate.
 
-use crate::OrderId;
+use crate::{Order, OrderId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How one fulfillment attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; with the service's name for the fulfillment, if it gave one.
+    Fulfilled { reference: Option<String> },
+    /// This attempt failed and another may succeed: retried after the
+    /// backoff, lengthened to `retry_after` when the service asked for more.
+    Failed {
+        /// What went wrong (`HTTP 503`, `timed out after 10000 ms`), if known.
+        detail: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// The service refused the order for good: no further attempt; the order
+    /// fails at once with this reason.
+    Rejected { reason: String },
+}
+
+/// Runs fulfillment attempts: the seed's coin flip, or a call to the user's service.
+#[async_trait::async_trait]
+pub trait Fulfillment: Send + Sync {
+    /// Attempt number `attempt` (1-based) at `order`. Never panics and never
+    /// errors: whatever goes wrong is an [`Outcome`].
+    async fn attempt(&self, order: &Order, attempt: u32) -> Outcome;
+
+    /// How many attempts may run at once; the workers keep at most this many
+    /// in flight.
+    fn concurrency(&self) -> usize;
+}
+
+/// The simulated backend: succeeds with the policy's probability.
+#[derive(Debug)]
+pub struct Simulated {
+    pub policy: FulfillmentPolicy,
+    draws: AtomicU64,
+}
+
+impl Simulated {
+    /// Unseeded draws start from `salt` (for example the time).
+    pub fn new(policy: FulfillmentPolicy, salt: u64) -> Simulated {
+        Simulated {
+            policy,
+            draws: AtomicU64::new(salt),
+        }
+    }
+
+    /// The outcome of attempt `attempt` at `order`, without waiting.
+    pub fn outcome(&self, order: &OrderId, attempt: u32) -> Outcome {
+        let entropy = self
+            .draws
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        if self.policy.attempt_succeeds(order, attempt, entropy) {
+            Outcome::Fulfilled { reference: None }
+        } else {
+            Outcome::Failed {
+                detail: None,
+                retry_after: None,
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Fulfillment for Simulated {
+    async fn attempt(&self, order: &Order, attempt: u32) -> Outcome {
+        self.outcome(&order.id, attempt)
+    }
+
+    /// Simulated attempts cost nothing: a whole batch runs at once.
+    fn concurrency(&self) -> usize {
+        usize::MAX
+    }
+}
 
 /// The success rate and optional seed of fulfillment attempts.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,7 +7,9 @@
 //! - [`time`]: [`Timestamp`], milliseconds since the Unix epoch, printed as RFC 3339.
 //! - [`order`]: [`Order`], [`OrderStatus`] and the lifecycle transitions.
 //! - [`validation`]: the strict JSON decoder for `POST /order` that lists every broken rule.
-//! - [`fulfillment`]: whether a fulfillment attempt succeeds (success rate, seed).
+//! - [`fulfillment`]: what an attempt does and how it ends (the simulated
+//!   backend with its success rate and seed; the port for others).
+//! - [`events`]: order events, one per status change.
 //! - [`ports`]: the narrow traits the adapters implement (order store, queue,
 //!   workflow starter, execution log, clock), and their error type.
 //! - [`service`]: the use cases that drive the ports: submit, fulfill one message,
@@ -16,6 +18,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod events;
 pub mod fulfillment;
 pub mod ids;
 pub mod money;
@@ -25,7 +28,8 @@ pub mod service;
 pub mod time;
 pub mod validation;
 
-pub use fulfillment::FulfillmentPolicy;
+pub use events::{EventType, OrderEvent};
+pub use fulfillment::{Fulfillment, FulfillmentPolicy, Outcome};
 pub use ids::{CustomerId, OrderId, ProductId};
 pub use money::Price;
 pub use order::{FailedOrder, Metadata, MetadataValue, NewOrder, Order, OrderStatus};

@@ -3,7 +3,8 @@
 //! `PENDING` (stored and queued) → `PROCESSING` (an attempt is running) →
 //! `FULFILLED` or `FAILED`. A failed attempt puts the order back to `PENDING`
 //! until the queue's receive limit sends its message to the dead-letter queue.
-//! An operator's retry or redrive moves `FAILED` back to `PENDING`.
+//! An operator's retry or redrive moves `FAILED` back to `PENDING`, and a
+//! cancel moves `PENDING` or `FAILED` to `CANCELLED`, which is final.
 
 use crate::{CustomerId, OrderId, Price, ProductId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -17,24 +18,27 @@ pub enum OrderStatus {
     Processing,
     Fulfilled,
     Failed,
+    Cancelled,
 }
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 4] = [
+    pub const ALL: [OrderStatus; 5] = [
         OrderStatus::Pending,
         OrderStatus::Processing,
         OrderStatus::Fulfilled,
         OrderStatus::Failed,
+        OrderStatus::Cancelled,
     ];
 
-    /// The wire name: `PENDING`, `PROCESSING`, `FULFILLED`, `FAILED`.
+    /// The wire name: `PENDING`, `PROCESSING`, `FULFILLED`, `FAILED`, `CANCELLED`.
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "PENDING",
             OrderStatus::Processing => "PROCESSING",
             OrderStatus::Fulfilled => "FULFILLED",
             OrderStatus::Failed => "FAILED",
+            OrderStatus::Cancelled => "CANCELLED",
         }
     }
 
@@ -43,15 +47,25 @@ impl OrderStatus {
         OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// `FULFILLED` and `FAILED` are terminal (`FAILED` until an operator acts).
+    /// `FULFILLED`, `CANCELLED` and `FAILED` are terminal (`FAILED` until an
+    /// operator acts): no attempt starts from them.
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderStatus::Fulfilled | OrderStatus::Failed)
+        matches!(
+            self,
+            OrderStatus::Fulfilled | OrderStatus::Failed | OrderStatus::Cancelled
+        )
+    }
+
+    /// Whether a cancel may move an order in this status to `CANCELLED`
+    /// (`PENDING`, queued or waiting for a retry, and `FAILED`).
+    pub fn can_cancel(self) -> bool {
+        matches!(self, OrderStatus::Pending | OrderStatus::Failed)
     }
 
     /// Whether the lifecycle allows moving from `self` to `to`.
     ///
     /// `PROCESSING → PROCESSING` is allowed: a message whose attempt crashed is
-    /// delivered again. `FULFILLED` never changes.
+    /// delivered again. `FULFILLED` and `CANCELLED` never change.
     pub fn can_become(self, to: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
@@ -63,6 +77,8 @@ impl OrderStatus {
                 | (Pending, Failed)
                 | (Processing, Failed)
                 | (Failed, Pending)
+                | (Pending, Cancelled)
+                | (Failed, Cancelled)
         )
     }
 }
@@ -147,6 +163,10 @@ pub struct Order {
     pub execution_arn: String,
     /// Why the last attempt failed (while retrying) or why the order is `FAILED`.
     pub failure_reason: Option<String>,
+    /// What the fulfillment service called the fulfillment (`http` mode), once `FULFILLED`.
+    pub fulfillment_reference: Option<String>,
+    /// Why the order was cancelled, once `CANCELLED` (when the cancel gave one).
+    pub cancel_reason: Option<String>,
 }
 
 impl Order {
@@ -165,6 +185,8 @@ impl Order {
             updated_at: now,
             execution_arn,
             failure_reason: None,
+            fulfillment_reference: None,
+            cancel_reason: None,
         }
     }
 
@@ -183,6 +205,8 @@ impl Order {
             "updatedAt": self.updated_at.to_string(),
             "executionArn": self.execution_arn,
             "failureReason": self.failure_reason,
+            "fulfillmentReference": self.fulfillment_reference,
+            "cancelReason": self.cancel_reason,
         })
     }
 
@@ -255,6 +279,17 @@ mod tests {
         assert!(Processing.can_become(Failed));
         assert!(Processing.can_become(Processing));
         assert!(!Pending.can_become(Fulfilled));
+    }
+
+    #[test]
+    fn cancelled_is_final_and_comes_only_from_pending_or_failed() {
+        for to in OrderStatus::ALL {
+            assert!(!Cancelled.can_become(to), "CANCELLED -> {to}");
+        }
+        for from in OrderStatus::ALL {
+            assert_eq!(from.can_become(Cancelled), from.can_cancel(), "{from}");
+        }
+        assert!(Cancelled.is_terminal());
     }
 
     #[test]

@@ -101,7 +101,38 @@ pub struct Transition {
     pub attempts: Option<u32>,
     /// New failure reason (`Some(None)` clears it).
     pub failure_reason: Option<Option<String>>,
+    /// The fulfillment service's reference, recorded with `FULFILLED`.
+    pub reference: Option<String>,
+    /// The cancel's reason, recorded with `CANCELLED`.
+    pub cancel_reason: Option<String>,
     pub at: Timestamp,
+}
+
+impl Transition {
+    /// A change to `to` from one of `from` at `at`, touching nothing else.
+    pub fn new(from: &[OrderStatus], to: OrderStatus, at: Timestamp) -> Transition {
+        Transition {
+            from: from.to_vec(),
+            to,
+            attempts: None,
+            failure_reason: None,
+            reference: None,
+            cancel_reason: None,
+            at,
+        }
+    }
+
+    /// The cancel of an order (`PENDING` or `FAILED` → `CANCELLED`).
+    pub fn cancel(reason: Option<String>, at: Timestamp) -> Transition {
+        Transition {
+            cancel_reason: reason,
+            ..Transition::new(
+                &[OrderStatus::Pending, OrderStatus::Failed],
+                OrderStatus::Cancelled,
+                at,
+            )
+        }
+    }
 }
 
 /// Where orders and failed orders live.
@@ -201,6 +232,11 @@ pub trait Queue: Send + Sync {
     /// receipt is `Conflict`; a deleted message is `NotFound`.
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError>;
 
+    /// Moves the received message to the dead-letter queue now, whatever its
+    /// receive count (an attempt that can never succeed). A stale receipt is
+    /// `Conflict`; a deleted message is `NotFound`.
+    async fn dead_letter(&self, receipt: &str) -> Result<(), PortError>;
+
     /// Current depths.
     async fn depth(&self) -> Result<QueueDepth, PortError>;
 
@@ -286,8 +322,32 @@ pub trait Operations: Send + Sync {
     /// Acknowledges every dead letter; their orders stay `FAILED`.
     async fn purge(&self) -> Result<u64, PortError>;
 
+    /// Cancels a `PENDING` or `FAILED` order: it becomes `CANCELLED` (with
+    /// the reason) and its message leaves the queue or the dead-letter queue,
+    /// so no further attempt starts. An order already `CANCELLED` is returned
+    /// unchanged. `Conflict` for `PROCESSING` or `FULFILLED`; `NotFound` for
+    /// no such order. The status change is conditional: a cancel racing an
+    /// attempt either wins (the attempt never starts, or its end changes
+    /// nothing) or gets `Conflict`.
+    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError>;
+
     /// Whether the store and the queue answer.
     async fn ready(&self) -> Result<(), PortError>;
+}
+
+/// The order event feed (the outbox): every status change, in the order recorded.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Up to `limit` (1 to 1000) events recorded after the event `after`
+    /// (from the oldest kept when `None`), oldest first. The cursor is the
+    /// last item's `eventId` whenever a page is full, so a consumer can
+    /// follow the feed by passing it back. An `after` that is not an event
+    /// id of this feed is `NotFound`.
+    async fn after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<crate::OrderEvent>, PortError>;
 }
 
 /// Everything the HTTP API needs from a shape.
@@ -298,6 +358,7 @@ pub struct Backend {
     pub workflow: std::sync::Arc<dyn WorkflowStarter>,
     pub executions: std::sync::Arc<dyn ExecutionLog>,
     pub operations: std::sync::Arc<dyn Operations>,
+    pub events: std::sync::Arc<dyn EventLog>,
     pub clock: std::sync::Arc<dyn Clock>,
 }
 

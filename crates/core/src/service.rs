@@ -3,8 +3,9 @@
 //! safe to repeat: every status change is conditional, so a redelivered
 //! message never fulfills twice and never moves a terminal order.
 
+use crate::fulfillment::{Fulfillment, Outcome};
 use crate::ports::{DeadLetter, ErrorKind, OrderStore, PortError, Queue, Received, Transition};
-use crate::{Clock, FailedOrder, FulfillmentPolicy, Order, OrderId, OrderStatus, Timestamp};
+use crate::{Clock, FailedOrder, Order, OrderId, OrderStatus, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub enum Handled {
         attempt: u32,
         delay: Duration,
     },
+    /// The fulfillment service refused the order for good: it is `FAILED`
+    /// and recorded, its message in the dead-letter queue.
+    Rejected { order: OrderId, attempt: u32 },
     /// The order was already terminal (a redelivery); the message was deleted.
     AlreadyTerminal(OrderId),
     /// Another attempt at the same order (a redelivery that overtook this
@@ -80,6 +84,9 @@ pub struct Attempt {
 pub struct Finish {
     pub change: Transition,
     pub message: AfterAttempt,
+    /// The failed-orders row, when the attempt fails the order at once
+    /// (recorded instead of `change`, as a dead letter is).
+    pub failed: Option<FailedOrder>,
     /// What was handled, once the change and the message's fate are written.
     pub handled: Handled,
 }
@@ -92,7 +99,12 @@ pub enum AfterAttempt {
     /// Failed: the message is hidden for this long, then delivered again (or,
     /// after the last attempt, moved to the dead-letter queue).
     Hide(Duration),
+    /// Rejected for good: the message moves to the dead-letter queue now.
+    DeadLetter,
 }
+
+/// The longest a service's `Retry-After` may hold back the next attempt.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// What to do with a message whose order changed under an attempt (the
 /// order's status change found it no longer `PROCESSING`).
@@ -121,7 +133,8 @@ pub struct Fulfiller {
     pub store: Arc<dyn OrderStore>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    pub policy: FulfillmentPolicy,
+    /// What an attempt does.
+    pub backend: Arc<dyn Fulfillment>,
     /// The queue's receive limit: the attempt with this number is the last.
     pub max_receive_count: u32,
     pub backoff: Backoff,
@@ -160,72 +173,110 @@ impl Fulfiller {
     /// `PROCESSING`, with the attempt number (the message's receive count).
     pub fn begin_change(&self, msg: &Received) -> Transition {
         Transition {
-            from: vec![OrderStatus::Pending, OrderStatus::Processing],
-            to: OrderStatus::Processing,
             attempts: Some(msg.receive_count),
-            failure_reason: None,
-            at: self.clock.now(),
+            ..Transition::new(
+                &[OrderStatus::Pending, OrderStatus::Processing],
+                OrderStatus::Processing,
+                self.clock.now(),
+            )
         }
     }
 
-    /// How `attempt` ends: `FULFILLED` and the message deleted, or back to
-    /// `PENDING` with the reason and the message hidden for the backoff.
-    /// After the last attempt the message is made visible at once, so the
-    /// next receive moves it to the dead-letter queue.
-    pub fn decide(&self, attempt: &Attempt, entropy: u64) -> Finish {
+    /// How `attempt` ends, given the backend's `outcome`: `FULFILLED` and the
+    /// message deleted; back to `PENDING` with the reason and the message
+    /// hidden for the backoff (after the last attempt it is made visible at
+    /// once, so the next receive moves it to the dead-letter queue); or, when
+    /// the service rejected the order, `FAILED` at once and the message
+    /// dead-lettered.
+    pub fn decide(&self, attempt: &Attempt, outcome: &Outcome) -> Finish {
         let id = attempt.order.id;
         let n = attempt.number;
-        if self.policy.attempt_succeeds(&id, n, entropy) {
-            return Finish {
+        let now = self.clock.now();
+        match outcome {
+            Outcome::Fulfilled { reference } => Finish {
                 change: Transition {
-                    from: vec![OrderStatus::Processing],
-                    to: OrderStatus::Fulfilled,
                     attempts: Some(n),
                     failure_reason: Some(None),
-                    at: self.clock.now(),
+                    reference: reference.clone(),
+                    ..Transition::new(&[OrderStatus::Processing], OrderStatus::Fulfilled, now)
                 },
                 message: AfterAttempt::Delete,
+                failed: None,
                 handled: Handled::Fulfilled(id),
-            };
-        }
-        let reason = format!(
-            "fulfillment attempt {n} of {} failed",
-            self.max_receive_count
-        );
-        let delay = if n >= self.max_receive_count {
-            Duration::ZERO
-        } else {
-            self.backoff.after(n)
-        };
-        Finish {
-            change: Transition {
-                from: vec![OrderStatus::Processing],
-                to: OrderStatus::Pending,
-                attempts: Some(n),
-                failure_reason: Some(Some(reason)),
-                at: self.clock.now(),
             },
-            message: AfterAttempt::Hide(delay),
-            handled: Handled::Failed {
-                order: id,
-                attempt: n,
-                delay,
+            Outcome::Failed {
+                detail,
+                retry_after,
+            } => {
+                let max = self.max_receive_count;
+                let reason = match detail {
+                    Some(d) => format!("fulfillment attempt {n} of {max} failed: {d}"),
+                    None => format!("fulfillment attempt {n} of {max} failed"),
+                };
+                let delay = if n >= max {
+                    Duration::ZERO
+                } else {
+                    let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+                    self.backoff.after(n).max(asked)
+                };
+                Finish {
+                    change: Transition {
+                        attempts: Some(n),
+                        failure_reason: Some(Some(reason)),
+                        ..Transition::new(&[OrderStatus::Processing], OrderStatus::Pending, now)
+                    },
+                    message: AfterAttempt::Hide(delay),
+                    failed: None,
+                    handled: Handled::Failed {
+                        order: id,
+                        attempt: n,
+                        delay,
+                    },
+                }
+            }
+            Outcome::Rejected { reason } => Finish {
+                change: Transition {
+                    attempts: Some(n),
+                    failure_reason: Some(Some(reason.clone())),
+                    ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
+                },
+                message: AfterAttempt::DeadLetter,
+                failed: Some(FailedOrder {
+                    order_id: id,
+                    reason: reason.clone(),
+                    attempts: n,
+                    failed_at: now,
+                    order: attempt.order.submitted_json(),
+                }),
+                handled: Handled::Rejected {
+                    order: id,
+                    attempt: n,
+                },
             },
         }
     }
 
     /// Finishes an attempt as [`Fulfiller::decide`] says, through the ports.
-    pub async fn finish(&self, attempt: Attempt, entropy: u64) -> Result<Handled, PortError> {
+    pub async fn finish(&self, attempt: Attempt, outcome: &Outcome) -> Result<Handled, PortError> {
         let id = attempt.order.id;
-        let finish = self.decide(&attempt, entropy);
-        match self.store.transition(id, &finish.change).await {
-            Ok(_) => {}
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                return self.settle_conflict(id, &attempt.receipt).await;
-            }
-            Err(e) => return Err(e),
+        let finish = self.decide(&attempt, outcome);
+        let applied = match &finish.failed {
+            Some(failed) => self.store.record_failure(failed).await,
+            None => match self.store.transition(id, &finish.change).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind == ErrorKind::Conflict => Ok(false),
+                Err(e) => Err(e),
+            },
+        }?;
+        if !applied {
+            return self.settle_conflict(id, &attempt.receipt).await;
         }
         match finish.message {
+            AfterAttempt::DeadLetter => match self.queue.dead_letter(&attempt.receipt).await {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+                Err(e) => return Err(e),
+            },
             AfterAttempt::Delete => self.delete_quietly(&attempt.receipt).await?,
             AfterAttempt::Hide(delay) => {
                 match self.queue.change_visibility(&attempt.receipt, delay).await {
@@ -239,10 +290,13 @@ impl Fulfiller {
         Ok(finish.handled)
     }
 
-    /// One whole attempt for one message.
-    pub async fn handle(&self, msg: &Received, entropy: u64) -> Result<Handled, PortError> {
+    /// One whole attempt for one message: begin, the backend's attempt, finish.
+    pub async fn handle(&self, msg: &Received) -> Result<Handled, PortError> {
         match self.begin(msg).await? {
-            Ok(attempt) => self.finish(attempt, entropy).await,
+            Ok(attempt) => {
+                let outcome = self.backend.attempt(&attempt.order, attempt.number).await;
+                self.finish(attempt, &outcome).await
+            }
             Err(handled) => Ok(handled),
         }
     }
