@@ -94,7 +94,14 @@ async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "fulfillment stub request"
     );
-    (status, Json(answer)).into_response()
+    let mut response = (status, Json(answer)).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = axum::http::HeaderValue::from_static("POST");
+        response
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    response
 }
 
 impl Stub {
