@@ -1,11 +1,12 @@
 //! `dofs serve`: the embedded system behind the HTTP API, with its metrics,
 //! alert evaluator and dashboard, and graceful shutdown on SIGTERM and Ctrl-C.
 
-use crate::settings::Settings;
+use crate::settings::{FulfillmentMode, Settings};
 use anyhow::Context;
 use dofs_core::service::Backoff;
 use dofs_core::validation::Limits;
 use dofs_core::FulfillmentPolicy;
+use dofs_embedded::webhooks::WebhookConfig;
 use dofs_embedded::{Embedded, EmbeddedConfig};
 use dofs_server::observability::alerts::AlertConfig;
 use dofs_server::observability::logging::JourneyFormat;
@@ -38,6 +39,58 @@ pub fn init_logging(json: bool) {
     }
 }
 
+/// The `http` mode's backend (`None`: the simulated one).
+fn fulfillment_backend(
+    settings: &Settings,
+) -> anyhow::Result<Option<std::sync::Arc<dyn dofs_core::Fulfillment>>> {
+    let FulfillmentMode::Http {
+        url,
+        secret,
+        timeout,
+        concurrency,
+    } = &settings.fulfillment
+    else {
+        return Ok(None);
+    };
+    let secret = secret
+        .as_ref()
+        .map(|s| dofs_fulfillment::Secret::parse(&s.0))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid value for `fulfillment.http.secret`: {e}"))?;
+    let backend = dofs_fulfillment::HttpFulfillment::new(dofs_fulfillment::HttpConfig {
+        url: url.clone(),
+        secret,
+        timeout: *timeout,
+        concurrency: *concurrency,
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(std::sync::Arc::new(backend)))
+}
+
+/// The event webhooks, when `events.webhook_urls` names any.
+fn webhooks(settings: &Settings) -> anyhow::Result<Option<WebhookConfig>> {
+    let events = &settings.events;
+    if events.webhook_urls.is_empty() {
+        return Ok(None);
+    }
+    let secret = events
+        .secret
+        .as_ref()
+        .map(|s| dofs_fulfillment::Secret::parse(&s.0))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid value for `events.secret`: {e}"))?;
+    let poster = dofs_fulfillment::SignedPoster::new(secret, WEBHOOK_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(WebhookConfig {
+        urls: events.webhook_urls.clone(),
+        poster,
+        max_age: events.max_age,
+    }))
+}
+
+/// How long one event delivery may take before it counts as failed.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs until SIGTERM or Ctrl-C, then stops accepting (503), finishes the
 /// requests and attempts in flight, and returns.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -64,8 +117,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         limits,
         workflow: None,
-        backend: None,
+        backend: fulfillment_backend(&settings)?,
         events_max_age: settings.events.max_age,
+        webhooks: webhooks(&settings)?,
     };
     let embedded = Embedded::start(config).await?;
     let reveal =
@@ -97,6 +151,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         data = %dofs_embedded::db::db_path(&settings.data_dir).display(),
         environment = %settings.environment,
         workers = settings.workers,
+        fulfillment = match &settings.fulfillment {
+            FulfillmentMode::Simulated => "simulated",
+            FulfillmentMode::Http { .. } => "http",
+        },
+        webhooks = settings.events.webhook_urls.len(),
         "DOFS is serving"
     );
     // One line on stdout that scripts and tests can wait for.

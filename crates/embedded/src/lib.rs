@@ -10,6 +10,7 @@
 //!   workflow's run), the execution log and the operator actions.
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
 //! - [`events`]: the order events (outbox) and their feed.
+//! - [`webhooks`]: delivers the events to `events.webhook_urls`.
 //! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
@@ -21,6 +22,7 @@ pub mod failpoint;
 pub mod queue;
 pub mod store;
 pub mod submit;
+pub mod webhooks;
 pub mod workers;
 
 use dofs_core::fulfillment::Simulated;
@@ -51,8 +53,10 @@ pub struct EmbeddedConfig {
     pub policy: FulfillmentPolicy,
     /// What an attempt does; the simulated backend with `policy` when `None`.
     pub backend: Option<Arc<dyn Fulfillment>>,
-    /// How long order events are kept.
+    /// How long order events are kept (and retried for webhooks).
     pub events_max_age: Duration,
+    /// Where order events are delivered; none when `None`.
+    pub webhooks: Option<webhooks::WebhookConfig>,
     /// Simulated work per attempt.
     pub delay: Duration,
     pub workers: usize,
@@ -73,6 +77,7 @@ impl EmbeddedConfig {
             policy: FulfillmentPolicy::default(),
             backend: None,
             events_max_age: Duration::from_secs(86_400),
+            webhooks: None,
             delay: Duration::ZERO,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_receive_count: 3,
@@ -177,6 +182,14 @@ impl Embedded {
                 batch,
                 stopped.clone(),
             )));
+        }
+        if let Some(hooks) = config.webhooks.clone() {
+            workers.extend(webhooks::spawn(
+                db.clone(),
+                hooks,
+                clock.clone(),
+                stopped.clone(),
+            ));
         }
         workers.push(tokio::spawn(workers::run_dead_letter_recorder(
             db.clone(),

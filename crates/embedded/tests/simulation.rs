@@ -743,16 +743,13 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                         None => format!("finish {what} CRASH"),
                         Some(Ok(handled)) => {
                             for (h, _) in &handled {
-                                match h {
-                                    Handled::Fulfilled(id) => {
-                                        if model.cancelled.contains(id) {
-                                            return Err(format!(
-                                                "order {id} fulfilled after its cancel returned"
-                                            ));
-                                        }
-                                        *model.fulfilled_reports.entry(*id).or_default() += 1;
+                                if let Handled::Fulfilled(id) = h {
+                                    if model.cancelled.contains(id) {
+                                        return Err(format!(
+                                            "order {id} fulfilled after its cancel returned"
+                                        ));
                                     }
-                                    _ => {}
+                                    *model.fulfilled_reports.entry(*id).or_default() += 1;
                                 }
                             }
                             let handled: Vec<String> =

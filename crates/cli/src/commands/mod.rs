@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`client`]: the target flags, the HTTP client, and [`CliError`] with its
 //!   exit codes.
-//! - [`orders`]: `submit`, `get`, `list`, `failed`, `retry`.
+//! - [`orders`]: `submit`, `get`, `list`, `failed`, `retry`, `cancel`.
+//! - [`events`]: `events tail`, the order event feed.
 //! - [`dlq`]: `dlq list`, `dlq redrive`, `dlq purge`.
 //! - [`executions`]: a workflow execution's history as a timeline.
 //! - [`load`]: the load generator (open and closed loop, HDR latencies).
@@ -22,6 +23,7 @@
 pub mod checks;
 pub mod client;
 pub mod dlq;
+pub mod events;
 pub mod executions;
 pub mod format;
 pub mod fulfillment_stub;
@@ -41,7 +43,7 @@ pub use client::Exit;
 pub enum ClientCommand {
     /// Submit an order (from flags, a JSON file, or stdin) and print the 202 body.
     Submit(orders::SubmitArgs),
-    /// Show one order; with --wait, wait until it is FULFILLED or FAILED.
+    /// Show one order; with --wait, wait until it is FULFILLED, FAILED or CANCELLED.
     Get(orders::GetArgs),
     /// List orders, newest first, optionally of one status.
     List(orders::ListArgs),
@@ -49,6 +51,13 @@ pub enum ClientCommand {
     Failed(orders::FailedArgs),
     /// Put a FAILED order back to PENDING and queue it again (operator).
     Retry(orders::RetryArgs),
+    /// Cancel a PENDING or FAILED order: no further attempt starts (operator).
+    Cancel(orders::CancelArgs),
+    /// The order event feed: every status change of every order.
+    Events {
+        #[command(subcommand)]
+        action: events::EventsAction,
+    },
     /// The dead-letter queue: list, redrive or purge (operator).
     Dlq {
         #[command(subcommand)]
@@ -75,6 +84,8 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::List(_) => "list",
         ClientCommand::Failed(_) => "failed",
         ClientCommand::Retry(_) => "retry",
+        ClientCommand::Cancel(_) => "cancel",
+        ClientCommand::Events { .. } => "events",
         ClientCommand::Dlq { .. } => "dlq",
         ClientCommand::Executions(_) => "executions",
         ClientCommand::Load(_) => "load",
@@ -100,6 +111,8 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::List(a) => orders::list(a).await,
             ClientCommand::Failed(a) => orders::failed(a).await,
             ClientCommand::Retry(a) => orders::retry(a).await,
+            ClientCommand::Cancel(a) => orders::cancel(a).await,
+            ClientCommand::Events { action } => events::run(action).await,
             ClientCommand::Dlq { action } => dlq::run(action).await,
             ClientCommand::Executions(a) => executions::run(a).await,
             ClientCommand::Load(a) => load::run(a).await,

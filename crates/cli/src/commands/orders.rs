@@ -108,9 +108,21 @@ pub struct RetryArgs {
     pub id: String,
 }
 
+/// `dofs cancel`.
+#[derive(Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The id of a PENDING or FAILED order.
+    pub id: String,
+    /// Why (at most 256 characters); shown as the order's cancelReason.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
 /// Statuses after which nothing happens unless an operator acts.
 pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "FULFILLED" | "FAILED")
+    matches!(status, "FULFILLED" | "FAILED" | "CANCELLED")
 }
 
 /// Sends an order and prints the 202 body; with `--wait`, then the order.
@@ -318,6 +330,12 @@ pub fn print_order(o: &Value) {
     if !o["failureReason"].is_null() {
         row("failure", text(&o["failureReason"]));
     }
+    if !o["fulfillmentReference"].is_null() {
+        row("reference", text(&o["fulfillmentReference"]));
+    }
+    if !o["cancelReason"].is_null() {
+        row("cancelled", text(&o["cancelReason"]));
+    }
 }
 
 /// Lists orders, one page or all of them.
@@ -413,6 +431,33 @@ pub async fn retry(args: RetryArgs) -> Result<Exit, CliError> {
     } else {
         println!(
             "order {} is {} again, attempts reset, and queued for fulfillment",
+            text(&order["orderId"]),
+            text(&order["status"])
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Cancels an order and prints it.
+pub async fn cancel(args: CancelArgs) -> Result<Exit, CliError> {
+    let api = Api::new(&args.target)?;
+    let body = match &args.reason {
+        Some(reason) => serde_json::json!({ "reason": reason }).to_string(),
+        None => String::new(),
+    };
+    let reply = api
+        .post_json(
+            &format!("/orders/{}/cancel", encode_segment(&args.id)),
+            body,
+            &[],
+        )
+        .await?;
+    let order = ok_json(reply, args.target.json)?;
+    if args.target.json {
+        print_json(&order);
+    } else {
+        println!(
+            "order {} is {}; it will not be attempted again",
             text(&order["orderId"]),
             text(&order["status"])
         );

@@ -129,7 +129,9 @@ impl Resolver {
     /// sender is built; here only its form, so a typo names the key).
     fn signing_secret(&self, key: &str) -> anyhow::Result<Option<Secret>> {
         self.parse(key, "whsec_ followed by the base64 of the key", |s| {
-            (s.starts_with("whsec_") && s.len() > 6).then(|| Secret(s.to_owned()))
+            dofs_fulfillment::signature::Secret::parse(s)
+                .ok()
+                .map(|_| Secret(s.to_owned()))
         })
     }
 
