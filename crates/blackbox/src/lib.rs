@@ -20,6 +20,7 @@
 //! ([`wait_all_terminal`]) and a seedable random generator ([`Rng`]).
 
 mod process;
+pub mod receiver;
 mod rng;
 
 pub use process::{spawn_listening, try_spawn_listening};
@@ -36,6 +37,23 @@ pub struct Settings {
     pub success_rate: f64,
     /// `fulfillment.seed`.
     pub seed: Option<u64>,
+    /// `fulfillment.mode = http` with these settings, when set.
+    pub http: Option<HttpSettings>,
+    /// `events.webhook_urls`.
+    pub webhook_urls: Vec<String>,
+    /// `events.secret`.
+    pub events_secret: Option<String>,
+}
+
+/// The `http` fulfillment mode's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// `fulfillment.http.url`.
+    pub url: String,
+    /// `fulfillment.http.secret` (`whsec_...`).
+    pub secret: Option<String>,
+    /// `fulfillment.http.timeout_ms`.
+    pub timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -43,6 +61,9 @@ impl Default for Settings {
         Settings {
             success_rate: 0.7,
             seed: None,
+            http: None,
+            webhook_urls: Vec::new(),
+            events_secret: None,
         }
     }
 }
@@ -52,7 +73,7 @@ impl Settings {
     pub fn failing() -> Self {
         Settings {
             success_rate: 0.0,
-            seed: None,
+            ..Settings::default()
         }
     }
 
@@ -60,8 +81,38 @@ impl Settings {
     pub fn succeeding() -> Self {
         Settings {
             success_rate: 1.0,
-            seed: None,
+            ..Settings::default()
         }
+    }
+
+    /// The variables `dofs serve` reads for these settings (the AWS stack
+    /// maps the same names onto its functions' environment).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![(
+            "DOFS_FULFILLMENT_SUCCESS_RATE",
+            self.success_rate.to_string(),
+        )];
+        if let Some(seed) = self.seed {
+            env.push(("DOFS_FULFILLMENT_SEED", seed.to_string()));
+        }
+        if let Some(http) = &self.http {
+            env.push(("DOFS_FULFILLMENT_MODE", "http".into()));
+            env.push(("DOFS_FULFILLMENT_HTTP_URL", http.url.clone()));
+            env.push((
+                "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
+                http.timeout_ms.to_string(),
+            ));
+            if let Some(secret) = &http.secret {
+                env.push(("DOFS_FULFILLMENT_HTTP_SECRET", secret.clone()));
+            }
+        }
+        if !self.webhook_urls.is_empty() {
+            env.push(("DOFS_EVENTS_WEBHOOK_URLS", self.webhook_urls.join(",")));
+        }
+        if let Some(secret) = &self.events_secret {
+            env.push(("DOFS_EVENTS_SECRET", secret.clone()));
+        }
+        env
     }
 }
 
@@ -83,7 +134,7 @@ pub fn seed_order() -> Value {
            "metadata": {"source": "manual-test"}})
 }
 
-/// Waits until every order of `ids` is `FULFILLED` or `FAILED` on the
+/// Waits until every order of `ids` is `FULFILLED`, `FAILED` or `CANCELLED` on the
 /// system at `base` (each must read back with 200 all along); answers them
 /// in the order of `ids`. Panics after `limit`, naming how many are left.
 pub async fn wait_all_terminal(
@@ -108,7 +159,10 @@ pub async fn wait_all_terminal(
             let status = r.status().as_u16();
             let order: Value = r.json().await.unwrap_or(Value::Null);
             assert_eq!(status, 200, "order {id} reads back: {order}");
-            if matches!(order["status"].as_str(), Some("FULFILLED" | "FAILED")) {
+            if matches!(
+                order["status"].as_str(),
+                Some("FULFILLED" | "FAILED" | "CANCELLED")
+            ) {
                 done[i] = Some(order);
             }
         }
@@ -282,6 +336,46 @@ macro_rules! suite {
         $(#[$attr])*
         async fn failed_orders_can_be_purged_retried_and_redriven_by_an_operator() {
             $crate::tests::failed_orders_can_be_purged_retried_and_redriven_by_an_operator($start)
+                .await
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn http_mode_posts_each_attempt_signed_and_follows_the_answers() {
+            $crate::tests::http_mode_posts_each_attempt_signed_and_follows_the_answers($start).await
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others() {
+            $crate::tests::cancel_ends_pending_and_failed_orders_and_refuses_the_others($start)
+                .await
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn a_cancel_racing_an_attempt_never_leaves_an_order_both_cancelled_and_fulfilled() {
+            $crate::tests::a_cancel_racing_an_attempt_never_leaves_an_order_both_cancelled_and_fulfilled($start)
+                .await
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn every_status_change_is_an_event_in_the_feed() {
+            $crate::tests::every_status_change_is_an_event_in_the_feed($start).await
+        }
+    };
+}
+
+/// Expands to the tests of the shapes that deliver events to webhooks
+/// (`dofs serve`; on AWS the events go to EventBridge instead).
+#[macro_export]
+macro_rules! webhook_suite {
+    ($start:path $(, #[$attr:meta])* $(,)?) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn webhooks_receive_every_event_signed_in_order_through_an_outage() {
+            $crate::tests::webhooks_receive_every_event_signed_in_order_through_an_outage($start)
                 .await
         }
     };

@@ -21,13 +21,7 @@ struct Embedded {
 
 fn env_of(settings: &Settings) -> Vec<(&'static str, String)> {
     let mut env = fast_env();
-    env.push((
-        "DOFS_FULFILLMENT_SUCCESS_RATE",
-        settings.success_rate.to_string(),
-    ));
-    if let Some(seed) = settings.seed {
-        env.push(("DOFS_FULFILLMENT_SEED", seed.to_string()));
-    }
+    env.extend(settings.env());
     env
 }
 
@@ -58,6 +52,7 @@ impl Target for Embedded {
 }
 
 dofs_blackbox::suite!(start);
+dofs_blackbox::webhook_suite!(start);
 
 #[tokio::test]
 async fn sigterm_stops_accepting_and_exits_zero_and_accepted_orders_survive_a_restart() {

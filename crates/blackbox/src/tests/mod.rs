@@ -1,6 +1,14 @@
 //! The test bodies of the black-box suite. Each takes the shape's start
 //! function; [`crate::suite!`] makes them tests in the shape's crate.
 
+mod cancel;
+mod events;
+mod fulfillment;
+
+pub use cancel::*;
+pub use events::*;
+pub use fulfillment::*;
+
 use super::*;
 use dofs_core::{FulfillmentPolicy, OrderId};
 use std::collections::HashSet;
@@ -211,6 +219,7 @@ pub async fn bulk_orders_with_a_fixed_seed_end_exactly_as_the_seed_predicts<T: T
     let settings = Settings {
         success_rate: 0.7,
         seed: Some(SEED),
+        ..Settings::default()
     };
     let Some(app) = start(f, &settings) else {
         return;

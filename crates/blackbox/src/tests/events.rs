@@ -1,0 +1,282 @@
+//! CONTRACT §9: order events, in the feed (`GET /events`, both shapes) and
+//! at webhooks (`events.webhook_urls`, `dofs serve`).
+
+use super::*;
+use crate::receiver::{Receiver, Reply, Request};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The signing secret the webhook test configures.
+pub const EVENTS_SECRET: &str = "whsec_ZG9mcy1ibGFja2JveC1ldmVudHMta2V5";
+
+/// Every event of the feed, following `nextCursor` until a page is empty.
+pub async fn whole_feed<T: Target>(app: &Sut<T>) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/events?limit=1000&after={a}"),
+            None => "/events?limit=1000".to_owned(),
+        };
+        let (status, page) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            assert_eq!(
+                page["nextCursor"].as_str(),
+                after.as_deref(),
+                "an empty page hands the cursor back"
+            );
+            return events;
+        }
+        after = page["nextCursor"].as_str().map(str::to_owned);
+        assert_eq!(
+            after.as_ref(),
+            items
+                .last()
+                .and_then(|e| e["eventId"].as_str().map(|s| s.to_owned()))
+                .as_ref(),
+            "nextCursor is the last event's id"
+        );
+        events.extend(items);
+    }
+}
+
+/// The status an event type leaves the order in.
+fn status_of(kind: &str) -> &'static str {
+    match kind {
+        "order.accepted" | "order.retried" => "PENDING",
+        "order.processing" => "PROCESSING",
+        "order.fulfilled" => "FULFILLED",
+        "order.failed" => "FAILED",
+        "order.cancelled" => "CANCELLED",
+        other => panic!("unknown event type {other}"),
+    }
+}
+
+/// Checks the feed against the orders: each order's events start with
+/// `order.accepted`, follow the lifecycle, never repeat a change that did
+/// not happen, and end in the order's status and attempts; each event's
+/// `order` is the order as it was then.
+pub fn check_feed(events: &[Value], orders: &[Value]) {
+    let mut by_order: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    let mut ids = HashSet::new();
+    for e in events {
+        assert!(
+            ids.insert(e["eventId"].to_string()),
+            "eventIds are unique: {e}"
+        );
+        assert_eq!(
+            e["status"],
+            status_of(e["type"].as_str().unwrap_or_default()),
+            "{e}"
+        );
+        assert_eq!(e["order"]["status"], e["status"], "{e}");
+        assert_eq!(e["order"]["attempts"], e["attempts"], "{e}");
+        assert_eq!(e["order"]["orderId"], e["orderId"], "{e}");
+        assert_eq!(e["order"]["updatedAt"], e["occurredAt"], "{e}");
+        by_order
+            .entry(e["orderId"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(e);
+    }
+    for order in orders {
+        let id = order["orderId"].as_str().expect("id");
+        let mine = by_order
+            .get(id)
+            .unwrap_or_else(|| panic!("no event of {id}"));
+        assert_eq!(mine[0]["type"], "order.accepted", "{id} starts accepted");
+        for pair in mine.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let attempted_again =
+                b["type"] == "order.processing" && b["attempts"].as_u64() > a["attempts"].as_u64();
+            assert!(
+                a["status"] != b["status"] || attempted_again,
+                "{id}: {} then {} is no change",
+                a["type"],
+                b["type"]
+            );
+            assert!(
+                b["occurredAt"].as_str() >= a["occurredAt"].as_str(),
+                "{id}: events are in the order they happened"
+            );
+        }
+        let last = mine[mine.len() - 1];
+        assert_eq!(
+            (&last["status"], &last["attempts"]),
+            (&order["status"], &order["attempts"]),
+            "{id}'s last event is its status now"
+        );
+        assert_eq!(
+            last["order"], *order,
+            "{id}: the last event carries the order as it is"
+        );
+    }
+}
+
+pub async fn every_status_change_is_an_event_in_the_feed<T: Target>(
+    f: impl FnOnce(&Settings) -> Option<T>,
+) {
+    let settings = Settings {
+        success_rate: 0.5,
+        seed: Some(20_261_204),
+        ..Settings::default()
+    };
+    let Some(app) = start(f, &settings) else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(app.submit(&seed_order()).await);
+    }
+    let orders = app.wait_all_terminal(&ids, app.target.patience()).await;
+    let events = whole_feed(&app).await;
+    check_feed(&events, &orders);
+
+    // Paging: small pages give the same events.
+    let (_, first) = app.get_json("/events?limit=2").await;
+    let items = first["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 2, "{first}");
+    let cursor = first["nextCursor"].as_str().expect("cursor");
+    let (_, next) = app
+        .get_json(&format!("/events?limit=3&after={cursor}"))
+        .await;
+    let next_items = next["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(&events[..2], &items[..]);
+    assert_eq!(
+        &events[2..5],
+        &next_items[..],
+        "after continues where the page ended"
+    );
+
+    // One order's events.
+    let (status, mine) = app.get_json(&format!("/events?orderId={}", ids[0])).await;
+    assert_eq!(status, 200, "{mine}");
+    let expected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["orderId"] == json!(ids[0]))
+        .collect();
+    let got: Vec<&Value> = mine["items"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(got, expected);
+
+    for bad in [
+        "/events?after=not-an-event",
+        "/events?limit=0",
+        "/events?limit=1001",
+        "/events?since=1",
+        "/events?orderId=nope",
+    ] {
+        let (status, body) = app.get_json(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+/// Whether the webhook request `r` carries a valid signature for its body.
+fn signed(r: &Request) -> bool {
+    let secret = dofs_fulfillment::Secret::parse(EVENTS_SECRET).expect("secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    dofs_fulfillment::verify(
+        &secret,
+        r.header("webhook-id").unwrap_or_default(),
+        r.header("webhook-timestamp").unwrap_or_default(),
+        r.header("webhook-signature").unwrap_or_default(),
+        r.raw.as_bytes(),
+        now,
+    )
+    .is_ok()
+}
+
+pub async fn webhooks_receive_every_event_signed_in_order_through_an_outage<T: Target>(
+    f: impl FnOnce(&Settings) -> Option<T>,
+) {
+    // Down at first: every delivery answers 503.
+    let mut hook = Receiver::start(Arc::new(|_: &Request, _: &[Request]| Reply::status(503))).await;
+    let settings = Settings {
+        success_rate: 0.7,
+        seed: Some(20_261_205),
+        webhook_urls: vec![format!("{}/events", hook.base)],
+        events_secret: Some(EVENTS_SECRET.into()),
+        ..Settings::default()
+    };
+    let Some(app) = start(f, &settings) else {
+        return;
+    };
+    let n = app.target.bulk_orders();
+    let mut ids = Vec::new();
+    for _ in 0..n / 2 {
+        ids.push(app.submit(&seed_order()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Then refusing connections.
+    hook.stop().await;
+    for _ in n / 2..n {
+        ids.push(app.submit(&seed_order()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Then back.
+    hook.set_script(Arc::new(|_: &Request, _: &[Request]| Reply::ok(json!({}))));
+    hook.resume().await;
+
+    let orders = app.wait_all_terminal(&ids, app.target.patience() * 4).await;
+    let events = whole_feed(&app).await;
+    check_feed(&events, &orders);
+    let feed: BTreeMap<String, &Value> = events
+        .iter()
+        .map(|e| (e["eventId"].as_str().unwrap_or_default().to_owned(), e))
+        .collect();
+
+    // Every event arrives (at least once), signed, as the feed has it.
+    let started = Instant::now();
+    let requests = loop {
+        let requests = hook.requests();
+        let ok: HashSet<String> = requests
+            .iter()
+            .filter(|r| (200..300).contains(&r.answered))
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect();
+        if feed.keys().all(|id| ok.contains(id)) {
+            break requests;
+        }
+        assert!(
+            started.elapsed() < app.target.patience() * 4,
+            "{} of {} events never reached the webhook",
+            feed.keys().filter(|id| !ok.contains(*id)).count(),
+            feed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refused = requests.iter().filter(|r| r.answered == 503).count();
+    assert!(
+        refused > 0,
+        "deliveries failed during the outage and were retried ({} requests for {} events)",
+        requests.len(),
+        feed.len()
+    );
+    let mut first_seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for r in &requests {
+        assert!(signed(r), "a delivery is signed: {}", r.raw);
+        let id = r.header("webhook-id").unwrap_or_default().to_owned();
+        let Some(expected) = feed.get(&id) else {
+            panic!("a delivery of an event the feed does not have: {}", r.raw);
+        };
+        assert_eq!(&r.body, *expected, "the webhook and the feed agree");
+        if (200..300).contains(&r.answered) && seen.insert(id.clone()) {
+            first_seen
+                .entry(r.body["orderId"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .push(id.parse().unwrap_or(0));
+        }
+    }
+    for (order, ids) in &first_seen {
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{order}'s events arrived out of order: {ids:?}"
+        );
+    }
+}
