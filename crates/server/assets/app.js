@@ -3,7 +3,9 @@
 // Polls /stats and /alerts every POLL_MS, and the first page of the order
 // listings; every other page is fetched only when asked for (cursor
 // pagination), so the page never loads all rows whatever the store holds.
-// Every request sends the API key kept in localStorage, when there is one.
+// An open order view (execution history and order events) is refreshed on
+// the same beat. Every request sends the API key kept in localStorage, when
+// there is one.
 (function () {
   'use strict';
 
@@ -36,11 +38,17 @@
     }
   }
 
-  async function api(path) {
+  // A JSON request; `body`, when given, is sent as JSON (with `method`, default POST).
+  async function api(path, { method, body: payload } = {}) {
     const headers = { accept: 'application/json' };
     const key = apiKey();
     if (key) headers['x-api-key'] = key;
-    const response = await fetch(path, { headers, cache: 'no-store' });
+    const init = { headers, cache: 'no-store', method: method || (payload === undefined ? 'GET' : 'POST') };
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(payload);
+    }
+    const response = await fetch(path, init);
     let body = null;
     try {
       body = await response.json();
@@ -150,7 +158,7 @@
 
   function renderStats(stats) {
     lastStats = stats;
-    for (const status of ['PENDING', 'PROCESSING', 'FULFILLED', 'FAILED', 'total']) {
+    for (const status of ['PENDING', 'PROCESSING', 'FULFILLED', 'FAILED', 'CANCELLED', 'total']) {
       set(`count-${status}`, count(stats.orders[status]));
     }
     set('success-ratio', stats.successRatio == null ? '–' : `${(stats.successRatio * 100).toFixed(1)}%`);
@@ -330,11 +338,17 @@
     tr.appendChild(cell(o.productId));
     tr.appendChild(cell(`${o.price} × ${o.quantity}`));
     tr.appendChild(cell(time(o.createdAt)));
-    tr.appendChild(cell(o.failureReason || '', 'reason'));
+    tr.appendChild(cell(orderReason(o), 'reason'));
     tr.addEventListener('click', (e) => {
       if (e.target.tagName !== 'BUTTON') openExecution(o.orderId);
     });
     return tr;
+  }
+
+  // Why an order is where it is: its cancel reason once cancelled, else its failure reason.
+  function orderReason(o) {
+    if (o.status === 'CANCELLED' && o.cancelReason) return o.cancelReason;
+    return o.failureReason || '';
   }
 
   function failedRow(f) {
@@ -394,28 +408,49 @@
   }
 
   let shownOrder = null;
+  // Each load of the order view is numbered; only the latest one renders.
+  let executionLoads = 0;
+  // Whichever load renders a newly opened view first brings it into sight.
+  let scrollPending = false;
 
-  async function openExecution(orderId, scroll = true) {
+  function openExecution(orderId, scroll = true) {
+    if (shownOrder !== orderId) {
+      showMessage('');
+      $('cancel-reason').value = '';
+    }
     shownOrder = orderId;
+    scrollPending = scroll;
     if (location.hash !== `#order/${orderId}`) history.replaceState(null, '', `#order/${orderId}`);
     const panel = $('execution');
     panel.hidden = false;
     panel.dataset.state = 'loading';
     set('execution-order', orderId);
     set('execution-summary', 'loading…');
+    return loadExecution(orderId);
+  }
+
+  // Fetches and draws the order, its execution and its events. Never throws:
+  // a failure is shown in the panel (or, on a refresh of a view already
+  // drawn, left to the next refresh).
+  async function loadExecution(orderId) {
+    const load = ++executionLoads;
+    const panel = $('execution');
     try {
       const order = await api(`/orders/${encodeURIComponent(orderId)}`);
       const executionId = String(order.executionArn || '').split(':').pop();
-      const [execution, graph] = await Promise.all([
+      const [execution, events, graph] = await Promise.all([
         api(`/executions/${encodeURIComponent(executionId)}`),
+        api(`/events?${new URLSearchParams({ orderId })}`).then((page) => page.items, (e) => e),
         workflow(),
       ]);
-      if (shownOrder !== orderId) return;
+      if (shownOrder !== orderId || load !== executionLoads) return;
       renderExecution(order, execution, graph);
+      renderOrderEvents(events);
       panel.dataset.state = 'ready';
-      if (scroll) panel.scrollIntoView({ block: 'start', behavior: 'smooth' });
+      if (scrollPending) panel.scrollIntoView({ block: 'start', behavior: 'smooth' });
+      scrollPending = false;
     } catch (e) {
-      if (shownOrder !== orderId) return;
+      if (shownOrder !== orderId || load !== executionLoads || panel.dataset.state === 'ready') return;
       set('execution-summary', `Could not load the execution: ${e.message}`);
       panel.dataset.state = 'error';
     }
@@ -427,16 +462,54 @@
     history.replaceState(null, '', location.pathname);
   }
 
+  function showMessage(text) {
+    const el = $('execution-message');
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  // The operator's cancel of the order shown; the server decides (409 when
+  // the order moved on since the page last looked).
+  async function cancelShownOrder(e) {
+    e.preventDefault();
+    const orderId = shownOrder;
+    if (!orderId) return;
+    const reason = $('cancel-reason').value.trim();
+    const button = $('cancel-button');
+    button.disabled = true;
+    showMessage('');
+    try {
+      await api(`/orders/${encodeURIComponent(orderId)}/cancel`, { body: reason ? { reason } : {} });
+      $('cancel-reason').value = '';
+    } catch (err) {
+      if (shownOrder === orderId) showMessage(`Could not cancel the order: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+    if (shownOrder === orderId) await loadExecution(orderId);
+    refreshAll();
+  }
+
   function renderExecution(order, execution, graph) {
     const summary = $('execution-summary');
+    const field = (name, text) => {
+      const span = document.createElement('span');
+      span.dataset.field = name;
+      span.textContent = text;
+      return span;
+    };
     const parts = [
       'Order ', badge(order.status), ` after ${order.attempts} attempt(s) · execution `,
       badge(execution.status), ` started ${time(execution.startedAt)}`,
       execution.stoppedAt ? `, stopped ${time(execution.stoppedAt)}` : '',
     ];
-    if (order.failureReason) parts.push(` · reason: ${order.failureReason}`);
+    if (order.failureReason) parts.push(' · failure reason: ', field('failureReason', order.failureReason));
+    if (order.fulfillmentReference) parts.push(' · reference: ', field('fulfillmentReference', order.fulfillmentReference));
+    if (order.cancelReason) parts.push(' · cancel reason: ', field('cancelReason', order.cancelReason));
     summary.replaceChildren(...parts.map((p) => (typeof p === 'string' ? document.createTextNode(p) : p)));
     summary.dataset.executionStatus = execution.status;
+    summary.dataset.orderStatus = order.status;
+    $('cancel-form').hidden = !(order.status === 'PENDING' || order.status === 'FAILED');
 
     const events = execution.events || [];
     const tbody = $('execution-events').tBodies[0];
@@ -453,6 +526,42 @@
     drawGraph(graph, events, execution, order);
   }
 
+  // The order's events (GET /events?orderId=), oldest first, or the error that kept them away.
+  function renderOrderEvents(events) {
+    const tbody = $('order-events').tBodies[0];
+    if (!Array.isArray(events)) {
+      emptyRow(tbody, 5, `Could not load the order's events: ${events && events.message}`);
+      return;
+    }
+    if (events.length === 0) {
+      emptyRow(tbody, 5, 'no events kept for this order');
+      return;
+    }
+    tbody.replaceChildren(
+      ...events.map((e) => {
+        const tr = document.createElement('tr');
+        tr.dataset.event = e.eventId;
+        tr.dataset.type = e.type;
+        tr.appendChild(cell(time(e.occurredAt)));
+        tr.appendChild(cell(e.type));
+        const status = document.createElement('td');
+        status.appendChild(badge(e.status));
+        tr.appendChild(status);
+        tr.appendChild(cell(String(e.attempts)));
+        tr.appendChild(cell(orderEventDetail(e.order || {}), 'reason'));
+        return tr;
+      }),
+    );
+  }
+
+  function orderEventDetail(o) {
+    const bits = [];
+    if (o.failureReason) bits.push(`failure: ${o.failureReason}`);
+    if (o.fulfillmentReference) bits.push(`reference: ${o.fulfillmentReference}`);
+    if (o.cancelReason) bits.push(`cancel reason: ${o.cancelReason}`);
+    return bits.join(' · ');
+  }
+
   function eventDetail(e) {
     const d = e.details || {};
     const bits = [];
@@ -460,6 +569,7 @@
     if (d.attempt) bits.push(`attempt ${d.attempt}`);
     if (d.retry) bits.push(`retry ${d.retry} in ${d.delayMs} ms`);
     if (d.resource) bits.push(d.resource);
+    if (d.reason) bits.push(`reason: ${d.reason}`);
     if (e.type === 'StateExited' && d.next !== undefined) bits.push(d.next ? `next: ${d.next}` : 'end');
     return bits.join(' · ');
   }
@@ -600,7 +710,11 @@
       nodes.push(nodeEl(p.x, p.y, s.name, kind, classes, s.name));
     }
     if (worker) {
-      const cls = order.status === 'FULFILLED' ? 'worker visited' : order.status === 'FAILED' ? 'worker visited failed' : 'worker current';
+      const cls = new Map([
+        ['FULFILLED', 'worker visited'],
+        ['FAILED', 'worker visited failed'],
+        ['CANCELLED', 'worker visited cancelled'],
+      ]).get(order.status) || 'worker current';
       nodes.push(nodeEl(worker.x, worker.y, `Fulfillment: ${order.status}`, `queue worker · ${order.attempts} attempt(s)`, cls, 'fulfillment'));
     }
     svg.replaceChildren(...nodes);
@@ -641,7 +755,7 @@
       const [stats, alerts] = await Promise.all([api('/stats'), api('/alerts')]);
       renderStats(stats);
       renderAlerts(alerts);
-      await Promise.all([orders.live(), failed.live()]);
+      await Promise.all([orders.live(), failed.live(), shownOrder ? loadExecution(shownOrder) : null]);
       const live = $('live');
       live.textContent = 'live';
       live.className = 'pill live';
@@ -658,6 +772,7 @@
     setupKey();
     $('orders-status').addEventListener('change', () => orders.reset().catch(report));
     $('execution-close').addEventListener('click', closeExecution);
+    $('cancel-form').addEventListener('submit', (e) => cancelShownOrder(e).catch(report));
     const match = /^#order\/([0-9a-fA-F-]{36})$/.exec(location.hash);
     if (match) openExecution(match[1], false);
     refreshAll();
