@@ -43,15 +43,15 @@ fn migrate_checks_migrates_and_refuses_a_newer_file() {
     let (code, out, err) = migrate(dir.path(), true);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("migrate schema version 1 to 2 in one transaction"),
+        out.contains("migrate schema version 1 to 3 in one transaction"),
         "{out}"
     );
     assert_eq!(version(&db), 0, "--check changes nothing");
 
     let (code, out, err) = migrate(dir.path(), false);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("to 2 in one transaction: done"), "{out}");
-    assert_eq!(version(&db), 2);
+    assert!(out.contains("to 3 in one transaction: done"), "{out}");
+    assert_eq!(version(&db), 3);
     let (code, out, _) = migrate(dir.path(), true);
     assert_eq!(code, 0);
     assert!(out.contains("is current; nothing to do"), "{out}");

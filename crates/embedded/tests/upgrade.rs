@@ -1,10 +1,12 @@
-//! Opening databases written by earlier releases. `fixtures/schema-1.db` was
-//! written by the first release (commit fad55af) with
-//! `scripts/make-db-fixture.sh`: 40 orders (39 FULFILLED, one FAILED with
-//! its dead letter and failed-orders row), their executions, and three
-//! idempotency records. Add a fixture per schema version when the schema
-//! changes again.
+//! Opening databases written by earlier releases, each made with
+//! `scripts/make-db-fixture.sh` at the last commit of its schema version:
+//! `fixtures/schema-1.db` by the first release (commit fad55af), and
+//! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd). Each holds
+//! 40 orders (FULFILLED, and FAILED ones with their dead letters and
+//! failed-orders rows), their executions, and three idempotency records.
+//! Add a fixture per schema version when the schema changes again.
 
+use dofs_core::ports::EventLog;
 use dofs_core::ports::IdempotencyClaim;
 use dofs_core::validation::{decode_order, Limits};
 use dofs_core::{FulfillmentPolicy, OrderId, OrderStatus};
@@ -197,6 +199,103 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
     );
     embedded.shutdown().await;
 
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_have_events() {
+    let dir = data_dir_with("schema-2.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(
+            schema_plan(&conn).expect("plan"),
+            SchemaPlan::Migrate { from: 2 }
+        );
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    let embedded = Embedded::start(config)
+        .await
+        .expect("start on the old file");
+    let backend = embedded.backend();
+    let counts = backend.orders.count_by_status().await.expect("counts");
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 40, "{counts:?}");
+    let old = backend
+        .orders
+        .list(None, 500, None)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(old.len(), 40);
+    assert!(old
+        .iter()
+        .all(|o| o.fulfillment_reference.is_none() && o.cancel_reason.is_none()));
+
+    // A FAILED order of the old file can be cancelled: its dead letter goes.
+    let failed = old
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .expect("the fixture has a FAILED order");
+    let dead_before = backend
+        .queue
+        .dead_letters(100, None)
+        .await
+        .expect("dlq")
+        .items
+        .len();
+    let cancelled = backend
+        .operations
+        .cancel(failed.id, Some("migrated".into()))
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let dead_after = backend
+        .queue
+        .dead_letters(100, None)
+        .await
+        .expect("dlq")
+        .items
+        .len();
+    assert_eq!(dead_after + 1, dead_before, "its dead letter left the DLQ");
+
+    // Old orders have no events before the upgrade; changes from now on do.
+    let events = backend.events.of_order(failed.id).await.expect("events");
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["order.cancelled"]
+    );
+    let order = decode_order(
+        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":1,"price":5}"#,
+        &Limits::default(),
+    )
+    .expect("order");
+    let id = OrderId::generate();
+    backend
+        .workflow
+        .start(id, order, None)
+        .await
+        .expect("submit");
+    assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
+    let feed = backend.events.after(None, 100).await.expect("feed");
+    let kinds: Vec<&str> = feed.items.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "order.cancelled",
+            "order.accepted",
+            "order.processing",
+            "order.fulfilled"
+        ]
+    );
+    embedded.shutdown().await;
     let conn = Connection::open(db_path(dir.path())).expect("open");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
