@@ -6,7 +6,6 @@
 //! failed-orders rows), their executions, and three idempotency records.
 //! Add a fixture per schema version when the schema changes again.
 
-use dofs_core::ports::EventLog;
 use dofs_core::ports::IdempotencyClaim;
 use dofs_core::validation::{decode_order, Limits};
 use dofs_core::{FulfillmentPolicy, OrderId, OrderStatus};
