@@ -28,8 +28,9 @@ pub use settings::{AwsSettings, SettingsError};
 pub use store::DynamoDbOrderStore;
 pub use workflow::{StepFunctionsExecutionLog, StepFunctionsWorkflowStarter};
 
-use dofs_core::ports::{Backend, Clock, SystemClock};
+use dofs_core::ports::{Backend, Clock, EventLog, Page, PortError, SystemClock};
 use dofs_core::service::Fulfiller;
+use dofs_core::{Fulfillment, OrderEvent};
 use std::sync::Arc;
 
 /// Loads the AWS configuration from the environment (region, credentials,
@@ -109,19 +110,40 @@ impl AwsAdapters {
                 self.queue.clone(),
                 self.clock.clone(),
             )),
+            events: Arc::new(NoEvents),
             clock: self.clock.clone(),
         })
     }
 
-    /// The fulfillment use case over these adapters.
-    pub fn fulfiller(&self) -> Fulfiller {
+    /// The fulfillment use case over these adapters, its attempts made by `backend`.
+    pub fn fulfiller(&self, backend: Arc<dyn Fulfillment>) -> Fulfiller {
         Fulfiller {
             store: Arc::new(self.store.clone()),
             queue: Arc::new(self.queue.clone()),
             clock: self.clock.clone(),
-            policy: self.settings.policy,
+            backend,
             max_receive_count: self.settings.max_receive_count,
             backoff: self.settings.backoff,
+        }
+    }
+}
+
+/// The event feed before the outbox exists: always empty.
+struct NoEvents;
+
+#[async_trait::async_trait]
+impl EventLog for NoEvents {
+    async fn after(
+        &self,
+        after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Page<OrderEvent>, PortError> {
+        match after {
+            Some(_) => Err(PortError::not_found("no such event")),
+            None => Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }),
         }
     }
 }

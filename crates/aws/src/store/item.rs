@@ -1,5 +1,8 @@
 //! How orders, failed orders, cursors and status changes are written as
 //! DynamoDB items and expressions, and read back.
+//!
+//! Attributes added later (`fulfillmentReference`, `cancelReason`) are
+//! optional: items written before them read as `None`.
 
 use super::*;
 
@@ -75,6 +78,12 @@ pub(crate) fn order_item(o: &Order) -> Item {
     if let Some(r) = &o.failure_reason {
         item.insert("failureReason".into(), s(r.clone()));
     }
+    if let Some(r) = &o.fulfillment_reference {
+        item.insert("fulfillmentReference".into(), s(r.clone()));
+    }
+    if let Some(r) = &o.cancel_reason {
+        item.insert("cancelReason".into(), s(r.clone()));
+    }
     item.insert("listPartition".into(), s(list_partition(&o.id.to_string())));
     item
 }
@@ -101,11 +110,18 @@ pub(crate) fn order_from_item(item: &Item) -> Result<Order, PortError> {
         created_at: Timestamp(num_attr(item, "createdAtMs")?),
         updated_at: Timestamp(num_attr(item, "updatedAtMs")?),
         execution_arn: str_attr(item, "executionArn")?.to_owned(),
-        failure_reason: match item.get("failureReason") {
-            Some(AttributeValue::S(r)) => Some(r.clone()),
-            _ => None,
-        },
+        failure_reason: optional_str(item, "failureReason"),
+        fulfillment_reference: optional_str(item, "fulfillmentReference"),
+        cancel_reason: optional_str(item, "cancelReason"),
     })
+}
+
+/// An optional text attribute; items written before it existed lack it.
+fn optional_str(item: &Item, key: &str) -> Option<String> {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
 }
 
 pub(super) fn failed_from_item(item: &Item) -> Result<FailedOrder, PortError> {
@@ -182,6 +198,14 @@ pub(super) fn transition_update(change: &Transition) -> UpdateParts {
         }
         Some(None) => removes.push("failureReason"),
         None => {}
+    }
+    if let Some(r) = &change.reference {
+        sets.push("fulfillmentReference = :reference");
+        values.insert(":reference".into(), s(r.clone()));
+    }
+    if let Some(r) = &change.cancel_reason {
+        sets.push("cancelReason = :cancelReason");
+        values.insert(":cancelReason".into(), s(r.clone()));
     }
     let allowed: Vec<OrderStatus> = change
         .from

@@ -5,7 +5,8 @@
 //! `metadata` (S, a JSON list of `[key, type, exact text]` so numbers keep
 //! their text), `status`, `attempts` (N), `createdAt` (S, RFC 3339 with
 //! milliseconds, so it sorts as text), `createdAtMs`/`updatedAtMs` (N),
-//! `executionArn`, `failureReason` (absent when none) and `listPartition`
+//! `executionArn`, `failureReason`, `fulfillmentReference` and `cancelReason`
+//! (each absent when none) and `listPartition`
 //! (the hash key of the `all-createdAt` index: one of [`LIST_SHARDS`] values
 //! chosen by the order id, see [`list_partition`]; `all` on items written
 //! before the key was sharded).
@@ -357,11 +358,9 @@ impl OrderStore for DynamoDbOrderStore {
             return Ok(false);
         }
         let change = Transition {
-            from: vec![order.status],
-            to: OrderStatus::Failed,
             attempts: Some(failed.attempts),
             failure_reason: Some(Some(failed.reason.clone())),
-            at: failed.failed_at,
+            ..Transition::new(&[order.status], OrderStatus::Failed, failed.failed_at)
         };
         let parts = transition_update(&change);
         let update = Update::builder()
