@@ -64,6 +64,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         limits,
         workflow: None,
+        backend: None,
+        events_max_age: settings.events.max_age,
     };
     let embedded = Embedded::start(config).await?;
     let reveal =

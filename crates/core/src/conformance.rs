@@ -368,13 +368,15 @@ pub async fn store_suite(store: &dyn OrderStore) {
         "FULFILLED records the service's reference"
     );
     assert_eq!(
-        store.get(a.id).await.expect("get").map(|o| o.fulfillment_reference),
+        store
+            .get(a.id)
+            .await
+            .expect("get")
+            .map(|o| o.fulfillment_reference),
         Some(Some("shipment-7".into())),
         "the reference is stored"
     );
-    let cancel_fulfilled = store
-        .transition(a.id, &Transition::cancel(None, at))
-        .await;
+    let cancel_fulfilled = store.transition(a.id, &Transition::cancel(None, at)).await;
     assert_eq!(
         cancel_fulfilled.map_err(|e| e.kind).err(),
         Some(ErrorKind::Conflict),
@@ -427,7 +429,10 @@ pub async fn store_suite(store: &dyn OrderStore) {
     let c = sample_order(8, at.plus_millis(8));
     store.put_new(&c).await.expect("put c");
     let cancelled = store
-        .transition(c.id, &Transition::cancel(Some("customer withdrew".into()), at.plus_millis(9)))
+        .transition(
+            c.id,
+            &Transition::cancel(Some("customer withdrew".into()), at.plus_millis(9)),
+        )
         .await
         .expect("cancel");
     assert_eq!(
@@ -435,7 +440,11 @@ pub async fn store_suite(store: &dyn OrderStore) {
         (Cancelled, Some("customer withdrew"))
     );
     assert_eq!(
-        store.get(c.id).await.expect("get").map(|o| (o.status, o.cancel_reason)),
+        store
+            .get(c.id)
+            .await
+            .expect("get")
+            .map(|o| (o.status, o.cancel_reason)),
         Some((Cancelled, Some("customer withdrew".into()))),
         "the cancel and its reason are stored"
     );

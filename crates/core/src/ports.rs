@@ -339,15 +339,19 @@ pub trait Operations: Send + Sync {
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Up to `limit` (1 to 1000) events recorded after the event `after`
-    /// (from the oldest kept when `None`), oldest first. The cursor is the
-    /// last item's `eventId` whenever a page is full, so a consumer can
-    /// follow the feed by passing it back. An `after` that is not an event
-    /// id of this feed is `NotFound`.
+    /// (from the oldest kept when `None`), oldest first. `next_cursor` is
+    /// what to pass as `after` to go on: the last item's id, or `after`
+    /// itself when nothing newer exists yet, so a consumer follows the feed
+    /// by always passing it back. An `after` that cannot be an event id of
+    /// this feed is `NotFound`.
     async fn after(
         &self,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<crate::OrderEvent>, PortError>;
+
+    /// The events of one order still kept, oldest first (at most 100).
+    async fn of_order(&self, id: OrderId) -> Result<Vec<crate::OrderEvent>, PortError>;
 }
 
 /// Everything the HTTP API needs from a shape.

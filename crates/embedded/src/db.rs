@@ -19,7 +19,7 @@ pub const MAX_BATCH: usize = 2048;
 
 /// The schema version this build writes (`PRAGMA user_version`). Version 1
 /// is the first release's file, which carried no version.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at INTEGER NOT NULL,
     execution_arn TEXT NOT NULL,
     failure_reason TEXT,
-    workflow INTEGER
+    workflow INTEGER,
+    fulfillment_reference TEXT,
+    cancel_reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
 CREATE TABLE IF NOT EXISTS order_counts (
@@ -86,6 +88,20 @@ CREATE TABLE IF NOT EXISTS queue (
     first_received_at INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at) WHERE visible_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    failure_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id, seq);
+CREATE TABLE IF NOT EXISTS event_deliveries (
+    url TEXT PRIMARY KEY,
+    after_seq INTEGER NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS dlq (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -125,6 +141,14 @@ DROP TABLE fulfillments_v1;
 INSERT INTO queue (id, body, sent_at, visible_at, receive_count, first_received_at)
   SELECT id, body, sent_at, visible_at, receive_count, first_received_at FROM queue_v1;
 DROP TABLE queue_v1;
+"#;
+
+/// From version 2 to 3, before [`SCHEMA`] runs: orders keep the fulfillment
+/// service's reference and the cancel's reason; [`SCHEMA`] then adds the
+/// order events (the outbox) and the webhooks' delivery progress.
+const MIGRATE_2_TO_3: &str = r#"
+ALTER TABLE orders ADD COLUMN fulfillment_reference TEXT;
+ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
 "#;
 
 /// What opening a file would do to its schema.
@@ -200,8 +224,12 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = schema_plan(conn).and_then(|plan| {
         let from_1 = matches!(plan, SchemaPlan::Migrate { from } if from < 2);
+        let from_2 = matches!(plan, SchemaPlan::Migrate { from } if from == 2);
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2)?;
+        }
+        if from_2 {
+            conn.execute_batch(MIGRATE_2_TO_3)?;
         }
         conn.execute_batch(SCHEMA)?;
         if from_1 {

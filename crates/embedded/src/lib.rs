@@ -9,22 +9,25 @@
 //! - [`submit`]: the submit transaction (order + queue message, with the
 //!   workflow's run), the execution log and the operator actions.
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
+//! - [`events`]: the order events (outbox) and their feed.
 //! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
 
 pub mod db;
 pub mod engine;
+pub mod events;
 pub mod failpoint;
 pub mod queue;
 pub mod store;
 pub mod submit;
 pub mod workers;
 
+use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::{Backend, Clock, SystemClock};
 use dofs_core::service::{Backoff, Fulfiller};
 use dofs_core::validation::Limits;
-use dofs_core::FulfillmentPolicy;
+use dofs_core::{Fulfillment, FulfillmentPolicy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,18 +35,24 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use db::Db;
+pub use events::SqliteEventLog;
 pub use queue::SqliteQueue;
 pub use store::SqliteOrderStore;
 pub use submit::{SqliteExecutionLog, SqliteOperations, SqliteWorkflowStarter};
 
 /// Everything the embedded system needs to start.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmbeddedConfig {
     /// Holds `dofs.db` (and its WAL).
     pub data_dir: PathBuf,
     /// Names the state machine in execution ARNs (`dofs-<environment>-order-processing`).
     pub environment: String,
+    /// The simulated backend's success rate and seed.
     pub policy: FulfillmentPolicy,
+    /// What an attempt does; the simulated backend with `policy` when `None`.
+    pub backend: Option<Arc<dyn Fulfillment>>,
+    /// How long order events are kept.
+    pub events_max_age: Duration,
     /// Simulated work per attempt.
     pub delay: Duration,
     pub workers: usize,
@@ -62,6 +71,8 @@ impl EmbeddedConfig {
             data_dir: data_dir.into(),
             environment: "dev".into(),
             policy: FulfillmentPolicy::default(),
+            backend: None,
+            events_max_age: Duration::from_secs(86_400),
             delay: Duration::ZERO,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_receive_count: 3,
@@ -132,27 +143,38 @@ impl Embedded {
                 clock.clone(),
                 queue.clone(),
             )),
+            events: Arc::new(SqliteEventLog::new(db.clone())),
             clock: clock.clone(),
         };
         let (stop, stopped) = watch::channel(false);
 
+        let fulfillment = config.backend.clone().unwrap_or_else(|| {
+            let salt = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            Arc::new(Simulated::new(config.policy, salt))
+        });
+        let count = config.workers.max(1);
+        // Each worker runs the attempts of its batch at once: together they
+        // keep at most the backend's concurrency in flight.
+        let batch = (fulfillment.concurrency() / count).clamp(1, workers::BATCH);
         let fulfiller = Fulfiller {
             store: store.clone(),
             queue: Arc::new(queue.clone()),
             clock: clock.clone(),
-            policy: config.policy,
+            backend: fulfillment,
             max_receive_count: config.max_receive_count,
             backoff: config.backoff,
         };
         let mut workers = Vec::new();
-        for i in 0..config.workers.max(1) {
+        for _ in 0..count {
             workers.push(tokio::spawn(workers::run_worker(
-                i,
                 fulfiller.clone(),
                 db.clone(),
                 queue.clone(),
                 config.visibility_timeout,
                 config.delay,
+                batch,
                 stopped.clone(),
             )));
         }
@@ -160,6 +182,7 @@ impl Embedded {
             db.clone(),
             queue,
             clock,
+            config.events_max_age,
             stopped,
         )));
         Ok(Embedded {

@@ -9,7 +9,7 @@
 use crate::db::{sql_err, Db};
 use async_trait::async_trait;
 use dofs_core::ports::{DeadLetter, Page, PortError, Queue, QueueDepth, Received};
-use dofs_core::{Clock, Timestamp};
+use dofs_core::{Clock, OrderId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +129,16 @@ impl Queue for SqliteQueue {
         Ok(())
     }
 
+    async fn dead_letter(&self, receipt: &str) -> Result<(), PortError> {
+        let receipt = receipt.to_owned();
+        let now = self.clock.now();
+        self.db
+            .write(move |conn| dead_letter_in(conn, &receipt, now, false))
+            .await?;
+        self.ready.notify_waiters();
+        Ok(())
+    }
+
     async fn depth(&self) -> Result<QueueDepth, PortError> {
         let now = self.clock.now();
         self.db
@@ -231,16 +241,7 @@ pub(crate) fn receive_in(
     for (id, body, sent_at, count) in candidates {
         if count >= limit {
             dead += 1;
-            conn.prepare_cached(
-                "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
-                 SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .and_then(|mut st| st.execute(params![id, now.millis()]))
-            .map_err(sql_err)?;
-            conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
-                .and_then(|mut st| st.execute([&id]))
-                .map_err(sql_err)?;
+            move_to_dlq(conn, &id, now)?;
             continue;
         }
         let n = count + 1;
@@ -259,6 +260,61 @@ pub(crate) fn receive_in(
         });
     }
     Ok((out, dead))
+}
+
+/// Moves the message `id` from the queue to the dead-letter queue.
+fn move_to_dlq(conn: &Connection, id: &str, now: Timestamp) -> Result<(), PortError> {
+    conn.prepare_cached(
+        "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
+         SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .and_then(|mut st| st.execute(params![id, now.millis()]))
+    .map_err(sql_err)?;
+    conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
+        .and_then(|mut st| st.execute([id]))
+        .map_err(sql_err)?;
+    Ok(())
+}
+
+/// Moves a received message to the dead-letter queue now, inside the
+/// writer's transaction (see [`Queue::dead_letter`]).
+/// With `stale_too`, a message received again since this receipt moves all
+/// the same (the order it names has failed for good, whoever holds it now).
+pub(crate) fn dead_letter_in(
+    conn: &Connection,
+    receipt: &str,
+    now: Timestamp,
+    stale_too: bool,
+) -> Result<(), PortError> {
+    let (id, n) = parse_receipt(receipt)?;
+    match message_count(conn, &id)? {
+        Some(count) if count == n || stale_too => move_to_dlq(conn, &id, now),
+        Some(_) => Err(PortError::conflict(
+            "the receipt is stale: the message was received again",
+        )),
+        None => Err(PortError::not_found("the message was deleted")),
+    }
+}
+
+/// Removes every message of `order` from the queue and the dead-letter
+/// queue (a cancel). Its messages' ids start with the order id (the
+/// submit's, and each retry's `{id}.retry-{ms}`), so the queue's primary
+/// key finds them; the dead-letter queue, small by nature, is searched by body.
+pub(crate) fn remove_order_messages_in(
+    conn: &Connection,
+    order: OrderId,
+) -> Result<usize, PortError> {
+    let id = order.to_string();
+    let from_queue = conn
+        .prepare_cached("DELETE FROM queue WHERE id >= ?1 AND id < ?1 || '/'")
+        .and_then(|mut st| st.execute([&id]))
+        .map_err(sql_err)?;
+    let from_dlq = conn
+        .prepare_cached("DELETE FROM dlq WHERE json_extract(body, '$.orderId') = ?1")
+        .and_then(|mut st| st.execute([&id]))
+        .map_err(sql_err)?;
+    Ok(from_queue + from_dlq)
 }
 
 /// Deletes a received message inside the writer's transaction (see [`Queue::delete`]).

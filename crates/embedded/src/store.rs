@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use dofs_core::order::{Metadata, MetadataValue};
 use dofs_core::ports::{OrderStore, Page, PortError, Transition};
 use dofs_core::{
-    CustomerId, FailedOrder, Order, OrderId, OrderStatus, Price, ProductId, Timestamp,
+    CustomerId, EventType, FailedOrder, Order, OrderId, OrderStatus, Price, ProductId, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -15,9 +15,10 @@ pub struct SqliteOrderStore {
     db: Db,
 }
 
-const ORDER_COLUMNS: &str =
+/// The columns [`order_from_row`] reads, in its order.
+pub(crate) const ORDER_COLUMNS: &str =
     "id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
-     created_at, updated_at, execution_arn, failure_reason";
+     created_at, updated_at, execution_arn, failure_reason, fulfillment_reference, cancel_reason";
 
 impl SqliteOrderStore {
     pub fn new(db: Db) -> Self {
@@ -49,6 +50,8 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
         updated_at: Timestamp(row.get(9)?),
         execution_arn: row.get(10)?,
         failure_reason: row.get(11)?,
+        fulfillment_reference: row.get(12)?,
+        cancel_reason: row.get(13)?,
     })
 }
 
@@ -71,7 +74,8 @@ fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
     Ok(Metadata(out))
 }
 
-/// Inserts a new order and counts it. Fails on a duplicate id. `workflow`
+/// Inserts a new order, counts it and records its `order.accepted` event.
+/// Fails on a duplicate id. `workflow`
 /// names the definition whose run for it can be made again (see
 /// [`crate::engine`]).
 pub(crate) fn insert_order(
@@ -82,8 +86,8 @@ pub(crate) fn insert_order(
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
-         created_at, updated_at, execution_arn, failure_reason, workflow) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -100,11 +104,13 @@ pub(crate) fn insert_order(
             o.execution_arn,
             o.failure_reason,
             workflow,
+            o.fulfillment_reference,
+            o.cancel_reason,
         ])
     })
     .map_err(sql_err)?;
     bump_count(o.status, 1);
-    Ok(())
+    crate::events::record_in(conn, EventType::Accepted, o)
 }
 
 thread_local! {
@@ -157,7 +163,8 @@ pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>,
         .map_err(sql_err)
 }
 
-/// Applies a conditional status change inside the writer's transaction.
+/// Applies a conditional status change inside the writer's transaction, and
+/// records its event in the same transaction.
 pub(crate) fn apply_transition(
     conn: &Connection,
     id: OrderId,
@@ -180,20 +187,50 @@ pub(crate) fn apply_transition(
     if let Some(r) = &change.failure_reason {
         order.failure_reason = r.clone();
     }
+    if let Some(r) = &change.reference {
+        order.fulfillment_reference = Some(r.clone());
+    }
+    if let Some(r) = &change.cancel_reason {
+        order.cancel_reason = Some(r.clone());
+    }
     order.updated_at = change.at.max(order.updated_at);
-    conn.prepare_cached(
-        "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5 WHERE id = ?1",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            id.to_string(),
-            order.status.as_str(),
-            order.attempts,
-            order.failure_reason,
-            order.updated_at.millis()
-        ])
-    })
-    .map_err(sql_err)?;
+    if change.reference.is_some() || change.cancel_reason.is_some() {
+        conn.prepare_cached(
+            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
+             fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                id.to_string(),
+                order.status.as_str(),
+                order.attempts,
+                order.failure_reason,
+                order.updated_at.millis(),
+                order.fulfillment_reference,
+                order.cancel_reason,
+            ])
+        })
+        .map_err(sql_err)?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5 WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                id.to_string(),
+                order.status.as_str(),
+                order.attempts,
+                order.failure_reason,
+                order.updated_at.millis()
+            ])
+        })
+        .map_err(sql_err)?;
+    }
+    crate::events::record_in(
+        conn,
+        EventType::for_change(Some(before), order.status),
+        &order,
+    )?;
     if before != order.status {
         bump_count(before, -1);
         bump_count(order.status, 1);
@@ -375,11 +412,9 @@ pub(crate) fn record_failure_in(
         return Ok(false);
     }
     let change = Transition {
-        from: vec![order.status],
-        to: OrderStatus::Failed,
         attempts: Some(failed.attempts),
         failure_reason: Some(Some(failed.reason.clone())),
-        at: failed.failed_at,
+        ..Transition::new(&[order.status], OrderStatus::Failed, failed.failed_at)
     };
     apply_transition(conn, failed.order_id, &change)?;
     conn.prepare_cached(

@@ -9,7 +9,7 @@
 
 use crate::db::{sql_err, Db};
 use crate::engine::{apply_run, read_execution, Definitions, Workflow};
-use crate::queue::{redrive_in, SqliteQueue};
+use crate::queue::{redrive_in, remove_order_messages_in, SqliteQueue};
 use crate::store::{apply_transition, get_order, insert_order};
 use async_trait::async_trait;
 use dofs_core::ports::{
@@ -167,7 +167,22 @@ impl SqliteExecutionLog {
 impl ExecutionLog for SqliteExecutionLog {
     async fn get(&self, id: &str) -> Result<Option<Execution>, PortError> {
         let id = dofs_core::ports::execution_id(id);
-        read_execution(&self.db, &self.definitions, id).await
+        let Some(mut execution) = read_execution(&self.db, &self.definitions, id).await? else {
+            return Ok(None);
+        };
+        // The workflow ended when the order was queued; a cancel after that
+        // is shown at the end of its history.
+        if let Ok(order_id) = OrderId::parse(id) {
+            let order = self.db.read(move |conn| get_order(conn, order_id)).await?;
+            if let Some(o) = order.filter(|o| o.status == OrderStatus::Cancelled) {
+                execution.events.push(serde_json::json!({
+                    "type": "OrderCancelled",
+                    "timestamp": o.updated_at.to_string(),
+                    "details": {"orderId": o.id.to_string(), "reason": o.cancel_reason},
+                }));
+            }
+        }
+        Ok(Some(execution))
     }
 }
 
@@ -187,11 +202,9 @@ impl SqliteOperations {
 
 fn back_to_pending(at: Timestamp) -> Transition {
     Transition {
-        from: vec![OrderStatus::Failed],
-        to: OrderStatus::Pending,
         attempts: Some(0),
         failure_reason: Some(None),
-        at,
+        ..Transition::new(&[OrderStatus::Failed], OrderStatus::Pending, at)
     }
 }
 
@@ -245,6 +258,25 @@ impl Operations for SqliteOperations {
     async fn purge(&self) -> Result<u64, PortError> {
         use dofs_core::ports::Queue;
         self.queue.purge_dead_letters().await
+    }
+
+    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {
+        let now = self.clock.now();
+        self.db
+            .write(move |conn| {
+                let Some(order) = get_order(conn, id)? else {
+                    return Err(PortError::not_found(format!("no order {id}")));
+                };
+                if order.status == OrderStatus::Cancelled {
+                    return Ok(order);
+                }
+                // Conditional: PROCESSING and FULFILLED are a Conflict, and
+                // nothing below runs.
+                let order = apply_transition(conn, id, &Transition::cancel(reason, now))?;
+                remove_order_messages_in(conn, id)?;
+                Ok(order)
+            })
+            .await
     }
 
     async fn ready(&self) -> Result<(), PortError> {

@@ -10,13 +10,16 @@
 //! transaction that reads it.
 
 use crate::db::{sql_err, Db};
-use crate::queue::{change_visibility_in, dead_letters_after, delete_in, receive_in, SqliteQueue};
+use crate::queue::{
+    change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
+};
 use crate::store::{apply_transition, get_order, record_failure_in};
 use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::service::{
     failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
 };
-use dofs_core::{Clock, Timestamp};
+use dofs_core::{Clock, OrderStatus, Outcome, Timestamp};
+use futures_util::{stream, StreamExt};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,38 +33,22 @@ pub const BATCH: usize = 128;
 /// transactions at a few hundred a second, whatever the intake rate.
 pub const LINGER: Duration = Duration::from_millis(10);
 
-/// A small, fast, non-cryptographic random source for unseeded outcomes.
-struct Entropy(u64);
-
-impl Entropy {
-    fn new(salt: u64) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Entropy(nanos ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// One fulfillment worker: runs until `stop` turns true, finishing the batch in hand.
+/// One fulfillment worker: runs until `stop` turns true, finishing the batch
+/// in hand. It takes up to `batch` messages at a time (at most [`BATCH`]),
+/// runs their attempts at once through the fulfiller's backend, and
+/// finishes them in as few transactions as their results arrive in.
 pub async fn run_worker(
-    index: usize,
     fulfiller: Fulfiller,
     db: Db,
     queue: SqliteQueue,
     visibility: Duration,
     delay: Duration,
+    batch: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut entropy = Entropy::new(index as u64 + 1);
+    let batch = batch.clamp(1, BATCH);
     while !*stop.borrow() {
-        let begun = match receive_and_begin(&db, &fulfiller, BATCH, visibility).await {
+        let begun = match receive_and_begin(&db, &fulfiller, batch, visibility).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "receive failed; retrying");
@@ -87,41 +74,59 @@ pub async fn run_worker(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let attempts = begun
-            .attempts
-            .into_iter()
-            .map(|a| (a, entropy.next()))
-            .collect();
-        match finish_attempts(&db, &fulfiller, attempts).await {
-            Ok(finished) => {
-                let now = fulfiller.clock.now();
-                let mut visible_now = false;
-                for (handled, accepted_at) in &finished {
-                    record_attempt(handled, *accepted_at, now);
-                    visible_now |= matches!(
-                        handled,
-                        Handled::Superseded(_)
-                            | Handled::Failed {
-                                delay: Duration::ZERO,
-                                ..
-                            }
-                    );
-                    if let Some(id) = order_of(handled) {
-                        tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt");
-                    }
+        let backend = fulfiller.backend.clone();
+        let mut results = stream::iter(begun.attempts)
+            .map(|attempt| {
+                let backend = backend.clone();
+                async move {
+                    let outcome = backend.attempt(&attempt.order, attempt.number).await;
+                    (attempt, outcome)
                 }
-                if visible_now {
-                    queue.ready.notify_waiters();
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
-            }
+            })
+            .buffer_unordered(batch)
+            .ready_chunks(batch);
+        while let Some(done) = results.next().await {
+            finish_and_count(&db, &fulfiller, &queue, done).await;
         }
-        if begun.received < BATCH {
+        if begun.received < batch {
             // A part batch: let more messages gather before the next one,
             // rather than spend a transaction (and its fsync) on each order.
             pause(&mut stop, LINGER).await;
+        }
+    }
+}
+
+/// Finishes attempts whose outcomes are in, and counts them.
+async fn finish_and_count(
+    db: &Db,
+    fulfiller: &Fulfiller,
+    queue: &SqliteQueue,
+    done: Vec<(Attempt, Outcome)>,
+) {
+    match finish_attempts(db, fulfiller, done).await {
+        Ok(finished) => {
+            let now = fulfiller.clock.now();
+            let mut visible_now = false;
+            for (handled, accepted_at) in &finished {
+                record_attempt(handled, *accepted_at, now);
+                visible_now |= matches!(
+                    handled,
+                    Handled::Superseded(_)
+                        | Handled::Failed {
+                            delay: Duration::ZERO,
+                            ..
+                        }
+                );
+                if let Some(id) = order_of(handled) {
+                    tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt");
+                }
+            }
+            if visible_now {
+                queue.ready.notify_waiters();
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
         }
     }
 }
@@ -188,23 +193,24 @@ pub async fn receive_and_begin(
     .await
 }
 
-/// Finishes attempts (each with its entropy for the outcome) in one
-/// transaction, as [`Fulfiller::decide`] says: the order's status change,
-/// then its message deleted or hidden for the backoff. When the order
+/// Finishes attempts (each with its backend's outcome) in one transaction,
+/// as [`Fulfiller::decide`] says: the order's status change, then its
+/// message deleted, hidden for the backoff or dead-lettered (a rejected
+/// order, recorded in failed-orders at once). When the order
 /// changed under an attempt, the message is kept or deleted as [`Settle`]
 /// says. Returns what each attempt did and when its order was accepted.
 pub async fn finish_attempts(
     db: &Db,
     fulfiller: &Fulfiller,
-    attempts: Vec<(Attempt, u64)>,
+    attempts: Vec<(Attempt, Outcome)>,
 ) -> Result<Vec<(Handled, Timestamp)>, PortError> {
     let f = fulfiller.clone();
     db.write(move |conn| {
         let now = f.clock.now();
         let mut out = Vec::with_capacity(attempts.len());
-        for (attempt, entropy) in attempts {
+        for (attempt, outcome) in attempts {
             let accepted_at = attempt.order.created_at;
-            out.push((finish_in(conn, &f, &attempt, entropy, now)?, accepted_at));
+            out.push((finish_in(conn, &f, &attempt, &outcome, now)?, accepted_at));
         }
         Ok(out)
     })
@@ -215,13 +221,22 @@ fn finish_in(
     conn: &Connection,
     f: &Fulfiller,
     attempt: &Attempt,
-    entropy: u64,
+    outcome: &Outcome,
     now: Timestamp,
 ) -> Result<Handled, PortError> {
     let id = attempt.order.id;
-    let finish = f.decide(attempt, entropy);
-    match apply_transition(conn, id, &finish.change) {
-        Ok(_) => {}
+    let finish = f.decide(attempt, outcome);
+    let applied = match &finish.failed {
+        Some(failed) if get_order(conn, id)?.map(|o| o.status) == Some(OrderStatus::Processing) => {
+            record_failure_in(conn, failed).map(|_| ())
+        }
+        Some(_) => Err(PortError::conflict(format!(
+            "order {id} is no longer PROCESSING"
+        ))),
+        None => apply_transition(conn, id, &finish.change).map(|_| ()),
+    };
+    match applied {
+        Ok(()) => {}
         Err(e) if e.kind == ErrorKind::Conflict => {
             let status = get_order(conn, id)?.map(|o| o.status);
             return match Settle::for_status(status) {
@@ -239,6 +254,11 @@ fn finish_in(
     }
     match finish.message {
         AfterAttempt::Delete => ignore_stale(delete_in(conn, &attempt.receipt))?,
+        // The order failed for good: its message goes to the DLQ even if a
+        // newer receive holds it (that attempt's end then changes nothing).
+        AfterAttempt::DeadLetter => {
+            ignore_stale(dead_letter_in(conn, &attempt.receipt, now, true))?
+        }
         AfterAttempt::Hide(delay) => ignore_stale(change_visibility_in(
             conn,
             &attempt.receipt,
@@ -254,7 +274,7 @@ fn order_of(handled: &Handled) -> Option<dofs_core::OrderId> {
         Handled::Fulfilled(id) | Handled::AlreadyTerminal(id) | Handled::Superseded(id) => {
             Some(*id)
         }
-        Handled::Failed { order, .. } => Some(*order),
+        Handled::Failed { order, .. } | Handled::Rejected { order, .. } => Some(*order),
         Handled::Discarded => None,
     }
 }
@@ -282,6 +302,11 @@ fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
             metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
                 .increment(1);
         }
+        Handled::Rejected { .. } => {
+            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
+                .increment(1);
+            record_terminal("FAILED", accepted_at, now);
+        }
         Handled::AlreadyTerminal(_) | Handled::Superseded(_) | Handled::Discarded => {}
     }
 }
@@ -306,6 +331,7 @@ pub async fn run_dead_letter_recorder(
     db: Db,
     queue: SqliteQueue,
     clock: Arc<dyn Clock>,
+    events_max_age: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut after: i64 = 0;
@@ -340,6 +366,20 @@ pub async fn run_dead_letter_recorder(
             if let Err(e) = swept {
                 tracing::warn!(error = %e, "could not sweep expired idempotency keys");
             }
+            let cutoff = now.plus_millis(-crate::queue::ms(events_max_age));
+            loop {
+                let pruned = db
+                    .write(move |conn| crate::events::prune_in(conn, cutoff, EVENT_PRUNE_BATCH))
+                    .await;
+                match pruned {
+                    Ok(n) if n == EVENT_PRUNE_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not drop expired order events");
+                        break;
+                    }
+                }
+            }
         }
         tokio::select! {
             _ = queue.wait_ready(Duration::from_millis(100)) => {}
@@ -347,6 +387,9 @@ pub async fn run_dead_letter_recorder(
         }
     }
 }
+
+/// How many expired order events one transaction drops at most.
+const EVENT_PRUNE_BATCH: usize = 5000;
 
 /// How many dead letters one recorder pass reads at most.
 pub const DEAD_LETTER_PASS: usize = 500;

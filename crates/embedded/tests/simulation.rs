@@ -2,9 +2,10 @@
 //!
 //! One seed decides everything: the orders submitted, which step runs next
 //! (submit, receive a batch and begin its attempts, finish some attempts,
-//! record dead letters, advance the clock, crash), where a step is cut short
-//! by a crash (before its transaction, or after its commit and before its
-//! caller saw the result), and the fulfillment outcomes (a seeded policy).
+//! record dead letters, cancel an order, advance the clock, crash), where a
+//! step is cut short by a crash (before its transaction, or after its commit
+//! and before its caller saw the result), and the fulfillment outcomes (a
+//! seeded policy, and now and then a service's refusal for good).
 //! The real components run single-threaded against a real SQLite file: the
 //! submit transaction with its workflow run (`SqliteWorkflowStarter`), the
 //! workers' batch transactions (`receive_and_begin`, `finish_attempts`, with
@@ -13,7 +14,9 @@
 //! component and everything in memory (attempts under way) and reopens the
 //! file, as a restart would.
 //!
-//! After every step the contract's invariants are checked; at the end the
+//! After every step the contract's invariants are checked (among them: the
+//! last event of every order is its current status, no cancelled order is
+//! attempted or fulfilled after its cancel returned); at the end the
 //! system is drained (no more crashes) and every acknowledged order must be
 //! terminal exactly once. Each seed prints a trace hash; the same seed gives
 //! the same trace.
@@ -23,15 +26,16 @@
 //! `DOFS_SIM_SEED=<seed> cargo test -p dofs-embedded --test simulation -- --nocapture`
 //! (add `DOFS_SIM_TRACE=1` to print every step).
 
+use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::{
-    ErrorKind, IdempotencyClaim, ManualClock, PortError, Submitted, WorkflowStarter,
+    ErrorKind, IdempotencyClaim, ManualClock, Operations, PortError, Submitted, WorkflowStarter,
 };
 use dofs_core::service::{Attempt, Backoff, Fulfiller, Handled};
 use dofs_core::validation::{decode_order, Limits};
-use dofs_core::{Clock, FulfillmentPolicy, OrderId, OrderStatus, Timestamp};
+use dofs_core::{Clock, EventType, FulfillmentPolicy, OrderId, OrderStatus, Timestamp};
 use dofs_embedded::engine::{finish_running, Workflow, ORDER_WORKFLOW};
 use dofs_embedded::workers::{finish_attempts, receive_and_begin, record_dead_letters};
-use dofs_embedded::{Db, SqliteOrderStore, SqliteQueue, SqliteWorkflowStarter};
+use dofs_embedded::{Db, SqliteOperations, SqliteOrderStore, SqliteQueue, SqliteWorkflowStarter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
@@ -45,6 +49,8 @@ const BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(100),
     max: Duration::from_millis(400),
 };
+/// Why the fulfillment service refuses an order for good, in the simulation.
+const REJECTED: &str = "HTTP 422: no such product";
 /// Steps before the drain, per seed.
 const STEPS: usize = 80;
 /// The drain must finish within this many steps.
@@ -89,7 +95,10 @@ impl CrashPlan {
 struct Node {
     db: Db,
     starter: SqliteWorkflowStarter,
+    ops: SqliteOperations,
     fulfiller: Fulfiller,
+    /// The seeded outcomes of attempts.
+    outcomes: Arc<Simulated>,
     attempts: Vec<Attempt>,
     recorder_after: i64,
 }
@@ -120,22 +129,29 @@ impl Node {
             workflow,
             queue.clone(),
         );
+        let ops = SqliteOperations::new(db.clone(), clock_dyn.clone(), queue.clone());
+        let outcomes = Arc::new(Simulated::new(
+            FulfillmentPolicy {
+                success_rate: 0.5,
+                seed: Some(seed),
+            },
+            0,
+        ));
         // The workers' transactions use the Fulfiller's decisions, not its ports.
         let fulfiller = Fulfiller {
             store,
             queue: Arc::new(queue),
             clock: clock_dyn,
-            policy: FulfillmentPolicy {
-                success_rate: 0.5,
-                seed: Some(seed),
-            },
+            backend: outcomes.clone(),
             max_receive_count: MAX_RECEIVE_COUNT,
             backoff: BACKOFF,
         };
         Node {
             db,
             starter,
+            ops,
             fulfiller,
+            outcomes,
             attempts: Vec::new(),
             recorder_after: 0,
         }
@@ -169,6 +185,8 @@ struct Model {
     keys: BTreeMap<String, (OrderId, String)>,
     /// Orders an attempt reported `Fulfilled` for.
     fulfilled_reports: BTreeMap<OrderId, u32>,
+    /// Orders whose cancel returned the order `CANCELLED`.
+    cancelled: BTreeSet<OrderId>,
 }
 
 /// A snapshot of the file's state.
@@ -176,13 +194,16 @@ struct Model {
 struct Snapshot {
     orders: BTreeMap<OrderId, (OrderStatus, u32)>,
     fulfillments: Vec<String>,
-    failed_rows: Vec<(String, u32)>,
+    /// Order id, attempts and reason of each failed-orders row.
+    failed_rows: Vec<(String, u32, String)>,
     queue: Vec<(String, String, Option<i64>)>,
     dlq: Vec<(String, String)>,
     running: usize,
     failed_executions: BTreeSet<String>,
     /// `order_counts` as stored.
     counts: BTreeMap<String, i64>,
+    /// The last event of each order: its type and attempts.
+    last_events: BTreeMap<String, (i64, u32)>,
 }
 
 async fn snapshot(db: &Db) -> Result<Snapshot, String> {
@@ -221,10 +242,10 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
         };
         let fulfillments = strings("SELECT order_id FROM fulfillments ORDER BY order_id")?;
         let mut st = conn
-            .prepare_cached("SELECT order_id, attempts FROM failed_orders ORDER BY seq")
+            .prepare_cached("SELECT order_id, attempts, reason FROM failed_orders ORDER BY seq")
             .map_err(q)?;
         let failed_rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(q)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(q)?;
@@ -259,6 +280,17 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             .map_err(q)?
             .collect::<rusqlite::Result<BTreeMap<String, i64>>>()
             .map_err(q)?;
+        let mut st = conn
+            .prepare_cached(
+                "SELECT order_id, type, attempts FROM events WHERE seq IN \
+                 (SELECT MAX(seq) FROM events GROUP BY order_id)",
+            )
+            .map_err(q)?;
+        let last_events = st
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(q)?
+            .collect::<rusqlite::Result<BTreeMap<String, (i64, u32)>>>()
+            .map_err(q)?;
         Ok(Snapshot {
             orders,
             fulfillments,
@@ -268,6 +300,7 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             running: running as usize,
             failed_executions,
             counts,
+            last_events,
         })
     })
     .await
@@ -295,7 +328,9 @@ fn check_step(model: &mut Model, s: &Snapshot) -> Result<(), String> {
         let Some((now, _)) = s.orders.get(id) else {
             return Err(format!("acknowledged order {id} does not exist"));
         };
-        if seen.is_terminal() && now != seen {
+        // FAILED stays FAILED unless an operator acts (here: a cancel).
+        let operator_acted = *seen == OrderStatus::Failed && *now == OrderStatus::Cancelled;
+        if seen.is_terminal() && now != seen && !operator_acted {
             return Err(format!("order {id} went backwards: {seen} then {now}"));
         }
         *seen = *now;
@@ -328,14 +363,58 @@ fn check_step(model: &mut Model, s: &Snapshot) -> Result<(), String> {
         .filter(|(_, (st, _))| *st == OrderStatus::Failed)
         .map(|(id, _)| id.to_string())
         .collect();
-    let rows: BTreeSet<String> = s.failed_rows.iter().map(|(id, _)| id.clone()).collect();
+    let cancelled: BTreeSet<String> = s
+        .orders
+        .iter()
+        .filter(|(_, (st, _))| *st == OrderStatus::Cancelled)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let rows: BTreeSet<String> = s.failed_rows.iter().map(|(id, _, _)| id.clone()).collect();
     if rows.len() != s.failed_rows.len() {
         return Err("an order has two failed-orders rows".into());
     }
+    // A FAILED order that was cancelled keeps its row, as history.
+    let rows: BTreeSet<String> = rows.difference(&cancelled).cloned().collect();
     if rows != failed {
         return Err(format!(
             "failed-orders rows {rows:?} differ from FAILED orders {failed:?}"
         ));
+    }
+    for id in &model.cancelled {
+        match s.orders.get(id) {
+            Some((OrderStatus::Cancelled, _)) => {}
+            other => return Err(format!("cancelled order {id} is now {other:?}")),
+        }
+    }
+    for (id, body) in s
+        .queue
+        .iter()
+        .map(|(id, b, _)| (id, b))
+        .chain(s.dlq.iter().map(|(id, b)| (id, b)))
+    {
+        if body_order(body).is_some_and(|o| cancelled.contains(&o)) {
+            return Err(format!("message {id} of a CANCELLED order is still queued"));
+        }
+    }
+    for (id, (status, attempts)) in &s.orders {
+        let Some((code, event_attempts)) = s.last_events.get(&id.to_string()) else {
+            return Err(format!("order {id} has no event"));
+        };
+        let kind = usize::try_from(*code)
+            .ok()
+            .and_then(|i| EventType::ALL.get(i).copied());
+        let expected = match status {
+            OrderStatus::Pending => [EventType::Accepted, EventType::Retried].as_slice(),
+            OrderStatus::Processing => &[EventType::Processing],
+            OrderStatus::Fulfilled => &[EventType::Fulfilled],
+            OrderStatus::Failed => &[EventType::Failed],
+            OrderStatus::Cancelled => &[EventType::Cancelled],
+        };
+        if !kind.is_some_and(|k| expected.contains(&k)) || event_attempts != attempts {
+            return Err(format!(
+                "order {id} is {status} after {attempts} attempts but its last event is {kind:?} after {event_attempts}"
+            ));
+        }
     }
     let queued: BTreeSet<&String> = s.queue.iter().map(|(id, _, _)| id).collect();
     for (id, body) in &s.dlq {
@@ -370,7 +449,17 @@ fn check_drained(model: &Model, s: &Snapshot) -> Result<(), String> {
         return Err(format!("{} messages left on the queue", s.queue.len()));
     }
     let dead: BTreeSet<String> = s.dlq.iter().filter_map(|(_, b)| body_order(b)).collect();
-    for (id, attempts) in &s.failed_rows {
+    for (id, attempts, reason) in &s.failed_rows {
+        let order = OrderId::parse(id).map_err(|_| format!("bad failed-orders id {id}"))?;
+        if s.orders.get(&order).map(|o| o.0) == Some(OrderStatus::Cancelled) {
+            continue;
+        }
+        if reason == REJECTED {
+            if !dead.contains(id) {
+                return Err(format!("rejected order {id} has no dead letter"));
+            }
+            continue;
+        }
         // A FAILED order failed in the workflow (no attempt) or was dead-lettered.
         let workflow_failure = *attempts == 0 && s.failed_executions.contains(id);
         if !workflow_failure && !dead.contains(id) {
@@ -404,6 +493,7 @@ enum Step {
     Receive,
     Finish,
     Record,
+    Cancel,
     Advance,
     Crash,
 }
@@ -411,11 +501,12 @@ enum Step {
 /// Picks the next step among those that have something to work on.
 fn pick(rng: &mut Rng, draining: bool, node: &Node) -> Step {
     let on = |b: bool, w: u64| if b { w } else { 0 };
-    let weights: [(Step, u64); 6] = [
+    let weights: [(Step, u64); 7] = [
         (Step::Submit, on(!draining, 6)),
         (Step::Receive, 4),
         (Step::Finish, on(!node.attempts.is_empty(), 6)),
         (Step::Record, 2),
+        (Step::Cancel, on(!draining, 1)),
         (Step::Advance, 3),
         (Step::Crash, on(!draining, 1)),
     ];
@@ -598,6 +689,16 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                 match transaction(&plan, at, begun).await {
                     None => format!("receive {max} CRASH"),
                     Some(Ok(begun)) => {
+                        if let Some(a) = begun
+                            .attempts
+                            .iter()
+                            .find(|a| model.cancelled.contains(&a.order.id))
+                        {
+                            return Err(format!(
+                                "an attempt started at {} after its cancel returned",
+                                a.order.id
+                            ));
+                        }
                         let ids: Vec<String> =
                             begun.attempts.iter().map(|a| a.receipt.clone()).collect();
                         let line = format!(
@@ -622,7 +723,14 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                     for _ in 0..n {
                         let i = rng.below(node.attempts.len() as u64) as usize;
                         let attempt = node.attempts.swap_remove(i);
-                        batch.push((attempt, rng.next()));
+                        let outcome = if rng.chance(5) {
+                            dofs_core::Outcome::Rejected {
+                                reason: REJECTED.into(),
+                            }
+                        } else {
+                            node.outcomes.outcome(&attempt.order.id, attempt.number)
+                        };
+                        batch.push((attempt, outcome));
                     }
                     let what: Vec<String> = batch
                         .iter()
@@ -635,8 +743,16 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                         None => format!("finish {what} CRASH"),
                         Some(Ok(handled)) => {
                             for (h, _) in &handled {
-                                if let Handled::Fulfilled(id) = h {
-                                    *model.fulfilled_reports.entry(*id).or_default() += 1;
+                                match h {
+                                    Handled::Fulfilled(id) => {
+                                        if model.cancelled.contains(id) {
+                                            return Err(format!(
+                                                "order {id} fulfilled after its cancel returned"
+                                            ));
+                                        }
+                                        *model.fulfilled_reports.entry(*id).or_default() += 1;
+                                    }
+                                    _ => {}
                                 }
                             }
                             let handled: Vec<String> =
@@ -659,6 +775,39 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                         )
                     }
                     Err(e) => return Err(format!("recording dead letters failed: {e}")),
+                }
+            }
+            Step::Cancel => {
+                let known: Vec<OrderId> = model.acked.keys().copied().collect();
+                if known.is_empty() {
+                    changed = false;
+                    "cancel: no order".into()
+                } else {
+                    let id = known[rng.below(known.len() as u64) as usize];
+                    let at = cut.then(|| rng.chance(50));
+                    let cancel = node.ops.cancel(id, Some("simulated".into()));
+                    match transaction(&plan, at, cancel).await {
+                        None => format!("cancel {} CRASH", short(&id)),
+                        Some(Ok(order)) if order.status == OrderStatus::Cancelled => {
+                            model.cancelled.insert(id);
+                            format!("cancel {}: CANCELLED", short(&id))
+                        }
+                        Some(Ok(order)) => {
+                            return Err(format!("cancel of {id} answered {}", order.status))
+                        }
+                        Some(Err(e)) if e.kind == ErrorKind::Conflict => {
+                            let status = snapshot(&node.db).await?.orders.get(&id).map(|o| o.0);
+                            if !matches!(
+                                status,
+                                Some(OrderStatus::Processing | OrderStatus::Fulfilled)
+                            ) {
+                                return Err(format!("cancel of {id} refused while {status:?}"));
+                            }
+                            changed = false;
+                            format!("cancel {}: conflict ({status:?})", short(&id))
+                        }
+                        Some(Err(e)) => return Err(format!("cancel failed: {e}")),
+                    }
                 }
             }
             Step::Advance => {
@@ -896,11 +1045,11 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         .expect("runtime");
     runtime.block_on(async {
         let clock = Arc::new(ManualClock::new(Timestamp(1_750_000_000_000)));
-        let mut node = Node::open(dir.path(), clock.clone(), 1).await;
+        let node = Node::open(dir.path(), clock.clone(), 1).await;
         // Every attempt fails.
-        node.fulfiller.policy = FulfillmentPolicy {
-            success_rate: 0.0,
-            seed: Some(1),
+        let failed = dofs_core::Outcome::Failed {
+            detail: None,
+            retry_after: None,
         };
         let body =
             r#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99}"#;
@@ -920,14 +1069,14 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         let stale = first.attempts.into_iter().next().expect("attempt 1");
         let newer = second.attempts.into_iter().next().expect("attempt 2");
         assert_eq!((stale.number, newer.number), (1, 2));
-        let h = finish_attempts(&node.db, &f, vec![(stale, 0)])
+        let h = finish_attempts(&node.db, &f, vec![(stale, failed.clone())])
             .await
             .expect("finish the stale attempt");
         assert!(
             matches!(h[0].0, Handled::Failed { attempt: 1, .. }),
             "{h:?}"
         );
-        let h = finish_attempts(&node.db, &f, vec![(newer, 0)])
+        let h = finish_attempts(&node.db, &f, vec![(newer, failed.clone())])
             .await
             .expect("finish the newer attempt");
         assert_eq!(h[0].0, Handled::Superseded(id));

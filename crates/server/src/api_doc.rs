@@ -61,6 +61,8 @@ async fn openapi_json() -> impl IntoResponse {
         crate::routes::orders::get_one,
         crate::routes::orders::list,
         crate::routes::orders::retry,
+        crate::routes::orders::cancel,
+        crate::routes::events::events,
         crate::routes::ops::failed_orders,
         crate::routes::ops::dead_letters,
         crate::routes::ops::redrive,
@@ -77,6 +79,7 @@ async fn openapi_json() -> impl IntoResponse {
         OrderRequest, Accepted, Order, OrderStatus, OrderPage, FailedOrder, FailedOrderPage,
         DeadLetter, DeadLetterPage, Redriven, Purged, Execution, ExecutionStatus,
         ExecutionEvent, EventType, Health, Readiness, Error, FieldError, AlertList, Alert,
+        CancelRequest, OrderEvent, OrderEventType, EventPage,
     )),
     modifiers(&CommonResponses, &Aliases, &Security),
     tags(

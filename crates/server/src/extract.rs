@@ -156,7 +156,7 @@ pub fn list_query(
                 Some(s) => query.status = Some(s),
                 None => bad(
                     "status",
-                    "must be one of PENDING, PROCESSING, FULFILLED, FAILED",
+                    "must be one of PENDING, PROCESSING, FULFILLED, FAILED, CANCELLED",
                 ),
             },
             "cursor" => {

@@ -85,6 +85,7 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
     let reader = Router::new()
         .merge(routes::orders::routes())
         .merge(routes::ops::routes())
+        .merge(routes::events::routes())
         .merge(observability::routes(obs.clone()))
         .merge(api_doc::routes());
     let operator = Router::new()

@@ -99,6 +99,7 @@ pub enum OrderStatus {
     Processing,
     Fulfilled,
     Failed,
+    Cancelled,
 }
 
 /// A stored order.
@@ -124,6 +125,65 @@ pub struct Order {
     /// Why the last attempt failed; null unless the order failed.
     #[schema(required = true)]
     pub failure_reason: Option<String>,
+    /// The fulfillment service's reference (`http` mode), once FULFILLED.
+    #[schema(required = true)]
+    pub fulfillment_reference: Option<String>,
+    /// Why the order was cancelled, once CANCELLED with a reason.
+    #[schema(required = true)]
+    pub cancel_reason: Option<String>,
+}
+
+/// The optional body of a cancel.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why the order is cancelled.
+    #[schema(min_length = 1, max_length = 256)]
+    pub reason: Option<String>,
+}
+
+/// What happened to an order.
+#[derive(Serialize, ToSchema)]
+pub enum OrderEventType {
+    #[serde(rename = "order.accepted")]
+    Accepted,
+    #[serde(rename = "order.processing")]
+    Processing,
+    #[serde(rename = "order.fulfilled")]
+    Fulfilled,
+    #[serde(rename = "order.failed")]
+    Failed,
+    #[serde(rename = "order.cancelled")]
+    Cancelled,
+    /// Back to PENDING for another attempt (after a failed attempt, or an operator's retry or redrive).
+    #[serde(rename = "order.retried")]
+    Retried,
+}
+
+/// One status change of an order, with the order as it was right after it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEvent {
+    /// Unique in the feed and the same on every delivery (webhook-id); pass it as `after`.
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: OrderEventType,
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub attempts: u32,
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
+    pub order: Order,
+}
+
+/// A page of the event feed, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub items: Vec<OrderEvent>,
+    /// Pass it as `after` to go on; null only when the feed is empty and no `after` was given.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// A page of orders, newest first.

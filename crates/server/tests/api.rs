@@ -714,6 +714,12 @@ impl Operations for Broken {
             "disk I/O error at /var/lib/dofs/dofs.db",
         ))
     }
+    async fn cancel(&self, _: OrderId, _: Option<String>) -> Result<Order, PortError> {
+        Err(PortError::new(
+            self.0,
+            "disk I/O error at /var/lib/dofs/dofs.db",
+        ))
+    }
     async fn ready(&self) -> Result<(), PortError> {
         Err(PortError::new(
             self.0,

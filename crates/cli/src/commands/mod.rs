@@ -13,6 +13,7 @@
 //! - [`test_system`]: `test-system`, the contract's behaviour, check by check.
 //! - [`openapi`]: response checking against the deployment's `/openapi.json`.
 //! - [`format`]: durations, tables and other human output.
+//! - [`fulfillment_stub`]: `fulfillment-stub`, a local fulfillment service for the `http` mode.
 //!
 //! Exit codes (see [`client::Exit`]): 0 success, 1 a command or check failed
 //! (including HTTP 4xx/5xx other than 404), 2 usage or configuration error,
@@ -23,6 +24,7 @@ pub mod client;
 pub mod dlq;
 pub mod executions;
 pub mod format;
+pub mod fulfillment_stub;
 pub mod load;
 pub mod openapi;
 pub mod orders;
@@ -60,6 +62,8 @@ pub enum ClientCommand {
     ValidateSystem(validate::ValidateArgs),
     /// Run the contract's test suite against a deployment, one line per check.
     TestSystem(test_system::TestSystemArgs),
+    /// Run a stub fulfillment service to point fulfillment.http.url at.
+    FulfillmentStub(fulfillment_stub::StubArgs),
 }
 
 /// Runs a client command on a fresh runtime and turns its outcome into the
@@ -76,6 +80,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Load(_) => "load",
         ClientCommand::ValidateSystem(_) => "validate-system",
         ClientCommand::TestSystem(_) => "test-system",
+        ClientCommand::FulfillmentStub(_) => "fulfillment-stub",
     };
     restore_sigpipe();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -100,6 +105,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Load(a) => load::run(a).await,
             ClientCommand::ValidateSystem(a) => validate::run(a).await,
             ClientCommand::TestSystem(a) => test_system::run(a).await,
+            ClientCommand::FulfillmentStub(a) => fulfillment_stub::run(a).await,
         }
     });
     match outcome {

@@ -78,6 +78,46 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "fulfillment workers (default: number of cores)",
     ),
     (
+        "fulfillment.mode",
+        Some("simulated"),
+        "what an attempt does: simulated (the success rate's coin flip) or http (POST the order to fulfillment.http.url)",
+    ),
+    (
+        "fulfillment.http.url",
+        None,
+        "your fulfillment service's http:// or https:// URL (required in http mode)",
+    ),
+    (
+        "fulfillment.http.secret",
+        None,
+        "signs each attempt as Standard Webhooks do: whsec_ and the base64 of the key",
+    ),
+    (
+        "fulfillment.http.timeout_ms",
+        Some("10000"),
+        "longest an attempt's call may take before it counts as a failed attempt",
+    ),
+    (
+        "fulfillment.http.concurrency",
+        Some("64"),
+        "attempts in flight at once in http mode, all workers together",
+    ),
+    (
+        "events.webhook_urls",
+        None,
+        "http:// or https:// URLs that receive every order event (comma-separated)",
+    ),
+    (
+        "events.secret",
+        None,
+        "signs each event delivery as Standard Webhooks do: whsec_ and the base64 of the key",
+    ),
+    (
+        "events.max_age_s",
+        Some("86400"),
+        "how long order events are kept and their webhook deliveries retried, in seconds",
+    ),
+    (
         "queue.max_receive_count",
         Some("3"),
         "receives before a message moves to the DLQ",
@@ -165,7 +205,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     (
         "auth.operator_keys",
         None,
-        "keys accepted on operator routes (retry, redrive, purge)",
+        "keys accepted on operator routes (retry, cancel, redrive, purge)",
     ),
     ("log.format", Some("text"), "text or json"),
 ];

@@ -62,6 +62,33 @@ pub struct Settings {
     pub api_keys: Vec<Secret>,
     pub operator_keys: Vec<Secret>,
     pub json_logs: bool,
+    /// What an attempt does (`fulfillment.mode` and `fulfillment.http.*`).
+    pub fulfillment: FulfillmentMode,
+    /// Where order events are delivered (`events.*`).
+    pub events: EventSettings,
+}
+
+/// `fulfillment.mode`, with the `http` mode's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FulfillmentMode {
+    /// The success rate's coin flip.
+    Simulated,
+    /// A `POST` of the order to the user's service.
+    Http {
+        url: String,
+        /// `whsec_...`, checked when the backend is built.
+        secret: Option<Secret>,
+        timeout: Duration,
+        concurrency: usize,
+    },
+}
+
+/// `events.*`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventSettings {
+    pub webhook_urls: Vec<String>,
+    pub secret: Option<Secret>,
+    pub max_age: Duration,
 }
 
 /// The alert rules' thresholds and timing.

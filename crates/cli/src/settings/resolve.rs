@@ -1,12 +1,22 @@
 //! Checking and converting the gathered values into [`Settings`]: each
 //! key's rule, and an error naming the key and where its value came from.
 
-use super::{AlertRules, Secret, Settings};
+use super::{AlertRules, EventSettings, FulfillmentMode, Secret, Settings};
 use anyhow::{anyhow, bail};
 use dofs_core::Price;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `s` when it is an http:// or https:// URL with a host.
+fn http_url(s: &str) -> Option<String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    (!host.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| s.to_owned())
+}
 
 /// A value as given: from the TOML file, or as text (default, variable, flag).
 #[derive(Clone, Debug)]
@@ -73,6 +83,20 @@ impl Resolver {
     }
 
     fn list(&self, key: &str) -> anyhow::Result<Vec<Secret>> {
+        let items = self.strings(key)?;
+        let origin = self.values.get(key).map_or("", |s| s.origin.as_str());
+        for item in &items {
+            if item.len() < 16 || item.len() > 256 || !item.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!(
+                    "invalid value for `{key}` (from {origin}): each key must be 16 to 256 visible ASCII characters",
+                );
+            }
+        }
+        Ok(items.into_iter().map(Secret).collect())
+    }
+
+    /// A list of strings: a TOML array or string, or comma-separated text.
+    fn strings(&self, key: &str) -> anyhow::Result<Vec<String>> {
         let Some(src) = self.values.get(key) else {
             return Ok(Vec::new());
         };
@@ -98,15 +122,78 @@ impl Resolver {
                 src.origin
             ),
         };
-        for item in &items {
-            if item.len() < 16 || item.len() > 256 || !item.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(items)
+    }
+
+    /// A signing secret: `whsec_` and base64 (checked in full when the
+    /// sender is built; here only its form, so a typo names the key).
+    fn signing_secret(&self, key: &str) -> anyhow::Result<Option<Secret>> {
+        self.parse(key, "whsec_ followed by the base64 of the key", |s| {
+            (s.starts_with("whsec_") && s.len() > 6).then(|| Secret(s.to_owned()))
+        })
+    }
+
+    fn fulfillment(&self) -> anyhow::Result<FulfillmentMode> {
+        let mode = self.required("fulfillment.mode", "simulated or http", |s| {
+            matches!(s, "simulated" | "http").then(|| s.to_owned())
+        })?;
+        let url = self.parse(
+            "fulfillment.http.url",
+            "an http:// or https:// URL",
+            http_url,
+        )?;
+        let secret = self.signing_secret("fulfillment.http.secret")?;
+        let timeout = Duration::from_millis(self.required(
+            "fulfillment.http.timeout_ms",
+            "a whole number of milliseconds from 1 to 600000",
+            |s| s.parse::<u64>().ok().filter(|v| (1..=600_000).contains(v)),
+        )?);
+        let concurrency = self.required(
+            "fulfillment.http.concurrency",
+            "a whole number from 1 to 10000",
+            |s| s.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)),
+        )?;
+        if mode == "simulated" {
+            return Ok(FulfillmentMode::Simulated);
+        }
+        let Some(url) = url else {
+            bail!("`fulfillment.http.url` has no value: it is required when `fulfillment.mode` is http");
+        };
+        Ok(FulfillmentMode::Http {
+            url,
+            secret,
+            timeout,
+            concurrency,
+        })
+    }
+
+    fn events(&self) -> anyhow::Result<EventSettings> {
+        let webhook_urls = self.strings("events.webhook_urls")?;
+        for url in &webhook_urls {
+            if http_url(url).is_none() {
+                let origin = self
+                    .values
+                    .get("events.webhook_urls")
+                    .map_or("", |s| s.origin.as_str());
                 bail!(
-                    "invalid value for `{key}` (from {}): each key must be 16 to 256 visible ASCII characters",
-                    src.origin
+                    "invalid value for `events.webhook_urls` (from {origin}): each must be an http:// or https:// URL, not {:?}",
+                    dofs_server::extract::excerpt(url)
                 );
             }
         }
-        Ok(items.into_iter().map(Secret).collect())
+        Ok(EventSettings {
+            webhook_urls,
+            secret: self.signing_secret("events.secret")?,
+            max_age: Duration::from_secs(self.required(
+                "events.max_age_s",
+                "a whole number of seconds from 60 to 31536000",
+                |s| {
+                    s.parse::<u64>()
+                        .ok()
+                        .filter(|v| (60..=31_536_000).contains(v))
+                },
+            )?),
+        })
     }
 
     pub(super) fn settings(&self) -> anyhow::Result<Settings> {
@@ -320,6 +407,8 @@ impl Resolver {
             api_keys,
             operator_keys,
             json_logs: log_format == "json",
+            fulfillment: self.fulfillment()?,
+            events: self.events()?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The route handlers, grouped by what they serve, and the helpers they share.
 
+pub mod events;
 pub mod ops;
 pub mod orders;
 

@@ -1,5 +1,5 @@
 //! Order routes: submit (`POST /order`, `POST /orders`), read one, list, and
-//! the operator's retry.
+//! the operator's retry and cancel.
 
 use crate::error::ApiError;
 use crate::extract::{self, CursorRule, MAX_BODY_BYTES};
@@ -30,8 +30,13 @@ pub fn routes() -> Router<AppState> {
 
 /// The order route that needs an operator key (the operator group).
 pub fn operator_routes() -> Router<AppState> {
-    Router::new().route("/orders/{orderId}/retry", post(retry))
+    Router::new()
+        .route("/orders/{orderId}/retry", post(retry))
+        .route("/orders/{orderId}/cancel", post(cancel))
 }
+
+/// The longest cancel reason, in characters.
+pub const MAX_CANCEL_REASON_CHARS: usize = 256;
 
 /// Accepts an order: checks the request in the contract's order (shutdown,
 /// media type, key, the queue's back-pressure limit, size, body), then
@@ -256,8 +261,108 @@ async fn retry(
     }
 }
 
+/// `POST /orders/{orderId}/cancel`: a `PENDING` or `FAILED` order to `CANCELLED`.
+#[utoipa::path(
+    post,
+    path = "/orders/{orderId}/cancel",
+    tag = "operator",
+    operation_id = "cancelOrder",
+    summary = "Cancel a PENDING or FAILED order",
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The id of the order to cancel.")),
+    request_body(content = Option<crate::openapi::CancelRequest>, content_type = "application/json", description = "Optional. `reason`: at most 256 characters."),
+    responses(
+        (status = 200, description = "The order, CANCELLED (also when it already was); its message has left the queue or the DLQ and no further attempt starts.", body = crate::openapi::Order),
+        (status = 400, description = "The id is not an order id, or the body is not a JSON object with at most a `reason` string of 1 to 256 characters.", body = crate::openapi::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+        (status = 404, description = "No such order.", body = crate::openapi::Error),
+        (status = 409, description = "The order is PROCESSING or FULFILLED and can no longer be cancelled.", body = crate::openapi::Error),
+        (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
+    )
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let id = order_id(path)?;
+    let bytes = tokio::time::timeout(
+        state.overload().config().body_read_timeout,
+        extract::read_body(&headers, body, MAX_BODY_BYTES),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout)??;
+    let reason = cancel_reason(&bytes)?;
+    let backend = state.backend();
+    match backend.operations.cancel(id, reason).await {
+        Ok(order) => Ok(Json(order.to_json())),
+        Err(e) if e.kind == ErrorKind::NotFound => Err(not_found(id)),
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            tracing::debug!(error = %e, order = %id, "cancel refused");
+            let message = match backend.orders.get(id).await? {
+                Some(order) => format!(
+                    "order is {}, only PENDING and FAILED orders can be cancelled",
+                    order.status
+                ),
+                None => return Err(not_found(id)),
+            };
+            Err(ApiError::Conflict(message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reason of a cancel's body: none for an empty body (or `{}`), else
+/// a JSON object whose only field is a `reason` string of 1 to 256 characters.
+pub fn cancel_reason(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::MalformedJson(format!(
+            "the body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::MalformedJson(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    let mut details = Vec::new();
+    for name in fields.keys().filter(|k| k.as_str() != "reason") {
+        details.push(dofs_core::FieldError {
+            field: extract::excerpt(name),
+            message: "is not a known field".into(),
+        });
+    }
+    let reason = match fields.remove("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if (1..=MAX_CANCEL_REASON_CHARS).contains(&r.chars().count()) => {
+            Some(r)
+        }
+        Some(_) => {
+            details.push(dofs_core::FieldError {
+                field: "reason".into(),
+                message: format!("must be a string of 1 to {MAX_CANCEL_REASON_CHARS} characters"),
+            });
+            None
+        }
+    };
+    if details.is_empty() {
+        Ok(reason)
+    } else {
+        Err(ApiError::Validation {
+            message: "cancel request is invalid",
+            details,
+        })
+    }
+}
+
 /// The order id of the path, or a 400 naming `orderId`.
-fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
+pub(crate) fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
     let invalid = || {
         ApiError::invalid_field(
             "request is invalid",
@@ -269,6 +374,6 @@ fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiErr
     OrderId::parse(&raw).map_err(|_| invalid())
 }
 
-fn not_found(id: OrderId) -> ApiError {
+pub(crate) fn not_found(id: OrderId) -> ApiError {
     ApiError::NotFound(format!("order {id} not found"))
 }

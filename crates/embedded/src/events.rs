@@ -1,0 +1,204 @@
+//! The order events (the outbox): one row per status change, written by the
+//! change's own transaction ([`record_in`], called from the store), served
+//! by [`SqliteEventLog`] and delivered to webhooks by
+//! [`crate::webhooks`].
+//!
+//! An event row keeps what changed (type, attempts, failure reason, time);
+//! the rest of the order, which never changes, is read from its row when
+//! the event is read, so an event costs tens of bytes, not a copy of the order.
+
+use crate::db::{sql_err, Db};
+use crate::store::{order_from_row, ORDER_COLUMNS};
+use async_trait::async_trait;
+use dofs_core::ports::{EventLog, Page, PortError};
+use dofs_core::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp};
+use rusqlite::{params, Connection, Row};
+use std::sync::OnceLock;
+
+/// The most events one page of the feed holds.
+pub const MAX_PAGE: usize = 1000;
+
+fn type_code(kind: EventType) -> i64 {
+    EventType::ALL.iter().position(|t| *t == kind).unwrap_or(0) as i64
+}
+
+/// Records the event of `order`'s change (the order as it is after it),
+/// inside the writer's transaction.
+pub(crate) fn record_in(
+    conn: &Connection,
+    kind: EventType,
+    order: &Order,
+) -> Result<(), PortError> {
+    conn.prepare_cached(
+        "INSERT INTO events (order_id, type, attempts, occurred_at, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order.id.to_string(),
+            type_code(kind),
+            order.attempts,
+            order.updated_at.millis(),
+            order.failure_reason,
+        ])
+    })
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// The select list for events joined with their orders: the order's
+/// columns first (as [`order_from_row`] reads them), then the event's.
+fn select_list() -> &'static str {
+    static LIST: OnceLock<String> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let order: Vec<String> = ORDER_COLUMNS
+            .split(',')
+            .map(|c| format!("o.{}", c.trim()))
+            .collect();
+        format!(
+            "{}, e.seq, e.type, e.attempts, e.occurred_at, e.failure_reason",
+            order.join(", ")
+        )
+    })
+}
+
+fn corrupt() -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, "events.type".into(), rusqlite::types::Type::Integer)
+}
+
+/// An event from a row of [`select_list`]: the order as it was right after the change.
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OrderEvent> {
+    let mut order = order_from_row(row)?;
+    let n = ORDER_COLUMNS.split(',').count();
+    let seq: i64 = row.get(n)?;
+    let kind = usize::try_from(row.get::<_, i64>(n + 1)?)
+        .ok()
+        .and_then(|i| EventType::ALL.get(i).copied())
+        .ok_or_else(corrupt)?;
+    let occurred_at = Timestamp(row.get(n + 3)?);
+    order.status = match kind {
+        EventType::Accepted | EventType::Retried => OrderStatus::Pending,
+        EventType::Processing => OrderStatus::Processing,
+        EventType::Fulfilled => OrderStatus::Fulfilled,
+        EventType::Failed => OrderStatus::Failed,
+        EventType::Cancelled => OrderStatus::Cancelled,
+    };
+    order.attempts = row.get(n + 2)?;
+    order.failure_reason = row.get(n + 4)?;
+    order.updated_at = occurred_at;
+    if order.status != OrderStatus::Fulfilled {
+        order.fulfillment_reference = None;
+    }
+    if order.status != OrderStatus::Cancelled {
+        order.cancel_reason = None;
+    }
+    Ok(OrderEvent {
+        id: seq.to_string(),
+        kind,
+        order,
+        occurred_at,
+    })
+}
+
+/// Events after sequence number `after`, oldest first, at most `limit`.
+pub(crate) fn events_after(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<OrderEvent>, PortError> {
+    let sql = format!(
+        "SELECT {} FROM events e JOIN orders o ON o.id = e.order_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+        select_list()
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| {
+            st.query_map(params![after, limit as i64], event_from_row)?
+                .collect()
+        })
+        .map_err(sql_err)
+}
+
+/// The sequence number of the newest event (0 when there is none).
+pub(crate) fn last_seq(conn: &Connection) -> Result<i64, PortError> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_err)
+}
+
+/// Parses a feed cursor (an event id).
+pub fn parse_cursor(cursor: &str) -> Result<i64, PortError> {
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0 && !cursor.starts_with('+'))
+        .ok_or_else(|| PortError::not_found("cursor is not an event id"))
+}
+
+/// Deletes up to `batch` of the oldest events that occurred before
+/// `cutoff`, never the newest one (so event ids are never used again).
+/// Returns how many it deleted; call again while that is `batch`.
+pub(crate) fn prune_in(
+    conn: &Connection,
+    cutoff: Timestamp,
+    batch: usize,
+) -> Result<usize, PortError> {
+    let newest = last_seq(conn)?;
+    let upto: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(seq) FROM (SELECT seq, occurred_at FROM events WHERE seq < ?1 ORDER BY seq LIMIT ?2) \
+             WHERE occurred_at < ?3",
+        )
+        .and_then(|mut st| st.query_row(params![newest, batch as i64, cutoff.millis()], |r| r.get(0)))
+        .map_err(sql_err)?;
+    let Some(upto) = upto else { return Ok(0) };
+    conn.prepare_cached("DELETE FROM events WHERE seq <= ?1 AND occurred_at < ?2")
+        .and_then(|mut st| st.execute(params![upto, cutoff.millis()]))
+        .map_err(sql_err)
+}
+
+/// The event feed on the SQLite file.
+#[derive(Clone)]
+pub struct SqliteEventLog {
+    db: Db,
+}
+
+impl SqliteEventLog {
+    pub fn new(db: Db) -> Self {
+        SqliteEventLog { db }
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteEventLog {
+    async fn after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<OrderEvent>, PortError> {
+        let from = after.map(parse_cursor).transpose()?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let items = self
+            .db
+            .read(move |conn| events_after(conn, from.unwrap_or(0), limit))
+            .await?;
+        let next_cursor = match items.last() {
+            Some(e) => Some(e.id.clone()),
+            None => from.map(|n| n.to_string()),
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn of_order(&self, id: OrderId) -> Result<Vec<OrderEvent>, PortError> {
+        self.db
+            .read(move |conn| {
+                let sql = format!(
+                    "SELECT {} FROM events e JOIN orders o ON o.id = e.order_id \
+                     WHERE e.order_id = ?1 ORDER BY e.seq LIMIT 100",
+                    select_list()
+                );
+                conn.prepare_cached(&sql)
+                    .and_then(|mut st| st.query_map([id.to_string()], event_from_row)?.collect())
+                    .map_err(sql_err)
+            })
+            .await
+    }
+}
