@@ -146,4 +146,8 @@ impl EventLog for NoEvents {
             }),
         }
     }
+
+    async fn of_order(&self, _id: dofs_core::OrderId) -> Result<Vec<OrderEvent>, PortError> {
+        Ok(Vec::new())
+    }
 }

@@ -21,6 +21,8 @@ use dofs_core::{CustomerId, NewOrder, OrderId, Price, ProductId};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod cancel;
+
 async fn emulator() -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {
         assert!(
@@ -65,6 +67,15 @@ async fn fresh(config: &aws_config::SdkConfig, what: &str) -> setup::Created {
     .expect("create tables and queues")
 }
 
+/// The order store over `created`'s tables.
+fn store(config: &aws_config::SdkConfig, created: &setup::Created) -> DynamoDbOrderStore {
+    DynamoDbOrderStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        &created.names.orders_table,
+        &created.names.failed_orders_table,
+    )
+}
+
 struct RealTime(SqsQueue);
 
 #[async_trait]
@@ -84,12 +95,7 @@ async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
         return;
     };
     let created = fresh(&config, "store").await;
-    let store = DynamoDbOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        &created.names.orders_table,
-        &created.names.failed_orders_table,
-    );
-    store_suite(&store).await;
+    store_suite(&store(&config, &created)).await;
 }
 
 #[tokio::test]
