@@ -38,6 +38,7 @@ fn settings(overrides: &[(&str, &str)]) -> AwsSettings {
         ),
         ("DOFS_FULFILLMENT_SUCCESS_RATE", "0.7"),
         ("DOFS_QUEUE_MAX_RECEIVE_COUNT", "3"),
+        ("DOFS_EVENTS_TABLE", "dofs-dev-order-events"),
         (
             "DOFS_STATE_MACHINE_ARN",
             "arn:aws:states:us-east-1:123456789012:stateMachine:dofs-dev-order-processing",
@@ -330,6 +331,7 @@ async fn on_emulator(endpoint: &str, overrides: &[(&str, &str)]) -> AwsAdapters 
             &created.names.failed_orders_table,
         ),
         ("DOFS_IDEMPOTENCY_TABLE", &created.names.idempotency_table),
+        ("DOFS_EVENTS_TABLE", &created.names.events_table),
         ("DOFS_ORDERS_QUEUE_URL", &created.orders_queue_url),
         ("DOFS_DLQ_URL", &created.dlq_url),
         ("DOFS_STATE_MACHINE_ARN", &machine),

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cancel;
+mod events;
 
 async fn emulator() -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {
@@ -73,6 +74,10 @@ fn store(config: &aws_config::SdkConfig, created: &setup::Created) -> DynamoDbOr
         aws_sdk_dynamodb::Client::new(config),
         &created.names.orders_table,
         &created.names.failed_orders_table,
+        dofs_aws::EventsTable {
+            name: created.names.events_table.clone(),
+            max_age: Duration::from_secs(86_400),
+        },
     )
 }
 
@@ -234,11 +239,7 @@ async fn orders_page_newest_first_across_the_listing_shards_and_the_legacy_parti
     };
     let created = fresh(&config, "shards").await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let store = DynamoDbOrderStore::new(
-        dynamodb.clone(),
-        &created.names.orders_table,
-        &created.names.failed_orders_table,
-    );
+    let store = store(&config, &created);
     // 20 orders a millisecond apart, then 10 in the same millisecond (ties).
     let t0 = Timestamp(1_795_874_400_000);
     let mut ids = Vec::new();
