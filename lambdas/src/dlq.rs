@@ -5,12 +5,15 @@
 //! DLQ for an operator's redrive or purge (CONTRACT section 2). An order
 //! whose last attempt crashed (still `PROCESSING`) is failed the same way.
 //!
+//! The same scheduled run then sweeps the order events not yet published to
+//! the EventBridge bus ([`publish_events`]; see `dofs_aws::events::publish`).
+//!
 //! Each dead letter is recorded while this run holds it (received with a
 //! visibility timeout), and released afterwards: an operator's retry, which
 //! holds the order's dead letters while it puts the order back to `PENDING`,
 //! can then never be undone by a stale view of the DLQ.
 
-use dofs_aws::SqsQueue;
+use dofs_aws::{EventBridgePublisher, SqsQueue};
 use dofs_core::ports::{Clock, OrderStore, PortError};
 use dofs_core::service::record_dead_letter;
 use serde_json::{json, Value};
@@ -79,4 +82,21 @@ pub async fn process_dead_letters_until(
     Ok(
         json!({ "seen": leased.len(), "recorded": recorded, "errors": errors, "deferred": deferred }),
     )
+}
+
+/// The most events published per run; the next run goes on.
+pub const MAX_EVENTS_PER_RUN: usize = 10_000;
+
+/// Publishes the unpublished order events until `stop`; answers how many went.
+pub async fn publish_events(
+    publisher: &EventBridgePublisher,
+    stop: Instant,
+) -> Result<Value, PortError> {
+    let swept = publisher.sweep(MAX_EVENTS_PER_RUN, Some(stop)).await?;
+    tracing::info!(
+        published = swept.published,
+        failed = swept.failed,
+        "events published"
+    );
+    Ok(json!({ "published": swept.published, "failed": swept.failed }))
 }

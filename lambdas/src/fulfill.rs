@@ -8,11 +8,45 @@
 //! attempt hides its message for the backoff and reports it as a batch item
 //! failure; the queue's redrive policy moves it to the DLQ after the last one.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{
+    BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
+};
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use dofs_aws::{AwsSettings, SettingsError, SqsQueue};
+use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::Received;
 use dofs_core::service::{Fulfiller, Handled};
-use dofs_core::Timestamp;
-use std::hash::BuildHasher;
+use dofs_core::{Fulfillment, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What makes the attempts, as the settings say (`DOFS_FULFILLMENT_MODE`).
+/// Built once, at cold start.
+pub fn backend(settings: &AwsSettings) -> Result<Arc<dyn Fulfillment>, SettingsError> {
+    // Unseeded draws start from the clock, so instances do not repeat each other.
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    Ok(Arc::new(Simulated::new(settings.policy, salt)))
+}
+
+/// A record's message attributes as SQS takes them back (string and binary values).
+fn attributes(m: &SqsMessage) -> HashMap<String, MessageAttributeValue> {
+    let convert = |a: &SqsMessageAttribute| {
+        MessageAttributeValue::builder()
+            .set_data_type(a.data_type.clone())
+            .set_string_value(a.string_value.clone())
+            .set_binary_value(a.binary_value.as_ref().map(|b| Blob::new(b.0.clone())))
+            .build()
+            .ok()
+    };
+    m.message_attributes
+        .iter()
+        .filter_map(|(k, a)| Some((k.clone(), convert(a)?)))
+        .collect()
+}
 
 /// The port's view of an SQS record.
 pub fn received(m: &SqsMessage) -> Option<Received> {
@@ -26,27 +60,35 @@ pub fn received(m: &SqsMessage) -> Option<Received> {
     })
 }
 
-fn entropy(id: &str) -> u64 {
-    std::collections::hash_map::RandomState::new().hash_one(id)
-}
-
 /// Runs one attempt per record, concurrently; returns the records to retry.
-pub async fn fulfill_batch(event: SqsEvent, fulfiller: &Fulfiller) -> SqsBatchResponse {
+/// Each record is remembered by `queue` (the fulfiller's queue), so that a
+/// rejected attempt can move its message to the DLQ by receipt.
+pub async fn fulfill_batch(
+    event: SqsEvent,
+    fulfiller: &Fulfiller,
+    queue: &SqsQueue,
+) -> SqsBatchResponse {
     let mut attempts = tokio::task::JoinSet::new();
     for record in event.records {
         let f = fulfiller.clone();
+        let id = record.message_id.clone().unwrap_or_default();
+        let Some(msg) = received(&record) else {
+            tracing::warn!(messageId = %id, "a record without a receipt handle; left to the queue");
+            attempts.spawn(async move { Some(id) });
+            continue;
+        };
+        queue.remember(&msg.receipt, &msg.body, attributes(&record));
         attempts.spawn(async move {
-            let id = record.message_id.clone().unwrap_or_default();
-            let Some(msg) = received(&record) else {
-                tracing::warn!(messageId = %id, "a record without a receipt handle; left to the queue");
-                return Some(id);
-            };
-            match f.handle(&msg, entropy(&msg.id)).await {
+            match f.handle(&msg).await {
                 Ok(Handled::Failed { order, attempt, .. }) => {
                     tracing::info!(orderId = %order, attempt, "fulfillment attempt failed");
                     Some(id)
                 }
                 // The message was kept for the order's next attempt: not a success.
+                Ok(Handled::Rejected { order, attempt }) => {
+                    tracing::info!(orderId = %order, attempt, "the fulfillment service rejected the order; it is FAILED");
+                    None
+                }
                 Ok(Handled::Superseded(order)) => {
                     tracing::info!(orderId = %order, "attempt overtaken by a redelivery; the message stays");
                     Some(id)

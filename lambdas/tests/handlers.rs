@@ -38,6 +38,7 @@ fn settings(overrides: &[(&str, &str)]) -> AwsSettings {
         ),
         ("DOFS_FULFILLMENT_SUCCESS_RATE", "0.7"),
         ("DOFS_QUEUE_MAX_RECEIVE_COUNT", "3"),
+        ("DOFS_EVENTS_TABLE", "dofs-dev-order-events"),
         (
             "DOFS_STATE_MACHINE_ARN",
             "arn:aws:states:us-east-1:123456789012:stateMachine:dofs-dev-order-processing",
@@ -330,6 +331,7 @@ async fn on_emulator(endpoint: &str, overrides: &[(&str, &str)]) -> AwsAdapters 
             &created.names.failed_orders_table,
         ),
         ("DOFS_IDEMPOTENCY_TABLE", &created.names.idempotency_table),
+        ("DOFS_EVENTS_TABLE", &created.names.events_table),
         ("DOFS_ORDERS_QUEUE_URL", &created.orders_queue_url),
         ("DOFS_DLQ_URL", &created.dlq_url),
         ("DOFS_STATE_MACHINE_ARN", &machine),
@@ -371,6 +373,10 @@ async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+}
+
+fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
+    a.fulfiller(fulfill::backend(&a.settings).expect("backend"))
 }
 
 fn post_event(body: &Value) -> String {
@@ -441,7 +447,7 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
         .expect("send");
     let batch = sqs_event_from_queue(&a).await;
     assert_eq!(batch.records.len(), 1);
-    let response = fulfill::fulfill_batch(batch, &a.fulfiller()).await;
+    let response = fulfill::fulfill_batch(batch, &fulfiller(&a), &a.queue).await;
     assert!(response.batch_item_failures.is_empty(), "nothing to retry");
     let done = a.store.get(order_id).await.expect("get").expect("order");
     assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
@@ -475,7 +481,7 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
         let batch = sqs_event_from_queue(&a).await;
         assert_eq!(batch.records.len(), 1, "attempt {attempt} is delivered");
         let message_id = batch.records[0].message_id.clone();
-        let response = fulfill::fulfill_batch(batch, &a.fulfiller()).await;
+        let response = fulfill::fulfill_batch(batch, &fulfiller(&a), &a.queue).await;
         assert_eq!(
             response
                 .batch_item_failures

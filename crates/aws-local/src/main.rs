@@ -211,6 +211,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             created.names.idempotency_table.clone(),
         ),
         (
+            "DOFS_EVENTS_TABLE".into(),
+            created.names.events_table.clone(),
+        ),
+        (
             "DOFS_ORDERS_QUEUE_URL".into(),
             created.orders_queue_url.clone(),
         ),

@@ -5,6 +5,8 @@
 //! - [`queue`]: [`SqsQueue`], the orders queue and its DLQ on SQS.
 //! - [`workflow`]: [`StepFunctionsWorkflowStarter`] (one execution per order,
 //!   named by its id; idempotency keys in DynamoDB) and [`StepFunctionsExecutionLog`].
+//! - [`events`]: the order events' outbox items, the feed over them
+//!   ([`DynamoDbEventLog`]) and their publisher to EventBridge.
 //! - [`ops`]: [`AwsOperations`], the operator actions and readiness.
 //! - [`settings`]: [`AwsSettings`], the Lambdas' environment, read once.
 //! - [`setup`]: creates the tables and queues as Terraform does (emulator, tests).
@@ -15,6 +17,7 @@
 //! code runs against AWS and against an emulator.
 
 pub mod error;
+pub mod events;
 pub mod ops;
 pub mod queue;
 pub mod settings;
@@ -22,6 +25,8 @@ pub mod setup;
 pub mod store;
 pub mod workflow;
 
+pub use events::publish::EventBridgePublisher;
+pub use events::{DynamoDbEventLog, EventsTable};
 pub use ops::AwsOperations;
 pub use queue::{SendDedup, SqsQueue};
 pub use settings::{AwsSettings, SettingsError};
@@ -30,6 +35,7 @@ pub use workflow::{StepFunctionsExecutionLog, StepFunctionsWorkflowStarter};
 
 use dofs_core::ports::{Backend, Clock, SystemClock};
 use dofs_core::service::Fulfiller;
+use dofs_core::Fulfillment;
 use std::sync::Arc;
 
 /// Loads the AWS configuration from the environment (region, credentials,
@@ -63,6 +69,7 @@ impl AwsAdapters {
             dynamodb.clone(),
             settings.orders_table.clone(),
             settings.failed_orders_table.clone(),
+            settings.events.clone(),
         );
         let queue = SqsQueue::new(
             sqs.clone(),
@@ -109,17 +116,39 @@ impl AwsAdapters {
                 self.queue.clone(),
                 self.clock.clone(),
             )),
+            events: Arc::new(self.event_log()),
             clock: self.clock.clone(),
         })
     }
 
-    /// The fulfillment use case over these adapters.
-    pub fn fulfiller(&self) -> Fulfiller {
+    /// The order event feed.
+    pub fn event_log(&self) -> DynamoDbEventLog {
+        DynamoDbEventLog::new(
+            self.dynamodb.clone(),
+            self.settings.events.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    /// The publisher of the outbox to `DOFS_EVENTS_BUS_NAME`, when set.
+    pub fn publisher(&self, config: &aws_config::SdkConfig) -> Option<EventBridgePublisher> {
+        let bus = self.settings.events_bus.clone()?;
+        Some(EventBridgePublisher::new(
+            self.dynamodb.clone(),
+            self.settings.events.name.clone(),
+            aws_sdk_eventbridge::Client::new(config),
+            bus,
+            self.clock.clone(),
+        ))
+    }
+
+    /// The fulfillment use case over these adapters, its attempts made by `backend`.
+    pub fn fulfiller(&self, backend: Arc<dyn Fulfillment>) -> Fulfiller {
         Fulfiller {
             store: Arc::new(self.store.clone()),
             queue: Arc::new(self.queue.clone()),
             clock: self.clock.clone(),
-            policy: self.settings.policy,
+            backend,
             max_receive_count: self.settings.max_receive_count,
             backoff: self.settings.backoff,
         }

@@ -1,4 +1,4 @@
-//! [`AwsOperations`]: the operator actions (retry, redrive, purge) and the
+//! [`AwsOperations`]: the operator actions (retry, redrive, purge, cancel) and the
 //! readiness check, over DynamoDB and SQS.
 //!
 //! There is no transaction across DynamoDB and SQS, so the order of steps is
@@ -39,11 +39,9 @@ impl AwsOperations {
 
 fn back_to_pending(at: Timestamp) -> Transition {
     Transition {
-        from: vec![OrderStatus::Failed],
-        to: OrderStatus::Pending,
         attempts: Some(0),
         failure_reason: Some(None),
-        at,
+        ..Transition::new(&[OrderStatus::Failed], OrderStatus::Pending, at)
     }
 }
 
@@ -103,6 +101,51 @@ impl Operations for AwsOperations {
 
     async fn purge(&self) -> Result<u64, PortError> {
         self.queue.purge_dead_letters().await
+    }
+
+    /// The cancel is one conditional write (`PENDING` or `FAILED` →
+    /// `CANCELLED`); it alone decides a race with an attempt, whose start
+    /// (`PENDING` → `PROCESSING`) is conditional too.
+    ///
+    /// The order's message: a `FAILED` order's dead letters are held before
+    /// the write (as a retry holds them) and deleted after it. A `PENDING`
+    /// order's message on the orders queue cannot be deleted by id in SQS: it
+    /// stays until it is next received, and the fulfiller then deletes it
+    /// unattempted, the order being terminal. Likewise a message that reaches
+    /// the DLQ after the cancel read the order (its last attempt had just
+    /// failed) waits there until a redrive (the fulfiller then deletes it) or
+    /// a purge; the dlq_processor never records it, the order being terminal.
+    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {
+        let current = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| PortError::not_found(format!("no order {id}")))?;
+        if current.status == OrderStatus::Cancelled {
+            return Ok(current);
+        }
+        let held = match current.status {
+            OrderStatus::Failed => self.queue.lease_dead_letters_of(id).await?,
+            _ => Vec::new(),
+        };
+        match self
+            .store
+            .transition(id, &Transition::cancel(reason, self.clock.now()))
+            .await
+        {
+            Ok(order) => {
+                self.queue.delete_dead_letters(&held).await?;
+                Ok(order)
+            }
+            Err(e) => {
+                self.queue.release_dead_letters(&held).await?;
+                match self.store.get(id).await? {
+                    // Another cancel won meanwhile: the same answer as a repeat.
+                    Some(o) if o.status == OrderStatus::Cancelled => Ok(o),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     async fn ready(&self) -> Result<(), PortError> {

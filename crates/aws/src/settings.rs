@@ -2,6 +2,7 @@
 //! the environment variables Terraform sets (terraform/modules/lambdas). A
 //! missing variable stops the cold start naming it; so does a bad value.
 
+use crate::events::{EventsTable, DEFAULT_MAX_AGE};
 use dofs_core::service::Backoff;
 use dofs_core::validation::Limits;
 use dofs_core::{FulfillmentPolicy, Price};
@@ -45,6 +46,11 @@ pub struct AwsSettings {
     pub backoff: Backoff,
     /// Optional `DOFS_VALIDATION_MAX_QUANTITY` and `DOFS_VALIDATION_MAX_PRICE`.
     pub limits: Limits,
+    /// `DOFS_EVENTS_TABLE` and the optional `DOFS_EVENTS_MAX_AGE_S` (default 86400).
+    pub events: EventsTable,
+    /// Optional `DOFS_EVENTS_BUS_NAME`: the EventBridge bus events are
+    /// published to (by the dlq_processor's sweep); unset, they stay in the feed only.
+    pub events_bus: Option<String>,
 }
 
 fn required(
@@ -141,7 +147,25 @@ impl AwsSettings {
                 }
             })?;
         }
+        let max_age_s: u64 = optional(
+            get,
+            "DOFS_EVENTS_MAX_AGE_S",
+            "must be a whole number of seconds from 60 to 31536000",
+        )?
+        .unwrap_or(DEFAULT_MAX_AGE.as_secs());
+        if !(60..=31_536_000).contains(&max_age_s) {
+            return Err(SettingsError::Invalid {
+                name: "DOFS_EVENTS_MAX_AGE_S",
+                value: max_age_s.to_string(),
+                why: "must be a whole number of seconds from 60 to 31536000",
+            });
+        }
         Ok(AwsSettings {
+            events: EventsTable {
+                name: required(get, "DOFS_EVENTS_TABLE")?,
+                max_age: Duration::from_secs(max_age_s),
+            },
+            events_bus: get("DOFS_EVENTS_BUS_NAME").filter(|v| !v.trim().is_empty()),
             environment: required(get, "DOFS_ENVIRONMENT")?,
             orders_table: required(get, "DOFS_ORDERS_TABLE")?,
             failed_orders_table: required(get, "DOFS_FAILED_ORDERS_TABLE")?,
@@ -185,6 +209,7 @@ mod tests {
             ("DOFS_DLQ_URL", "http://q/dlq"),
             ("DOFS_FULFILLMENT_SUCCESS_RATE", "0.7"),
             ("DOFS_QUEUE_MAX_RECEIVE_COUNT", "3"),
+            ("DOFS_EVENTS_TABLE", "e"),
         ])
     }
 
@@ -225,5 +250,26 @@ mod tests {
             .expect_err("rejected")
             .to_string()
             .contains("DOFS_FULFILLMENT_SEED"));
+        for bad in ["10", "forever"] {
+            let mut m = full();
+            m.insert("DOFS_EVENTS_MAX_AGE_S", bad);
+            assert!(load(&m)
+                .expect_err("rejected")
+                .to_string()
+                .contains("DOFS_EVENTS_MAX_AGE_S"));
+        }
+    }
+
+    #[test]
+    fn events_are_kept_a_day_unless_told_and_published_only_with_a_bus() {
+        let s = load(&full()).expect("settings");
+        assert_eq!(s.events.max_age, Duration::from_secs(86_400));
+        assert_eq!(s.events_bus, None);
+        let mut m = full();
+        m.insert("DOFS_EVENTS_MAX_AGE_S", "3600");
+        m.insert("DOFS_EVENTS_BUS_NAME", "dofs-dev-orders");
+        let s = load(&m).expect("settings");
+        assert_eq!(s.events.max_age, Duration::from_secs(3600));
+        assert_eq!(s.events_bus.as_deref(), Some("dofs-dev-orders"));
     }
 }

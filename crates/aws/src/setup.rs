@@ -1,4 +1,4 @@
-//! Creating the tables and queues, the way Terraform's `dynamodb` and `sqs`
+//! Creating the tables and queues (and the events table), the way Terraform's `dynamodb` and `sqs`
 //! modules do (same names, keys, indexes, TTL and redrive policy). Used by
 //! the local AWS stack and by the tests on the emulator; in a real account
 //! Terraform owns these resources.
@@ -21,6 +21,7 @@ pub struct ResourceNames {
     pub orders_table: String,
     pub failed_orders_table: String,
     pub idempotency_table: String,
+    pub events_table: String,
     pub orders_queue: String,
     pub dlq: String,
 }
@@ -32,6 +33,7 @@ impl ResourceNames {
             orders_table: format!("{prefix}-orders"),
             failed_orders_table: format!("{prefix}-failed-orders"),
             idempotency_table: format!("{prefix}-idempotency"),
+            events_table: format!("{prefix}-order-events"),
             orders_queue: format!("{prefix}-orders"),
             dlq: format!("{prefix}-orders-dlq"),
         }
@@ -92,11 +94,24 @@ async fn create_table(
     attrs: &[&str],
     indexes: Vec<GlobalSecondaryIndex>,
 ) -> Result<(), PortError> {
+    create_keyed_table(client, name, (hash, None), attrs, indexes).await
+}
+
+async fn create_keyed_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    (hash, range): (&str, Option<&str>),
+    attrs: &[&str],
+    indexes: Vec<GlobalSecondaryIndex>,
+) -> Result<(), PortError> {
     let mut req = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key(hash, KeyType::Hash)?);
+    if let Some(range) = range {
+        req = req.key_schema(key(range, KeyType::Range)?);
+    }
     for a in attrs {
         req = req.attribute_definitions(string_attr(a)?);
     }
@@ -146,6 +161,23 @@ pub async fn create_tables(
         Vec::new(),
     )
     .await?;
+    create_keyed_table(
+        client,
+        &names.events_table,
+        ("feed", Some("eventId")),
+        &["feed", "eventId", "publishShard", "orderId"],
+        vec![
+            gsi(crate::events::UNPUBLISHED_INDEX, "publishShard", "eventId")?,
+            gsi(crate::events::ORDER_INDEX, "orderId", "eventId")?,
+        ],
+    )
+    .await?;
+    enable_ttl(client, &names.idempotency_table).await?;
+    enable_ttl(client, &names.events_table).await
+}
+
+/// Turns on the TTL attribute `expiresAt` of `table`.
+async fn enable_ttl(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), PortError> {
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
         .attribute_name("expiresAt")
@@ -153,7 +185,7 @@ pub async fn create_tables(
         .map_err(|e| PortError::with_source(ErrorKind::Internal, "ttl", e))?;
     match client
         .update_time_to_live()
-        .table_name(&names.idempotency_table)
+        .table_name(table)
         .time_to_live_specification(ttl)
         .send()
         .await
@@ -250,6 +282,7 @@ pub async fn delete_all(
         &created.names.orders_table,
         &created.names.failed_orders_table,
         &created.names.idempotency_table,
+        &created.names.events_table,
     ] {
         let _ = dynamodb.delete_table().table_name(t).send().await;
     }

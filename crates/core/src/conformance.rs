@@ -426,7 +426,7 @@ pub async fn store_suite(store: &dyn OrderStore) {
         "a FULFILLED order is never failed"
     );
 
-    let c = sample_order(8, at.plus_millis(8));
+    let c = sample_order(8, at.plus_millis(2));
     store.put_new(&c).await.expect("put c");
     let cancelled = store
         .transition(

@@ -1,4 +1,5 @@
-//! `dlq_processor`: records dead letters in failed_orders, leaving them in the DLQ.
+//! `dlq_processor`: records dead letters in failed_orders, leaving them in the
+//! DLQ, then publishes the events not yet on the EventBridge bus.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -6,6 +7,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let adapters = dofs_lambdas::cold_start().await?;
+    let publisher = &adapters.publisher(&dofs_aws::load_sdk_config().await);
     let adapters = &adapters;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now_ms = std::time::SystemTime::now()
@@ -13,17 +15,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         let stop = dofs_lambdas::dlq::stop_at(event.context.deadline, now_ms);
-        dofs_lambdas::dlq::process_dead_letters_until(
+        let transient = |e: dofs_core::ports::PortError| Diagnostic {
+            error_type: "TransientError".into(),
+            error_message: e.to_string(),
+        };
+        let mut report = dofs_lambdas::dlq::process_dead_letters_until(
             &adapters.queue,
             &adapters.store,
             adapters.clock.as_ref(),
             Some(stop),
         )
         .await
-        .map_err(|e| Diagnostic {
-            error_type: "TransientError".into(),
-            error_message: e.to_string(),
-        })
+        .map_err(transient)?;
+        if let Some(p) = publisher {
+            report["events"] = dofs_lambdas::dlq::publish_events(p, stop)
+                .await
+                .map_err(transient)?;
+        }
+        Ok::<_, Diagnostic>(report)
     }))
     .await
 }

@@ -6,9 +6,11 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let adapters = dofs_lambdas::cold_start().await?;
-    let fulfiller = &adapters.fulfiller();
+    let backend = dofs_lambdas::fulfill::backend(&adapters.settings)?;
+    let (fulfiller, queue) = (&adapters.fulfiller(backend), &adapters.queue);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Diagnostic>(dofs_lambdas::fulfill::fulfill_batch(event.payload, fulfiller).await)
+        let batch = dofs_lambdas::fulfill::fulfill_batch(event.payload, fulfiller, queue);
+        Ok::<_, Diagnostic>(batch.await)
     }))
     .await
 }

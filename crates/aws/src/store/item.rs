@@ -1,5 +1,8 @@
 //! How orders, failed orders, cursors and status changes are written as
 //! DynamoDB items and expressions, and read back.
+//!
+//! Attributes added later (`fulfillmentReference`, `cancelReason`) are
+//! optional: items written before them read as `None`.
 
 use super::*;
 
@@ -75,6 +78,12 @@ pub(crate) fn order_item(o: &Order) -> Item {
     if let Some(r) = &o.failure_reason {
         item.insert("failureReason".into(), s(r.clone()));
     }
+    if let Some(r) = &o.fulfillment_reference {
+        item.insert("fulfillmentReference".into(), s(r.clone()));
+    }
+    if let Some(r) = &o.cancel_reason {
+        item.insert("cancelReason".into(), s(r.clone()));
+    }
     item.insert("listPartition".into(), s(list_partition(&o.id.to_string())));
     item
 }
@@ -101,11 +110,18 @@ pub(crate) fn order_from_item(item: &Item) -> Result<Order, PortError> {
         created_at: Timestamp(num_attr(item, "createdAtMs")?),
         updated_at: Timestamp(num_attr(item, "updatedAtMs")?),
         execution_arn: str_attr(item, "executionArn")?.to_owned(),
-        failure_reason: match item.get("failureReason") {
-            Some(AttributeValue::S(r)) => Some(r.clone()),
-            _ => None,
-        },
+        failure_reason: optional_str(item, "failureReason"),
+        fulfillment_reference: optional_str(item, "fulfillmentReference"),
+        cancel_reason: optional_str(item, "cancelReason"),
     })
+}
+
+/// An optional text attribute; items written before it existed lack it.
+fn optional_str(item: &Item, key: &str) -> Option<String> {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
 }
 
 pub(super) fn failed_from_item(item: &Item) -> Result<FailedOrder, PortError> {
@@ -154,66 +170,4 @@ pub(super) fn decode_cursor(c: &str) -> Option<(String, String)> {
     let (sort, id) = text.split_once('|')?;
     OrderId::parse(id).ok()?;
     Some((sort.to_owned(), id.to_owned()))
-}
-
-/// A conditional update's parts.
-pub(super) struct UpdateParts {
-    pub(super) update: String,
-    pub(super) condition: String,
-    pub(super) values: Item,
-    pub(super) names: HashMap<String, String>,
-}
-
-/// The conditional update of a [`Transition`].
-pub(super) fn transition_update(change: &Transition) -> UpdateParts {
-    let mut values = Item::new();
-    let mut sets = vec!["#status = :to", "updatedAtMs = :at"];
-    let mut removes = Vec::new();
-    values.insert(":to".into(), s(change.to.as_str()));
-    values.insert(":at".into(), n(change.at.millis()));
-    if let Some(a) = change.attempts {
-        sets.push("attempts = :attempts");
-        values.insert(":attempts".into(), n(a));
-    }
-    match &change.failure_reason {
-        Some(Some(r)) => {
-            sets.push("failureReason = :reason");
-            values.insert(":reason".into(), s(r.clone()));
-        }
-        Some(None) => removes.push("failureReason"),
-        None => {}
-    }
-    let allowed: Vec<OrderStatus> = change
-        .from
-        .iter()
-        .copied()
-        .filter(|f| f.can_become(change.to))
-        .collect();
-    let mut placeholders = Vec::new();
-    for (i, f) in allowed.iter().enumerate() {
-        let p = format!(":from{i}");
-        values.insert(p.clone(), s(f.as_str()));
-        placeholders.push(p);
-    }
-    if placeholders.is_empty() {
-        // Nothing may change: a condition that never holds.
-        values.insert(":never".into(), s("-"));
-        placeholders.push(":never".into());
-    }
-    let mut expr = format!("SET {}", sets.join(", "));
-    if !removes.is_empty() {
-        expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
-    }
-    let condition = format!(
-        "attribute_exists(orderId) AND #status IN ({})",
-        placeholders.join(", ")
-    );
-    let mut names = HashMap::new();
-    names.insert("#status".to_owned(), "status".to_owned());
-    UpdateParts {
-        update: expr,
-        condition,
-        values,
-        names,
-    }
 }

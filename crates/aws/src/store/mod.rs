@@ -5,22 +5,27 @@
 //! `metadata` (S, a JSON list of `[key, type, exact text]` so numbers keep
 //! their text), `status`, `attempts` (N), `createdAt` (S, RFC 3339 with
 //! milliseconds, so it sorts as text), `createdAtMs`/`updatedAtMs` (N),
-//! `executionArn`, `failureReason` (absent when none) and `listPartition`
+//! `executionArn`, `failureReason`, `fulfillmentReference` and `cancelReason`
+//! (each absent when none) and `listPartition`
 //! (the hash key of the `all-createdAt` index: one of [`LIST_SHARDS`] values
 //! chosen by the order id, see [`list_partition`]; `all` on items written
 //! before the key was sharded).
 //!
-//! Every write is conditional: a new order with `attribute_not_exists`, every
-//! status change on the current status, and recording a dead letter in one
-//! transaction with the order's change to `FAILED`.
+//! Every write is conditional and writes the change's event in the same
+//! transaction (the outbox, [`crate::events`]): a new order with
+//! `attribute_not_exists`, every status change on the order's `version` (its
+//! number of changes, checked against the lifecycle on a fresh read), and a
+//! dead letter's failed-orders row with the order's change to `FAILED`.
+//! See [`write`].
 //!
 //! The failed-orders table is keyed by `orderId` alone (as Terraform creates
 //! it): when an order fails again after an operator's retry, its row holds the
 //! latest failure and `previousFailures` keeps the earlier ones.
 
 use crate::error::{code_of, corrupt, port_error};
+use crate::events::EventsTable;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
 use dofs_core::{
@@ -71,6 +76,8 @@ pub struct DynamoDbOrderStore {
     client: Client,
     orders_table: String,
     failed_table: String,
+    /// Where every change writes its event (the outbox).
+    events: EventsTable,
 }
 
 impl DynamoDbOrderStore {
@@ -79,11 +86,13 @@ impl DynamoDbOrderStore {
         client: Client,
         orders_table: impl Into<String>,
         failed_table: impl Into<String>,
+        events: EventsTable,
     ) -> Self {
         DynamoDbOrderStore {
             client,
             orders_table: orders_table.into(),
             failed_table: failed_table.into(),
+            events,
         }
     }
 
@@ -216,9 +225,10 @@ struct Listing<'a> {
     sort_attr: &'a str,
 }
 
-mod item;
+pub(crate) mod item;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use item::*;
 pub(crate) use item::{n, num_attr, s, str_attr};
@@ -226,30 +236,19 @@ pub(crate) use item::{n, num_attr, s, str_attr};
 #[async_trait]
 impl OrderStore for DynamoDbOrderStore {
     async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.orders_table)
-            .set_item(Some(order_item(order)))
-            .condition_expression("attribute_not_exists(orderId)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(order.clone()),
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                match self.get(order.id).await? {
-                    Some(existing) if same_content(&existing, order) => Ok(existing),
-                    Some(_) => Err(PortError::conflict(format!(
-                        "order {} exists with other content",
-                        order.id
-                    ))),
-                    None => Err(PortError::new(
-                        ErrorKind::Transient,
-                        "the order vanished while being created",
-                    )),
-                }
-            }
-            Err(e) => Err(port_error("PutItem orders", e)),
+        if self.commit_new(order).await? {
+            return Ok(order.clone());
+        }
+        match self.get(order.id).await? {
+            Some(existing) if same_content(&existing, order) => Ok(existing),
+            Some(_) => Err(PortError::conflict(format!(
+                "order {} exists with other content",
+                order.id
+            ))),
+            None => Err(PortError::new(
+                ErrorKind::Transient,
+                "the order vanished while being created",
+            )),
         }
     }
 
@@ -315,117 +314,11 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn transition(&self, id: OrderId, change: &Transition) -> Result<Order, PortError> {
-        let parts = transition_update(change);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.orders_table)
-            .key("orderId", s(id.to_string()))
-            .update_expression(parts.update)
-            .condition_expression(parts.condition)
-            .set_expression_attribute_names(Some(parts.names))
-            .set_expression_attribute_values(Some(parts.values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.attributes {
-                Some(item) => order_from_item(&item),
-                None => self
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| PortError::not_found(format!("no order {id}"))),
-            },
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                match self.get(id).await? {
-                    None => Err(PortError::not_found(format!("no order {id}"))),
-                    Some(o) => Err(PortError::conflict(format!(
-                        "order {id} is {}, cannot become {}",
-                        o.status, change.to
-                    ))),
-                }
-            }
-            Err(e) => Err(port_error("UpdateItem orders", e)),
-        }
+        self.change(id, change).await
     }
 
     async fn record_failure(&self, failed: &FailedOrder) -> Result<bool, PortError> {
-        let Some(order) = self.get(failed.order_id).await? else {
-            return Ok(false);
-        };
-        if order.status.is_terminal() {
-            return Ok(false);
-        }
-        let change = Transition {
-            from: vec![order.status],
-            to: OrderStatus::Failed,
-            attempts: Some(failed.attempts),
-            failure_reason: Some(Some(failed.reason.clone())),
-            at: failed.failed_at,
-        };
-        let parts = transition_update(&change);
-        let update = Update::builder()
-            .table_name(&self.orders_table)
-            .key("orderId", s(failed.order_id.to_string()))
-            .update_expression(parts.update)
-            .condition_expression(parts.condition)
-            .set_expression_attribute_names(Some(parts.names))
-            .set_expression_attribute_values(Some(parts.values))
-            .build()
-            .map_err(|e| PortError::with_source(ErrorKind::Internal, "build Update", e))?;
-
-        let mut row = Item::new();
-        row.insert("orderId".into(), s(failed.order_id.to_string()));
-        row.insert(
-            "listPartition".into(),
-            s(list_partition(&failed.order_id.to_string())),
-        );
-        row.insert("reason".into(), s(failed.reason.clone()));
-        row.insert("attempts".into(), n(failed.attempts));
-        row.insert("failedAt".into(), s(failed.failed_at.to_string()));
-        row.insert("failedAtMs".into(), n(failed.failed_at.millis()));
-        row.insert("order".into(), s(failed.order.to_string()));
-        if let Some(previous) = self.get_failed_item(failed.order_id).await? {
-            let mut history = match previous.get("previousFailures") {
-                Some(AttributeValue::L(l)) => l.clone(),
-                _ => Vec::new(),
-            };
-            let mut earlier = previous.clone();
-            earlier.remove("previousFailures");
-            earlier.remove("listPartition");
-            history.push(AttributeValue::M(earlier));
-            row.insert("previousFailures".into(), AttributeValue::L(history));
-        }
-        let put = Put::builder()
-            .table_name(&self.failed_table)
-            .set_item(Some(row))
-            .build()
-            .map_err(|e| PortError::with_source(ErrorKind::Internal, "build Put", e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
-                // The order changed meanwhile: someone else recorded it, or it moved on.
-                match self.get(failed.order_id).await? {
-                    Some(o) if o.status.is_terminal() => Ok(false),
-                    None => Ok(false),
-                    Some(o) => Err(PortError::new(
-                        ErrorKind::Transient,
-                        format!(
-                            "order {} changed to {} while being failed",
-                            failed.order_id, o.status
-                        ),
-                    )),
-                }
-            }
-            Err(e) => Err(port_error("TransactWriteItems", e)),
-        }
+        self.fail(failed).await
     }
 
     async fn list_failed(

@@ -21,6 +21,9 @@ use dofs_core::{CustomerId, NewOrder, OrderId, Price, ProductId};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod cancel;
+mod events;
+
 async fn emulator() -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {
         assert!(
@@ -65,6 +68,19 @@ async fn fresh(config: &aws_config::SdkConfig, what: &str) -> setup::Created {
     .expect("create tables and queues")
 }
 
+/// The order store over `created`'s tables.
+fn store(config: &aws_config::SdkConfig, created: &setup::Created) -> DynamoDbOrderStore {
+    DynamoDbOrderStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        &created.names.orders_table,
+        &created.names.failed_orders_table,
+        dofs_aws::EventsTable {
+            name: created.names.events_table.clone(),
+            max_age: Duration::from_secs(86_400),
+        },
+    )
+}
+
 struct RealTime(SqsQueue);
 
 #[async_trait]
@@ -84,12 +100,7 @@ async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
         return;
     };
     let created = fresh(&config, "store").await;
-    let store = DynamoDbOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        &created.names.orders_table,
-        &created.names.failed_orders_table,
-    );
-    store_suite(&store).await;
+    store_suite(&store(&config, &created)).await;
 }
 
 #[tokio::test]
@@ -228,11 +239,7 @@ async fn orders_page_newest_first_across_the_listing_shards_and_the_legacy_parti
     };
     let created = fresh(&config, "shards").await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let store = DynamoDbOrderStore::new(
-        dynamodb.clone(),
-        &created.names.orders_table,
-        &created.names.failed_orders_table,
-    );
+    let store = store(&config, &created);
     // 20 orders a millisecond apart, then 10 in the same millisecond (ties).
     let t0 = Timestamp(1_795_874_400_000);
     let mut ids = Vec::new();

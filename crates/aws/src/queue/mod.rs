@@ -16,13 +16,20 @@
 //!   count our own peeks).
 //! - **redrive and purge that count**: messages are moved (send, then delete)
 //!   or deleted batch by batch.
+//! - **dead-lettering a received message at once** ([`Queue::dead_letter`]):
+//!   SQS has no such call, so the message's body and attributes, remembered
+//!   from its receive ([`receipts`]), are sent to the DLQ, then the message is
+//!   deleted by its receipt.
+//!
+//! Layout: this file holds the orders-queue side; [`dead_letters`] the DLQ side.
 
 use crate::error::{code_of, port_error, sqs_error};
 use crate::store::{n, s};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use dofs_core::ports::{
@@ -30,8 +37,14 @@ use dofs_core::ports::{
 };
 use dofs_core::service::OrderMessage;
 use dofs_core::{OrderId, Timestamp};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod dead_letters;
+pub mod receipts;
+
+use receipts::{Held, Receipts};
 
 /// How long a dead letter stays hidden while it is peeked, moved or purged.
 const DEAD_LETTER_LEASE: Duration = Duration::from_secs(30);
@@ -56,6 +69,8 @@ pub struct SqsQueue {
     max_receive_count: u32,
     dedup: Option<SendDedup>,
     clock: Arc<dyn Clock>,
+    /// Received messages by receipt (shared by clones).
+    receipts: Arc<Receipts>,
 }
 
 /// A dead letter received with a lease: hidden until released or deleted.
@@ -95,7 +110,25 @@ impl SqsQueue {
             max_receive_count,
             dedup,
             clock,
+            receipts: Arc::new(Receipts::default()),
         }
+    }
+
+    /// Remembers a message received by someone else (the Lambda event source)
+    /// so that [`Queue::dead_letter`] can move it by its receipt.
+    pub fn remember(
+        &self,
+        receipt: &str,
+        body: &str,
+        attributes: HashMap<String, MessageAttributeValue>,
+    ) {
+        self.receipts.hold(
+            receipt,
+            Held {
+                body: body.to_owned(),
+                attributes,
+            },
+        );
     }
 
     /// The orders queue's URL.
@@ -180,189 +213,6 @@ impl SqsQueue {
         Ok(())
     }
 
-    /// Receives up to `max` dead letters (at most 10 per call to SQS) and hides
-    /// them for `lease`. Stops after two empty receives in a row.
-    pub async fn lease_dead_letters(
-        &self,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
-        let mut out: Vec<LeasedDeadLetter> = Vec::new();
-        let mut empty = 0;
-        while out.len() < max && empty < 2 {
-            let got = self
-                .client
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages((max - out.len()).clamp(1, 10) as i32)
-                .visibility_timeout(secs(lease).max(1))
-                .wait_time_seconds(0)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .map_err(|e| sqs_error("ReceiveMessage DLQ", e))?
-                .messages
-                .unwrap_or_default();
-            if got.is_empty() {
-                empty += 1;
-                continue;
-            }
-            empty = 0;
-            let now = self.clock.now();
-            for m in got {
-                let (Some(id), Some(receipt)) = (m.message_id.clone(), m.receipt_handle.clone())
-                else {
-                    continue;
-                };
-                if out.iter().any(|l| l.letter.id == id) {
-                    continue;
-                }
-                let sent_at =
-                    Timestamp(attr_i64(&m, MessageSystemAttributeName::SentTimestamp).unwrap_or(0));
-                out.push(LeasedDeadLetter {
-                    letter: DeadLetter {
-                        id,
-                        body: m.body.unwrap_or_default(),
-                        receive_count: self.max_receive_count,
-                        sent_at,
-                        dead_at: now,
-                    },
-                    receipt,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Leases every dead letter (at most `max`). Another reader (the
-    /// dlq_processor, an operator's listing) may hold some for a moment, so
-    /// while fewer were leased than the DLQ holds, it waits briefly and
-    /// receives again, for up to about five seconds.
-    pub async fn lease_every_dead_letter(
-        &self,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
-        let mut all: Vec<LeasedDeadLetter> = Vec::new();
-        for _ in 0..25 {
-            for l in self.lease_dead_letters(max - all.len(), lease).await? {
-                if !all.iter().any(|a| a.letter.id == l.letter.id) {
-                    all.push(l);
-                }
-            }
-            if all.len() >= max {
-                break;
-            }
-            let (visible, in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
-            if all.len() as u64 >= visible + in_flight {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(all)
-    }
-
-    /// Makes leased dead letters visible again at once.
-    pub async fn release_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&l.receipt)
-                        .visibility_timeout(0)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
-            self.client
-                .change_message_visibility_batch()
-                .queue_url(&self.dlq_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| sqs_error("ChangeMessageVisibilityBatch DLQ", e))?;
-        }
-        Ok(())
-    }
-
-    /// Deletes leased dead letters from the DLQ.
-    pub async fn delete_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&l.receipt)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
-            self.client
-                .delete_message_batch()
-                .queue_url(&self.dlq_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| sqs_error("DeleteMessageBatch DLQ", e))?;
-        }
-        Ok(())
-    }
-
-    /// Sends leased dead letters back to the orders queue as new messages
-    /// (their receive count starts again), then deletes them from the DLQ.
-    pub async fn requeue_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(&l.letter.body)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| sqs_error("SendMessageBatch", e))?;
-            if !out.failed.is_empty() {
-                return Err(PortError::new(
-                    ErrorKind::Transient,
-                    format!("{} messages could not be requeued", out.failed.len()),
-                ));
-            }
-            self.delete_dead_letters(chunk).await?;
-        }
-        Ok(())
-    }
-
-    /// Leases every dead letter and splits them: those of `order`, still
-    /// leased (delete or release them), and the others, released already.
-    pub async fn lease_dead_letters_of(
-        &self,
-        order: OrderId,
-    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
-        let leased = self
-            .lease_every_dead_letter(10_000, DEAD_LETTER_LEASE)
-            .await?;
-        let (mine, others): (Vec<_>, Vec<_>) = leased.into_iter().partition(|l| {
-            OrderMessage::parse(&l.letter.body).is_some_and(|m| m.order_id == order)
-        });
-        self.release_dead_letters(&others).await?;
-        Ok(mine)
-    }
-
     async fn queue_attrs(&self, url: &str) -> Result<(u64, u64, u64), PortError> {
         let out = self
             .client
@@ -392,6 +242,38 @@ impl SqsQueue {
     pub async fn dead_count(&self) -> Result<u64, PortError> {
         let (visible, in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
         Ok(visible + in_flight)
+    }
+
+    /// Changes a received message's visibility; a stale receipt is
+    /// `Conflict`, a deleted message `NotFound`.
+    async fn hide(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
+        match self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs(timeout))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Typed checks: the SDK's code is AWS.SimpleQueueService.MessageNotInflight.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_message_not_inflight()) =>
+            {
+                Err(PortError::conflict(
+                    "the message is not in flight under this receipt",
+                ))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
+            {
+                Err(PortError::not_found("no message has this receipt"))
+            }
+            Err(e) => Err(sqs_error("ChangeMessageVisibility", e)),
+        }
     }
 
     /// Whether both queues answer.
@@ -426,6 +308,7 @@ impl Queue for SqsQueue {
             .visibility_timeout(secs(visibility))
             .wait_time_seconds(0)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| sqs_error("ReceiveMessage", e))?
@@ -434,6 +317,13 @@ impl Queue for SqsQueue {
         Ok(got
             .into_iter()
             .filter_map(|m| {
+                if let Some(receipt) = &m.receipt_handle {
+                    self.remember(
+                        receipt,
+                        m.body.as_deref().unwrap_or_default(),
+                        m.message_attributes.clone().unwrap_or_default(),
+                    );
+                }
                 let receive_count =
                     attr_i64(&m, MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1)
                         as u32;
@@ -451,6 +341,7 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), PortError> {
+        self.receipts.forget(receipt);
         match self
             .client
             .delete_message()
@@ -472,33 +363,12 @@ impl Queue for SqsQueue {
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
-        match self
-            .client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(secs(timeout))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Typed checks: the SDK's code is AWS.SimpleQueueService.MessageNotInflight.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_message_not_inflight()) =>
-            {
-                Err(PortError::conflict(
-                    "the message is not in flight under this receipt",
-                ))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
-            {
-                Err(PortError::not_found("no message has this receipt"))
-            }
-            Err(e) => Err(sqs_error("ChangeMessageVisibility", e)),
-        }
+        self.receipts.forget(receipt);
+        self.hide(receipt, timeout).await
+    }
+
+    async fn dead_letter(&self, receipt: &str) -> Result<(), PortError> {
+        self.dead_letter_now(receipt).await
     }
 
     async fn depth(&self) -> Result<QueueDepth, PortError> {
