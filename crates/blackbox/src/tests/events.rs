@@ -42,6 +42,31 @@ pub async fn whole_feed<T: Target>(app: &Sut<T>) -> Vec<Value> {
     }
 }
 
+/// The whole feed, once its last event of each of `orders` is that order's
+/// status now (a feed may show an event a moment after its change).
+pub async fn settled_feed<T: Target>(app: &Sut<T>, orders: &[Value]) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let events = whole_feed(app).await;
+        let mut last: BTreeMap<&str, &Value> = BTreeMap::new();
+        for e in &events {
+            last.insert(e["orderId"].as_str().unwrap_or_default(), e);
+        }
+        let settled = orders.iter().all(|o| {
+            last.get(o["orderId"].as_str().unwrap_or_default())
+                .is_some_and(|e| e["status"] == o["status"] && e["attempts"] == o["attempts"])
+        });
+        if settled {
+            return events;
+        }
+        assert!(
+            started.elapsed() < app.target.patience(),
+            "the feed never caught up with the orders"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The status an event type leaves the order in.
 fn status_of(kind: &str) -> &'static str {
     match kind {
@@ -130,7 +155,7 @@ pub async fn every_status_change_is_an_event_in_the_feed<T: Target>(
         ids.push(app.submit(&seed_order()).await);
     }
     let orders = app.wait_all_terminal(&ids, app.target.patience()).await;
-    let events = whole_feed(&app).await;
+    let events = settled_feed(&app, &orders).await;
     check_feed(&events, &orders);
 
     // Paging: small pages give the same events.
@@ -223,7 +248,7 @@ pub async fn webhooks_receive_every_event_signed_in_order_through_an_outage<T: T
     hook.resume().await;
 
     let orders = app.wait_all_terminal(&ids, app.target.patience() * 4).await;
-    let events = whole_feed(&app).await;
+    let events = settled_feed(&app, &orders).await;
     check_feed(&events, &orders);
     let feed: BTreeMap<String, &Value> = events
         .iter()
