@@ -55,9 +55,11 @@ pub fn spawn(
     config
         .urls
         .iter()
-        .map(|url| {
+        .enumerate()
+        .map(|(index, url)| {
             let deliverer = Deliverer {
                 db: db.clone(),
+                index: index.to_string(),
                 url: url.clone(),
                 poster: config.poster.clone(),
                 max_age: config.max_age,
@@ -70,6 +72,8 @@ pub fn spawn(
 
 struct Deliverer {
     db: Db,
+    /// Its place in `events.webhook_urls`: the metrics' label (never the URL).
+    index: String,
     url: String,
     poster: SignedPoster,
     max_age: Duration,
@@ -117,7 +121,7 @@ impl Deliverer {
                     continue;
                 }
             };
-            metrics::gauge!("dofs_events_pending", "url" => self.url.clone())
+            metrics::gauge!("dofs_events_pending", "webhook" => self.index.clone())
                 .set((newest - after).max(0) as f64);
             let Some(last) = events.last().and_then(|e| e.id.parse::<i64>().ok()) else {
                 if pause(&mut stop, IDLE_POLL).await {

@@ -304,4 +304,38 @@ pub async fn webhooks_receive_every_event_signed_in_order_through_an_outage<T: T
             "{order}'s events arrived out of order: {ids:?}"
         );
     }
+
+    // The metrics say the same.
+    let started = Instant::now();
+    loop {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(series)
+                        .map(|v| v.trim().parse().unwrap_or(-1.0))
+                })
+                .unwrap_or(0.0)
+        };
+        let delivered = value(r#"dofs_events_delivered_total{outcome="success"} "#);
+        let failed = value(r#"dofs_events_delivered_total{outcome="failure"} "#);
+        let pending = value(r#"dofs_events_pending{webhook="0"} "#);
+        if delivered >= feed.len() as f64 && failed > 0.0 && pending == 0.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < app.target.patience(),
+            "metrics: {delivered} delivered, {failed} failed, {pending} pending for {} events",
+            feed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

@@ -30,6 +30,10 @@ pub mod names {
     pub const ALERT_NOTIFICATIONS: &str = "dofs_alert_notifications_total";
     /// Counter by `reason` (`rate_limit`, `in_flight`, `backlog`): requests refused 429.
     pub const OVERLOAD_REJECTIONS: &str = "dofs_overload_rejections_total";
+    /// Counter by `outcome` (`success`, `failure`, `dropped`): order event webhook deliveries.
+    pub const EVENTS_DELIVERED: &str = "dofs_events_delivered_total";
+    /// Gauge by `webhook` (its place in `events.webhook_urls`, from 0): events not yet delivered.
+    pub const EVENTS_PENDING: &str = "dofs_events_pending";
 }
 
 /// What kind of series a metric is.
@@ -152,6 +156,18 @@ pub const CATALOG: &[MetricInfo] = &[
         name: names::OVERLOAD_REJECTIONS,
         kind: Kind::Counter,
         help: "Requests refused 429 to protect the server, by reason (rate_limit, in_flight, backlog).",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::EVENTS_DELIVERED,
+        kind: Kind::Counter,
+        help: "Order event webhook delivery attempts, by outcome (success, failure; dropped: given up after events.max_age_s).",
+        buckets: &[],
+    },
+    MetricInfo {
+        name: names::EVENTS_PENDING,
+        kind: Kind::Gauge,
+        help: "Order events recorded and not yet delivered, by webhook (its place in events.webhook_urls).",
         buckets: &[],
     },
 ];
