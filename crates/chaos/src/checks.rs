@@ -120,19 +120,24 @@ pub(super) fn file_checks(
         effects == fulfilled && stray_effects == 0,
         format!("{effects} effects, {fulfilled} FULFILLED, {stray_effects} effects of orders not FULFILLED"),
     );
+    // A FAILED order that was then cancelled keeps its row, as history.
     let failed = count(&conn, "SELECT COUNT(*) FROM orders WHERE status = 'FAILED'")?;
     let rows = count(&conn, "SELECT COUNT(*) FROM failed_orders")?;
     let distinct = count(&conn, "SELECT COUNT(DISTINCT order_id) FROM failed_orders")?;
+    let rows_of_failed = count(
+        &conn,
+        "SELECT COUNT(*) FROM failed_orders f JOIN orders o ON o.id = f.order_id WHERE o.status = 'FAILED'",
+    )?;
     let stray_rows = count(
         &conn,
         "SELECT COUNT(*) FROM failed_orders f LEFT JOIN orders o ON o.id = f.order_id \
-         WHERE o.status IS NOT 'FAILED'",
+         WHERE o.status IS NULL OR o.status NOT IN ('FAILED', 'CANCELLED')",
     )?;
     check(
         checks,
-        "failed-orders rows = FAILED orders",
-        rows == failed && distinct == rows && stray_rows == 0,
-        format!("{rows} rows ({distinct} orders), {failed} FAILED, {stray_rows} rows of orders not FAILED"),
+        "failed-orders rows = FAILED orders (and cancelled ones that had failed)",
+        rows_of_failed == failed && distinct == rows && stray_rows == 0,
+        format!("{rows} rows ({distinct} orders), {failed} FAILED, {stray_rows} rows of orders neither FAILED nor CANCELLED"),
     );
     let running = count(
         &conn,

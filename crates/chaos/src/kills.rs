@@ -65,6 +65,7 @@ pub(super) fn server_env(args: &Args, seed: u64, arm: Option<String>) -> Vec<(St
         ("DOFS_FULFILLMENT_DELAY_MS".to_owned(), "2".to_owned()),
         ("DOFS_FULFILLMENT_SEED".to_owned(), seed.to_string()),
     ];
+    env.extend(args.outside_env.iter().cloned());
     if let Some(spec) = arm {
         env.push(("DOFS_FAIL_POINT".to_owned(), spec));
     }

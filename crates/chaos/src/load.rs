@@ -92,12 +92,13 @@ pub(super) struct Seen {
 }
 
 pub(super) fn is_terminal(status: &str) -> bool {
-    status == "FULFILLED" || status == "FAILED"
+    matches!(status, "FULFILLED" | "FAILED" | "CANCELLED")
 }
 
 /// Samples order statuses while the campaign runs and records any that moved
 /// backwards in the lifecycle: a terminal status that changed (the campaign
-/// runs no operator retry or redrive, the only ways out of `FAILED`).
+/// runs no operator retry or redrive, the only ways out of `FAILED` but a
+/// cancel, which it does run).
 /// `PENDING` and `PROCESSING` alternate legitimately between attempts.
 pub(super) async fn sampler(
     shared: Arc<Shared>,
@@ -168,7 +169,8 @@ pub(super) fn seen_of(order: &Value) -> Option<Seen> {
 }
 
 pub(super) fn backwards(before: &Seen, now: &Seen) -> Option<String> {
-    if is_terminal(&before.status) && now.status != before.status {
+    let cancelled_failure = before.status == "FAILED" && now.status == "CANCELLED";
+    if is_terminal(&before.status) && now.status != before.status && !cancelled_failure {
         return Some(format!("{} then {}", before.status, now.status));
     }
     None

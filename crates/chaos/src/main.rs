@@ -6,6 +6,13 @@
 //! time, one fulfillment per `FULFILLED` order, one failed-orders row per
 //! `FAILED` order, no order seen moving backwards, `integrity_check` ok.
 //!
+//! By default the server runs in `http` fulfillment mode against a service
+//! the campaign runs (it outlives the kills), delivers its order events to a
+//! webhook the campaign runs, and an operator cancels orders as they come;
+//! then also: no cancelled order attempted after its cancel returned or
+//! ever fulfilled, and each order's final event delivered. `--simulated`
+//! runs the seed's coin flip instead, without webhook or cancels.
+//!
 //! It needs a `dofs` built with the `fail-points` feature:
 //! `cargo build -p dofs-cli --features fail-points` (see `scripts/kill-campaign.sh`).
 //! Exit status 0 when every check passed, 1 when one failed, 2 on a usage or
@@ -13,11 +20,13 @@
 //!
 //! Layout: the campaign here; [`server`] starts and kills `dofs serve`,
 //! [`load`] is the clients and the status sampler, [`kills`] plans and runs
-//! the kills, [`checks`] the final checks.
+//! the kills, [`outside`] the fulfillment service, webhook and canceller,
+//! [`checks`] the final checks.
 
 mod checks;
 mod kills;
 mod load;
+mod outside;
 mod server;
 
 use checks::{check, file_checks, wait_all_terminal};
@@ -80,6 +89,16 @@ struct Args {
     /// Seconds to wait for an armed fail point to be reached.
     #[arg(long, default_value_t = 60)]
     fail_point_timeout_s: u64,
+    /// The seed's simulated fulfillment, no webhook and no cancels (instead
+    /// of `http` mode against the campaign's service, with both).
+    #[arg(long)]
+    simulated: bool,
+    /// Milliseconds between two cancels (not with --simulated).
+    #[arg(long, default_value_t = 100)]
+    cancel_every_ms: u64,
+    /// The settings that point the server at the campaign's service and webhook.
+    #[arg(skip)]
+    outside_env: Vec<(String, String)>,
 }
 
 fn default_dofs() -> anyhow::Result<PathBuf> {
@@ -88,7 +107,7 @@ fn default_dofs() -> anyhow::Result<PathBuf> {
     Ok(dir.join("dofs"))
 }
 
-async fn campaign(args: Args) -> anyhow::Result<bool> {
+async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     if args.kills == 0 || args.orders == 0 || args.clients == 0 {
         bail!("--orders, --clients and --kills must be at least 1");
     }
@@ -119,6 +138,25 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let outside = if args.simulated {
+        None
+    } else {
+        let service = outside::fulfillment_service(seed).await;
+        let hook = outside::webhook().await;
+        args.outside_env = vec![
+            ("DOFS_FULFILLMENT_MODE".into(), "http".into()),
+            (
+                "DOFS_FULFILLMENT_HTTP_URL".into(),
+                format!("{}/fulfill", service.base),
+            ),
+            ("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS".into(), "2000".into()),
+            (
+                "DOFS_EVENTS_WEBHOOK_URLS".into(),
+                format!("{}/events", hook.base),
+            ),
+        ];
+        Some((service, hook))
+    };
     println!(
         "kill campaign: seed {seed}, {} orders, {} clients, {} kills, dofs {}, data {}",
         args.orders,
@@ -146,6 +184,15 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
         clients.push(tokio::spawn(client(i, shared.clone())));
     }
     let sampler_task = tokio::spawn(sampler(shared.clone(), seed, seen.clone()));
+    let cancelled: outside::Cancelled = Arc::default();
+    let canceller_task = outside.as_ref().map(|_| {
+        tokio::spawn(outside::canceller(
+            shared.clone(),
+            seed,
+            Duration::from_millis(args.cancel_every_ms.max(1)),
+            cancelled.clone(),
+        ))
+    });
 
     let args = Arc::new(args);
     let kills = {
@@ -175,6 +222,9 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
     for c in clients {
         let _ = c.await;
     }
+    if let Some(c) = canceller_task {
+        let _ = c.await;
+    }
     let load_end = Instant::now();
     let load_time = load_end - started;
 
@@ -187,6 +237,9 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
     };
     shared.stop_sampler.store(true, Ordering::Relaxed);
     let _ = sampler_task.await;
+    if let Some((_, hook)) = &outside {
+        outside::wait_delivered(&data_dir, hook, Duration::from_secs(60)).await;
+    }
     let stopped_cleanly = server.terminate(Duration::from_secs(30));
 
     let acked: Vec<String> = shared.acked.lock().map(|a| a.clone()).unwrap_or_default();
@@ -258,6 +311,10 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
         String::new(),
     );
     file_checks(&data_dir, &acked, &seen, &mut checks)?;
+    if let Some((service, hook)) = &outside {
+        let cancelled = cancelled.lock().map(|c| c.clone()).unwrap_or_default();
+        outside::outside_checks(&data_dir, service, hook, &cancelled, &mut checks)?;
+    }
 
     let statuses = shared
         .statuses
