@@ -187,15 +187,16 @@ pub async fn every_status_change_is_an_event_in_the_feed<T: Target>(
         .unwrap_or_default();
     assert_eq!(got, expected);
 
-    for bad in [
-        "/events?after=not-an-event",
-        "/events?limit=0",
-        "/events?limit=1001",
-        "/events?since=1",
-        "/events?orderId=nope",
+    for (bad, field) in [
+        ("/events?after=not-an-event", "after"),
+        ("/events?limit=0", "limit"),
+        ("/events?limit=1001", "limit"),
+        ("/events?since=1", "since"),
+        ("/events?orderId=nope", "orderId"),
     ] {
         let (status, body) = app.get_json(bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["details"][0]["field"], field, "{bad}: {body}");
     }
 }
 

@@ -61,6 +61,7 @@ pub async fn run(args: StubArgs) -> Result<Exit, CliError> {
     // Fails only when a subscriber is already installed, which is then used.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
     eprintln!(

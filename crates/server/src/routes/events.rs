@@ -115,7 +115,14 @@ async fn events(
     let page = log
         .after(q.after.as_deref(), q.limit.unwrap_or(DEFAULT_LIMIT))
         .await
-        .map_err(|e| cursor_error(e, q.after.is_some()))?;
+        .map_err(|e| match cursor_error(e, q.after.is_some()) {
+            ApiError::Validation { .. } => ApiError::invalid_field(
+                "query parameters are invalid",
+                "after",
+                "must be an eventId from this feed",
+            ),
+            other => other,
+        })?;
     let items: Vec<Value> = page.items.iter().map(OrderEvent::to_json).collect();
     Ok(Json(
         json!({"items": items, "nextCursor": page.next_cursor}),
