@@ -89,6 +89,66 @@ async fn a_bad_configuration_value_stops_start_up_naming_the_key() {
 }
 
 #[tokio::test]
+async fn bad_fulfillment_and_event_settings_stop_start_up_naming_the_key() {
+    let secret = "whsec_ZG9mcy1ibGFja2JveC1mdWxmaWxsbWVudC1rZXk=";
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("DOFS_FULFILLMENT_MODE", "http")], "fulfillment.http.url"),
+        (&[("DOFS_FULFILLMENT_MODE", "webhook")], "fulfillment.mode"),
+        (
+            &[
+                ("DOFS_FULFILLMENT_MODE", "http"),
+                ("DOFS_FULFILLMENT_HTTP_URL", "ftp://example.com/fulfill"),
+            ],
+            "fulfillment.http.url",
+        ),
+        (
+            &[("DOFS_FULFILLMENT_HTTP_SECRET", "not-a-whsec-secret")],
+            "fulfillment.http.secret",
+        ),
+        (
+            &[("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS", "0")],
+            "fulfillment.http.timeout_ms",
+        ),
+        (
+            &[(
+                "DOFS_EVENTS_WEBHOOK_URLS",
+                "http://127.0.0.1:9/ok,file:///etc/passwd",
+            )],
+            "events.webhook_urls",
+        ),
+        (&[("DOFS_EVENTS_SECRET", "whsec_!!!")], "events.secret"),
+        (&[("DOFS_EVENTS_MAX_AGE_S", "5")], "events.max_age_s"),
+    ];
+    for (env, key) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dofs"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path());
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {err}");
+        assert!(err.contains(key), "{env:?} names {key}: {err}");
+        assert!(!err.contains(secret), "no secret in the message: {err}");
+        if key.ends_with("secret") {
+            for (_, v) in *env {
+                assert!(!err.contains(v), "a secret's value is never echoed: {err}");
+            }
+        }
+        assert!(
+            !dofs_embedded_db_exists(dir.path()),
+            "{env:?}: nothing was created"
+        );
+    }
+}
+
+fn dofs_embedded_db_exists(dir: &std::path::Path) -> bool {
+    dir.join("dofs.db").exists()
+}
+
+#[tokio::test]
 async fn api_keys_are_required_and_operator_routes_need_an_operator_key() {
     use dofs_blackbox::tests::{OPERATOR_KEY, SUBMIT_KEY};
     let dir = tempfile::tempdir().expect("tempdir");
