@@ -122,6 +122,34 @@ impl Transition {
         }
     }
 
+    /// `order` after this change, or `Conflict` when its status is not one
+    /// of `from` or the lifecycle forbids the move. The time never goes
+    /// back: `updatedAt` is the later of the order's and the change's.
+    pub fn apply(&self, order: &Order) -> Result<Order, PortError> {
+        if !self.from.contains(&order.status) || !order.status.can_become(self.to) {
+            return Err(PortError::conflict(format!(
+                "order {} is {}, cannot become {}",
+                order.id, order.status, self.to
+            )));
+        }
+        let mut o = order.clone();
+        o.status = self.to;
+        if let Some(a) = self.attempts {
+            o.attempts = a;
+        }
+        if let Some(r) = &self.failure_reason {
+            o.failure_reason = r.clone();
+        }
+        if let Some(r) = &self.reference {
+            o.fulfillment_reference = Some(r.clone());
+        }
+        if let Some(r) = &self.cancel_reason {
+            o.cancel_reason = Some(r.clone());
+        }
+        o.updated_at = self.at.max(order.updated_at);
+        Ok(o)
+    }
+
     /// The cancel of an order (`PENDING` or `FAILED` → `CANCELLED`).
     pub fn cancel(reason: Option<String>, at: Timestamp) -> Transition {
         Transition {

@@ -170,30 +170,11 @@ pub(crate) fn apply_transition(
     id: OrderId,
     change: &Transition,
 ) -> Result<Order, PortError> {
-    let Some(mut order) = get_order(conn, id)? else {
+    let Some(current) = get_order(conn, id)? else {
         return Err(PortError::not_found(format!("no order {id}")));
     };
-    if !change.from.contains(&order.status) || !order.status.can_become(change.to) {
-        return Err(PortError::conflict(format!(
-            "order {id} is {}, cannot become {}",
-            order.status, change.to
-        )));
-    }
-    let before = order.status;
-    order.status = change.to;
-    if let Some(a) = change.attempts {
-        order.attempts = a;
-    }
-    if let Some(r) = &change.failure_reason {
-        order.failure_reason = r.clone();
-    }
-    if let Some(r) = &change.reference {
-        order.fulfillment_reference = Some(r.clone());
-    }
-    if let Some(r) = &change.cancel_reason {
-        order.cancel_reason = Some(r.clone());
-    }
-    order.updated_at = change.at.max(order.updated_at);
+    let before = current.status;
+    let order = change.apply(&current)?;
     if change.reference.is_some() || change.cancel_reason.is_some() {
         conn.prepare_cached(
             "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \

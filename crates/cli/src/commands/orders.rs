@@ -426,16 +426,25 @@ pub async fn retry(args: RetryArgs) -> Result<Exit, CliError> {
         ))
         .await?;
     let order = ok_json(reply, args.target.json)?;
-    if args.target.json {
-        print_json(&order);
+    print_changed(
+        &order,
+        args.target.json,
+        "again, attempts reset, and queued for fulfillment",
+    );
+    Ok(Exit::Ok)
+}
+
+/// An operator action's answer: the order as JSON, or `order ID is STATUS {what}`.
+fn print_changed(order: &Value, json: bool, what: &str) {
+    if json {
+        print_json(order);
     } else {
         println!(
-            "order {} is {} again, attempts reset, and queued for fulfillment",
+            "order {} is {} {what}",
             text(&order["orderId"]),
             text(&order["status"])
         );
     }
-    Ok(Exit::Ok)
 }
 
 /// Cancels an order and prints it.
@@ -453,15 +462,7 @@ pub async fn cancel(args: CancelArgs) -> Result<Exit, CliError> {
         )
         .await?;
     let order = ok_json(reply, args.target.json)?;
-    if args.target.json {
-        print_json(&order);
-    } else {
-        println!(
-            "order {} is {}; it will not be attempted again",
-            text(&order["orderId"]),
-            text(&order["status"])
-        );
-    }
+    print_changed(&order, args.target.json, "and will not be attempted again");
     Ok(Exit::Ok)
 }
 

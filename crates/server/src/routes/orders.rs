@@ -242,20 +242,31 @@ async fn retry(
 ) -> Result<Json<Value>, ApiError> {
     let id = order_id(path)?;
     let backend = state.backend();
-    match backend.operations.retry(id).await {
+    let done = backend.operations.retry(id).await;
+    operator_answer(backend, id, done, "only FAILED orders can be retried").await
+}
+
+/// An operator action's answer: the order, or 404, or a 409 that says what
+/// the order is now and which statuses the action needs (`rule`).
+async fn operator_answer(
+    backend: &dofs_core::ports::Backend,
+    id: OrderId,
+    done: Result<Order, dofs_core::ports::PortError>,
+    rule: &str,
+) -> Result<Json<Value>, ApiError> {
+    match done {
         Ok(order) => Ok(Json(order.to_json())),
         Err(e) if e.kind == ErrorKind::NotFound => Err(not_found(id)),
         Err(e) if e.kind == ErrorKind::Conflict => {
-            tracing::debug!(error = %e, order = %id, "retry refused");
+            tracing::debug!(error = %e, order = %id, "operator action refused");
             // The port's message is for logs; describe the conflict from the order itself.
-            let message = match backend.orders.get(id).await? {
-                Some(order) => format!(
-                    "order is {}, only FAILED orders can be retried",
+            match backend.orders.get(id).await? {
+                Some(order) => Err(ApiError::Conflict(format!(
+                    "order is {}, {rule}",
                     order.status
-                ),
-                None => return Err(not_found(id)),
-            };
-            Err(ApiError::Conflict(message))
+                ))),
+                None => Err(not_found(id)),
+            }
         }
         Err(e) => Err(e.into()),
     }
@@ -295,22 +306,14 @@ async fn cancel(
     .map_err(|_| ApiError::RequestTimeout)??;
     let reason = cancel_reason(&bytes)?;
     let backend = state.backend();
-    match backend.operations.cancel(id, reason).await {
-        Ok(order) => Ok(Json(order.to_json())),
-        Err(e) if e.kind == ErrorKind::NotFound => Err(not_found(id)),
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            tracing::debug!(error = %e, order = %id, "cancel refused");
-            let message = match backend.orders.get(id).await? {
-                Some(order) => format!(
-                    "order is {}, only PENDING and FAILED orders can be cancelled",
-                    order.status
-                ),
-                None => return Err(not_found(id)),
-            };
-            Err(ApiError::Conflict(message))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let done = backend.operations.cancel(id, reason).await;
+    operator_answer(
+        backend,
+        id,
+        done,
+        "only PENDING and FAILED orders can be cancelled",
+    )
+    .await
 }
 
 /// The reason of a cancel's body: none for an empty body (or `{}`), else
