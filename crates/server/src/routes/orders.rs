@@ -316,7 +316,7 @@ async fn cancel(
     .await
 }
 
-/// The reason of a cancel's body: none for an empty body (or `{}`), else
+/// The reason of a cancel's body: none for an empty body, `null` or `{}`, else
 /// a JSON object whose only field is a `reason` string of 1 to 256 characters.
 pub fn cancel_reason(bytes: &[u8]) -> Result<Option<String>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -329,6 +329,9 @@ pub fn cancel_reason(bytes: &[u8]) -> Result<Option<String>, ApiError> {
             e.column()
         ))
     })?;
+    if value.is_null() {
+        return Ok(None);
+    }
     let Value::Object(mut fields) = value else {
         return Err(ApiError::MalformedJson(
             "the body must be a JSON object".into(),
