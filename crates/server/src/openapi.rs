@@ -389,12 +389,13 @@ pub struct Alert {
 }
 
 /// Every route of CONTRACT.md section 1 (method, OpenAPI path template).
-pub const CONTRACT_ROUTES: [(&str, &str); 16] = [
+pub const CONTRACT_ROUTES: [(&str, &str); 18] = [
     ("post", "/order"),
     ("post", "/orders"),
     ("get", "/orders"),
     ("get", "/orders/{orderId}"),
     ("post", "/orders/{orderId}/retry"),
+    ("post", "/orders/{orderId}/cancel"),
     ("get", "/failed-orders"),
     ("get", "/dlq"),
     ("post", "/dlq/redrive"),
@@ -406,4 +407,5 @@ pub const CONTRACT_ROUTES: [(&str, &str); 16] = [
     ("get", "/alerts"),
     ("get", "/openapi.json"),
     ("get", "/"),
+    ("get", "/events"),
 ];

@@ -1,18 +1,20 @@
 //! `dofs test-system`: the contract's behaviour, check by check, against any
 //! deployment. Valid orders, every invalid-order rule, edge cases (limits,
 //! wrong types, malformed JSON, oversized bodies, wrong content types),
-//! idempotency, reads and listings, the lifecycle to a terminal status with
-//! the expected fulfilled share, operator retries, an optional load phase,
-//! and every answer checked against the deployment's `/openapi.json`.
+//! idempotency, reads and listings, cancellation and the event feed, the
+//! lifecycle to a terminal status with the expected fulfilled share,
+//! operator retries, an optional load phase, and every answer checked
+//! against the deployment's `/openapi.json`.
 //!
 //! It creates orders (tagged `metadata.source = "dofs-test-system"`); on a
 //! shared deployment they show up like any other orders. It never purges or
 //! redrives the DLQ.
 //!
 //! Layout: this file runs the checks in order; [`context`] holds what they
-//! share, and [`submissions`], [`reads`] and [`lifecycle`] the checks.
+//! share, and [`submissions`], [`reads`], [`events`] and [`lifecycle`] the checks.
 
 mod context;
+mod events;
 mod lifecycle;
 mod reads;
 mod submissions;
@@ -141,6 +143,7 @@ pub async fn run(args: TestSystemArgs) -> Result<Exit, CliError> {
     idempotency(&ctx, &mut list).await;
     reads(&ctx, &mut list, seed.as_deref()).await;
     operations(&ctx, &mut list).await;
+    events::cancel_and_events(&ctx, &mut list, seed.as_deref()).await;
     lifecycle(&ctx, &mut list, &args, seed.as_deref()).await;
     if args.load {
         load_phase(&args, &mut list).await;
