@@ -134,14 +134,23 @@ pub fn parse_cursor(cursor: &str) -> Result<i64, PortError> {
 }
 
 /// Deletes up to `batch` of the oldest events that occurred before
-/// `cutoff`, never the newest one (so event ids are never used again).
+/// `cutoff`, never the newest one (so event ids are never used again) and
+/// never one a webhook has yet to take or drop (its deliverer counts what it
+/// drops; an event pruned under it would vanish uncounted).
 /// Returns how many it deleted; call again while that is `batch`.
 pub(crate) fn prune_in(
     conn: &Connection,
     cutoff: Timestamp,
     batch: usize,
 ) -> Result<usize, PortError> {
-    let newest = last_seq(conn)?;
+    let undelivered: Option<i64> = conn
+        .prepare_cached("SELECT MIN(after_seq) FROM event_deliveries")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_err)?;
+    let newest = match undelivered {
+        Some(after) => last_seq(conn)?.min(after + 1),
+        None => last_seq(conn)?,
+    };
     let upto: Option<i64> = conn
         .prepare_cached(
             "SELECT MAX(seq) FROM (SELECT seq, occurred_at FROM events WHERE seq < ?1 ORDER BY seq LIMIT ?2) \
@@ -200,5 +209,55 @@ impl EventLog for SqliteEventLog {
                     .map_err(sql_err)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dofs_core::{CustomerId, NewOrder, Price, ProductId};
+
+    fn order(at: i64) -> Order {
+        let new = NewOrder {
+            customer_id: CustomerId::parse("CUST-1001").expect("id"),
+            product_id: ProductId::parse("PROD-2001").expect("id"),
+            quantity: 1,
+            price: Price::from_cents(100),
+            metadata: None,
+        };
+        Order::new(OrderId::generate(), new, "arn:test".into(), Timestamp(at))
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_event_and_what_a_webhook_has_yet_to_take() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let left = db
+            .write(|conn| {
+                for at in 1..=10 {
+                    crate::store::insert_order(conn, &order(at * 1000), None)?;
+                }
+                // A webhook that has taken events 1 to 4.
+                conn.execute(
+                    "INSERT INTO event_deliveries (url, after_seq) VALUES ('http://hook', 4)",
+                    [],
+                )
+                .map_err(sql_err)?;
+                // All ten are old, but only 1 to 4 were taken.
+                let pruned = prune_in(conn, Timestamp(1_000_000), 100)?;
+                let left_then = count(conn);
+                conn.execute("DELETE FROM event_deliveries", [])
+                    .map_err(sql_err)?;
+                let pruned_after = prune_in(conn, Timestamp(1_000_000), 100)?;
+                Ok((pruned, left_then, pruned_after, count(conn), last_seq(conn)?))
+            })
+            .await
+            .expect("write");
+        assert_eq!(left, (4, 6, 5, 1, 10), "(pruned, left, pruned, left, newest)");
     }
 }

@@ -183,6 +183,18 @@ impl Embedded {
                 stopped.clone(),
             )));
         }
+        let urls = config
+            .webhooks
+            .as_ref()
+            .map(|h| h.urls.clone())
+            .unwrap_or_default();
+        let forgotten = webhooks::forget_other_urls(&db, &urls).await?;
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "forgot the delivery progress of webhook URLs no longer configured"
+            );
+        }
         if let Some(hooks) = config.webhooks.clone() {
             workers.extend(webhooks::spawn(
                 db.clone(),

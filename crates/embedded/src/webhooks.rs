@@ -45,6 +45,30 @@ pub struct WebhookConfig {
     pub max_age: Duration,
 }
 
+/// Forgets the progress of URLs no longer configured, so that the events
+/// they never took do not wait for them (see [`crate::events`]' pruning).
+pub async fn forget_other_urls(
+    db: &Db,
+    urls: &[String],
+) -> Result<usize, dofs_core::ports::PortError> {
+    let keep = urls.to_vec();
+    db.write(move |conn| {
+        let known: Vec<String> = conn
+            .prepare_cached("SELECT url FROM event_deliveries")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql_err)?;
+        let mut forgotten = 0;
+        for url in known.iter().filter(|u| !keep.contains(u)) {
+            forgotten += conn
+                .prepare_cached("DELETE FROM event_deliveries WHERE url = ?1")
+                .and_then(|mut st| st.execute([url]))
+                .map_err(sql_err)?;
+        }
+        Ok(forgotten)
+    })
+    .await
+}
+
 /// Runs one deliverer per URL until `stop` turns true.
 pub fn spawn(
     db: Db,
