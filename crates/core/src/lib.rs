@@ -10,6 +10,7 @@
 //! - [`fulfillment`]: what an attempt does and how it ends (the simulated
 //!   backend with its success rate and seed; the port for others).
 //! - [`events`]: order events, one per status change.
+//! - [`metric_names`]: the names of the metrics every shape records.
 //! - [`ports`]: the narrow traits the adapters implement (order store, queue,
 //!   workflow starter, execution log, clock), and their error type.
 //! - [`service`]: the use cases that drive the ports: submit, fulfill one message,
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod events;
 pub mod fulfillment;
 pub mod ids;
+pub mod metric_names;
 pub mod money;
 pub mod order;
 pub mod ports;

@@ -254,10 +254,20 @@ mod tests {
                 conn.execute("DELETE FROM event_deliveries", [])
                     .map_err(sql_err)?;
                 let pruned_after = prune_in(conn, Timestamp(1_000_000), 100)?;
-                Ok((pruned, left_then, pruned_after, count(conn), last_seq(conn)?))
+                Ok((
+                    pruned,
+                    left_then,
+                    pruned_after,
+                    count(conn),
+                    last_seq(conn)?,
+                ))
             })
             .await
             .expect("write");
-        assert_eq!(left, (4, 6, 5, 1, 10), "(pruned, left, pruned, left, newest)");
+        assert_eq!(
+            left,
+            (4, 6, 5, 1, 10),
+            "(pruned, left, pruned, left, newest)"
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::engine::{apply_run, read_execution, Definitions, Workflow};
 use crate::queue::{redrive_in, remove_order_messages_in, SqliteQueue};
 use crate::store::{apply_transition, get_order, insert_order};
 use async_trait::async_trait;
+use dofs_core::metric_names as names;
 use dofs_core::ports::{
     ErrorKind, Execution, ExecutionLog, IdempotencyClaim, Operations, PortError, Submitted,
     Transition, WorkflowStarter,
@@ -136,7 +137,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
         let (submitted, failed) = submitted?;
         crate::failpoint::hit(crate::failpoint::AFTER_ORDER_COMMIT);
         if let Submitted::Started { order } = &submitted {
-            metrics::counter!("dofs_workflow_executions_total", "status" => status).increment(1);
+            metrics::counter!(names::WORKFLOW_EXECUTIONS, "status" => status).increment(1);
             if failed {
                 crate::workers::record_terminal("FAILED", order.created_at, now);
             } else {

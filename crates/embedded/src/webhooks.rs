@@ -16,6 +16,7 @@
 
 use crate::db::{sql_err, Db};
 use crate::events::{events_after, last_seq};
+use dofs_core::metric_names as names;
 use dofs_core::{Clock, OrderEvent, OrderId};
 use dofs_fulfillment::{PostResult, SignedPoster};
 use futures_util::{stream, StreamExt};
@@ -145,7 +146,7 @@ impl Deliverer {
                     continue;
                 }
             };
-            metrics::gauge!("dofs_events_pending", "webhook" => self.index.clone())
+            metrics::gauge!(names::EVENTS_PENDING, "webhook" => self.index.clone())
                 .set((newest - after).max(0) as f64);
             let Some(last) = events.last().and_then(|e| e.id.parse::<i64>().ok()) else {
                 if pause(&mut stop, IDLE_POLL).await {
@@ -248,8 +249,7 @@ impl Deliverer {
             let result = self.poster.post(url, &event.id, &[], body.clone()).await;
             let (wait, why) = match result {
                 PostResult::Response(r) if (200..300).contains(&r.status) => {
-                    metrics::counter!("dofs_events_delivered_total", "outcome" => "success")
-                        .increment(1);
+                    metrics::counter!(names::EVENTS_DELIVERED, "outcome" => "success").increment(1);
                     return Delivery::Delivered;
                 }
                 PostResult::Response(r) => (
@@ -258,11 +258,10 @@ impl Deliverer {
                 ),
                 PostResult::Transport(t) => (delay, t.to_string()),
             };
-            metrics::counter!("dofs_events_delivered_total", "outcome" => "failure").increment(1);
+            metrics::counter!(names::EVENTS_DELIVERED, "outcome" => "failure").increment(1);
             let age_ms = self.clock.now().millis() - event.occurred_at.millis();
             if age_ms > crate::queue::ms(self.max_age) {
-                metrics::counter!("dofs_events_delivered_total", "outcome" => "dropped")
-                    .increment(1);
+                metrics::counter!(names::EVENTS_DELIVERED, "outcome" => "dropped").increment(1);
                 tracing::warn!(url = %self.url, eventId = %event.id, orderId = %event.order_id(), "an order event was dropped for a webhook: older than events.max_age_s");
                 let url = self.url.clone();
                 let dropped = self

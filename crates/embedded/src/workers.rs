@@ -14,6 +14,7 @@ use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
 };
 use crate::store::{apply_transition, get_order, record_failure_in};
+use dofs_core::metric_names as names;
 use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::service::{
     failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
@@ -294,17 +295,14 @@ fn ignore_stale(r: Result<(), PortError>) -> Result<(), PortError> {
 fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
     match handled {
         Handled::Fulfilled(_) => {
-            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "success")
-                .increment(1);
+            metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "success").increment(1);
             record_terminal("FULFILLED", accepted_at, now);
         }
         Handled::Failed { .. } => {
-            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
-                .increment(1);
+            metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
         }
         Handled::Rejected { .. } => {
-            metrics::counter!("dofs_fulfillment_attempts_total", "outcome" => "failure")
-                .increment(1);
+            metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
             record_terminal("FAILED", accepted_at, now);
         }
         Handled::AlreadyTerminal(_) | Handled::Superseded(_) | Handled::Discarded => {}
@@ -314,7 +312,7 @@ fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
 /// Records `dofs_order_time_to_terminal_seconds{status}` for an order accepted at `accepted_at`.
 pub(crate) fn record_terminal(status: &'static str, accepted_at: Timestamp, now: Timestamp) {
     let seconds = (now.millis() - accepted_at.millis()).max(0) as f64 / 1000.0;
-    metrics::histogram!("dofs_order_time_to_terminal_seconds", "status" => status).record(seconds);
+    metrics::histogram!(names::TIME_TO_TERMINAL, "status" => status).record(seconds);
 }
 
 async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {

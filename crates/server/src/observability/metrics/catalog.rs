@@ -1,40 +1,9 @@
 //! What DOFS records: every metric's name, kind, help text and histogram
 //! buckets ([`CATALOG`]).
 
-/// The metric names DOFS records. The embedded crate records the event
-/// counters by the same literal names through the `metrics` facade.
-pub mod names {
-    /// Counter: orders answered 202 (replays excluded).
-    pub const ORDERS_ACCEPTED: &str = "dofs_orders_accepted_total";
-    /// Counter by `reason` (the error code of the answer).
-    pub const ORDERS_REJECTED: &str = "dofs_orders_rejected_total";
-    /// Gauge by `status`, read from the store at scrape time.
-    pub const ORDERS: &str = "dofs_orders";
-    /// Counter by `outcome` (`success`, `failure`).
-    pub const FULFILLMENT_ATTEMPTS: &str = "dofs_fulfillment_attempts_total";
-    /// Gauge by `queue` (`orders`, `dlq`), read from the queue at scrape time.
-    pub const QUEUE_MESSAGES: &str = "dofs_queue_messages";
-    /// Gauge by `queue`: the age of the oldest message, 0 when the queue is empty.
-    pub const QUEUE_OLDEST_AGE: &str = "dofs_queue_oldest_message_age_seconds";
-    /// Counter by `status` (`SUCCEEDED`, `FAILED`).
-    pub const WORKFLOW_EXECUTIONS: &str = "dofs_workflow_executions_total";
-    /// Counter by `method`, `route`, `status`.
-    pub const HTTP_REQUESTS: &str = "dofs_http_requests_total";
-    /// Histogram by `method`, `route`.
-    pub const HTTP_DURATION: &str = "dofs_http_request_duration_seconds";
-    /// Gauge by `alert`: 1 while the rule fires.
-    pub const ALERTS_FIRING: &str = "dofs_alerts_firing";
-    /// Histogram by `status` (`FULFILLED`, `FAILED`): accept to terminal status.
-    pub const TIME_TO_TERMINAL: &str = "dofs_order_time_to_terminal_seconds";
-    /// Counter by `outcome` (`delivered`, `failed`, `dropped`): alert webhook deliveries.
-    pub const ALERT_NOTIFICATIONS: &str = "dofs_alert_notifications_total";
-    /// Counter by `reason` (`rate_limit`, `in_flight`, `backlog`): requests refused 429.
-    pub const OVERLOAD_REJECTIONS: &str = "dofs_overload_rejections_total";
-    /// Counter by `outcome` (`success`, `failure`, `dropped`): order event webhook deliveries.
-    pub const EVENTS_DELIVERED: &str = "dofs_events_delivered_total";
-    /// Gauge by `webhook` (its place in `events.webhook_urls`, from 0): events not yet delivered.
-    pub const EVENTS_PENDING: &str = "dofs_events_pending";
-}
+/// The metric names DOFS records (kept in the domain crate, where every
+/// shape's code records by them).
+pub use dofs_core::metric_names as names;
 
 /// What kind of series a metric is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
