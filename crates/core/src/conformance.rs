@@ -352,11 +352,26 @@ pub async fn store_suite(store: &dyn OrderStore) {
         (p.status, p.attempts, p.updated_at),
         (Processing, 1, at.plus_millis(5))
     );
+    let overtaken = store
+        .transition(
+            a.id,
+            &Transition {
+                ends_attempt: Some(2),
+                ..change(&[Processing], Pending, at)
+            },
+        )
+        .await;
+    assert_eq!(
+        overtaken.map_err(|e| e.kind).err(),
+        Some(ErrorKind::Conflict),
+        "a change that ends another attempt than the order's latest is a conflict"
+    );
     let fulfilled = store
         .transition(
             a.id,
             &Transition {
                 reference: Some("shipment-7".into()),
+                ends_attempt: Some(1),
                 ..change(&[Processing], Fulfilled, at)
             },
         )

@@ -105,6 +105,10 @@ pub struct Transition {
     pub reference: Option<String>,
     /// The cancel's reason, recorded with `CANCELLED`.
     pub cancel_reason: Option<String>,
+    /// The attempt this change ends: it applies only while the order's
+    /// attempt count is this one, so an attempt overtaken by a newer one
+    /// (its lease ran out and the message was received again) changes nothing.
+    pub ends_attempt: Option<u32>,
     pub at: Timestamp,
 }
 
@@ -118,18 +122,26 @@ impl Transition {
             failure_reason: None,
             reference: None,
             cancel_reason: None,
+            ends_attempt: None,
             at,
         }
     }
 
     /// `order` after this change, or `Conflict` when its status is not one
-    /// of `from` or the lifecycle forbids the move. The time never goes
-    /// back: `updatedAt` is the later of the order's and the change's.
+    /// of `from`, the lifecycle forbids the move, or a newer attempt than the
+    /// one this change ends has started. The time never goes back:
+    /// `updatedAt` is the later of the order's and the change's.
     pub fn apply(&self, order: &Order) -> Result<Order, PortError> {
         if !self.from.contains(&order.status) || !order.status.can_become(self.to) {
             return Err(PortError::conflict(format!(
                 "order {} is {}, cannot become {}",
                 order.id, order.status, self.to
+            )));
+        }
+        if let Some(n) = self.ends_attempt.filter(|n| *n != order.attempts) {
+            return Err(PortError::conflict(format!(
+                "attempt {n} of order {} was overtaken by attempt {}",
+                order.id, order.attempts
             )));
         }
         let mut o = order.clone();

@@ -198,6 +198,7 @@ impl Fulfiller {
                     attempts: Some(n),
                     failure_reason: Some(None),
                     reference: reference.clone(),
+                    ends_attempt: Some(n),
                     ..Transition::new(&[OrderStatus::Processing], OrderStatus::Fulfilled, now)
                 },
                 message: AfterAttempt::Delete,
@@ -223,6 +224,7 @@ impl Fulfiller {
                     change: Transition {
                         attempts: Some(n),
                         failure_reason: Some(Some(reason)),
+                        ends_attempt: Some(n),
                         ..Transition::new(&[OrderStatus::Processing], OrderStatus::Pending, now)
                     },
                     message: AfterAttempt::Hide(delay),
@@ -238,6 +240,7 @@ impl Fulfiller {
                 change: Transition {
                     attempts: Some(n),
                     failure_reason: Some(Some(reason.clone())),
+                    ends_attempt: Some(n),
                     ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
                 },
                 message: AfterAttempt::DeadLetter,

@@ -19,7 +19,7 @@ use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::service::{
     failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
 };
-use dofs_core::{Clock, OrderStatus, Outcome, Timestamp};
+use dofs_core::{Clock, Outcome, Timestamp};
 use futures_util::{stream, StreamExt};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
@@ -228,12 +228,16 @@ fn finish_in(
     let id = attempt.order.id;
     let finish = f.decide(attempt, outcome);
     let applied = match &finish.failed {
-        Some(failed) if get_order(conn, id)?.map(|o| o.status) == Some(OrderStatus::Processing) => {
-            record_failure_in(conn, failed).map(|_| ())
-        }
-        Some(_) => Err(PortError::conflict(format!(
-            "order {id} is no longer PROCESSING"
-        ))),
+        // Only while this attempt is the order's latest, as `change` says.
+        Some(failed) => match get_order(conn, id)? {
+            Some(o) if finish.change.apply(&o).is_ok() => {
+                record_failure_in(conn, failed).map(|_| ())
+            }
+            _ => Err(PortError::conflict(format!(
+                "order {id} is no longer PROCESSING with attempt {}",
+                attempt.number
+            ))),
+        },
         None => apply_transition(conn, id, &finish.change).map(|_| ()),
     };
     match applied {

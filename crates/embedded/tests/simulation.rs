@@ -1069,28 +1069,39 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         let h = finish_attempts(&node.db, &f, vec![(stale, failed.clone())])
             .await
             .expect("finish the stale attempt");
-        assert!(
-            matches!(h[0].0, Handled::Failed { attempt: 1, .. }),
-            "{h:?}"
+        assert_eq!(
+            h[0].0,
+            Handled::Superseded(id),
+            "an overtaken attempt changes nothing"
         );
         let h = finish_attempts(&node.db, &f, vec![(newer, failed.clone())])
             .await
             .expect("finish the newer attempt");
-        assert_eq!(h[0].0, Handled::Superseded(id));
+        assert!(
+            matches!(h[0].0, Handled::Failed { attempt: 2, .. }),
+            "{h:?}"
+        );
 
         let snap = snapshot(&node.db).await.expect("snapshot");
         assert_eq!(
-            snap.orders.get(&id).map(|o| o.0),
-            Some(OrderStatus::Pending)
+            snap.orders.get(&id),
+            Some(&(OrderStatus::Pending, 2)),
+            "the attempt count is never lowered by the overtaken attempt"
         );
         assert_eq!(
             snap.queue.len(),
             1,
             "the message is kept for the next attempt"
         );
+        clock.advance(BACKOFF.max);
         let third = receive_and_begin(&node.db, &f, 1, VISIBILITY)
             .await
             .expect("receive");
-        assert_eq!(third.attempts.len(), 1, "and it is receivable at once");
+        assert_eq!(
+            third.attempts.len(),
+            1,
+            "and it is received after its backoff"
+        );
+        assert_eq!(third.attempts[0].number, 3);
     });
 }
