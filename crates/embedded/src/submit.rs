@@ -256,9 +256,22 @@ impl Operations for SqliteOperations {
         Ok(moved)
     }
 
+    /// Acknowledges every dead letter. One the recorder has not reached yet
+    /// is recorded first, in the same transaction (its order `FAILED` with
+    /// its failed-orders row): a purge never leaves an order waiting for a
+    /// message that is gone.
     async fn purge(&self) -> Result<u64, PortError> {
-        use dofs_core::ports::Queue;
-        self.queue.purge_dead_letters().await
+        let now = self.clock.now();
+        self.db
+            .write(move |conn| {
+                for (_, dead) in crate::queue::dead_letters_after(conn, 0, usize::MAX >> 1)? {
+                    crate::workers::record_dead_letter_in(conn, &dead, now)?;
+                }
+                conn.execute("DELETE FROM dlq", [])
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
+            })
+            .await
     }
 
     async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {

@@ -15,7 +15,7 @@ use crate::queue::{
 };
 use crate::store::{apply_transition, get_order, record_failure_in};
 use dofs_core::metric_names as names;
-use dofs_core::ports::{ErrorKind, PortError};
+use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
 use dofs_core::service::{
     failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
 };
@@ -407,6 +407,26 @@ pub struct DeadLetterPass {
     pub failed_accepted_at: Vec<Timestamp>,
 }
 
+/// Records one dead letter inside the writer's transaction: its order
+/// `FAILED` with a failed-orders row, unless it is terminal already. Returns
+/// when the order was accepted, if it was failed now.
+pub(crate) fn record_dead_letter_in(
+    conn: &Connection,
+    dead: &DeadLetter,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, PortError> {
+    let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
+        return Ok(None);
+    };
+    let Some(order) = get_order(conn, order_id)? else {
+        return Ok(None);
+    };
+    match failure_for(&order, dead, now) {
+        Some(failed) if record_failure_in(conn, &failed)? => Ok(Some(order.created_at)),
+        _ => Ok(None),
+    }
+}
+
 /// One pass of the dead-letter recorder: reads the dead letters after
 /// sequence number `after` and, in the same transaction, records each one
 /// whose order is not terminal (failed-orders row, order `FAILED`).
@@ -432,16 +452,8 @@ pub async fn record_dead_letters(
         let mut failed_accepted_at = Vec::new();
         for (seq, dead) in &rows {
             last = *seq;
-            let Some(OrderMessage { order_id }) = OrderMessage::parse(&dead.body) else {
-                continue;
-            };
-            let Some(order) = get_order(conn, order_id)? else {
-                continue;
-            };
-            if let Some(failed) = failure_for(&order, dead, now) {
-                if record_failure_in(conn, &failed)? {
-                    failed_accepted_at.push(order.created_at);
-                }
+            if let Some(accepted_at) = record_dead_letter_in(conn, dead, now)? {
+                failed_accepted_at.push(accepted_at);
             }
         }
         Ok(DeadLetterPass {

@@ -2,7 +2,8 @@
 //!
 //! One seed decides everything: the orders submitted, which step runs next
 //! (submit, receive a batch and begin its attempts, finish some attempts,
-//! record dead letters, cancel an order, advance the clock, crash), where a
+//! record dead letters, cancel an order, an operator's retry, redrive or
+//! purge, advance the clock, crash), where a
 //! step is cut short by a crash (before its transaction, or after its commit
 //! and before its caller saw the result), and the fulfillment outcomes (a
 //! seeded policy, and now and then a service's refusal for good).
@@ -187,6 +188,11 @@ struct Model {
     fulfilled_reports: BTreeMap<OrderId, u32>,
     /// Orders whose cancel returned the order `CANCELLED`.
     cancelled: BTreeSet<OrderId>,
+    /// Orders an operator's retry or redrive may have taken out of `FAILED`
+    /// (their failed-orders rows stay, as history).
+    operated: BTreeSet<String>,
+    /// Orders whose dead letter an operator's purge may have acknowledged.
+    purged: BTreeSet<String>,
 }
 
 /// A snapshot of the file's state.
@@ -370,14 +376,32 @@ fn check_step(model: &mut Model, s: &Snapshot) -> Result<(), String> {
         .map(|(id, _)| id.to_string())
         .collect();
     let rows: BTreeSet<String> = s.failed_rows.iter().map(|(id, _, _)| id.clone()).collect();
-    if rows.len() != s.failed_rows.len() {
-        return Err("an order has two failed-orders rows".into());
+    // One row per failure: more than one only for an order failed again
+    // after an operator's retry or redrive.
+    let mut per_order: BTreeMap<&String, usize> = BTreeMap::new();
+    for (id, _, _) in &s.failed_rows {
+        *per_order.entry(id).or_default() += 1;
     }
-    // A FAILED order that was cancelled keeps its row, as history.
-    let rows: BTreeSet<String> = rows.difference(&cancelled).cloned().collect();
-    if rows != failed {
+    if let Some((id, n)) = per_order
+        .iter()
+        .find(|(id, n)| **n > 1 && !model.operated.contains(**id))
+    {
         return Err(format!(
-            "failed-orders rows {rows:?} differ from FAILED orders {failed:?}"
+            "order {id} has {n} failed-orders rows without a retry between"
+        ));
+    }
+    if let Some(missing) = failed.difference(&rows).next() {
+        return Err(format!("FAILED order {missing} has no failed-orders row"));
+    }
+    // A row of an order no longer FAILED is history: it was cancelled, or
+    // an operator retried or redrove it.
+    let unexplained: Vec<&String> = rows
+        .difference(&failed)
+        .filter(|id| !cancelled.contains(*id) && !model.operated.contains(*id))
+        .collect();
+    if !unexplained.is_empty() {
+        return Err(format!(
+            "failed-orders rows of orders neither FAILED, cancelled nor retried: {unexplained:?}"
         ));
     }
     for id in &model.cancelled {
@@ -451,18 +475,20 @@ fn check_drained(model: &Model, s: &Snapshot) -> Result<(), String> {
     let dead: BTreeSet<String> = s.dlq.iter().filter_map(|(_, b)| body_order(b)).collect();
     for (id, attempts, reason) in &s.failed_rows {
         let order = OrderId::parse(id).map_err(|_| format!("bad failed-orders id {id}"))?;
-        if s.orders.get(&order).map(|o| o.0) == Some(OrderStatus::Cancelled) {
+        let status = s.orders.get(&order).map(|o| o.0);
+        if status == Some(OrderStatus::Cancelled) || model.operated.contains(id) {
             continue;
         }
+        let purged = model.purged.contains(id);
         if reason == REJECTED {
-            if !dead.contains(id) {
+            if !dead.contains(id) && !purged {
                 return Err(format!("rejected order {id} has no dead letter"));
             }
             continue;
         }
         // A FAILED order failed in the workflow (no attempt) or was dead-lettered.
         let workflow_failure = *attempts == 0 && s.failed_executions.contains(id);
-        if !workflow_failure && !dead.contains(id) {
+        if !workflow_failure && !dead.contains(id) && !purged {
             return Err(format!(
                 "order {id} is FAILED after {attempts} attempts without a dead letter"
             ));
@@ -494,6 +520,9 @@ enum Step {
     Finish,
     Record,
     Cancel,
+    Retry,
+    Redrive,
+    Purge,
     Advance,
     Crash,
 }
@@ -501,12 +530,15 @@ enum Step {
 /// Picks the next step among those that have something to work on.
 fn pick(rng: &mut Rng, draining: bool, node: &Node) -> Step {
     let on = |b: bool, w: u64| if b { w } else { 0 };
-    let weights: [(Step, u64); 7] = [
+    let weights: [(Step, u64); 10] = [
         (Step::Submit, on(!draining, 6)),
         (Step::Receive, 4),
         (Step::Finish, on(!node.attempts.is_empty(), 6)),
         (Step::Record, 2),
         (Step::Cancel, on(!draining, 1)),
+        (Step::Retry, on(!draining, 1)),
+        (Step::Redrive, on(!draining, 1)),
+        (Step::Purge, on(!draining, 1)),
         (Step::Advance, 3),
         (Step::Crash, on(!draining, 1)),
     ];
@@ -772,6 +804,72 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                         )
                     }
                     Err(e) => return Err(format!("recording dead letters failed: {e}")),
+                }
+            }
+            Step::Retry => {
+                let failed: Vec<OrderId> = model
+                    .acked
+                    .iter()
+                    .filter(|(_, s)| **s == OrderStatus::Failed)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if failed.is_empty() {
+                    changed = false;
+                    "retry: no FAILED order".into()
+                } else {
+                    let id = failed[rng.below(failed.len() as u64) as usize];
+                    // Whatever the outcome, the order may leave FAILED now.
+                    model.operated.insert(id.to_string());
+                    model.acked.insert(id, OrderStatus::Pending);
+                    let at = cut.then(|| rng.chance(50));
+                    match transaction(&plan, at, node.ops.retry(id)).await {
+                        None => format!("retry {} CRASH", short(&id)),
+                        Some(Ok(order))
+                            if order.status == OrderStatus::Pending && order.attempts == 0 =>
+                        {
+                            format!("retry {}: PENDING", short(&id))
+                        }
+                        Some(Ok(order)) => {
+                            return Err(format!(
+                                "retry of {id} answered {} after {}",
+                                order.status, order.attempts
+                            ))
+                        }
+                        Some(Err(e)) => return Err(format!("retry of a FAILED order failed: {e}")),
+                    }
+                }
+            }
+            Step::Redrive | Step::Purge => {
+                // A redrive takes the orders of the dead letters there now
+                // out of FAILED; a purge acknowledges those dead letters.
+                for (_, body) in snapshot(&node.db).await?.dlq {
+                    let Some(order) = body_order(&body) else {
+                        continue;
+                    };
+                    if matches!(step, Step::Redrive) {
+                        if let Ok(id) = OrderId::parse(&order) {
+                            if model.acked.contains_key(&id) {
+                                model.acked.insert(id, OrderStatus::Pending);
+                            }
+                        }
+                        model.operated.insert(order);
+                    } else {
+                        model.purged.insert(order);
+                    }
+                }
+                let at = cut.then(|| rng.chance(50));
+                let (name, done) = if matches!(step, Step::Redrive) {
+                    ("redrive", transaction(&plan, at, node.ops.redrive()).await)
+                } else {
+                    ("purge", transaction(&plan, at, node.ops.purge()).await)
+                };
+                match done {
+                    None => format!("{name} CRASH"),
+                    Some(Ok(n)) => {
+                        changed = n > 0;
+                        format!("{name}: {n}")
+                    }
+                    Some(Err(e)) => return Err(format!("{name} failed: {e}")),
                 }
             }
             Step::Cancel => {
