@@ -118,6 +118,14 @@ async fn bad_fulfillment_and_event_settings_stop_start_up_naming_the_key() {
         ),
         (&[("DOFS_EVENTS_SECRET", "whsec_!!!")], "events.secret"),
         (&[("DOFS_EVENTS_MAX_AGE_S", "5")], "events.max_age_s"),
+        (
+            &[
+                ("DOFS_FULFILLMENT_MODE", "http"),
+                ("DOFS_FULFILLMENT_HTTP_URL", "http://127.0.0.1:9/fulfill"),
+                ("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS", "30000"),
+            ],
+            "fulfillment.http.timeout_ms",
+        ),
     ];
     for (env, key) in cases {
         let dir = tempfile::tempdir().expect("tempdir");

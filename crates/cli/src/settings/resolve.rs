@@ -161,6 +161,14 @@ impl Resolver {
         let Some(url) = url else {
             bail!("`fulfillment.http.url` has no value: it is required when `fulfillment.mode` is http");
         };
+        // An attempt must end before its message may be received again.
+        let visibility =
+            self.parse("queue.visibility_timeout_ms", "", |s| s.parse::<u64>().ok())?;
+        if let Some(v) = visibility.filter(|v| u128::from(*v) <= timeout.as_millis()) {
+            bail!(
+                "invalid value for `fulfillment.http.timeout_ms`: must be less than queue.visibility_timeout_ms ({v}), so that an attempt ends before its message is delivered again"
+            );
+        }
         Ok(FulfillmentMode::Http {
             url,
             secret,
