@@ -2,6 +2,7 @@
 //! commands operate any deployment over HTTP (see [`commands`] for them and
 //! their exit codes).
 
+mod admin;
 mod commands;
 mod serve;
 mod settings;
@@ -11,7 +12,7 @@ mod settings;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,12 +59,15 @@ enum Command {
     },
     #[command(flatten)]
     Client(commands::ClientCommand),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => commands::run(command),
+        Command::Admin(command) => admin::run(command, Cli::command),
         Command::Migrate { data_dir, check } => migrate(&data_dir, check),
         Command::Serve {
             config,

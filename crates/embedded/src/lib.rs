@@ -1,6 +1,7 @@
 //! The embedded shape of DOFS: the whole pipeline in one process on one
 //! SQLite file.
 //!
+//! - [`backup`]: `dofs backup` and `dofs restore`.
 //! - [`db`]: the file, its schema, the single group-committing writer, readers.
 //! - [`store`]: `SqliteOrderStore` (orders, counts, fulfillments, failed orders).
 //! - [`queue`]: `SqliteQueue`, the orders queue and its DLQ with SQS semantics.
@@ -15,6 +16,7 @@
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
 
+pub mod backup;
 pub mod db;
 pub mod engine;
 pub mod events;

@@ -1,0 +1,133 @@
+//! The commands an operator runs on the machine itself, beside `dofs serve`:
+//! backing up and restoring a data directory, and the shell completions and
+//! man page made from the command line's own definition.
+//!
+//! Exit codes: 0 done; 2 refused (a file or directory in the way, a backup
+//! that fails its checks, or a restore that could not be written); 1 a
+//! backup that failed while copying.
+
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Copy the database of a data directory to a new file, while `dofs serve` runs on it.
+    Backup(BackupArgs),
+    /// Check a backup and put it into a new, empty data directory.
+    Restore(RestoreArgs),
+    /// Print a shell completion script (e.g. `dofs completions bash > /etc/bash_completion.d/dofs`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `dofs man > /usr/local/share/man/man1/dofs.1`.
+    Man,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The data directory `dofs serve` uses.
+    #[arg(long, value_name = "DIR", default_value = "./dofs-data")]
+    data_dir: PathBuf,
+    /// The backup file to create; it must not exist.
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The new data directory: it must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+/// The shells `dofs completions` knows.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+/// Runs one admin command; `command` builds the whole command line's
+/// definition (for the completions and the man page).
+pub fn run(admin: AdminCommand, command: impl Fn() -> clap::Command) -> ExitCode {
+    match admin {
+        AdminCommand::Backup(args) => backup(&args),
+        AdminCommand::Restore(args) => restore(&args),
+        AdminCommand::Completions { shell } => {
+            let mut cmd = command();
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+                Shell::Elvish => clap_complete::Shell::Elvish,
+                Shell::Powershell => clap_complete::Shell::PowerShell,
+            };
+            clap_complete::generate(shell, &mut cmd, "dofs", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        AdminCommand::Man => {
+            let man = clap_mangen::Man::new(command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dofs man: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn backup(args: &BackupArgs) -> ExitCode {
+    if args.to.exists() {
+        eprintln!(
+            "dofs backup: {} already exists; a backup never overwrites a file: choose a new name",
+            args.to.display()
+        );
+        return ExitCode::from(2);
+    }
+    match dofs_embedded::backup::backup(&args.data_dir, &args.to) {
+        Ok(report) => {
+            println!(
+                "backed up {} to {} ({} bytes; the copy's snapshot was read in {} ms)",
+                dofs_embedded::db::db_path(&args.data_dir).display(),
+                report.file.display(),
+                report.bytes,
+                report.took.as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dofs backup: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn restore(args: &RestoreArgs) -> ExitCode {
+    match dofs_embedded::backup::restore(&args.from, &args.data_dir) {
+        Ok(report) => {
+            println!(
+                "restored {} to {} (schema: {}); start it with `dofs serve --data-dir {}`",
+                args.from.display(),
+                report.file.display(),
+                report.plan,
+                args.data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dofs restore: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
