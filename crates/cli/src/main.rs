@@ -114,7 +114,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("dofs serve: {e:#}");
-                    ExitCode::FAILURE
+                    // The data directory or its file cannot be used as they are.
+                    let refused = e
+                        .chain()
+                        .any(|c| c.is::<dofs_embedded::preflight::StartupRefused>());
+                    ExitCode::from(if refused { 2 } else { 1 })
                 }
             }
         }

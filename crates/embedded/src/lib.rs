@@ -12,6 +12,7 @@
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
 //! - [`events`]: the order events (outbox) and their feed.
 //! - [`webhooks`]: delivers the events to `events.webhook_urls`.
+//! - [`preflight`]: start-up checks of the data directory and the file.
 //! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
@@ -21,6 +22,7 @@ pub mod db;
 pub mod engine;
 pub mod events;
 pub mod failpoint;
+pub mod preflight;
 pub mod queue;
 pub mod store;
 pub mod submit;
