@@ -71,13 +71,14 @@ pub fn run(admin: AdminCommand, command: impl Fn() -> clap::Command) -> ExitCode
                 Shell::Elvish => clap_complete::Shell::Elvish,
                 Shell::Powershell => clap_complete::Shell::PowerShell,
             };
-            clap_complete::generate(shell, &mut cmd, "dofs", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "dofs", &mut script);
+            print_bytes("completions", &script)
         }
         AdminCommand::Man => {
-            let man = clap_mangen::Man::new(command());
-            match man.render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(command()).render(&mut page) {
+                Ok(()) => print_bytes("man", &page),
                 Err(e) => {
                     eprintln!("dofs man: {e}");
                     ExitCode::FAILURE
@@ -130,4 +131,35 @@ fn restore(args: &RestoreArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `bytes` to stdout; a closed pipe (`| head`) is not a panic.
+fn print_bytes(what: &str, bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dofs {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The end of `dofs serve --help`: every setting with its environment
+/// variable and default (the same table as `dofs serve --print-keys`).
+pub fn serve_settings_help() -> String {
+    let mut text = String::from(
+        "Settings: a TOML file (--config), overridden by these environment variables, \
+         overridden by the flags above.\n\n",
+    );
+    for (key, default, about) in crate::settings::KEYS {
+        text.push_str(&format!(
+            "  {key}\n      env: {}   default: {}\n      {about}\n",
+            crate::settings::env_var(key),
+            default.unwrap_or("(unset)")
+        ));
+    }
+    text
 }

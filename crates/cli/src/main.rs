@@ -30,17 +30,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline in this process on one SQLite file.
+    #[command(after_long_help = admin::serve_settings_help())]
     Serve {
         /// A TOML configuration file (overridden by DOFS_* variables, then by flags).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Address and port to listen on [default: 127.0.0.1:8080].
+        /// Address and port to listen on [env: DOFS_SERVER_BIND] [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
-        /// Directory holding dofs.db [default: ./dofs-data].
+        /// Directory holding dofs.db [env: DOFS_STORAGE_DATA_DIR] [default: ./dofs-data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<String>,
-        /// Environment name [default: dev].
+        /// Environment name [env: DOFS_ENVIRONMENT] [default: dev].
         #[arg(long = "env", value_name = "NAME")]
         environment: Option<String>,
         /// Print every configuration key with its environment variable and default, then exit.
