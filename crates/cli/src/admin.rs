@@ -24,6 +24,15 @@ pub enum AdminCommand {
     },
     /// Print the man page (roff), e.g. `dofs man > /usr/local/share/man/man1/dofs.1`.
     Man,
+    /// GET a local URL (plain http) and exit 0 on a 2XX: the container's health check.
+    Probe {
+        /// The URL to GET.
+        #[arg(default_value = "http://127.0.0.1:8080/ready")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_s: u64,
+    },
 }
 
 #[derive(Args)]
@@ -74,6 +83,22 @@ pub fn run(admin: AdminCommand, command: impl Fn() -> clap::Command) -> ExitCode
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cmd, "dofs", &mut script);
             print_bytes("completions", &script)
+        }
+        AdminCommand::Probe { url, timeout_s } => {
+            match crate::probe::get(&url, std::time::Duration::from_secs(timeout_s)) {
+                Ok((status, body)) => {
+                    println!("{status} {}", body.trim());
+                    if (200..300).contains(&status) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("dofs probe: {url}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         AdminCommand::Man => {
             let mut page = Vec::new();

@@ -4,6 +4,7 @@
 
 mod admin;
 mod commands;
+mod probe;
 mod serve;
 mod settings;
 
