@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every DOFS check: formatting, lints, supply chain (cargo deny), the Rust tests (unit, port
-# conformance, black-box, crash, browser), and the infrastructure checks
+# conformance, black-box, crash, browser), the packaging (scripts/test-packaging.sh), and the
+# infrastructure checks
 # (Terraform, CI/CD, the AWS shape on the emulator). `.ci/run` calls exactly
 # this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
 # are installed by the project's own scripts, idempotently. With CI=true a
@@ -64,6 +65,10 @@ if [[ -x scripts/setup-browser.sh ]]; then
 fi
 step "cargo test" cargo test --workspace --locked
 step "kill campaign (short)" scripts/kill-campaign.sh --short
+if [[ "$quick" == false ]]; then
+  step "packaging (Dockerfile, systemd unit, the image's runtime layout)" \
+    env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-packaging.sh
+fi
 if [[ "$quick" == false ]]; then
   step "schemathesis against /openapi.json" env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-schemathesis.sh
   step "aws shape on the emulator" optional_script scripts/test-aws.sh

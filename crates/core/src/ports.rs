@@ -22,6 +22,13 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The source of a readiness error when the store answers but cannot take
+/// writes (a full disk, a read-only file system). Unlike a [`PortError`]'s
+/// message, its text is written for the operator: `/ready` shows it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreNotWritable(pub String);
+
 /// An adapter's error: a kind, a message fit for logs (never for clients), and the source.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind:?}: {message}")]
@@ -371,7 +378,9 @@ pub trait Operations: Send + Sync {
     /// nothing) or gets `Conflict`.
     async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError>;
 
-    /// Whether the store and the queue answer.
+    /// Whether the store and the queue answer and the store takes writes.
+    /// An error whose source is a [`StoreNotWritable`] when reads work but
+    /// writes cannot reach the disk.
     async fn ready(&self) -> Result<(), PortError>;
 }
 

@@ -9,7 +9,7 @@
 use dofs_core::ports::{ErrorKind, PortError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -289,6 +289,58 @@ pub struct Db {
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
     stats: Arc<Stats>,
+    health: Arc<Health>,
+}
+
+/// Whether the file takes writes, as the writer last saw a commit end.
+#[derive(Debug, Default)]
+struct Health {
+    /// Why the last commit could not reach the disk; `None` while commits do.
+    unwritable: Mutex<Option<String>>,
+    /// A [`Db::probe_write`] ran in the transaction being built.
+    probed: AtomicBool,
+}
+
+impl Health {
+    fn set(&self, now: Option<String>) {
+        let mut state = self.unwritable.lock().unwrap_or_else(|e| e.into_inner());
+        if *state == now {
+            return;
+        }
+        match &now {
+            Some(reason) => tracing::error!(%reason, "the database cannot take writes"),
+            None => tracing::info!("the database takes writes again"),
+        }
+        metrics::gauge!(dofs_core::metric_names::STORAGE_WRITABLE).set(if now.is_some() {
+            0.0
+        } else {
+            1.0
+        });
+        *state = now;
+    }
+}
+
+/// Why a failed commit means the file cannot take writes now (rather than
+/// one transaction's bad luck), in words for the operator.
+fn unwritable_reason(e: &PortError, path: &Path) -> Option<String> {
+    let code = e
+        .source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+        .and_then(rusqlite::Error::sqlite_error_code)?;
+    let path = path.display();
+    match code {
+        rusqlite::ErrorCode::DiskFull => Some(format!(
+            "the disk holding {path} is full (SQLITE_FULL): free space on it; writes resume by themselves"
+        )),
+        rusqlite::ErrorCode::ReadOnly => Some(format!(
+            "{path} is read-only (SQLITE_READONLY): make it and its directory writable by this user"
+        )),
+        rusqlite::ErrorCode::SystemIoFailure => Some(format!(
+            "writing {path} failed (SQLITE_IOERR): check the disk and the kernel log"
+        )),
+        _ => None,
+    }
 }
 
 /// What the writer has done since the database was opened.
@@ -313,11 +365,11 @@ pub struct WriteStats {
 
 impl Db {
     /// Opens (creating if needed) the database in `data_dir` and starts the writer thread.
+    /// A data directory that cannot be written, or a file that fails its
+    /// check, is a [`crate::preflight::StartupRefused`] that changes nothing.
     pub fn open(data_dir: &Path) -> anyhow::Result<Db> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
-        })?;
         let path = db_path(data_dir);
+        crate::preflight::check(data_dir, &path)?;
         let conn = open(&path, OpenFlags::default())
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let plan = migrate(&conn).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
@@ -338,14 +390,19 @@ impl Db {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(Stats::default());
         let counted = stats.clone();
+        let health = Arc::new(Health::default());
+        metrics::gauge!(dofs_core::metric_names::STORAGE_WRITABLE).set(1.0);
+        let watched = health.clone();
+        let file = path.clone();
         std::thread::Builder::new()
             .name("dofs-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &counted))?;
+            .spawn(move || writer_loop(conn, rx, &counted, &watched, &file))?;
         Ok(Db {
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path),
             stats,
+            health,
         })
     }
 
@@ -390,6 +447,29 @@ impl Db {
             .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?
     }
 
+    /// Rewrites the file's header page (its schema version, unchanged) in the
+    /// next transaction: a write that must reach the disk, as an order's
+    /// would. Its success marks the file writable again after a failure.
+    pub async fn probe_write(&self) -> Result<(), PortError> {
+        let health = self.health.clone();
+        self.write(move |conn| {
+            health.probed.store(true, Ordering::Relaxed);
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sql_err)
+        })
+        .await
+    }
+
+    /// Why the file cannot take writes, as the last commit showed (a full
+    /// disk, a read-only file); `None` while commits succeed.
+    pub fn unwritable(&self) -> Option<String> {
+        self.health
+            .unwritable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Runs `f` on a read connection, off the async threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, PortError>
     where
@@ -429,7 +509,13 @@ fn run(conn: &Connection, sql: &str) -> Result<(), PortError> {
         .map_err(sql_err)
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, stats: &Stats) {
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    stats: &Stats,
+    health: &Health,
+    path: &Path,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
@@ -483,6 +569,17 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, stats: &Stats) {
         if committed.is_ok() && changed > 0 {
             stats.row_changes.fetch_add(changed, Ordering::Relaxed);
             stats.changing_transactions.fetch_add(1, Ordering::Relaxed);
+        }
+        // A commit that wrote nothing says nothing about the disk.
+        let probed = health.probed.swap(false, Ordering::Relaxed);
+        match &committed {
+            Ok(()) if changed > 0 || probed => health.set(None),
+            Ok(()) => {}
+            Err(e) => {
+                if let Some(reason) = unwritable_reason(e, path) {
+                    health.set(Some(reason));
+                }
+            }
         }
         for reply in replies.drain(..) {
             reply(match &committed {

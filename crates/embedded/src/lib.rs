@@ -1,6 +1,7 @@
 //! The embedded shape of DOFS: the whole pipeline in one process on one
 //! SQLite file.
 //!
+//! - [`backup`]: `dofs backup` and `dofs restore`.
 //! - [`db`]: the file, its schema, the single group-committing writer, readers.
 //! - [`store`]: `SqliteOrderStore` (orders, counts, fulfillments, failed orders).
 //! - [`queue`]: `SqliteQueue`, the orders queue and its DLQ with SQS semantics.
@@ -11,14 +12,17 @@
 //! - [`workers`]: fulfillment workers and the dead-letter recorder.
 //! - [`events`]: the order events (outbox) and their feed.
 //! - [`webhooks`]: delivers the events to `events.webhook_urls`.
+//! - [`preflight`]: start-up checks of the data directory and the file.
 //! - [`failpoint`]: named crash points (only with the `fail-points` feature).
 //!
 //! [`Embedded::start`] wires them and returns the [`Backend`] the HTTP API uses.
 
+pub mod backup;
 pub mod db;
 pub mod engine;
 pub mod events;
 pub mod failpoint;
+pub mod preflight;
 pub mod queue;
 pub mod store;
 pub mod submit;

@@ -297,6 +297,17 @@ impl Operations for SqliteOperations {
         self.db
             .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_err))
             .await?;
-        self.db.write(|_| Ok(())).await
+        // A real write: an empty transaction commits even on a full disk.
+        match self.db.probe_write().await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.db.unwritable() {
+                Some(reason) => Err(PortError::with_source(
+                    ErrorKind::Transient,
+                    "the store cannot take writes",
+                    dofs_core::ports::StoreNotWritable(reason),
+                )),
+                None => Err(e),
+            },
+        }
     }
 }

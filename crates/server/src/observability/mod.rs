@@ -153,6 +153,9 @@ impl Observability {
             http_5xx: registry.counter_sum_where(names::HTTP_REQUESTS, is_5xx),
             workflow_failed: registry
                 .counter_sum(names::WORKFLOW_EXECUTIONS, &[("status", "FAILED")]),
+            storage_writable: registry
+                .gauge(names::STORAGE_WRITABLE, &[])
+                .map(|v| v > 0.0),
         };
         let environment = self.alerts().config().environment.clone();
         for change in self.alerts().evaluate(sample) {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dofs_core::ports::{execution_id, DeadLetter};
+use dofs_core::ports::{execution_id, DeadLetter, StoreNotWritable};
 use dofs_core::service::OrderMessage;
 use dofs_core::FailedOrder;
 use serde_json::{json, Value};
@@ -239,7 +239,8 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: the store and the queue answer and the server is not shutting down.
+/// `GET /ready`: the store and the queue answer, the store takes writes (a
+/// full disk answers 503 with the reason), and the server is not shutting down.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -248,7 +249,7 @@ async fn health() -> Json<Value> {
     summary = "Readiness: the store and the queue answer",
     responses(
         (status = 200, description = "Ready.", body = crate::openapi::Readiness),
-        (status = 503, description = "Not ready, or shutting down.", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready (the reason says why: the store cannot take writes, e.g. a full disk; it is not reachable), or shutting down.", body = crate::openapi::Readiness),
     )
 )]
 async fn ready(State(state): State<AppState>) -> Response {
@@ -266,7 +267,14 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, source = ?e.source, "readiness check failed");
-            not_ready("the store or the queue is not reachable")
+            let unwritable = e
+                .source
+                .as_deref()
+                .and_then(|s| s.downcast_ref::<StoreNotWritable>());
+            match unwritable {
+                Some(why) => not_ready(&format!("the store cannot take writes: {why}")),
+                None => not_ready("the store or the queue is not reachable"),
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 //! section 3): the DLQ holds more than `alerts.dlq_depth_threshold` messages;
 //! the share of fulfillment attempts that failed over the window is above a
 //! ratio; the API answered 5XX; workflow executions failed; the oldest message
-//! on the orders queue is older than a bound. Windowed rules compare counters
+//! on the orders queue is older than a bound; the store cannot take writes
+//! (`dofs_storage_writable` is 0, e.g. a full disk). Windowed rules compare counters
 //! with their value one window ago (or zero when the process is younger than
 //! the window: the counters started with it).
 //!
@@ -43,13 +44,17 @@ pub const WORKFLOW_FAILURES: &str = "workflow_failures";
 /// Rule name: the oldest message on the orders queue is too old.
 pub const QUEUE_AGE: &str = "queue_message_age";
 
+/// Rule name: the store cannot take writes (a full disk, a read-only file).
+pub const STORAGE_NOT_WRITABLE: &str = "storage_not_writable";
+
 /// Every rule, in the order `/alerts` lists them.
-pub const RULES: [&str; 5] = [
+pub const RULES: [&str; 6] = [
     DLQ_DEPTH,
     FAILURE_RATIO,
     API_5XX,
     WORKFLOW_FAILURES,
     QUEUE_AGE,
+    STORAGE_NOT_WRITABLE,
 ];
 
 /// The rules' thresholds and where changes are sent (the `alerts.*` keys).
@@ -153,6 +158,8 @@ pub struct Sample {
     pub attempts_failed: u64,
     pub http_5xx: u64,
     pub workflow_failed: u64,
+    /// `None` when the shape does not report it (the rule keeps its state).
+    pub storage_writable: Option<bool>,
 }
 
 impl Sample {
@@ -165,6 +172,7 @@ impl Sample {
             attempts_failed: 0,
             http_5xx: 0,
             workflow_failed: 0,
+            storage_writable: None,
         }
     }
 }
@@ -370,6 +378,15 @@ impl Alerts {
                         },
                     }
                 }),
+                STORAGE_NOT_WRITABLE => sample.storage_writable.map(|writable| Measured {
+                    value: Some(if writable { 1.0 } else { 0.0 }),
+                    over: !writable,
+                    message: if writable {
+                        "the store takes writes".into()
+                    } else {
+                        "the store cannot take writes (GET /ready says why, e.g. a full disk)".into()
+                    },
+                }),
                 _ => None,
             };
             let Some(measured) = measured else { continue };
@@ -398,6 +415,8 @@ fn threshold(name: &str, c: &AlertConfig) -> f64 {
         API_5XX => c.http_5xx_threshold as f64,
         WORKFLOW_FAILURES => c.workflow_failures_threshold as f64,
         QUEUE_AGE => c.queue_age_threshold.as_secs_f64(),
+        // Fires below: dofs_storage_writable is 1 or 0.
+        STORAGE_NOT_WRITABLE => 1.0,
         _ => 0.0,
     }
 }
@@ -425,6 +444,9 @@ fn describe(name: &str, c: &AlertConfig) -> String {
             "Age of the oldest message on the orders queue: fires above {} s.",
             c.queue_age_threshold.as_secs()
         ),
+        STORAGE_NOT_WRITABLE => {
+            "Whether the store takes writes: fires while dofs_storage_writable is 0 (a full disk, a read-only file).".into()
+        }
         _ => String::new(),
     }
 }

@@ -139,6 +139,12 @@ pub const CATALOG: &[MetricInfo] = &[
         help: "Order events recorded and not yet delivered, by webhook (its place in events.webhook_urls).",
         buckets: &[],
     },
+    MetricInfo {
+        name: names::STORAGE_WRITABLE,
+        kind: Kind::Gauge,
+        help: "1 while the store takes writes, 0 after a write could not reach the disk (full, read-only); back to 1 by itself once one does.",
+        buckets: &[],
+    },
 ];
 
 pub(super) fn info(name: &str) -> Option<&'static MetricInfo> {

@@ -97,6 +97,15 @@ impl Registry {
             .store(value.to_bits(), Ordering::Relaxed);
     }
 
+    /// The gauge `name{labels}`, if it was ever set.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.gauges
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key(name, labels))
+            .map(|v| f64::from_bits(v.load(Ordering::Relaxed)))
+    }
+
     /// Records one observation in the histogram `name{labels}`.
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.histogram(&key(name, labels)).observe(value);
