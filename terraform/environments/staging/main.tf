@@ -21,11 +21,12 @@ module "stack" {
   # a reservation the account's quota cannot give fails the apply.
   reserved_concurrency = var.reserved_concurrency
 
-  log_retention_days          = 30
-  workflow_log_level          = "ALL"
-  point_in_time_recovery      = true
-  deletion_protection         = true
-  kms_deletion_window_in_days = 30
+  log_retention_days            = 30
+  workflow_log_level            = "ALL"
+  point_in_time_recovery        = true
+  deletion_protection           = true
+  kms_deletion_window_in_days   = 30
+  events_archive_retention_days = 7
 
   api_throttle_rate_limit                = 100
   api_throttle_burst_limit               = 200

@@ -151,6 +151,38 @@ variable "dlq_arn" {
   description = "Dead-letter queue ARN."
 }
 
+variable "events_table_name" {
+  type        = string
+  description = "Order events table name (the outbox and the feed)."
+}
+
+variable "events_table_arn" {
+  type        = string
+  description = "Order events table ARN."
+}
+
+variable "events_max_age_s" {
+  description = "events.max_age_s: how long order events are kept in the feed (the items' TTL), in seconds; DOFS_EVENTS_MAX_AGE_S."
+  type        = number
+  default     = 86400
+  validation {
+    condition     = var.events_max_age_s >= 60 && var.events_max_age_s <= 31536000 && floor(var.events_max_age_s) == var.events_max_age_s
+    error_message = "events_max_age_s must be a whole number of seconds from 60 to 31536000."
+  }
+}
+
+variable "events_bus_name" {
+  description = "EventBridge bus dlq_processor publishes the order events to (DOFS_EVENTS_BUS_NAME); null: the events stay in the feed only."
+  type        = string
+  default     = null
+}
+
+variable "events_bus_arn" {
+  description = "ARN of events_bus_name (events:PutEvents); required with it."
+  type        = string
+  default     = null
+}
+
 variable "state_machine_arn" {
   description = "ARN of the order-processing state machine; only api_handler depends on it (no cycle)."
   type        = string

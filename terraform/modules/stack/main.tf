@@ -2,7 +2,7 @@
 #
 #   kms ─┬─> dynamodb ─┐
 #        ├─> sqs ──────┼─> lambdas (workers) ─> stepfunctions ─> lambdas (api_handler) ─> api_gateway
-#        │             │                                                                    │
+#        │   events ───┘                                                                    │
 #        └─────────────┴──────────────────────────> monitoring <────────────────────────────┘
 #
 # Only api_handler needs the state machine's ARN and nothing needs api_handler's ARN, so
@@ -25,6 +25,13 @@ module "dynamodb" {
   kms_key_arn            = module.kms.key_arn
   point_in_time_recovery = var.point_in_time_recovery
   deletion_protection    = var.deletion_protection
+}
+
+# The bus the order events are published to (by dlq_processor, every minute).
+module "events" {
+  source                 = "../events"
+  name_prefix            = local.name_prefix
+  archive_retention_days = var.events_archive_retention_days
 }
 
 module "sqs" {
@@ -60,6 +67,11 @@ module "lambdas" {
   failed_orders_table_arn  = module.dynamodb.failed_orders_table_arn
   idempotency_table_name   = module.dynamodb.idempotency_table_name
   idempotency_table_arn    = module.dynamodb.idempotency_table_arn
+  events_table_name        = module.dynamodb.order_events_table_name
+  events_table_arn         = module.dynamodb.order_events_table_arn
+  events_bus_name          = module.events.bus_name
+  events_bus_arn           = module.events.bus_arn
+  events_max_age_s         = var.events_max_age_s
   orders_queue_url         = module.sqs.orders_queue_url
   orders_queue_arn         = module.sqs.orders_queue_arn
   dlq_url                  = module.sqs.dlq_url

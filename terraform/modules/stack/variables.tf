@@ -113,6 +113,28 @@ variable "fulfill_max_concurrency" {
   default     = null
 }
 
+# --- Order events (CONTRACT section 9) ------------------------------------------------------
+
+variable "events_max_age_s" {
+  description = "events.max_age_s: how long the order events stay in the feed (GET /events), in seconds (60 to 31536000)."
+  type        = number
+  default     = 86400
+  validation {
+    condition     = var.events_max_age_s >= 60 && var.events_max_age_s <= 31536000 && floor(var.events_max_age_s) == var.events_max_age_s
+    error_message = "events_max_age_s must be a whole number of seconds from 60 to 31536000."
+  }
+}
+
+variable "events_archive_retention_days" {
+  description = "Days the EventBridge archive keeps the published order events, for replay (1 to 3650); null: no archive."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.events_archive_retention_days == null || try(var.events_archive_retention_days >= 1 && var.events_archive_retention_days <= 3650 && floor(var.events_archive_retention_days) == var.events_archive_retention_days, false)
+    error_message = "events_archive_retention_days must be null (no archive) or a whole number of days from 1 to 3650 (0 would keep the events forever)."
+  }
+}
+
 # --- Data protection and logs ------------------------------------------------------------
 
 variable "point_in_time_recovery" {
