@@ -20,6 +20,12 @@ module "stack" {
 
   reserved_concurrency = var.reserved_concurrency
 
+  fulfillment_mode                  = var.fulfillment_mode
+  fulfillment_http_url              = var.fulfillment_http_url
+  fulfillment_http_timeout_ms       = var.fulfillment_http_timeout_ms
+  fulfillment_http_concurrency      = var.fulfillment_http_concurrency
+  fulfillment_http_secret_parameter = var.fulfillment_http_secret_parameter
+
   log_retention_days            = 14
   workflow_log_level            = "ALL"
   point_in_time_recovery        = false

@@ -74,6 +74,20 @@ locals {
     { for k, v in { DOFS_EVENTS_BUS_NAME = var.events_bus_name } : k => v if v != null },
   )
 
+  # fulfill_order's fulfillment backend (CONTRACT section 7). The http mode's signing
+  # secret is never a variable: fulfill_order reads it at cold start from the SSM
+  # SecureString parameter named here (with decryption), so it is in no Terraform state,
+  # plan or Lambda configuration.
+  http_mode = var.fulfillment_mode == "http"
+  fulfill_environment = { for k, v in {
+    DOFS_FULFILLMENT_MODE                  = var.fulfillment_mode
+    DOFS_FULFILLMENT_HTTP_URL              = local.http_mode ? var.fulfillment_http_url : null
+    DOFS_FULFILLMENT_HTTP_TIMEOUT_MS       = local.http_mode ? tostring(var.fulfillment_http_timeout_ms) : null
+    DOFS_FULFILLMENT_HTTP_CONCURRENCY      = local.http_mode ? tostring(var.fulfillment_http_concurrency) : null
+    DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER = local.http_mode ? var.fulfillment_http_secret_parameter : null
+  } : k => v if v != null }
+  secret_parameter_arn = var.fulfillment_http_secret_parameter == null ? null : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(var.fulfillment_http_secret_parameter, "/")}"
+
   # Execution ARNs of the state machine (DescribeExecution, GetExecutionHistory).
   execution_arn_pattern = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
 }
@@ -153,7 +167,7 @@ locals {
       },
       local.record_events,
     ]
-    fulfill_order = [
+    fulfill_order = concat([
       {
         Sid      = "ChangeOrders"
         Effect   = "Allow"
@@ -192,7 +206,29 @@ locals {
         Action   = ["kms:GenerateDataKey"]
         Resource = var.kms_key_arn
       },
-    ]
+      ], [for s in [
+        {
+          # The http mode's signing secret, read once at cold start.
+          Sid      = "ReadFulfillmentSecret"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter"]
+          Resource = local.secret_parameter_arn
+        },
+        {
+          # Whichever key encrypts the SecureString (aws/ssm or a customer key), only
+          # through SSM and only for this parameter.
+          Sid      = "DecryptFulfillmentSecret"
+          Effect   = "Allow"
+          Action   = ["kms:Decrypt"]
+          Resource = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
+          Condition = {
+            StringEquals = {
+              "kms:ViaService"                      = "ssm.${local.region}.amazonaws.com"
+              "kms:EncryptionContext:PARAMETER_ARN" = local.secret_parameter_arn
+            }
+          }
+        },
+    ] : s if local.http_mode && local.secret_parameter_arn != null])
     dlq_processor = concat([
       {
         Sid      = "MarkOrdersFailed"
@@ -366,7 +402,7 @@ resource "aws_lambda_function" "worker" {
 
   kms_key_arn = var.kms_key_arn
   environment {
-    variables = local.common_environment
+    variables = merge(local.common_environment, { for k, v in local.fulfill_environment : k => v if each.key == "fulfill_order" })
   }
 
   tracing_config {
@@ -383,6 +419,11 @@ resource "aws_lambda_function" "worker" {
     precondition {
       condition     = var.events_bus_name == null || var.events_bus_arn != null
       error_message = "events_bus_arn is required with events_bus_name (dlq_processor's events:PutEvents grant)."
+    }
+    precondition {
+      # An attempt that outlives the function would be cut, its message retried.
+      condition     = each.key != "fulfill_order" || !local.http_mode || local.timeouts["fulfill_order"] * 1000 > var.fulfillment_http_timeout_ms
+      error_message = "fulfill_order's timeout (${local.timeouts["fulfill_order"]} s) must be longer than fulfillment_http_timeout_ms (${var.fulfillment_http_timeout_ms} ms)."
     }
   }
 }
