@@ -152,7 +152,7 @@ fi
 # --- grants no code uses ------------------------------------------------------------------------
 echo "== Lambda grants used by the code"
 if out="$(python3 "$here/moto/check_grants_used.py" 2>&1)"; then
-    pass "every sqs/dynamodb/states/cloudwatch action granted to the functions is called by crates/aws or lambdas ($(tail -n1 <<<"$out"))"
+    pass "every sqs/dynamodb/states/cloudwatch/events/ssm action granted to the functions is called by crates/aws or lambdas ($(tail -n1 <<<"$out"))"
 else
     printf '%s\n' "$out"
     fail "the Lambda roles grant actions no code uses"

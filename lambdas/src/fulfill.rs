@@ -13,23 +13,68 @@ use aws_lambda_events::event::sqs::{
 };
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use dofs_aws::{AwsSettings, SettingsError, SqsQueue};
+use dofs_aws::settings::HttpSettings;
+use dofs_aws::{AwsSettings, FulfillmentMode, SettingsError, SqsQueue};
 use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::Received;
 use dofs_core::service::{Fulfiller, Handled};
 use dofs_core::{Fulfillment, Timestamp};
+use dofs_fulfillment::http::ConfigError;
+use dofs_fulfillment::{HttpConfig, HttpFulfillment};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What makes the attempts, as the settings say (`DOFS_FULFILLMENT_MODE`).
-/// Built once, at cold start.
-pub fn backend(settings: &AwsSettings) -> Result<Arc<dyn Fulfillment>, SettingsError> {
-    // Unseeded draws start from the clock, so instances do not repeat each other.
-    let salt = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    Ok(Arc::new(Simulated::new(settings.policy, salt)))
+/// Built once, at cold start; in `http` mode the signing secret is read
+/// here (from SSM on AWS), so a missing or bad secret fails the cold start
+/// rather than an attempt.
+pub async fn backend(
+    settings: &AwsSettings,
+    config: &aws_config::SdkConfig,
+) -> Result<Arc<dyn Fulfillment>, SettingsError> {
+    match &settings.fulfillment {
+        FulfillmentMode::Simulated => {
+            // Unseeded draws start from the clock, so instances do not repeat each other.
+            let salt = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            Ok(Arc::new(Simulated::new(settings.policy, salt)))
+        }
+        FulfillmentMode::Http(http) => {
+            let secret = match &http.secret {
+                Some(source) => {
+                    let ssm = aws_sdk_ssm::Client::new(config);
+                    Some(dofs_aws::secrets::fulfillment_secret(source, &ssm).await?)
+                }
+                None => None,
+            };
+            Ok(Arc::new(http_backend(http, secret)?))
+        }
+    }
+}
+
+/// The `http` backend of checked settings and the secret they designate.
+pub fn http_backend(
+    http: &HttpSettings,
+    secret: Option<dofs_fulfillment::Secret>,
+) -> Result<HttpFulfillment, SettingsError> {
+    HttpFulfillment::new(HttpConfig {
+        url: http.url.clone(),
+        secret,
+        timeout: http.timeout,
+        concurrency: http.concurrency,
+    })
+    .map_err(|e| SettingsError::Invalid {
+        name: "DOFS_FULFILLMENT_HTTP_URL",
+        value: http.url.clone(),
+        why: match e {
+            ConfigError::BadUrl { .. } | ConfigError::BadScheme { .. } => {
+                "must be an http:// or https:// URL"
+            }
+            _ => "the HTTP client cannot be built for it",
+        },
+    })
 }
 
 /// A record's message attributes as SQS takes them back (string and binary values).

@@ -375,8 +375,11 @@ async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 
-fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
-    a.fulfiller(fulfill::backend(&a.settings).expect("backend"))
+/// The fulfiller of `a` in its settings' (simulated) mode.
+async fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
+    let config = sdk_config("http://127.0.0.1:9").await;
+    let backend = fulfill::backend(&a.settings, &config).await;
+    a.fulfiller(backend.expect("backend"))
 }
 
 fn post_event(body: &Value) -> String {
@@ -447,7 +450,7 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
         .expect("send");
     let batch = sqs_event_from_queue(&a).await;
     assert_eq!(batch.records.len(), 1);
-    let response = fulfill::fulfill_batch(batch, &fulfiller(&a), &a.queue).await;
+    let response = fulfill::fulfill_batch(batch, &fulfiller(&a).await, &a.queue).await;
     assert!(response.batch_item_failures.is_empty(), "nothing to retry");
     let done = a.store.get(order_id).await.expect("get").expect("order");
     assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
@@ -481,7 +484,7 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
         let batch = sqs_event_from_queue(&a).await;
         assert_eq!(batch.records.len(), 1, "attempt {attempt} is delivered");
         let message_id = batch.records[0].message_id.clone();
-        let response = fulfill::fulfill_batch(batch, &fulfiller(&a), &a.queue).await;
+        let response = fulfill::fulfill_batch(batch, &fulfiller(&a).await, &a.queue).await;
         assert_eq!(
             response
                 .batch_item_failures
@@ -532,4 +535,44 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
 /// into a new folder each run).
 fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
+#[tokio::test]
+async fn http_mode_reads_its_secret_from_the_ssm_parameter_at_cold_start() {
+    let Some(endpoint) = emulator_endpoint() else {
+        return;
+    };
+    let config = sdk_config(&endpoint).await;
+    let name = format!(
+        "/dofs/h{}/fulfillment-secret",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name(&name)
+        .value("whsec_ZG9mcy1oYW5kbGVyLXRlc3Qta2V5")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("put the parameter");
+    let http = |parameter: &str| {
+        settings(&[
+            ("DOFS_FULFILLMENT_MODE", "http"),
+            ("DOFS_FULFILLMENT_HTTP_URL", "http://127.0.0.1:9/fulfill"),
+            ("DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER", parameter),
+        ])
+    };
+    let backend = fulfill::backend(&http(&name), &config).await;
+    assert!(backend.is_ok(), "{:?}", backend.err());
+
+    let missing = fulfill::backend(&http("/dofs/nobody/secret"), &config)
+        .await
+        .err()
+        .expect("a missing parameter fails the cold start");
+    let text = missing.to_string();
+    assert!(
+        text.contains("DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER")
+            && text.contains("/dofs/nobody/secret"),
+        "{text}"
+    );
 }

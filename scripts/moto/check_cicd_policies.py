@@ -95,6 +95,10 @@ def main():
         name = after.get("name")
         if type_ == "aws_cloudwatch_event_rule":
             return f"arn:{part}:events:{region}:{account}:rule/{name}", ["events:PutRule", "events:DeleteRule", "events:TagResource"], ["events:DescribeRule", "events:ListTagsForResource"]
+        if type_ == "aws_cloudwatch_event_bus":
+            return f"arn:{part}:events:{region}:{account}:event-bus/{name}", ["events:CreateEventBus", "events:DeleteEventBus", "events:TagResource"], ["events:DescribeEventBus", "events:ListTagsForResource"]
+        if type_ == "aws_cloudwatch_event_archive":
+            return f"arn:{part}:events:{region}:{account}:archive/{name}", ["events:CreateArchive", "events:UpdateArchive", "events:DeleteArchive"], ["events:DescribeArchive"]
         if type_ == "aws_cloudwatch_event_target":
             return f"arn:{part}:events:{region}:{account}:rule/{after.get('rule')}", ["events:PutTargets", "events:RemoveTargets"], ["events:ListTargetsByRule"]
         if type_ == "aws_kms_alias":

@@ -2,7 +2,7 @@
 """Every data-plane action the Lambda roles grant is called by the code.
 
 Reads the IAM actions of terraform/modules/lambdas/main.tf (sqs:, dynamodb:, states:,
-cloudwatch:) and looks for the matching aws-sdk-rust call (the action in snake_case,
+cloudwatch:, events:, ssm:) and looks for the matching aws-sdk-rust call (the action in snake_case,
 `.receive_message(`; a batch call such as `.send_message_batch(` counts for its action)
 in crates/aws/src and lambdas/src. A grant no code uses is reported: it widens what a
 compromised function could do for nothing (for example sqs:PurgeQueue, cloudwatch:
@@ -18,7 +18,7 @@ tf = (root / "terraform/modules/lambdas/main.tf").read_text()
 code = "\n".join(
     p.read_text() for d in ("crates/aws/src", "lambdas/src") for p in (root / d).rglob("*.rs")
 )
-actions = sorted(set(re.findall(r'"((?:sqs|dynamodb|states|cloudwatch):[A-Za-z]+)"', tf)))
+actions = sorted(set(re.findall(r'"((?:sqs|dynamodb|states|cloudwatch|events|ssm):[A-Za-z]+)"', tf)))
 unused = []
 for action in actions:
     name = action.split(":", 1)[1]

@@ -31,12 +31,16 @@ COMMON_ENV = [
     "DOFS_IDEMPOTENCY_TABLE",
     "DOFS_ORDERS_QUEUE_URL",
     "DOFS_DLQ_URL",
+    "DOFS_EVENTS_TABLE",
+    "DOFS_EVENTS_MAX_AGE_S",
+    "DOFS_EVENTS_BUS_NAME",
     "DOFS_FULFILLMENT_SUCCESS_RATE",
     "DOFS_QUEUE_MAX_RECEIVE_COUNT",
 ]
 ROUTES = [
     ("POST", "/order"), ("POST", "/orders"), ("GET", "/orders"), ("GET", "/orders/{orderId}"),
-    ("POST", "/orders/{orderId}/retry"), ("GET", "/failed-orders"), ("GET", "/dlq"),
+    ("POST", "/orders/{orderId}/retry"), ("POST", "/orders/{orderId}/cancel"), ("GET", "/events"),
+    ("GET", "/failed-orders"), ("GET", "/dlq"),
     ("POST", "/dlq/redrive"), ("POST", "/dlq/purge"), ("GET", "/executions/{executionId}"),
     ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/alerts"),
     ("GET", "/openapi.json"),
@@ -98,9 +102,15 @@ def check_deployed(args: argparse.Namespace) -> Checker:
         "orders": output_value(outputs, "orders_table_name"),
         "failed_orders": output_value(outputs, "failed_orders_table_name"),
         "idempotency": output_value(outputs, "idempotency_table_name"),
+        "order_events": output_value(outputs, "order_events_table_name"),
     }
-    expected_keys = {"orders": "orderId", "failed_orders": "orderId", "idempotency": "idempotencyKey"}
-    expected_gsis = {"orders": {"status-createdAt", "all-createdAt"}, "failed_orders": {"all-failedAt"}, "idempotency": set()}
+    expected_keys = {"orders": "orderId", "failed_orders": "orderId", "idempotency": "idempotencyKey", "order_events": "feed"}
+    expected_gsis = {
+        "orders": {"status-createdAt", "all-createdAt"},
+        "failed_orders": {"all-failedAt"},
+        "idempotency": set(),
+        "order_events": {"unpublished-eventId", "order-eventId"},
+    }
 
     def table_ok(kind: str) -> str:
         t = ddb.describe_table(TableName=tables[kind])["Table"]
@@ -115,12 +125,36 @@ def check_deployed(args: argparse.Namespace) -> Checker:
     for kind in tables:
         c.check(f"table {kind}", lambda kind=kind: table_ok(kind))
 
-    def ttl_ok() -> str:
-        ttl = ddb.describe_time_to_live(TableName=tables["idempotency"])["TimeToLiveDescription"]
+    def ttl_ok(kind: str) -> str:
+        ttl = ddb.describe_time_to_live(TableName=tables[kind])["TimeToLiveDescription"]
         expect(ttl.get("AttributeName") == "expiresAt" and ttl.get("TimeToLiveStatus") == "ENABLED", str(ttl))
         return "expiresAt"
 
-    c.check("idempotency TTL", ttl_ok)
+    for kind in ("idempotency", "order_events"):
+        c.check(f"{kind} TTL", lambda kind=kind: ttl_ok(kind))
+
+    def events_range_key_ok() -> str:
+        t = ddb.describe_table(TableName=tables["order_events"])["Table"]
+        range_key = [k["AttributeName"] for k in t["KeySchema"] if k["KeyType"] == "RANGE"]
+        expect(range_key == ["eventId"], f"range key {range_key}")
+        return "feed + eventId"
+
+    c.check("order_events key", events_range_key_ok)
+
+    print("EventBridge")
+
+    def bus_ok() -> str:
+        name = output_value(outputs, "events_bus_name")
+        bus = events.describe_event_bus(Name=name)
+        expect(bus.get("Name") == name, str(bus))
+        archive = output_value(outputs, "events_archive_arn")
+        if archive:
+            a = events.describe_archive(ArchiveName=archive.rsplit("/", 1)[-1])
+            expect(a.get("EventSourceArn") == bus.get("Arn"), f"archive of {a.get('EventSourceArn')}")
+            return f"{name}, archive {a.get('ArchiveName')} ({a.get('RetentionDays')} days)"
+        return f"{name}, no archive"
+
+    c.check("order events bus", bus_ok)
 
     def pitr_matches_env() -> str:
         pitr = ddb.describe_continuous_backups(TableName=tables["orders"])["ContinuousBackupsDescription"]
@@ -345,6 +379,8 @@ def check_destroyed(args: argparse.Namespace) -> Checker:
         ("dashboards", lambda: [d["DashboardName"] for d in cw.list_dashboards(DashboardNamePrefix=p)["DashboardEntries"]]),
         ("SNS topics", lambda: [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].rsplit(":", 1)[-1].startswith(p)]),
         ("EventBridge rules", lambda: [r["Name"] for r in events.list_rules(NamePrefix=p)["Rules"]]),
+        ("EventBridge buses", lambda: [b["Name"] for b in events.list_event_buses(NamePrefix=p)["EventBuses"]]),
+        ("EventBridge archives", lambda: [a["ArchiveName"] for a in events.list_archives(NamePrefix=p)["Archives"]]),
         ("KMS aliases", lambda: [a["AliasName"] for a in kms.list_aliases()["Aliases"] if a["AliasName"] == f"alias/{p}"]),
         ("KMS keys not pending deletion", lambda: live_keys(kms, p)),
     ]

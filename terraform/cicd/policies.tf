@@ -26,6 +26,9 @@ locals {
       kms_alias   = "arn:${local.partition}:kms:${local.region}:${local.account_id}:alias/${e.resource_prefix}"
       kms_aliases = "arn:${local.partition}:kms:${local.region}:${local.account_id}:alias/${e.resource_prefix}-*"
       events_rule = "arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${e.resource_prefix}-*"
+      # The order events' bus and its archive (modules/events).
+      events_bus     = "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${e.resource_prefix}-*"
+      events_archive = "arn:${local.partition}:events:${local.region}:${local.account_id}:archive/${e.resource_prefix}-*"
       # API Gateway execution logs: the group is named by the REST API's id and the stage,
       # and the stage is the environment's name.
       apigw_exec_logs = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:API-Gateway-Execution-Logs_*/${name}"
@@ -140,6 +143,8 @@ data "aws_iam_policy_document" "plan" {
       local.arn[each.key].kms_alias,
       local.arn[each.key].kms_aliases,
       local.arn[each.key].events_rule,
+      local.arn[each.key].events_bus,
+      local.arn[each.key].events_archive,
       local.arn[each.key].apigw_exec_logs,
     ]
   }
@@ -252,6 +257,13 @@ data "aws_iam_policy_document" "deploy" {
       "events:RemoveTargets",
       "events:TagResource",
       "events:UntagResource",
+      # The order events' bus and its optional archive.
+      "events:CreateEventBus",
+      "events:UpdateEventBus",
+      "events:DeleteEventBus",
+      "events:CreateArchive",
+      "events:UpdateArchive",
+      "events:DeleteArchive",
     ]
     resources = [
       local.arn[each.key].lambda_function,
@@ -269,6 +281,8 @@ data "aws_iam_policy_document" "deploy" {
       local.arn[each.key].apigw_exec_logs,
       "${local.arn[each.key].apigw_exec_logs}:*",
       local.arn[each.key].events_rule,
+      local.arn[each.key].events_bus,
+      local.arn[each.key].events_archive,
     ]
   }
 

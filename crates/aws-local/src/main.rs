@@ -71,10 +71,32 @@ struct Args {
     /// Instances per function (api_handler gets twice as many).
     #[arg(long, default_value_t = 2)]
     instances: usize,
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, env = "DOFS_FULFILLMENT_SUCCESS_RATE", default_value_t = 0.7)]
     success_rate: f64,
-    #[arg(long)]
+    #[arg(long, env = "DOFS_FULFILLMENT_SEED")]
     seed: Option<u64>,
+    /// What a fulfillment attempt does: simulated or http (CONTRACT §7).
+    /// These and the `--fulfillment-http-*` values are given to fulfill_order
+    /// as Terraform gives them, and checked by it at its cold start.
+    #[arg(long, env = "DOFS_FULFILLMENT_MODE", default_value = "simulated")]
+    fulfillment_mode: String,
+    /// The user's fulfillment service (http mode).
+    #[arg(long, env = "DOFS_FULFILLMENT_HTTP_URL")]
+    fulfillment_http_url: Option<String>,
+    /// The `whsec_` signing secret itself (on AWS it comes from an SSM parameter).
+    #[arg(long, env = "DOFS_FULFILLMENT_HTTP_SECRET", hide_env_values = true)]
+    fulfillment_http_secret: Option<String>,
+    /// The name of an SSM SecureString parameter holding the secret, as on AWS.
+    #[arg(long, env = "DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER")]
+    fulfillment_http_secret_parameter: Option<String>,
+    #[arg(
+        long,
+        env = "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    fulfillment_http_timeout_ms: u64,
+    #[arg(long, env = "DOFS_FULFILLMENT_HTTP_CONCURRENCY", default_value_t = 64)]
+    fulfillment_http_concurrency: usize,
     #[arg(long, default_value_t = 3)]
     max_receive_count: u32,
     /// The orders queue's visibility timeout, in seconds.
@@ -113,6 +135,54 @@ struct Args {
         hide_env_values = true
     )]
     operator_key: Vec<String>,
+}
+
+/// fulfill_order's timeout in seconds: Terraform's 30, or in http mode the
+/// HTTP timeout plus 10 s for the order's reads and writes, if longer.
+fn fulfill_order_timeout(args: &Args) -> u64 {
+    let terraform = FUNCTIONS
+        .iter()
+        .find(|(bin, _, _)| *bin == "fulfill_order")
+        .map_or(30, |(_, t, _)| *t);
+    if args.fulfillment_mode.trim() != "http" {
+        return terraform;
+    }
+    terraform.max(args.fulfillment_http_timeout_ms.div_ceil(1000) + 10)
+}
+
+/// The `DOFS_FULFILLMENT_*` variables of the http mode, as given.
+fn fulfillment_env(args: &Args) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "DOFS_FULFILLMENT_MODE".into(),
+            args.fulfillment_mode.clone(),
+        ),
+        (
+            "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS".into(),
+            args.fulfillment_http_timeout_ms.to_string(),
+        ),
+        (
+            "DOFS_FULFILLMENT_HTTP_CONCURRENCY".into(),
+            args.fulfillment_http_concurrency.to_string(),
+        ),
+    ];
+    let optional = [
+        ("DOFS_FULFILLMENT_HTTP_URL", &args.fulfillment_http_url),
+        (
+            "DOFS_FULFILLMENT_HTTP_SECRET",
+            &args.fulfillment_http_secret,
+        ),
+        (
+            "DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER",
+            &args.fulfillment_http_secret_parameter,
+        ),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            env.push((name.into(), v.clone()));
+        }
+    }
+    env
 }
 
 fn function_name(prefix: &str, bin: &str) -> String {
@@ -163,6 +233,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
 
+    // fulfill_order outlives its slowest attempt, and a message stays hidden
+    // while the function works on it (as Terraform sets them).
+    let fulfill_timeout = fulfill_order_timeout(&args);
+    anyhow::ensure!(
+        args.visibility_timeout >= fulfill_timeout,
+        "--visibility-timeout {} s must be at least fulfill_order's timeout, {fulfill_timeout} s (DOFS_FULFILLMENT_HTTP_TIMEOUT_MS plus a margin)",
+        args.visibility_timeout
+    );
     let created = setup::create_all(
         &dynamodb,
         &sqs,
@@ -245,6 +323,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         env.push(("DOFS_FULFILLMENT_SEED".into(), seed.to_string()));
     }
+    env.extend(fulfillment_env(&args));
     // API Gateway's keys; api_handler learns the operator keys' ids, as Terraform sets it.
     let api_keys = Arc::new(apigw::ApiKeys::new(&args.api_key, &args.operator_key));
     env.push((
@@ -287,6 +366,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     .context("this binary has no directory")?,
             };
             for (bin, timeout, per_unit) in FUNCTIONS {
+                let timeout = match bin {
+                    "fulfill_order" => fulfill_timeout,
+                    _ => timeout,
+                };
                 let path = dir.join(bin);
                 anyhow::ensure!(
                     path.is_file(),

@@ -26,6 +26,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The variables of `Settings::env` and others the stack reads, cleared so
+/// that only the test's settings reach it.
+const STACK_VARIABLES: [&str; 8] = [
+    "DOFS_FULFILLMENT_SUCCESS_RATE",
+    "DOFS_FULFILLMENT_SEED",
+    "DOFS_FULFILLMENT_MODE",
+    "DOFS_FULFILLMENT_HTTP_URL",
+    "DOFS_FULFILLMENT_HTTP_SECRET",
+    "DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER",
+    "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
+    "DOFS_FULFILLMENT_HTTP_CONCURRENCY",
+];
+
 /// A running `dofs-local-aws`, and what it needs to start again.
 struct Stack {
     base: String,
@@ -107,11 +120,14 @@ fn spawn(
         .arg("--log-dir")
         .arg(&logs)
         .args(["--backoff-base-ms", "0", "--backoff-max-ms", "0"])
-        .args(["--dlq-interval-ms", "300"])
-        .args(["--success-rate", &settings.success_rate.to_string()]);
-    if let Some(seed) = settings.seed {
-        cmd.args(["--seed", &seed.to_string()]);
+        .args(["--dlq-interval-ms", "300"]);
+    // The settings' DOFS_* variables, which the stack gives its functions
+    // (events.webhook_urls and events.secret are dofs serve's: here events
+    // go to EventBridge, and the stack ignores them).
+    for name in STACK_VARIABLES {
+        cmd.env_remove(name);
     }
+    cmd.envs(settings.env());
     cmd.env_remove("RUST_LOG").stderr(Stdio::from(stderr));
     cmd.env_remove("DOFS_LOCAL_API_KEYS")
         .env_remove("DOFS_LOCAL_OPERATOR_KEYS");

@@ -9,6 +9,7 @@
 //!   ([`DynamoDbEventLog`]) and their publisher to EventBridge.
 //! - [`ops`]: [`AwsOperations`], the operator actions and readiness.
 //! - [`settings`]: [`AwsSettings`], the Lambdas' environment, read once.
+//! - [`secrets`]: the `http` fulfillment secret, from SSM at cold start.
 //! - [`setup`]: creates the tables and queues as Terraform does (emulator, tests).
 //! - [`error`]: SDK errors to port errors.
 //!
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod ops;
 pub mod queue;
+pub mod secrets;
 pub mod settings;
 pub mod setup;
 pub mod store;
@@ -29,7 +31,7 @@ pub use events::publish::EventBridgePublisher;
 pub use events::{DynamoDbEventLog, EventsTable};
 pub use ops::AwsOperations;
 pub use queue::{SendDedup, SqsQueue};
-pub use settings::{AwsSettings, SettingsError};
+pub use settings::{AwsSettings, FulfillmentMode, SettingsError};
 pub use store::DynamoDbOrderStore;
 pub use workflow::{StepFunctionsExecutionLog, StepFunctionsWorkflowStarter};
 
@@ -96,12 +98,13 @@ impl AwsAdapters {
     /// Everything the HTTP API needs; fails without `DOFS_STATE_MACHINE_ARN`.
     pub fn backend(&self) -> Result<Backend, SettingsError> {
         let arn = self.settings.require_state_machine_arn()?.to_owned();
+        let accepted = workflow::AcceptedOrderStore {
+            store: self.store.clone(),
+            sfn: self.sfn.clone(),
+            state_machine_arn: arn.clone(),
+        };
         Ok(Backend {
-            orders: Arc::new(workflow::AcceptedOrderStore {
-                store: self.store.clone(),
-                sfn: self.sfn.clone(),
-                state_machine_arn: arn.clone(),
-            }),
+            orders: Arc::new(accepted.clone()),
             queue: Arc::new(self.queue.clone()),
             workflow: Arc::new(StepFunctionsWorkflowStarter::new(
                 self.sfn.clone(),
@@ -110,12 +113,15 @@ impl AwsAdapters {
                 self.settings.idempotency_table.clone(),
                 self.clock.clone(),
             )),
-            executions: Arc::new(StepFunctionsExecutionLog::new(self.sfn.clone(), arn)),
-            operations: Arc::new(AwsOperations::new(
+            executions: Arc::new(StepFunctionsExecutionLog::new(
+                self.sfn.clone(),
+                arn,
                 self.store.clone(),
-                self.queue.clone(),
-                self.clock.clone(),
             )),
+            operations: Arc::new(
+                AwsOperations::new(self.store.clone(), self.queue.clone(), self.clock.clone())
+                    .with_accepted_orders(accepted),
+            ),
             events: Arc::new(self.event_log()),
             clock: self.clock.clone(),
         })

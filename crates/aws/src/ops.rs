@@ -12,6 +12,7 @@
 
 use crate::queue::{LeasedDeadLetter, SqsQueue};
 use crate::store::DynamoDbOrderStore;
+use crate::workflow::AcceptedOrderStore;
 use async_trait::async_trait;
 use dofs_core::ports::{Clock, ErrorKind, Operations, OrderStore, PortError, Queue, Transition};
 use dofs_core::service::OrderMessage;
@@ -25,6 +26,7 @@ pub struct AwsOperations {
     store: DynamoDbOrderStore,
     queue: SqsQueue,
     clock: Arc<dyn Clock>,
+    accepted: Option<AcceptedOrderStore>,
 }
 
 impl AwsOperations {
@@ -33,6 +35,34 @@ impl AwsOperations {
             store,
             queue,
             clock,
+            accepted: None,
+        }
+    }
+
+    /// Lets a cancel reach orders accepted (their execution started, the
+    /// 202 sent) that `Store Order` has not stored yet.
+    pub fn with_accepted_orders(mut self, accepted: AcceptedOrderStore) -> Self {
+        self.accepted = Some(accepted);
+        self
+    }
+
+    /// The order as stored; for an order only accepted so far, it is stored
+    /// first, `PENDING`, exactly as `Store Order` would store it (the same
+    /// conditional, idempotent write with its `order.accepted` event). The
+    /// workflow's own `Store Order` then finds it and queues it, and the
+    /// fulfiller drops the message of a cancelled order.
+    async fn stored(&self, id: OrderId) -> Result<Option<Order>, PortError> {
+        if let Some(order) = self.store.get(id).await? {
+            return Ok(Some(order));
+        }
+        let Some(accepted) = &self.accepted else {
+            return Ok(None);
+        };
+        match accepted.get(id).await? {
+            Some(order) if order.status == OrderStatus::Pending => {
+                self.store.put_new(&order).await.map(Some)
+            }
+            other => Ok(other),
         }
     }
 }
@@ -107,6 +137,10 @@ impl Operations for AwsOperations {
     /// `CANCELLED`); it alone decides a race with an attempt, whose start
     /// (`PENDING` → `PROCESSING`) is conditional too.
     ///
+    /// An order accepted but not yet stored by its workflow is stored first
+    /// (see [`AwsOperations::with_accepted_orders`]), so a cancel right after
+    /// the 202 finds it, as `GET /orders/{id}` does.
+    ///
     /// The order's message: a `FAILED` order's dead letters are held before
     /// the write (as a retry holds them) and deleted after it. A `PENDING`
     /// order's message on the orders queue cannot be deleted by id in SQS: it
@@ -117,8 +151,7 @@ impl Operations for AwsOperations {
     /// a purge; the dlq_processor never records it, the order being terminal.
     async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {
         let current = self
-            .store
-            .get(id)
+            .stored(id)
             .await?
             .ok_or_else(|| PortError::not_found(format!("no order {id}")))?;
         if current.status == OrderStatus::Cancelled {

@@ -1,6 +1,12 @@
 //! [`AwsSettings`]: the Lambdas' configuration, read once at cold start from
 //! the environment variables Terraform sets (terraform/modules/lambdas). A
 //! missing variable stops the cold start naming it; so does a bad value.
+//!
+//! The `http` fulfillment mode's signing secret is never an ordinary
+//! variable on AWS: Terraform names an SSM SecureString parameter
+//! (`DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER`) that `fulfill_order` reads at
+//! cold start ([`crate::secrets`]). The local stack, which has no SSM of its
+//! own to fill, may give the secret itself in `DOFS_FULFILLMENT_HTTP_SECRET`.
 
 use crate::events::{EventsTable, DEFAULT_MAX_AGE};
 use dofs_core::service::Backoff;
@@ -19,6 +25,77 @@ pub enum SettingsError {
         value: String,
         why: &'static str,
     },
+    /// A secret's variable is wrong; its value is never quoted.
+    #[error("environment variable {name} is invalid: {why}")]
+    Secret { name: &'static str, why: String },
+    /// A value that had to be fetched at cold start (the SSM parameter) could not be.
+    #[error("{name}: {why}")]
+    Unavailable { name: &'static str, why: String },
+}
+
+/// What makes a fulfillment attempt (`DOFS_FULFILLMENT_MODE`, CONTRACT §7).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FulfillmentMode {
+    /// `simulated` (the default): the coin flip of `policy`.
+    Simulated,
+    /// `http`: a signed `POST` to the user's service.
+    Http(HttpSettings),
+}
+
+/// The `http` mode's settings (`DOFS_FULFILLMENT_HTTP_*`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// `DOFS_FULFILLMENT_HTTP_URL`: an http:// or https:// URL.
+    pub url: String,
+    /// Where the signing secret comes from; unsigned when `None`.
+    pub secret: Option<SecretSource>,
+    /// `DOFS_FULFILLMENT_HTTP_TIMEOUT_MS` (default 10000, 1 to 600000).
+    pub timeout: Duration,
+    /// `DOFS_FULFILLMENT_HTTP_CONCURRENCY` (default 64, 1 to 10000).
+    pub concurrency: usize,
+}
+
+/// Where the `http` mode's `whsec_` secret is read from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretSource {
+    /// `DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER`: the name of an SSM
+    /// SecureString parameter holding it (AWS; the only form Terraform sets).
+    Parameter(String),
+    /// `DOFS_FULFILLMENT_HTTP_SECRET`: the secret itself (the local stack).
+    Value(SecretText),
+}
+
+/// A secret's text: it never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// The secret, for the one place that parses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(…)")
+    }
+}
+
+/// `DOFS_FULFILLMENT_HTTP_SECRET` / `_SECRET_PARAMETER`.
+pub const HTTP_SECRET: &str = "DOFS_FULFILLMENT_HTTP_SECRET";
+/// The name of the SSM parameter holding the `http` mode's secret.
+pub const HTTP_SECRET_PARAMETER: &str = "DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER";
+
+/// Parses a `whsec_` secret, naming `name` (not the value) when it is wrong.
+pub fn parse_secret(
+    name: &'static str,
+    text: &str,
+) -> Result<dofs_fulfillment::Secret, SettingsError> {
+    dofs_fulfillment::Secret::parse(text).map_err(|e| SettingsError::Secret {
+        name,
+        why: e.to_string(),
+    })
 }
 
 /// Everything the AWS adapters and handlers need.
@@ -51,6 +128,8 @@ pub struct AwsSettings {
     /// Optional `DOFS_EVENTS_BUS_NAME`: the EventBridge bus events are
     /// published to (by the dlq_processor's sweep); unset, they stay in the feed only.
     pub events_bus: Option<String>,
+    /// `DOFS_FULFILLMENT_MODE` and, for `http`, `DOFS_FULFILLMENT_HTTP_*`.
+    pub fulfillment: FulfillmentMode,
 }
 
 fn required(
@@ -83,6 +162,99 @@ fn optional<T: std::str::FromStr>(
         Some(v) if !v.trim().is_empty() => parsed(name, v, why).map(Some),
         _ => Ok(None),
     }
+}
+
+/// `s` when it is an http:// or https:// URL with a host.
+fn http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.and_then(|r| r.split(['/', '?', '#']).next())
+        .is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace))
+}
+
+fn in_range<T: std::str::FromStr + PartialOrd + ToString>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    why: &'static str,
+) -> Result<Option<T>, SettingsError> {
+    match optional::<T>(get, name, why)? {
+        Some(v) if !range.contains(&v) => Err(SettingsError::Invalid {
+            name,
+            value: v.to_string(),
+            why,
+        }),
+        v => Ok(v),
+    }
+}
+
+/// The fulfillment mode. The `http` settings are checked whatever the mode,
+/// so a typo is found before someone switches the mode on.
+fn fulfillment(get: &dyn Fn(&str) -> Option<String>) -> Result<FulfillmentMode, SettingsError> {
+    let mode = get("DOFS_FULFILLMENT_MODE")
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "simulated".into());
+    if !matches!(mode.as_str(), "simulated" | "http") {
+        return Err(SettingsError::Invalid {
+            name: "DOFS_FULFILLMENT_MODE",
+            value: mode,
+            why: "must be simulated or http",
+        });
+    }
+    let url = get("DOFS_FULFILLMENT_HTTP_URL")
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(u) = url.as_ref().filter(|u| !http_url(u)) {
+        return Err(SettingsError::Invalid {
+            name: "DOFS_FULFILLMENT_HTTP_URL",
+            value: u.clone(),
+            why: "must be an http:// or https:// URL",
+        });
+    }
+    let timeout_ms: u64 = in_range(
+        get,
+        "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
+        1..=600_000,
+        "must be a whole number of milliseconds from 1 to 600000",
+    )?
+    .unwrap_or(dofs_fulfillment::http::DEFAULT_TIMEOUT.as_millis() as u64);
+    let concurrency: usize = in_range(
+        get,
+        "DOFS_FULFILLMENT_HTTP_CONCURRENCY",
+        1..=10_000,
+        "must be a whole number from 1 to 10000",
+    )?
+    .unwrap_or(dofs_fulfillment::http::DEFAULT_CONCURRENCY);
+    let value = get(HTTP_SECRET).filter(|v| !v.trim().is_empty());
+    let parameter = get(HTTP_SECRET_PARAMETER)
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty());
+    let secret = match (value, parameter) {
+        (Some(_), Some(_)) => {
+            return Err(SettingsError::Secret {
+                name: HTTP_SECRET,
+                why: format!("set it or {HTTP_SECRET_PARAMETER}, not both"),
+            })
+        }
+        (Some(v), None) => {
+            parse_secret(HTTP_SECRET, &v)?;
+            Some(SecretSource::Value(SecretText(v)))
+        }
+        (None, Some(p)) => Some(SecretSource::Parameter(p)),
+        (None, None) => None,
+    };
+    if mode == "simulated" {
+        return Ok(FulfillmentMode::Simulated);
+    }
+    let url = url.ok_or(SettingsError::Missing("DOFS_FULFILLMENT_HTTP_URL"))?;
+    Ok(FulfillmentMode::Http(HttpSettings {
+        url,
+        secret,
+        timeout: Duration::from_millis(timeout_ms),
+        concurrency,
+    }))
 }
 
 impl AwsSettings {
@@ -183,6 +355,7 @@ impl AwsSettings {
                 max: Duration::from_millis(max.max(base)),
             },
             limits,
+            fulfillment: fulfillment(get)?,
         })
     }
 
@@ -271,5 +444,93 @@ mod tests {
         let s = load(&m).expect("settings");
         assert_eq!(s.events.max_age, Duration::from_secs(3600));
         assert_eq!(s.events_bus.as_deref(), Some("dofs-dev-orders"));
+    }
+
+    const SECRET: &str = "whsec_ZG9mcy1ibGFja2JveC1mdWxmaWxsbWVudC1rZXk=";
+
+    #[test]
+    fn fulfillment_is_simulated_unless_told_and_http_takes_its_url_secret_and_limits() {
+        assert_eq!(
+            load(&full()).expect("settings").fulfillment,
+            FulfillmentMode::Simulated
+        );
+        let mut m = full();
+        m.insert("DOFS_FULFILLMENT_MODE", "http");
+        m.insert(
+            "DOFS_FULFILLMENT_HTTP_URL",
+            "https://fulfil.example.com/orders",
+        );
+        m.insert(HTTP_SECRET_PARAMETER, "/dofs/dev/fulfillment-secret");
+        let FulfillmentMode::Http(http) = load(&m).expect("settings").fulfillment else {
+            panic!("http mode");
+        };
+        assert_eq!(http.url, "https://fulfil.example.com/orders");
+        assert_eq!(http.timeout, Duration::from_secs(10));
+        assert_eq!(http.concurrency, 64);
+        assert_eq!(
+            http.secret,
+            Some(SecretSource::Parameter(
+                "/dofs/dev/fulfillment-secret".into()
+            ))
+        );
+        m.remove(HTTP_SECRET_PARAMETER);
+        m.insert(HTTP_SECRET, SECRET);
+        m.insert("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS", "500");
+        m.insert("DOFS_FULFILLMENT_HTTP_CONCURRENCY", "8");
+        let FulfillmentMode::Http(http) = load(&m).expect("settings").fulfillment else {
+            panic!("http mode");
+        };
+        assert_eq!(
+            (http.timeout, http.concurrency),
+            (Duration::from_millis(500), 8)
+        );
+        assert!(matches!(http.secret, Some(SecretSource::Value(_))));
+        assert!(
+            !format!("{http:?}").contains(SECRET),
+            "the secret never prints"
+        );
+    }
+
+    #[test]
+    fn a_bad_fulfillment_value_stops_the_start_naming_its_variable_and_never_the_secret() {
+        let http = [
+            ("DOFS_FULFILLMENT_MODE", "http"),
+            ("DOFS_FULFILLMENT_HTTP_URL", "http://127.0.0.1:9/f"),
+        ];
+        let cases: [(&[(&'static str, &'static str)], &str); 8] = [
+            (
+                &[("DOFS_FULFILLMENT_MODE", "carrier-pigeon")],
+                "DOFS_FULFILLMENT_MODE",
+            ),
+            (&http[..1], "DOFS_FULFILLMENT_HTTP_URL"),
+            (
+                &[("DOFS_FULFILLMENT_HTTP_URL", "ftp://x/y")],
+                "DOFS_FULFILLMENT_HTTP_URL",
+            ),
+            (
+                &[("DOFS_FULFILLMENT_HTTP_URL", "http://")],
+                "DOFS_FULFILLMENT_HTTP_URL",
+            ),
+            (
+                &[("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS", "0")],
+                "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
+            ),
+            (
+                &[("DOFS_FULFILLMENT_HTTP_CONCURRENCY", "none")],
+                "DOFS_FULFILLMENT_HTTP_CONCURRENCY",
+            ),
+            (&[(HTTP_SECRET, "whsec_not base64!")], HTTP_SECRET),
+            (
+                &[(HTTP_SECRET, SECRET), (HTTP_SECRET_PARAMETER, "/p")],
+                HTTP_SECRET,
+            ),
+        ];
+        for (vars, named) in cases {
+            let mut m = full();
+            m.extend(vars.iter().copied());
+            let e = load(&m).expect_err("rejected").to_string();
+            assert!(e.contains(named), "{vars:?}: {e}");
+            assert!(!e.contains("not base64") && !e.contains(SECRET), "{e}");
+        }
     }
 }

@@ -209,19 +209,40 @@ impl WorkflowStarter for StepFunctionsWorkflowStarter {
 }
 
 /// Reads executions of the order workflow from Step Functions.
+///
+/// The workflow ends when the order is queued, so a later cancel is not in
+/// Step Functions' history: for a `CANCELLED` order (read from `orders`)
+/// the history ends with an `OrderCancelled` event, as the embedded shape's does.
 #[derive(Clone)]
 pub struct StepFunctionsExecutionLog {
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
+    orders: crate::DynamoDbOrderStore,
 }
 
 impl StepFunctionsExecutionLog {
-    pub fn new(sfn: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+    pub fn new(
+        sfn: aws_sdk_sfn::Client,
+        state_machine_arn: impl Into<String>,
+        orders: crate::DynamoDbOrderStore,
+    ) -> Self {
         StepFunctionsExecutionLog {
             sfn,
             state_machine_arn: state_machine_arn.into(),
+            orders,
         }
     }
+}
+
+/// The history event that shows `order`'s cancel, when it is cancelled.
+pub fn cancel_event(order: &Order) -> Option<serde_json::Value> {
+    (order.status == dofs_core::OrderStatus::Cancelled).then(|| {
+        serde_json::json!({
+            "type": "OrderCancelled",
+            "timestamp": order.updated_at.to_string(),
+            "details": {"orderId": order.id.to_string(), "reason": order.cancel_reason},
+        })
+    })
 }
 
 fn millis(t: &aws_sdk_sfn::primitives::DateTime) -> Timestamp {
@@ -343,6 +364,10 @@ impl ExecutionLog for StepFunctionsExecutionLog {
                 None => break,
             }
         }
+        if let Ok(order_id) = OrderId::parse(name) {
+            let order = dofs_core::ports::OrderStore::get(&self.orders, order_id).await?;
+            events.extend(order.as_ref().and_then(cancel_event));
+        }
         let status = match described.status.as_str() {
             "RUNNING" | "PENDING_REDRIVE" => "RUNNING",
             "SUCCEEDED" => "SUCCEEDED",
@@ -363,6 +388,29 @@ impl ExecutionLog for StepFunctionsExecutionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_order_ends_its_history_with_the_cancel_and_its_reason() {
+        let new = dofs_core::validation::decode_order(
+            br#"{"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99}"#,
+            &dofs_core::Limits::default(),
+        )
+        .expect("order");
+        let mut order = Order::new(OrderId::generate(), new, "arn".into(), Timestamp(1_000));
+        assert_eq!(
+            cancel_event(&order),
+            None,
+            "a PENDING order shows no cancel"
+        );
+        order.status = dofs_core::OrderStatus::Cancelled;
+        order.cancel_reason = Some("customer withdrew".into());
+        order.updated_at = Timestamp(2_000);
+        let event = cancel_event(&order).expect("an event");
+        assert_eq!(event["type"], "OrderCancelled");
+        assert_eq!(event["timestamp"], Timestamp(2_000).to_string());
+        assert_eq!(event["details"]["orderId"], order.id.to_string());
+        assert_eq!(event["details"]["reason"], "customer withdrew");
+    }
 
     #[test]
     fn the_execution_arn_is_the_state_machine_arn_with_the_order_id() {

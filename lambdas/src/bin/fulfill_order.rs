@@ -6,7 +6,8 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let adapters = dofs_lambdas::cold_start().await?;
-    let backend = dofs_lambdas::fulfill::backend(&adapters.settings)?;
+    let config = dofs_aws::load_sdk_config().await;
+    let backend = dofs_lambdas::fulfill::backend(&adapters.settings, &config).await?;
     let (fulfiller, queue) = (&adapters.fulfiller(backend), &adapters.queue);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let batch = dofs_lambdas::fulfill::fulfill_batch(event.payload, fulfiller, queue);

@@ -34,6 +34,21 @@ output "idempotency_table_name" {
   value       = module.stack.idempotency_table_name
 }
 
+output "order_events_table_name" {
+  description = "DynamoDB order events table (the outbox behind GET /events and the bus)."
+  value       = module.stack.order_events_table_name
+}
+
+output "events_bus_name" {
+  description = "EventBridge bus of the order events: source dofs, detail-type the event type (order.fulfilled, ...); route them with your own rules."
+  value       = module.stack.events_bus_name
+}
+
+output "events_archive_arn" {
+  description = "EventBridge archive of the order events (null: none)."
+  value       = module.stack.events_archive_arn
+}
+
 output "orders_queue_name" {
   description = "SQS orders queue."
   value       = module.stack.orders_queue_name

@@ -72,3 +72,55 @@ variable "manage_apigateway_account_logging_role" {
   type        = bool
   default     = false
 }
+
+# --- Fulfillment backend (CONTRACT section 7) ---------------------------------------------
+
+variable "fulfillment_mode" {
+  description = "fulfillment.mode of fulfill_order: simulated (the coin flip) or http (a signed POST of each attempt to fulfillment_http_url)."
+  type        = string
+  default     = "simulated"
+  validation {
+    condition     = contains(["simulated", "http"], var.fulfillment_mode)
+    error_message = "fulfillment_mode must be simulated or http."
+  }
+}
+
+variable "fulfillment_http_url" {
+  description = "fulfillment.http.url: the user's fulfillment service (http mode)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.fulfillment_http_url == null || can(regex("^https?://[^/?#[:space:]]+", var.fulfillment_http_url))
+    error_message = "fulfillment_http_url must be an http:// or https:// URL."
+  }
+}
+
+variable "fulfillment_http_timeout_ms" {
+  description = "fulfillment.http.timeout_ms: the longest one attempt may take (1 to 600000 ms). fulfill_order's timeout must exceed it (the stack module raises it)."
+  type        = number
+  default     = 10000
+  validation {
+    condition     = var.fulfillment_http_timeout_ms >= 1 && var.fulfillment_http_timeout_ms <= 600000 && floor(var.fulfillment_http_timeout_ms) == var.fulfillment_http_timeout_ms
+    error_message = "fulfillment_http_timeout_ms must be a whole number of milliseconds from 1 to 600000."
+  }
+}
+
+variable "fulfillment_http_concurrency" {
+  description = "fulfillment.http.concurrency: attempts in flight at most per fulfill_order instance (1 to 10000)."
+  type        = number
+  default     = 64
+  validation {
+    condition     = var.fulfillment_http_concurrency >= 1 && var.fulfillment_http_concurrency <= 10000 && floor(var.fulfillment_http_concurrency) == var.fulfillment_http_concurrency
+    error_message = "fulfillment_http_concurrency must be a whole number from 1 to 10000."
+  }
+}
+
+variable "fulfillment_http_secret_parameter" {
+  description = "The NAME of the SSM SecureString parameter holding fulfillment.http.secret (whsec_...), never the secret itself; null: attempts are not signed. Create it with: aws ssm put-parameter --type SecureString --name NAME --value whsec_..."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.fulfillment_http_secret_parameter == null || can(regex("^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$", var.fulfillment_http_secret_parameter)) && !startswith(coalesce(var.fulfillment_http_secret_parameter, "-"), "whsec_")
+    error_message = "fulfillment_http_secret_parameter must be an SSM parameter name (such as /dofs/prod/fulfillment-secret), not the secret: put the secret in the parameter (aws ssm put-parameter --type SecureString)."
+  }
+}

@@ -20,11 +20,18 @@ module "stack" {
 
   reserved_concurrency = var.reserved_concurrency
 
-  log_retention_days          = 14
-  workflow_log_level          = "ALL"
-  point_in_time_recovery      = false
-  deletion_protection         = false
-  kms_deletion_window_in_days = 7
+  fulfillment_mode                  = var.fulfillment_mode
+  fulfillment_http_url              = var.fulfillment_http_url
+  fulfillment_http_timeout_ms       = var.fulfillment_http_timeout_ms
+  fulfillment_http_concurrency      = var.fulfillment_http_concurrency
+  fulfillment_http_secret_parameter = var.fulfillment_http_secret_parameter
+
+  log_retention_days            = 14
+  workflow_log_level            = "ALL"
+  point_in_time_recovery        = false
+  deletion_protection           = false
+  kms_deletion_window_in_days   = 7
+  events_archive_retention_days = 1
 
   api_throttle_rate_limit                = 50
   api_throttle_burst_limit               = 100

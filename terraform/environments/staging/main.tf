@@ -21,11 +21,18 @@ module "stack" {
   # a reservation the account's quota cannot give fails the apply.
   reserved_concurrency = var.reserved_concurrency
 
-  log_retention_days          = 30
-  workflow_log_level          = "ALL"
-  point_in_time_recovery      = true
-  deletion_protection         = true
-  kms_deletion_window_in_days = 30
+  fulfillment_mode                  = var.fulfillment_mode
+  fulfillment_http_url              = var.fulfillment_http_url
+  fulfillment_http_timeout_ms       = var.fulfillment_http_timeout_ms
+  fulfillment_http_concurrency      = var.fulfillment_http_concurrency
+  fulfillment_http_secret_parameter = var.fulfillment_http_secret_parameter
+
+  log_retention_days            = 30
+  workflow_log_level            = "ALL"
+  point_in_time_recovery        = true
+  deletion_protection           = true
+  kms_deletion_window_in_days   = 30
+  events_archive_retention_days = 7
 
   api_throttle_rate_limit                = 100
   api_throttle_burst_limit               = 200

@@ -23,11 +23,14 @@ locals {
 
   # Every route, keyed by "METHOD path". body: validated as a JSON object.
   routes = {
-    "POST /order"                   = { method = "POST", path = "order", api_key = true, body = true }
-    "POST /orders"                  = { method = "POST", path = "orders", api_key = true, body = true }
-    "GET /orders"                   = { method = "GET", path = "orders", api_key = true, body = false }
-    "GET /orders/{orderId}"         = { method = "GET", path = "orders/{orderId}", api_key = true, body = false }
-    "POST /orders/{orderId}/retry"  = { method = "POST", path = "orders/{orderId}/retry", api_key = true, body = false }
+    "POST /order"                  = { method = "POST", path = "order", api_key = true, body = true }
+    "POST /orders"                 = { method = "POST", path = "orders", api_key = true, body = true }
+    "GET /orders"                  = { method = "GET", path = "orders", api_key = true, body = false }
+    "GET /orders/{orderId}"        = { method = "GET", path = "orders/{orderId}", api_key = true, body = false }
+    "POST /orders/{orderId}/retry" = { method = "POST", path = "orders/{orderId}/retry", api_key = true, body = false }
+    # The body ({"reason": ...}) is optional: api_handler checks it when present.
+    "POST /orders/{orderId}/cancel" = { method = "POST", path = "orders/{orderId}/cancel", api_key = true, body = false }
+    "GET /events"                   = { method = "GET", path = "events", api_key = true, body = false }
     "GET /failed-orders"            = { method = "GET", path = "failed-orders", api_key = true, body = false }
     "GET /dlq"                      = { method = "GET", path = "dlq", api_key = true, body = false }
     "POST /dlq/redrive"             = { method = "POST", path = "dlq/redrive", api_key = true, body = false }
@@ -46,7 +49,7 @@ locals {
   }
 
   # The resource tree, one block per depth (a for_each block cannot refer to itself).
-  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "health", "ready", "metrics", "alerts", "openapi.json", "assets", "{proxy+}"])
+  level1 = toset(["order", "orders", "failed-orders", "dlq", "executions", "events", "health", "ready", "metrics", "alerts", "openapi.json", "assets", "{proxy+}"])
   level2 = {
     "assets/{proxy+}"          = { parent = "assets", part = "{proxy+}" }
     "orders/{orderId}"         = { parent = "orders", part = "{orderId}" }
@@ -55,7 +58,8 @@ locals {
     "executions/{executionId}" = { parent = "executions", part = "{executionId}" }
   }
   level3 = {
-    "orders/{orderId}/retry" = { parent = "orders/{orderId}", part = "retry" }
+    "orders/{orderId}/retry"  = { parent = "orders/{orderId}", part = "retry" }
+    "orders/{orderId}/cancel" = { parent = "orders/{orderId}", part = "cancel" }
   }
 
   # Path parameters each route requires, from the {name} segments of its path.

@@ -27,3 +27,13 @@ output "idempotency_table_arn" {
   description = "ARN of the idempotency table."
   value       = aws_dynamodb_table.idempotency.arn
 }
+
+output "order_events_table_name" {
+  description = "Name of the order events table (the events' outbox and feed)."
+  value       = aws_dynamodb_table.order_events.name
+}
+
+output "order_events_table_arn" {
+  description = "ARN of the order events table."
+  value       = aws_dynamodb_table.order_events.arn
+}

@@ -66,8 +66,27 @@ locals {
     DOFS_DLQ_URL                  = var.dlq_url
     DOFS_FULFILLMENT_SUCCESS_RATE = tostring(var.fulfillment_success_rate)
     DOFS_QUEUE_MAX_RECEIVE_COUNT  = tostring(var.max_receive_count)
+    DOFS_EVENTS_TABLE             = var.events_table_name
+    DOFS_EVENTS_MAX_AGE_S         = tostring(var.events_max_age_s)
     RUST_LOG                      = var.log_level
-  })
+    },
+    # Only dlq_processor publishes, but every function reads its settings the same way.
+    { for k, v in { DOFS_EVENTS_BUS_NAME = var.events_bus_name } : k => v if v != null },
+  )
+
+  # fulfill_order's fulfillment backend (CONTRACT section 7). The http mode's signing
+  # secret is never a variable: fulfill_order reads it at cold start from the SSM
+  # SecureString parameter named here (with decryption), so it is in no Terraform state,
+  # plan or Lambda configuration.
+  http_mode = var.fulfillment_mode == "http"
+  fulfill_environment = { for k, v in {
+    DOFS_FULFILLMENT_MODE                  = var.fulfillment_mode
+    DOFS_FULFILLMENT_HTTP_URL              = local.http_mode ? var.fulfillment_http_url : null
+    DOFS_FULFILLMENT_HTTP_TIMEOUT_MS       = local.http_mode ? tostring(var.fulfillment_http_timeout_ms) : null
+    DOFS_FULFILLMENT_HTTP_CONCURRENCY      = local.http_mode ? tostring(var.fulfillment_http_concurrency) : null
+    DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER = local.http_mode ? var.fulfillment_http_secret_parameter : null
+  } : k => v if v != null }
+  secret_parameter_arn = var.fulfillment_http_secret_parameter == null ? null : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(var.fulfillment_http_secret_parameter, "/")}"
 
   # Execution ARNs of the state machine (DescribeExecution, GetExecutionHistory).
   execution_arn_pattern = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
@@ -125,6 +144,18 @@ locals {
     },
   ] }
 
+  # Every status change is one TransactWriteItems of conditional Puts: the order (its
+  # version checked), its event in the order_events table (the outbox) and, when the
+  # order fails, its failed_orders row. IAM authorises each Put as dynamodb:PutItem on
+  # its table, so every function that changes orders may put events, and none needs
+  # dynamodb:UpdateItem on the orders table.
+  record_events = {
+    Sid      = "RecordOrderEvents"
+    Effect   = "Allow"
+    Action   = ["dynamodb:PutItem"]
+    Resource = var.events_table_arn
+  }
+
   worker_statements = {
     validator = []
     order_storage = [
@@ -134,14 +165,23 @@ locals {
         Action   = ["dynamodb:PutItem", "dynamodb:GetItem"]
         Resource = var.orders_table_arn
       },
+      local.record_events,
     ]
-    fulfill_order = [
+    fulfill_order = concat([
       {
-        Sid      = "UpdateOrders"
+        Sid      = "ChangeOrders"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource = var.orders_table_arn
       },
+      {
+        # A service's permanent refusal (http mode) fails the order at once.
+        Sid      = "RecordFailedOrders"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+        Resource = var.failed_orders_table_arn
+      },
+      local.record_events,
       {
         Sid    = "ConsumeOrdersQueue"
         Effect = "Allow"
@@ -153,12 +193,47 @@ locals {
         ]
         Resource = var.orders_queue_arn
       },
-    ]
-    dlq_processor = [
+      {
+        # ... and moves its message to the DLQ itself (encrypted with the environment's key).
+        Sid      = "DeadLetterRejectedOrders"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = var.dlq_arn
+      },
+      {
+        Sid      = "EncryptDeadLetters"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+      },
+      ], [for s in [
+        {
+          # The http mode's signing secret, read once at cold start.
+          Sid      = "ReadFulfillmentSecret"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter"]
+          Resource = local.secret_parameter_arn
+        },
+        {
+          # Whichever key encrypts the SecureString (aws/ssm or a customer key), only
+          # through SSM and only for this parameter.
+          Sid      = "DecryptFulfillmentSecret"
+          Effect   = "Allow"
+          Action   = ["kms:Decrypt"]
+          Resource = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
+          Condition = {
+            StringEquals = {
+              "kms:ViaService"                      = "ssm.${local.region}.amazonaws.com"
+              "kms:EncryptionContext:PARAMETER_ARN" = local.secret_parameter_arn
+            }
+          }
+        },
+    ] : s if local.http_mode && local.secret_parameter_arn != null])
+    dlq_processor = concat([
       {
         Sid      = "MarkOrdersFailed"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource = var.orders_table_arn
       },
       {
@@ -167,6 +242,7 @@ locals {
         Action   = ["dynamodb:PutItem", "dynamodb:GetItem"]
         Resource = var.failed_orders_table_arn
       },
+      local.record_events,
       {
         # Read only: no sqs:DeleteMessage. Dead letters stay until an operator acts.
         Sid      = "ReadDeadLetters"
@@ -174,7 +250,27 @@ locals {
         Action   = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
         Resource = var.dlq_arn
       },
-    ]
+      ], [for s in [
+        {
+          # The publisher: the unpublished events (a sparse index), then each one marked.
+          Sid      = "ReadUnpublishedEvents"
+          Effect   = "Allow"
+          Action   = ["dynamodb:Query"]
+          Resource = "${var.events_table_arn}/index/unpublished-eventId"
+        },
+        {
+          Sid      = "MarkEventsPublished"
+          Effect   = "Allow"
+          Action   = ["dynamodb:UpdateItem"]
+          Resource = var.events_table_arn
+        },
+        {
+          Sid      = "PublishOrderEvents"
+          Effect   = "Allow"
+          Action   = ["events:PutEvents"]
+          Resource = var.events_bus_arn
+        },
+    ] : s if var.events_bus_name != null])
   }
 }
 
@@ -218,11 +314,20 @@ resource "aws_iam_role_policy" "api_handler" {
         ]
       },
       {
-        # Operator routes: retry and redrive put FAILED orders back to PENDING.
-        Sid      = "RequeueOrders"
+        # Operator routes: retry and redrive put FAILED orders back to PENDING, cancel
+        # ends them (storing first an order accepted a moment ago), each with its event.
+        Sid      = "ChangeOrders"
         Effect   = "Allow"
-        Action   = ["dynamodb:UpdateItem"]
+        Action   = ["dynamodb:PutItem"]
         Resource = var.orders_table_arn
+      },
+      local.record_events,
+      {
+        # GET /events: the feed's day partitions, and one order's events by its index.
+        Sid      = "ReadOrderEvents"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = [var.events_table_arn, "${var.events_table_arn}/index/order-eventId"]
       },
       {
         Sid    = "IdempotencyRecords"
@@ -297,7 +402,7 @@ resource "aws_lambda_function" "worker" {
 
   kms_key_arn = var.kms_key_arn
   environment {
-    variables = local.common_environment
+    variables = merge(local.common_environment, { for k, v in local.fulfill_environment : k => v if each.key == "fulfill_order" })
   }
 
   tracing_config {
@@ -310,6 +415,15 @@ resource "aws_lambda_function" "worker" {
     precondition {
       condition     = local.use_s3 || fileexists(local.local_zips[each.key])
       error_message = "Lambda artifact ${local.local_zips[each.key]} not found: build with `cargo lambda build --release --output-format zip`, or set artifacts_dir (DOFS_LAMBDA_ARTIFACTS) or artifacts_s3_bucket."
+    }
+    precondition {
+      condition     = var.events_bus_name == null || var.events_bus_arn != null
+      error_message = "events_bus_arn is required with events_bus_name (dlq_processor's events:PutEvents grant)."
+    }
+    precondition {
+      # An attempt that outlives the function would be cut, its message retried.
+      condition     = each.key != "fulfill_order" || !local.http_mode || local.timeouts["fulfill_order"] * 1000 > var.fulfillment_http_timeout_ms
+      error_message = "fulfill_order's timeout (${local.timeouts["fulfill_order"]} s) must be longer than fulfillment_http_timeout_ms (${var.fulfillment_http_timeout_ms} ms)."
     }
   }
 }

@@ -79,3 +79,16 @@ output "dlq_processor_async_retries" {
     eventbridge = aws_cloudwatch_event_target.dlq_processor.retry_policy[0].maximum_retry_attempts
   }
 }
+
+output "worker_environments" {
+  description = "The workers' environment variables by function (no secrets: names, URLs and settings)."
+  value       = { for k, f in aws_lambda_function.worker : k => f.environment[0].variables }
+}
+
+output "policies" {
+  description = "The least-privilege policy (JSON) of each function's role."
+  value = merge(
+    { for k, p in aws_iam_role_policy.worker : k => p.policy },
+    { api_handler = aws_iam_role_policy.api_handler.policy },
+  )
+}

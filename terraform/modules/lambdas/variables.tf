@@ -151,6 +151,38 @@ variable "dlq_arn" {
   description = "Dead-letter queue ARN."
 }
 
+variable "events_table_name" {
+  type        = string
+  description = "Order events table name (the outbox and the feed)."
+}
+
+variable "events_table_arn" {
+  type        = string
+  description = "Order events table ARN."
+}
+
+variable "events_max_age_s" {
+  description = "events.max_age_s: how long order events are kept in the feed (the items' TTL), in seconds; DOFS_EVENTS_MAX_AGE_S."
+  type        = number
+  default     = 86400
+  validation {
+    condition     = var.events_max_age_s >= 60 && var.events_max_age_s <= 31536000 && floor(var.events_max_age_s) == var.events_max_age_s
+    error_message = "events_max_age_s must be a whole number of seconds from 60 to 31536000."
+  }
+}
+
+variable "events_bus_name" {
+  description = "EventBridge bus dlq_processor publishes the order events to (DOFS_EVENTS_BUS_NAME); null: the events stay in the feed only."
+  type        = string
+  default     = null
+}
+
+variable "events_bus_arn" {
+  description = "ARN of events_bus_name (events:PutEvents); required with it."
+  type        = string
+  default     = null
+}
+
 variable "state_machine_arn" {
   description = "ARN of the order-processing state machine; only api_handler depends on it (no cycle)."
   type        = string
@@ -163,6 +195,56 @@ variable "fulfillment_success_rate" {
   validation {
     condition     = var.fulfillment_success_rate >= 0 && var.fulfillment_success_rate <= 1
     error_message = "fulfillment_success_rate must be from 0 to 1."
+  }
+}
+
+variable "fulfillment_mode" {
+  description = "fulfillment.mode of fulfill_order: simulated (the coin flip) or http (a signed POST of each attempt to fulfillment_http_url)."
+  type        = string
+  default     = "simulated"
+  validation {
+    condition     = contains(["simulated", "http"], var.fulfillment_mode)
+    error_message = "fulfillment_mode must be simulated or http."
+  }
+}
+
+variable "fulfillment_http_url" {
+  description = "fulfillment.http.url: the user's fulfillment service; required in http mode (the stack module checks it, and fulfill_order's cold start fails without it)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.fulfillment_http_url == null || can(regex("^https?://[^/?#[:space:]]+", var.fulfillment_http_url))
+    error_message = "fulfillment_http_url must be an http:// or https:// URL."
+  }
+}
+
+variable "fulfillment_http_timeout_ms" {
+  description = "fulfillment.http.timeout_ms: the longest one attempt may take (1 to 600000 ms). fulfill_order's timeout must exceed it (the stack module raises it)."
+  type        = number
+  default     = 10000
+  validation {
+    condition     = var.fulfillment_http_timeout_ms >= 1 && var.fulfillment_http_timeout_ms <= 600000 && floor(var.fulfillment_http_timeout_ms) == var.fulfillment_http_timeout_ms
+    error_message = "fulfillment_http_timeout_ms must be a whole number of milliseconds from 1 to 600000."
+  }
+}
+
+variable "fulfillment_http_concurrency" {
+  description = "fulfillment.http.concurrency: attempts in flight at most per fulfill_order instance (1 to 10000)."
+  type        = number
+  default     = 64
+  validation {
+    condition     = var.fulfillment_http_concurrency >= 1 && var.fulfillment_http_concurrency <= 10000 && floor(var.fulfillment_http_concurrency) == var.fulfillment_http_concurrency
+    error_message = "fulfillment_http_concurrency must be a whole number from 1 to 10000."
+  }
+}
+
+variable "fulfillment_http_secret_parameter" {
+  description = "The NAME of the SSM SecureString parameter holding fulfillment.http.secret (whsec_...), never the secret itself; null: attempts are not signed."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.fulfillment_http_secret_parameter == null || can(regex("^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$", var.fulfillment_http_secret_parameter)) && !startswith(coalesce(var.fulfillment_http_secret_parameter, "-"), "whsec_")
+    error_message = "fulfillment_http_secret_parameter must be an SSM parameter name (such as /dofs/prod/fulfillment-secret), not the secret: put the secret in the parameter (aws ssm put-parameter --type SecureString)."
   }
 }
 

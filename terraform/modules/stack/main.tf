@@ -2,7 +2,7 @@
 #
 #   kms ─┬─> dynamodb ─┐
 #        ├─> sqs ──────┼─> lambdas (workers) ─> stepfunctions ─> lambdas (api_handler) ─> api_gateway
-#        │             │                                                                    │
+#        │   events ───┘                                                                    │
 #        └─────────────┴──────────────────────────> monitoring <────────────────────────────┘
 #
 # Only api_handler needs the state machine's ARN and nothing needs api_handler's ARN, so
@@ -11,6 +11,33 @@
 
 locals {
   name_prefix = "${var.project_name}-${var.environment}"
+
+  # fulfill_order must outlive its slowest attempt: in http mode one attempt may take
+  # fulfillment_http_timeout_ms, and the order's reads and writes around it get 10 s
+  # more. The orders queue's visibility timeout follows (6x the function's, sqs module),
+  # so a message is never handed to a second invocation while an attempt still runs.
+  fulfill_order_timeout = max(
+    lookup(var.lambda_timeouts, "fulfill_order", 30),
+    var.fulfillment_mode == "http" ? ceil(var.fulfillment_http_timeout_ms / 1000) + 10 : 0,
+  )
+  lambda_timeouts = merge(var.lambda_timeouts, { fulfill_order = local.fulfill_order_timeout })
+}
+
+# The fulfillment settings that depend on each other, checked at plan time with a
+# message naming the variables (a variable's own validation cannot see the others under
+# required_version >= 1.6). It holds no resource of its own.
+resource "terraform_data" "fulfillment_settings" {
+  input = {
+    mode = var.fulfillment_mode
+    url  = var.fulfillment_http_url
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.fulfillment_mode != "http" || var.fulfillment_http_url != null
+      error_message = "fulfillment_http_url is required when fulfillment_mode is http."
+    }
+  }
 }
 
 module "kms" {
@@ -27,12 +54,19 @@ module "dynamodb" {
   deletion_protection    = var.deletion_protection
 }
 
+# The bus the order events are published to (by dlq_processor, every minute).
+module "events" {
+  source                 = "../events"
+  name_prefix            = local.name_prefix
+  archive_retention_days = var.events_archive_retention_days
+}
+
 module "sqs" {
   source                          = "../sqs"
   name_prefix                     = local.name_prefix
   kms_key_arn                     = module.kms.key_arn
   max_receive_count               = var.max_receive_count
-  consumer_lambda_timeout_seconds = lookup(var.lambda_timeouts, "fulfill_order", 30)
+  consumer_lambda_timeout_seconds = local.fulfill_order_timeout
 }
 
 module "lambdas" {
@@ -47,7 +81,7 @@ module "lambdas" {
 
   architecture                = var.lambda_architecture
   memory_mb                   = var.lambda_memory_mb
-  timeouts                    = var.lambda_timeouts
+  timeouts                    = local.lambda_timeouts
   reserved_concurrency        = var.reserved_concurrency
   log_retention_days          = var.log_retention_days
   log_level                   = var.lambda_log_level
@@ -60,6 +94,11 @@ module "lambdas" {
   failed_orders_table_arn  = module.dynamodb.failed_orders_table_arn
   idempotency_table_name   = module.dynamodb.idempotency_table_name
   idempotency_table_arn    = module.dynamodb.idempotency_table_arn
+  events_table_name        = module.dynamodb.order_events_table_name
+  events_table_arn         = module.dynamodb.order_events_table_arn
+  events_bus_name          = module.events.bus_name
+  events_bus_arn           = module.events.bus_arn
+  events_max_age_s         = var.events_max_age_s
   orders_queue_url         = module.sqs.orders_queue_url
   orders_queue_arn         = module.sqs.orders_queue_arn
   dlq_url                  = module.sqs.dlq_url
@@ -67,9 +106,15 @@ module "lambdas" {
   state_machine_arn        = module.stepfunctions.state_machine_arn
 
   fulfillment_success_rate = var.fulfillment_success_rate
-  max_receive_count        = module.sqs.max_receive_count
-  fulfill_max_concurrency  = var.fulfill_max_concurrency
-  operator_api_key_ids     = local.operator_api_key_ids
+
+  fulfillment_mode                  = var.fulfillment_mode
+  fulfillment_http_url              = var.fulfillment_http_url
+  fulfillment_http_timeout_ms       = var.fulfillment_http_timeout_ms
+  fulfillment_http_concurrency      = var.fulfillment_http_concurrency
+  fulfillment_http_secret_parameter = var.fulfillment_http_secret_parameter
+  max_receive_count                 = module.sqs.max_receive_count
+  fulfill_max_concurrency           = var.fulfill_max_concurrency
+  operator_api_key_ids              = local.operator_api_key_ids
 }
 
 module "stepfunctions" {

@@ -44,6 +44,26 @@ output "idempotency_table_name" {
   value       = module.dynamodb.idempotency_table_name
 }
 
+output "order_events_table_name" {
+  description = "Order events table (the outbox behind GET /events and the bus)."
+  value       = module.dynamodb.order_events_table_name
+}
+
+output "events_bus_name" {
+  description = "EventBridge bus of the order events (source dofs, detail-type the event type)."
+  value       = module.events.bus_name
+}
+
+output "events_bus_arn" {
+  description = "ARN of the order events bus."
+  value       = module.events.bus_arn
+}
+
+output "events_archive_arn" {
+  description = "ARN of the order events archive (null: none)."
+  value       = module.events.archive_arn
+}
+
 output "orders_queue_name" {
   description = "Orders queue."
   value       = module.sqs.orders_queue_name

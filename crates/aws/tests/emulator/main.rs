@@ -214,7 +214,8 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
         Submitted::KeyReused
     );
 
-    let log = StepFunctionsExecutionLog::new(sfn, &machine);
+    let orders = store(&config, &created);
+    let log = StepFunctionsExecutionLog::new(sfn, &machine, orders.clone());
     let execution = log
         .get(&id.to_string())
         .await
@@ -222,6 +223,30 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
         .expect("the execution exists");
     assert_eq!(execution.arn, a.execution_arn);
     assert_eq!(execution.input["order"]["orderId"], id.to_string());
+
+    // A cancel after the workflow ended closes its history.
+    use dofs_core::ports::{OrderStore, Transition};
+    use dofs_core::OrderStatus;
+    orders.put_new(&a).await.expect("store the order");
+    let cancel = Transition {
+        cancel_reason: Some("customer withdrew".into()),
+        ..Transition::new(
+            &[OrderStatus::Pending],
+            OrderStatus::Cancelled,
+            a.created_at,
+        )
+    };
+    orders.transition(id, &cancel).await.expect("cancel");
+    let execution = log.get(&id.to_string()).await.expect("describe");
+    let last = execution.and_then(|e| e.events.last().cloned());
+    assert_eq!(
+        last.as_ref().map(|e| (&e["type"], &e["details"]["reason"])),
+        Some((
+            &serde_json::json!("OrderCancelled"),
+            &serde_json::json!("customer withdrew")
+        )),
+        "{last:?}"
+    );
     assert!(log
         .get(&OrderId::generate().to_string())
         .await

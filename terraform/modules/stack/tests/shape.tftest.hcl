@@ -41,6 +41,12 @@ mock_provider "aws" {
   mock_resource "aws_sfn_state_machine" {
     defaults = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:mock" }
   }
+  mock_resource "aws_cloudwatch_event_bus" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:event-bus/dofs-staging-order-events" }
+  }
+  mock_resource "aws_cloudwatch_event_archive" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:archive/dofs-staging-order-events" }
+  }
   mock_resource "aws_cloudwatch_event_rule" {
     defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/mock" }
   }
@@ -50,6 +56,17 @@ mock_provider "aws" {
   mock_resource "aws_api_gateway_stage" {
     defaults = { arn = "arn:aws:apigateway:us-east-1::/restapis/abcdef1234/stages/staging" }
   }
+}
+
+# Distinct ARNs for the tables whose grants the runs tell apart (the mock gives every
+# table the same one).
+override_resource {
+  target = module.dynamodb.aws_dynamodb_table.order_events
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/dofs-staging-order-events" }
+}
+override_resource {
+  target = module.dynamodb.aws_dynamodb_table.orders
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/dofs-staging-orders" }
 }
 
 variables {
@@ -193,4 +210,195 @@ run "the_account_logging_setting_is_not_an_environments_and_execution_logs_are_k
     condition     = module.api_gateway.execution_log_group.retention_in_days == 30 && module.api_gateway.execution_log_group.kms_key_id == module.kms.key_arn
     error_message = "the execution log group must have the environment's retention and KMS key"
   }
+}
+
+run "every_function_knows_the_events_table_and_bus_and_only_dlq_processor_publishes" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for env in values(merge(module.lambdas.worker_environments, { api_handler = module.lambdas.api_handler_environment })) :
+      env["DOFS_EVENTS_TABLE"] == module.dynamodb.order_events_table_name && env["DOFS_EVENTS_BUS_NAME"] == module.events.bus_name && env["DOFS_EVENTS_MAX_AGE_S"] == "86400"
+    ])
+    error_message = "every function must get DOFS_EVENTS_TABLE, DOFS_EVENTS_BUS_NAME and DOFS_EVENTS_MAX_AGE_S (the writers set each event's TTL from it)"
+  }
+  assert {
+    condition = alltrue([
+      for f in ["order_storage", "fulfill_order", "dlq_processor", "api_handler"] : anytrue([
+        for s in jsondecode(module.lambdas.policies[f]).Statement :
+        contains(s.Action, "dynamodb:PutItem") && s.Resource == module.dynamodb.order_events_table_arn
+      ])
+    ])
+    error_message = "every function that changes orders must put their events (the same transaction)"
+  }
+  assert {
+    condition = [
+      for f, p in module.lambdas.policies : f
+      if anytrue([for s in jsondecode(p).Statement : contains(s.Action, "events:PutEvents")])
+    ] == ["dlq_processor"]
+    error_message = "only dlq_processor publishes to the bus"
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(module.lambdas.policies["dlq_processor"]).Statement :
+      contains(s.Action, "events:PutEvents") && s.Resource == module.events.bus_arn
+    ])
+    error_message = "dlq_processor's events:PutEvents must be on the order events bus"
+  }
+  assert {
+    condition = alltrue([
+      for f, p in module.lambdas.policies : !anytrue([
+        for s in jsondecode(p).Statement : contains(s.Action, "dynamodb:UpdateItem") && s.Resource == module.dynamodb.orders_table_arn
+      ])
+    ])
+    error_message = "orders change by conditional Puts in transactions: no function needs dynamodb:UpdateItem on the orders table"
+  }
+  assert {
+    condition     = module.events.archive_arn == null
+    error_message = "no archive unless events_archive_retention_days is set"
+  }
+}
+
+run "an_archive_keeps_the_events_for_replay_when_asked" {
+  command = apply
+
+  variables {
+    events_archive_retention_days = 30
+  }
+
+  assert {
+    condition     = module.events.archive_arn != null
+    error_message = "events_archive_retention_days = 30 must create the archive"
+  }
+}
+
+run "an_archive_that_keeps_events_forever_is_refused" {
+  command = plan
+
+  variables {
+    events_archive_retention_days = 0
+  }
+
+  expect_failures = [var.events_archive_retention_days]
+}
+
+run "simulated_mode_needs_no_secret" {
+  command = apply
+
+  assert {
+    condition     = module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_MODE"] == "simulated" && !contains(keys(module.lambdas.worker_environments["fulfill_order"]), "DOFS_FULFILLMENT_HTTP_URL")
+    error_message = "the default mode is simulated, with no http settings"
+  }
+  assert {
+    condition = !anytrue(flatten([
+      for f, p in module.lambdas.policies : [for s in jsondecode(p).Statement : anytrue([for a in s.Action : startswith(a, "ssm:")])]
+    ]))
+    error_message = "no function may read SSM parameters in simulated mode"
+  }
+}
+
+run "http_mode_gives_fulfill_order_its_service_the_secret_parameter_and_time_for_an_attempt" {
+  command = apply
+
+  variables {
+    fulfillment_mode                  = "http"
+    fulfillment_http_url              = "https://fulfil.example.com/orders"
+    fulfillment_http_timeout_ms       = 45000
+    fulfillment_http_secret_parameter = "/dofs/staging/fulfillment-secret"
+  }
+
+  assert {
+    condition = (
+      module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_MODE"] == "http" &&
+      module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_HTTP_URL"] == "https://fulfil.example.com/orders" &&
+      module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_HTTP_TIMEOUT_MS"] == "45000" &&
+      module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_HTTP_CONCURRENCY"] == "64" &&
+      module.lambdas.worker_environments["fulfill_order"]["DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER"] == "/dofs/staging/fulfillment-secret"
+    )
+    error_message = "fulfill_order must get the http settings and the secret's parameter name"
+  }
+  assert {
+    condition = alltrue([
+      for env in values(merge(module.lambdas.worker_environments, { api_handler = module.lambdas.api_handler_environment })) :
+      !contains(keys(env), "DOFS_FULFILLMENT_HTTP_SECRET") && !anytrue([for v in values(env) : startswith(v, "whsec_")])
+    ])
+    error_message = "the secret itself is in no function's environment"
+  }
+  assert {
+    condition = alltrue([
+      for f, env in module.lambdas.worker_environments : f == "fulfill_order" || !contains(keys(env), "DOFS_FULFILLMENT_HTTP_URL")
+    ])
+    error_message = "only fulfill_order gets the http settings"
+  }
+  assert {
+    condition     = module.lambdas.timeouts["fulfill_order"] * 1000 > 45000 && module.sqs.visibility_timeout_seconds >= module.lambdas.timeouts["fulfill_order"]
+    error_message = "fulfill_order's timeout, and the queue's visibility timeout, must be longer than an attempt may take"
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(module.lambdas.policies["fulfill_order"]).Statement :
+      s.Action == ["ssm:GetParameter"] && s.Resource == "arn:aws:ssm:us-east-1:123456789012:parameter/dofs/staging/fulfillment-secret"
+    ])
+    error_message = "fulfill_order may read the secret's parameter (and only it)"
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(module.lambdas.policies["fulfill_order"]).Statement :
+      s.Action == ["kms:Decrypt"] && try(s.Condition.StringEquals["kms:EncryptionContext:PARAMETER_ARN"], "") == "arn:aws:ssm:us-east-1:123456789012:parameter/dofs/staging/fulfillment-secret" && try(s.Condition.StringEquals["kms:ViaService"], "") == "ssm.us-east-1.amazonaws.com"
+    ])
+    error_message = "fulfill_order may decrypt the parameter through SSM, for that parameter only"
+  }
+  assert {
+    condition = !anytrue(flatten([
+      for f, p in module.lambdas.policies : [for s in jsondecode(p).Statement : contains(s.Action, "ssm:GetParameter")] if f != "fulfill_order"
+    ]))
+    error_message = "only fulfill_order reads the secret"
+  }
+}
+
+run "http_mode_keeps_a_longer_configured_timeout" {
+  command = plan
+
+  variables {
+    fulfillment_mode     = "http"
+    fulfillment_http_url = "https://fulfil.example.com/orders"
+    lambda_timeouts      = { fulfill_order = 120 }
+  }
+
+  assert {
+    condition     = module.lambdas.timeouts["fulfill_order"] == 120
+    error_message = "a configured timeout longer than the attempt's is kept"
+  }
+}
+
+run "a_bad_mode_is_refused" {
+  command = plan
+
+  variables {
+    fulfillment_mode = "carrier-pigeon"
+  }
+
+  expect_failures = [var.fulfillment_mode]
+}
+
+run "the_secret_itself_in_place_of_its_parameter_name_is_refused" {
+  command = plan
+
+  variables {
+    fulfillment_mode                  = "http"
+    fulfillment_http_url              = "https://fulfil.example.com/orders"
+    fulfillment_http_secret_parameter = "whsec_ZG9mcy1rZXk="
+  }
+
+  expect_failures = [var.fulfillment_http_secret_parameter]
+}
+
+run "http_mode_without_a_url_is_refused" {
+  command = plan
+
+  variables {
+    fulfillment_mode = "http"
+  }
+
+  expect_failures = [terraform_data.fulfillment_settings]
 }
