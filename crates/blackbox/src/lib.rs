@@ -102,6 +102,11 @@ impl Settings {
                 "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
                 http.timeout_ms.to_string(),
             ));
+            // An attempt must end before its message may be delivered again.
+            env.push((
+                "DOFS_QUEUE_VISIBILITY_TIMEOUT_MS",
+                (http.timeout_ms + 5_000).to_string(),
+            ));
             if let Some(secret) = &http.secret {
                 env.push(("DOFS_FULFILLMENT_HTTP_SECRET", secret.clone()));
             }

@@ -39,7 +39,7 @@ pub async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others<T: Tar
 ) {
     // "wait": every attempt fails with Retry-After: 3, so the order waits
     // PENDING for its retry; "reject" fails at once; "hang" holds its first
-    // attempt (PROCESSING) past the timeout, then succeeds.
+    // attempt (PROCESSING) past the 8 s timeout, then succeeds.
     let receiver = Receiver::start(Arc::new(|r: &Request, before: &[Request]| {
         match (
             r.body["metadata"]["case"].as_str(),
@@ -49,12 +49,14 @@ pub async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others<T: Tar
                 Reply::Status(503, "busy".into(), vec![("retry-after", "3".into())])
             }
             (Some("reject"), _) => Reply::status(404),
-            (Some("hang"), 0) => Reply::Hang(Duration::from_millis(2_500)),
+            (Some("hang"), 0) => Reply::Hang(Duration::from_millis(10_000)),
             _ => Reply::ok(json!({"reference": "done"})),
         }
     }))
     .await;
-    let Some(app) = start(f, &http_settings(&receiver, 2_000)) else {
+    // The hanging attempt keeps its order PROCESSING for 8 s: time enough
+    // for the cancels below on a loaded machine.
+    let Some(app) = start(f, &http_settings(&receiver, 8_000)) else {
         return;
     };
     let waiting = app.submit(&order_for("wait")).await;
