@@ -452,3 +452,103 @@ impl Clock for ManualClock {
         Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CustomerId, NewOrder, Price, ProductId};
+
+    fn order(status: OrderStatus) -> Order {
+        let new = NewOrder {
+            customer_id: CustomerId::parse("CUST-1001").expect("id"),
+            product_id: ProductId::parse("PROD-2001").expect("id"),
+            quantity: 1,
+            price: Price::from_cents(100),
+            metadata: None,
+        };
+        let mut o = Order::new(OrderId::generate(), new, "arn:x".into(), Timestamp(7));
+        o.status = status;
+        o.attempts = 1;
+        o.failure_reason = Some("attempt 1 failed".into());
+        o
+    }
+
+    #[test]
+    fn a_change_applies_only_from_its_statuses_as_the_lifecycle_permits() {
+        let change = Transition::new(
+            &[OrderStatus::Fulfilled, OrderStatus::Processing],
+            OrderStatus::Fulfilled,
+            Timestamp(5),
+        );
+        assert!(change.apply(&order(OrderStatus::Processing)).is_ok());
+        let refused = |o: Order| change.apply(&o).map_err(|e| e.kind).err();
+        assert_eq!(
+            refused(order(OrderStatus::Fulfilled)),
+            Some(ErrorKind::Conflict),
+            "FULFILLED cannot change"
+        );
+        assert_eq!(
+            refused(order(OrderStatus::Pending)),
+            Some(ErrorKind::Conflict),
+            "not a from status"
+        );
+    }
+
+    #[test]
+    fn a_change_sets_what_it_says_keeps_the_rest_and_never_moves_time_back() {
+        let before = order(OrderStatus::Pending);
+        let cancelled = Transition::cancel(Some("why".into()), Timestamp(9))
+            .apply(&before)
+            .expect("cancel");
+        assert_eq!(
+            (
+                cancelled.status,
+                cancelled.cancel_reason.as_deref(),
+                cancelled.updated_at
+            ),
+            (OrderStatus::Cancelled, Some("why"), Timestamp(9))
+        );
+        assert_eq!(cancelled.failure_reason, before.failure_reason, "kept");
+        let done = Transition {
+            attempts: Some(2),
+            failure_reason: Some(None),
+            reference: Some("r-1".into()),
+            ..Transition::new(
+                &[OrderStatus::Processing],
+                OrderStatus::Fulfilled,
+                Timestamp(3),
+            )
+        }
+        .apply(&order(OrderStatus::Processing))
+        .expect("fulfil");
+        assert_eq!(
+            (
+                done.attempts,
+                done.failure_reason,
+                done.fulfillment_reference.as_deref(),
+                done.updated_at
+            ),
+            (2, None, Some("r-1"), Timestamp(7)),
+            "an earlier clock does not move updatedAt back"
+        );
+    }
+
+    #[test]
+    fn a_change_that_ends_an_overtaken_attempt_is_a_conflict() {
+        let change = Transition {
+            ends_attempt: Some(1),
+            ..Transition::new(
+                &[OrderStatus::Processing],
+                OrderStatus::Pending,
+                Timestamp(9),
+            )
+        };
+        let mut o = order(OrderStatus::Processing);
+        assert!(change.apply(&o).is_ok());
+        o.attempts = 2;
+        assert_eq!(
+            change.apply(&o).map_err(|e| e.kind).err(),
+            Some(ErrorKind::Conflict)
+        );
+    }
+}

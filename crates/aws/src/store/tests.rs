@@ -41,28 +41,6 @@ fn metadata_keeps_number_text_and_key_order() {
 }
 
 #[test]
-fn a_transition_only_allows_the_from_statuses_the_lifecycle_permits() {
-    let change = Transition {
-        attempts: Some(2),
-        failure_reason: Some(None),
-        ..Transition::new(
-            &[OrderStatus::Fulfilled, OrderStatus::Processing],
-            OrderStatus::Fulfilled,
-            Timestamp(5),
-        )
-    };
-    assert!(write::allows(&change, OrderStatus::Processing));
-    assert!(
-        !write::allows(&change, OrderStatus::Fulfilled),
-        "FULFILLED cannot change"
-    );
-    assert!(
-        !write::allows(&change, OrderStatus::Pending),
-        "not a from status"
-    );
-}
-
-#[test]
 fn the_reference_and_the_cancel_reason_round_trip_and_old_items_lack_them() {
     let new = dofs_core::NewOrder {
         customer_id: CustomerId::parse("CUST-1001").expect("id"),
@@ -84,52 +62,5 @@ fn the_reference_and_the_cancel_reason_round_trip_and_old_items_lack_them() {
     assert_eq!(
         (read.cancel_reason, read.fulfillment_reference),
         (None, None)
-    );
-}
-
-#[test]
-fn a_change_sets_what_it_says_and_keeps_the_rest() {
-    let new = dofs_core::NewOrder {
-        customer_id: CustomerId::parse("CUST-1001").expect("id"),
-        product_id: ProductId::parse("PROD-2001").expect("id"),
-        quantity: 1,
-        price: Price::from_cents(100),
-        metadata: None,
-    };
-    let mut before = Order::new(OrderId::generate(), new, "arn:x".into(), Timestamp(7));
-    before.failure_reason = Some("attempt 1 failed".into());
-    let cancelled = write::apply(
-        &before,
-        &Transition::cancel(Some("why".into()), Timestamp(9)),
-    );
-    assert_eq!(
-        (
-            cancelled.status,
-            cancelled.cancel_reason.as_deref(),
-            cancelled.updated_at
-        ),
-        (OrderStatus::Cancelled, Some("why"), Timestamp(9))
-    );
-    assert_eq!(cancelled.failure_reason, before.failure_reason, "kept");
-    let done = write::apply(
-        &before,
-        &Transition {
-            attempts: Some(2),
-            failure_reason: Some(None),
-            reference: Some("r-1".into()),
-            ..Transition::new(
-                &[OrderStatus::Processing],
-                OrderStatus::Fulfilled,
-                Timestamp(9),
-            )
-        },
-    );
-    assert_eq!(
-        (
-            done.attempts,
-            done.failure_reason,
-            done.fulfillment_reference.as_deref()
-        ),
-        (2, None, Some("r-1"))
     );
 }

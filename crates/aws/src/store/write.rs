@@ -19,31 +19,6 @@ use dofs_core::{EventType, OrderEvent};
 /// How often a change is decided again when the order keeps changing under it.
 const MAX_TRIES: usize = 8;
 
-/// The order after `change` (which the caller checked the lifecycle allows).
-pub(crate) fn apply(before: &Order, change: &Transition) -> Order {
-    let mut o = before.clone();
-    o.status = change.to;
-    o.updated_at = change.at;
-    if let Some(a) = change.attempts {
-        o.attempts = a;
-    }
-    if let Some(r) = &change.failure_reason {
-        o.failure_reason = r.clone();
-    }
-    if let Some(r) = &change.reference {
-        o.fulfillment_reference = Some(r.clone());
-    }
-    if let Some(r) = &change.cancel_reason {
-        o.cancel_reason = Some(r.clone());
-    }
-    o
-}
-
-/// Whether `change` may move an order that is `status`.
-pub(crate) fn allows(change: &Transition, status: OrderStatus) -> bool {
-    change.from.contains(&status) && status.can_become(change.to)
-}
-
 fn built<T, E: std::error::Error + Send + Sync + 'static>(
     what: &'static str,
     r: Result<T, E>,
@@ -175,13 +150,9 @@ impl DynamoDbOrderStore {
             let Some((before, version)) = self.read_versioned(id).await? else {
                 return Err(PortError::not_found(format!("no order {id}")));
             };
-            if !allows(change, before.status) {
-                return Err(PortError::conflict(format!(
-                    "order {id} is {}, cannot become {}",
-                    before.status, change.to
-                )));
-            }
-            let after = apply(&before, change);
+            // Conflict for a status the change does not start from, a move
+            // the lifecycle forbids, or an attempt overtaken by a newer one.
+            let after = change.apply(&before)?;
             if self.commit(&before, version, &after, Vec::new()).await? {
                 return Ok(after);
             }
@@ -207,7 +178,7 @@ impl DynamoDbOrderStore {
                 failure_reason: Some(Some(failed.reason.clone())),
                 ..Transition::new(&[order.status], OrderStatus::Failed, failed.failed_at)
             };
-            let after = apply(&order, &change);
+            let after = change.apply(&order)?;
             let row = built(
                 "build Put failed order",
                 Put::builder()
