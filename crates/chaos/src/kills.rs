@@ -100,6 +100,14 @@ pub(super) fn run_kills(
         Ok(s)
     };
     let mut server = spawn(plan.first().copied(), &mut rng)?;
+    if server.base.is_none() {
+        // Give its stderr reader a moment to catch the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        bail!(
+            "dofs serve did not start; its last lines:\n{}",
+            server.tail()
+        );
+    }
     let mut by_kind: HashMap<Kill, usize> = HashMap::new();
     let mut problems = Vec::new();
     let mut last_restart = Instant::now();

@@ -149,7 +149,11 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
                 "DOFS_FULFILLMENT_HTTP_URL".into(),
                 format!("{}/fulfill", service.base),
             ),
-            ("DOFS_FULFILLMENT_HTTP_TIMEOUT_MS".into(), "2000".into()),
+            // Below the visibility timeout, as dofs serve requires.
+            (
+                "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS".into(),
+                (args.visibility_timeout_ms / 2).max(1).to_string(),
+            ),
             (
                 "DOFS_EVENTS_WEBHOOK_URLS".into(),
                 format!("{}/events", hook.base),

@@ -79,13 +79,17 @@ fn main() -> ExitCode {
             print_keys,
         } => {
             if print_keys {
+                // Written whole, so `--print-keys | head` ends quietly
+                // instead of panicking on the closed pipe.
+                let mut text = String::new();
                 for (key, default, about) in settings::KEYS {
-                    println!(
-                        "{key:30} {:36} {:16} {about}",
+                    text.push_str(&format!(
+                        "{key:30} {:36} {:16} {about}\n",
                         settings::env_var(key),
                         default.unwrap_or("(unset)")
-                    );
+                    ));
                 }
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
                 return ExitCode::SUCCESS;
             }
             let flags = settings::Flags {
