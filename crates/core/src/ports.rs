@@ -169,6 +169,16 @@ impl Transition {
         Ok(o)
     }
 
+    /// The change that records `failed` on an order now in `from`:
+    /// `FAILED`, with the failure's attempts and reason.
+    pub fn failure(failed: &FailedOrder, from: OrderStatus) -> Transition {
+        Transition {
+            attempts: Some(failed.attempts),
+            failure_reason: Some(Some(failed.reason.clone())),
+            ..Transition::new(&[from], OrderStatus::Failed, failed.failed_at)
+        }
+    }
+
     /// The cancel of an order (`PENDING` or `FAILED` → `CANCELLED`).
     pub fn cancel(reason: Option<String>, at: Timestamp) -> Transition {
         Transition {

@@ -175,38 +175,22 @@ pub(crate) fn apply_transition(
     };
     let before = current.status;
     let order = change.apply(&current)?;
-    if change.reference.is_some() || change.cancel_reason.is_some() {
-        conn.prepare_cached(
-            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
-             fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                id.to_string(),
-                order.status.as_str(),
-                order.attempts,
-                order.failure_reason,
-                order.updated_at.millis(),
-                order.fulfillment_reference,
-                order.cancel_reason,
-            ])
-        })
-        .map_err(sql_err)?;
-    } else {
-        conn.prepare_cached(
-            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5 WHERE id = ?1",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                id.to_string(),
-                order.status.as_str(),
-                order.attempts,
-                order.failure_reason,
-                order.updated_at.millis()
-            ])
-        })
-        .map_err(sql_err)?;
-    }
+    conn.prepare_cached(
+        "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
+         fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id.to_string(),
+            order.status.as_str(),
+            order.attempts,
+            order.failure_reason,
+            order.updated_at.millis(),
+            order.fulfillment_reference,
+            order.cancel_reason,
+        ])
+    })
+    .map_err(sql_err)?;
     crate::events::record_in(
         conn,
         EventType::for_change(Some(before), order.status),
@@ -392,12 +376,17 @@ pub(crate) fn record_failure_in(
     if order.status.is_terminal() {
         return Ok(false);
     }
-    let change = Transition {
-        attempts: Some(failed.attempts),
-        failure_reason: Some(Some(failed.reason.clone())),
-        ..Transition::new(&[order.status], OrderStatus::Failed, failed.failed_at)
-    };
-    apply_transition(conn, failed.order_id, &change)?;
+    apply_transition(
+        conn,
+        failed.order_id,
+        &Transition::failure(failed, order.status),
+    )?;
+    insert_failed_row(conn, failed)?;
+    Ok(true)
+}
+
+/// Adds `failed` to the failed-orders table (its order's change is the caller's).
+pub(crate) fn insert_failed_row(conn: &Connection, failed: &FailedOrder) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO failed_orders (order_id, reason, attempts, failed_at, order_json) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
@@ -411,7 +400,7 @@ pub(crate) fn record_failure_in(
         ])
     })
     .map_err(sql_err)?;
-    Ok(true)
+    Ok(())
 }
 
 /// Cuts `limit + 1` rows to a page, with a cursor when there are more.

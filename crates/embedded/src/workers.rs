@@ -13,7 +13,7 @@ use crate::db::{sql_err, Db};
 use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
 };
-use crate::store::{apply_transition, get_order, record_failure_in};
+use crate::store::{apply_transition, get_order, insert_failed_row, record_failure_in};
 use dofs_core::metric_names as names;
 use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
 use dofs_core::service::{
@@ -227,19 +227,12 @@ fn finish_in(
 ) -> Result<Handled, PortError> {
     let id = attempt.order.id;
     let finish = f.decide(attempt, outcome);
-    let applied = match &finish.failed {
-        // Only while this attempt is the order's latest, as `change` says.
-        Some(failed) => match get_order(conn, id)? {
-            Some(o) if finish.change.apply(&o).is_ok() => {
-                record_failure_in(conn, failed).map(|_| ())
-            }
-            _ => Err(PortError::conflict(format!(
-                "order {id} is no longer PROCESSING with attempt {}",
-                attempt.number
-            ))),
-        },
-        None => apply_transition(conn, id, &finish.change).map(|_| ()),
-    };
+    // A refusal for good is recorded as a dead letter is: the order's change
+    // (conditional on this attempt being its latest) and its failed-orders row.
+    let applied = apply_transition(conn, id, &finish.change).and_then(|_| match &finish.failed {
+        Some(failed) => insert_failed_row(conn, failed),
+        None => Ok(()),
+    });
     match applied {
         Ok(()) => {}
         Err(e) if e.kind == ErrorKind::Conflict => {

@@ -173,12 +173,7 @@ impl DynamoDbOrderStore {
             if order.status.is_terminal() {
                 return Ok(false);
             }
-            let change = Transition {
-                attempts: Some(failed.attempts),
-                failure_reason: Some(Some(failed.reason.clone())),
-                ..Transition::new(&[order.status], OrderStatus::Failed, failed.failed_at)
-            };
-            let after = change.apply(&order)?;
+            let after = Transition::failure(failed, order.status).apply(&order)?;
             let row = built(
                 "build Put failed order",
                 Put::builder()
