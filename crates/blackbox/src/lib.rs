@@ -281,6 +281,26 @@ impl<T: Target> Sut<T> {
         self.pages(path, 500).await.0
     }
 
+    /// Whether the DLQ holds a dead letter of order `id` now.
+    pub async fn in_dlq(&self, id: &str) -> bool {
+        let (_, dlq) = self.get_json("/dlq?limit=500").await;
+        dlq["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|d| d["orderId"] == id))
+    }
+
+    /// Waits until the DLQ holds a dead letter of order `id`.
+    pub async fn wait_in_dlq(&self, id: &str) {
+        let started = Instant::now();
+        while !self.in_dlq(id).await {
+            assert!(
+                started.elapsed() < self.target.patience(),
+                "no dead letter of {id} in the DLQ"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `path`'s `items` has `n` entries; answers the listing.
     pub async fn wait_items(&self, path: &str, n: usize, limit: Duration) -> Value {
         let started = Instant::now();

@@ -38,6 +38,29 @@ impl Request {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Whether it carries a Standard Webhooks signature of its body that
+    /// `secret` (`whsec_...`) verifies now.
+    pub fn verify(&self, secret: &str) -> Result<(), String> {
+        let secret = dofs_fulfillment::Secret::parse(secret).map_err(|e| e.to_string())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        dofs_fulfillment::verify(
+            &secret,
+            self.header("webhook-id").unwrap_or_default(),
+            self.header("webhook-timestamp").unwrap_or_default(),
+            self.header("webhook-signature").unwrap_or_default(),
+            self.raw.as_bytes(),
+            now,
+        )
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether the receiver took it (answered 2xx).
+    pub fn taken(&self) -> bool {
+        (200..300).contains(&self.answered)
+    }
 }
 
 /// What the receiver answers.
@@ -148,6 +171,15 @@ impl Receiver {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.log.lock().expect("log").clone()
+    }
+
+    /// The `webhook-id`s of the requests it took (answered 2xx).
+    pub fn taken_ids(&self) -> std::collections::HashSet<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.taken())
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect()
     }
 }
 

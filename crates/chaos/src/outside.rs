@@ -73,28 +73,30 @@ pub(super) async fn canceller(shared: Arc<Shared>, seed: u64, every: Duration, d
     }
 }
 
+/// Each order's last event id, and those of them the webhook has not taken.
+fn final_events(conn: &rusqlite::Connection, hook: &Receiver) -> anyhow::Result<(usize, Vec<i64>)> {
+    let taken = hook.taken_ids();
+    let mut st = conn.prepare("SELECT MAX(seq) FROM events GROUP BY order_id")?;
+    let last = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let undelivered = last
+        .iter()
+        .copied()
+        .filter(|seq| !taken.contains(&seq.to_string()))
+        .collect();
+    Ok((last.len(), undelivered))
+}
+
 /// Waits until the webhook has taken each order's last event, or `limit`.
 pub(super) async fn wait_delivered(data_dir: &Path, hook: &Receiver, limit: Duration) {
     let started = Instant::now();
     while started.elapsed() < limit {
-        let delivered: HashSet<String> = hook
-            .requests()
-            .into_iter()
-            .filter(|r| (200..300).contains(&r.answered))
-            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-            .collect();
-        let last: anyhow::Result<Vec<i64>> = (|| {
-            let conn = rusqlite::Connection::open(data_dir.join("dofs.db"))?;
-            let mut st = conn.prepare("SELECT MAX(seq) FROM events GROUP BY order_id")?;
-            let v = st
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
-            Ok(v)
-        })();
-        if let Ok(last) = last {
-            if last.iter().all(|s| delivered.contains(&s.to_string())) {
-                return;
-            }
+        let pending = rusqlite::Connection::open(data_dir.join("dofs.db"))
+            .map_err(anyhow::Error::from)
+            .and_then(|conn| final_events(&conn, hook));
+        if matches!(pending, Ok((_, ref undelivered)) if undelivered.is_empty()) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -163,29 +165,15 @@ pub(super) fn outside_checks(
         both == 0,
         format!("{cancelled_count} CANCELLED, {both} of them with a fulfillment"),
     );
-    let delivered: HashSet<String> = hook
-        .requests()
-        .into_iter()
-        .filter(|r| (200..300).contains(&r.answered))
-        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-        .collect();
-    let mut st = conn.prepare("SELECT MAX(seq) FROM events GROUP BY order_id")?;
-    let last: Vec<i64> = st
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let undelivered: Vec<&i64> = last
-        .iter()
-        .filter(|seq| !delivered.contains(&seq.to_string()))
-        .collect();
+    let (orders, undelivered) = final_events(&conn, hook)?;
     check(
         checks,
         "each order's final event delivered to the webhook",
-        undelivered.is_empty() && !last.is_empty(),
+        undelivered.is_empty() && orders > 0,
         format!(
-            "{} orders' final events, {} undelivered; {} distinct events delivered",
-            last.len(),
+            "{orders} orders' final events, {} undelivered; {} distinct events delivered",
             undelivered.len(),
-            delivered.len()
+            hook.taken_ids().len()
         ),
     );
     Ok(())

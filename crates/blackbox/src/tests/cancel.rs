@@ -104,27 +104,16 @@ pub async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others<T: Tar
 
     // FAILED (and dead-lettered): cancelled, and gone from the DLQ.
     wait_status(&app, &rejected, "FAILED").await;
-    let started = Instant::now();
-    loop {
-        let (_, dlq) = app.get_json("/dlq?limit=500").await;
-        let items = dlq["items"].as_array().cloned().unwrap_or_default();
-        if items.iter().any(|d| d["orderId"] == json!(rejected)) {
-            break;
-        }
-        assert!(started.elapsed() < app.target.patience(), "{dlq}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_in_dlq(&rejected).await;
     let (status, order) = cancel(&app, &rejected, None).await;
     assert_eq!(
         (status, &order["status"]),
         (200, &json!("CANCELLED")),
         "{order}"
     );
-    let (_, dlq) = app.get_json("/dlq?limit=500").await;
-    let items = dlq["items"].as_array().cloned().unwrap_or_default();
     assert!(
-        !items.iter().any(|d| d["orderId"] == json!(rejected)),
-        "a cancelled order's dead letter leaves the DLQ: {dlq}"
+        !app.in_dlq(&rejected).await,
+        "a cancelled order's dead letter leaves the DLQ"
     );
 
     // Bad input: a clear 400 or 404, and nothing changed.
