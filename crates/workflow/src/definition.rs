@@ -249,15 +249,6 @@ pub struct GraphEdge {
 }
 
 impl Definition {
-    /// Parses and checks an Amazon States Language document.
-    ///
-    /// Anything outside the supported subset, any dangling or missing
-    /// transition, any unreachable state and any duplicate key is rejected with
-    /// the position of the offending text. Never panics, whatever `source` is.
-    pub fn parse(source: &str) -> Result<Definition, DefinitionError> {
-        crate::parse::definition(source)
-    }
-
     /// The name of the first state.
     pub fn start_at(&self) -> &str {
         &self.start_at

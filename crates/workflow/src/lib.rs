@@ -23,7 +23,9 @@
 //! Layout:
 //! - `json`: a JSON scanner that keeps positions and rejects duplicate keys;
 //! - `path`: reference paths and payload templates;
-//! - `parse` and `choice`: from scanned JSON to a checked [`Definition`];
+//! - `parse`: from scanned JSON to a checked [`Definition`] (`parse::object` reads one
+//!   object with positions, `parse::choice` the Choice rules);
+//! - `choice`: Choice rules and their evaluation;
 //! - `definition`: the model and what callers can ask of it ([`Graph`], [`TaskResource`]);
 //! - `run`: [`execute`] and the ports it uses.
 
