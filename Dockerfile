@@ -3,14 +3,19 @@
 #   docker build -t dofs .
 #   docker run -d -p 8080:8080 -v dofs-data:/var/lib/dofs dofs
 #
-# Checked without a container daemon by scripts/test-packaging.sh: hadolint over this
-# file, and the runtime stage's layout (user, paths, arguments, environment, health
-# check) run as it is on the host. See the README, "Running in production".
+# Checked without a container daemon by scripts/test-packaging.sh (in .ci/run): hadolint
+# over this file, and the runtime stage's layout (user, paths, arguments, environment,
+# health check) run as it is on the host. scripts/test-image.sh builds the image with
+# buildah and runs it with podman. See the README, "Running in production".
 
 ARG RUST_VERSION=1.94.1
+# The two base images. scripts/test-image.sh, where no registry can be reached, passes
+# images it made itself from a debootstrapped Debian bookworm.
+ARG BUILD_IMAGE=rust:${RUST_VERSION}-slim-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # --- build: the Rust toolchain, the dofs binary only --------------------------------------
-FROM rust:${RUST_VERSION}-slim-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # The whole workspace: cargo reads every member's manifest even to build one package.
 COPY . .
@@ -18,7 +23,7 @@ RUN cargo build --release --locked -p dofs-cli --bin dofs \
     && install -D -m 0755 target/release/dofs /out/dofs
 
 # --- runtime: glibc, the binary, CA certificates, an unprivileged user ----------------------
-FROM debian:bookworm-slim AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 # SQLite is compiled into the binary and TLS is rustls: the CA bundle is all it needs
 # (for an https fulfillment service, webhooks or alert notifications).
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
