@@ -77,19 +77,6 @@ impl OrderEvent {
     pub fn order_id(&self) -> OrderId {
         self.order.id
     }
-
-    /// As `GET /events` and webhooks carry it.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "eventId": self.id,
-            "type": self.kind.as_str(),
-            "orderId": self.order.id.to_string(),
-            "status": self.order.status.as_str(),
-            "attempts": self.order.attempts,
-            "occurredAt": self.occurred_at.to_string(),
-            "order": self.order.to_json(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -190,26 +190,6 @@ impl Order {
         }
     }
 
-    /// The order as the API shows it (`GET /orders/{id}`).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "orderId": self.id.to_string(),
-            "customerId": self.customer_id.as_str(),
-            "productId": self.product_id.as_str(),
-            "quantity": self.quantity,
-            "price": price_json(self.price),
-            "metadata": self.metadata.as_ref().map(Metadata::to_json),
-            "status": self.status.as_str(),
-            "attempts": self.attempts,
-            "createdAt": self.created_at.to_string(),
-            "updatedAt": self.updated_at.to_string(),
-            "executionArn": self.execution_arn,
-            "failureReason": self.failure_reason,
-            "fulfillmentReference": self.fulfillment_reference,
-            "cancelReason": self.cancel_reason,
-        })
-    }
-
     /// The order as submitted (the workflow's input and the failed-orders record):
     /// id, customer, product, quantity, price and metadata.
     pub fn submitted_json(&self) -> serde_json::Value {
@@ -241,19 +221,6 @@ pub struct FailedOrder {
     pub failed_at: Timestamp,
     /// The order as submitted.
     pub order: serde_json::Value,
-}
-
-impl FailedOrder {
-    /// As `GET /failed-orders` shows it.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "orderId": self.order_id.to_string(),
-            "reason": self.reason,
-            "attempts": self.attempts,
-            "failedAt": self.failed_at.to_string(),
-            "order": self.order,
-        })
-    }
 }
 
 #[cfg(test)]

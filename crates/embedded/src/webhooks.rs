@@ -243,7 +243,15 @@ impl Deliverer {
         event: &OrderEvent,
         stop: &mut watch::Receiver<bool>,
     ) -> Delivery {
-        let body = event.to_json().to_string();
+        let body = match serde_json::to_string(&dofs_wire::OrderEvent::from(event)) {
+            Ok(body) => body,
+            // Strings, numbers and JSON values only: not seen in practice.
+            Err(e) => {
+                tracing::error!(eventId = %event.id, error = %e, "an order event cannot be written as JSON; not delivered");
+                metrics::counter!(names::EVENTS_DELIVERED, "outcome" => "dropped").increment(1);
+                return Delivery::Dropped;
+            }
+        };
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             let result = self.poster.post(url, &event.id, &[], body.clone()).await;

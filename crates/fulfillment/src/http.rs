@@ -136,13 +136,12 @@ impl Fulfillment for HttpFulfillment {
     }
 }
 
-/// The request body: `order.to_json()` with `"attempt": n` added.
+/// The request body: the order as `GET /orders/{id}` shows it, with `"attempt": n`.
 pub fn attempt_body(order: &Order, attempt: u32) -> serde_json::Result<String> {
-    let mut json = order.to_json();
-    if let Some(fields) = json.as_object_mut() {
-        fields.insert("attempt".into(), attempt.into());
-    }
-    serde_json::to_string(&json)
+    serde_json::to_string(&dofs_wire::FulfillmentRequest {
+        order: dofs_wire::Order::from(order),
+        attempt,
+    })
 }
 
 /// How an answer (or its absence) ends the attempt:

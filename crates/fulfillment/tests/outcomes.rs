@@ -182,7 +182,7 @@ async fn every_attempt_carries_the_order_the_same_key_and_a_verifiable_signature
             unix_now(),
         );
         assert_eq!(verified, Ok(()), "attempt {n}");
-        let mut expected = order.to_json();
+        let mut expected = serde_json::to_value(dofs_wire::Order::from(&order)).expect("JSON");
         expected["attempt"] = n.into();
         assert_eq!(request.json(), expected);
     }

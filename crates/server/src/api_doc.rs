@@ -1,18 +1,19 @@
 //! The OpenAPI 3.1 description of every route (`GET /openapi.json`),
 //! generated with utoipa from the `#[utoipa::path]` annotations on the
-//! handlers in [`crate::routes`] and the schema types of [`crate::openapi`].
+//! handlers in [`crate::routes`] and the types of `dofs_wire`, which the handlers
+//! answer with.
 //!
 //! Routes served by other modules without annotations of their own (metrics,
 //! alerts, the dashboard) are described by the documentation-only functions
 //! at the end of this file. The alias `POST /orders` is the same operation
 //! as `POST /order` and is copied in by [`Aliases`].
 
-use crate::openapi::*;
 use crate::state::AppState;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use dofs_wire::*;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
@@ -27,6 +28,28 @@ pub fn routes() -> Router<AppState> {
 pub fn document() -> Document {
     ApiDoc::openapi()
 }
+
+/// Every route of CONTRACT.md section 1 (method, OpenAPI path template).
+pub const CONTRACT_ROUTES: [(&str, &str); 18] = [
+    ("post", "/order"),
+    ("post", "/orders"),
+    ("get", "/orders"),
+    ("get", "/orders/{orderId}"),
+    ("post", "/orders/{orderId}/retry"),
+    ("post", "/orders/{orderId}/cancel"),
+    ("get", "/failed-orders"),
+    ("get", "/dlq"),
+    ("post", "/dlq/redrive"),
+    ("post", "/dlq/purge"),
+    ("get", "/executions/{executionId}"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/alerts"),
+    ("get", "/openapi.json"),
+    ("get", "/"),
+    ("get", "/events"),
+];
 
 /// `GET /openapi.json`: rendered once, then served from memory.
 #[utoipa::path(

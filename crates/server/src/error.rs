@@ -169,15 +169,17 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({
-            "error": self.name(),
-            "message": self.message(),
-        });
-        if let (ApiError::Validation { details, .. }, Some(obj)) = (self, body.as_object_mut()) {
-            obj.insert("details".into(), serde_json::json!(details));
+    pub fn body(&self) -> dofs_wire::Error {
+        dofs_wire::Error {
+            error: self.name().into(),
+            message: self.message(),
+            details: match self {
+                ApiError::Validation { details, .. } => {
+                    Some(details.iter().map(dofs_wire::FieldError::from).collect())
+                }
+                _ => None,
+            },
         }
-        body
     }
 }
 
@@ -238,6 +240,11 @@ impl From<PortError> for ApiError {
 mod tests {
     use super::*;
 
+    /// The body as the client reads it.
+    fn json_body(e: &ApiError) -> serde_json::Value {
+        serde_json::to_value(e.body()).expect("an error body serialises")
+    }
+
     #[test]
     fn internal_port_errors_never_reach_the_client() {
         let e = PortError::new(
@@ -247,7 +254,7 @@ mod tests {
         let api = ApiError::from(e);
         assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
-            api.body(),
+            json_body(&api),
             serde_json::json!({"error": "InternalError", "message": "internal error"})
         );
     }
@@ -324,7 +331,7 @@ mod tests {
         ];
         for (e, status, name) in cases {
             assert_eq!(e.status(), status, "{e:?}");
-            assert_eq!(e.body()["error"], name, "{e:?}");
+            assert_eq!(json_body(&e)["error"], name, "{e:?}");
             assert!(e
                 .into_response()
                 .headers()
@@ -335,7 +342,11 @@ mod tests {
 
     #[test]
     fn validation_errors_list_their_details_and_others_have_none() {
-        let body = ApiError::invalid_field("order is invalid", "price", "must be a number").body();
+        let body = json_body(&ApiError::invalid_field(
+            "order is invalid",
+            "price",
+            "must be a number",
+        ));
         assert_eq!(
             body,
             serde_json::json!({
@@ -344,8 +355,7 @@ mod tests {
                 "details": [{"field": "price", "message": "must be a number"}],
             })
         );
-        assert!(ApiError::UnsupportedMediaType
-            .body()
+        assert!(json_body(&ApiError::UnsupportedMediaType)
             .get("details")
             .is_none());
     }
@@ -374,7 +384,7 @@ mod tests {
             ApiError::QueueFull,
         ];
         for e in all {
-            let body = e.body();
+            let body = json_body(&e);
             assert_eq!(body["error"], e.name());
             assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         }

@@ -15,9 +15,8 @@
 //! - [`observability`]: `/metrics`, `/alerts`, the dashboard (`/`, `/stats`,
 //!   `/workflow`), the alert evaluator, and the request-id and request-metrics
 //!   middleware.
-//! - [`openapi`]: the contract's shapes as types for the OpenAPI document,
-//!   and the list of the contract's routes; depends on no route.
-//! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`.
+//! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`,
+//!   and the list of the contract's routes. The shapes themselves are `dofs_wire`'s.
 //! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
 //! - [`serve`]: the HTTP/1 server loop with slow-client protection.
 //!
@@ -31,7 +30,6 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod observability;
-pub mod openapi;
 pub mod overload;
 pub mod routes;
 pub mod serve;

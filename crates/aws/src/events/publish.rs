@@ -109,18 +109,24 @@ impl EventBridgePublisher {
 
     /// Sends up to ten events and marks those accepted; answers (accepted, refused).
     async fn publish(&self, events: &[OrderEvent]) -> Result<(u64, u64), PortError> {
-        let entries = events
-            .iter()
-            .map(|e| {
+        let mut entries = Vec::with_capacity(events.len());
+        for e in events {
+            let detail = serde_json::to_string(&dofs_wire::OrderEvent::from(e)).map_err(|err| {
+                PortError::new(
+                    ErrorKind::Internal,
+                    format!("order event {} as JSON: {err}", e.id),
+                )
+            })?;
+            entries.push(
                 PutEventsRequestEntry::builder()
                     .event_bus_name(&self.bus)
                     .source(SOURCE)
                     .detail_type(e.kind.as_str())
-                    .detail(e.to_json().to_string())
+                    .detail(detail)
                     .time(DateTime::from_millis(e.occurred_at.millis()))
-                    .build()
-            })
-            .collect::<Vec<_>>();
+                    .build(),
+            );
+        }
         let out = self
             .eventbridge
             .put_events()

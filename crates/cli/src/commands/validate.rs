@@ -364,7 +364,7 @@ async fn check_openapi(api: &Api, list: &mut Checklist) {
         Ok(s) => s,
         Err(e) => return list.record("openapi", Status::Fail, e),
     };
-    let missing: Vec<String> = dofs_server::openapi::CONTRACT_ROUTES
+    let missing: Vec<String> = dofs_server::api_doc::CONTRACT_ROUTES
         .iter()
         .filter(|(m, p)| !spec.has(m, p))
         .map(|(m, p)| format!("{m} {p}"))

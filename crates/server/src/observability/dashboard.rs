@@ -170,10 +170,10 @@ async fn stats(
 
     let r = obs.registry();
     let rules = obs.alerts().rules();
-    let firing: Vec<Value> = rules
+    let firing: Vec<dofs_wire::Alert> = rules
         .iter()
         .filter(|x| x.state == super::alerts::AlertState::Firing)
-        .map(|x| x.to_json())
+        .map(super::alerts::RuleStatus::to_wire)
         .collect();
     Ok(Json(json!({
         "now": now.to_string(),

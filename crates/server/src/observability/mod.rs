@@ -33,7 +33,7 @@ use axum::{Json, Router};
 use dofs_core::ports::Backend;
 use dofs_core::{OrderStatus, Timestamp};
 use metrics::{names, HistogramSnapshot, Registry};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -311,17 +311,17 @@ async fn metrics_text(
 }
 
 /// `GET /alerts`: every rule with its state and since when.
-async fn alerts_json(axum::Extension(obs): axum::Extension<Observability>) -> Json<Value> {
-    let rules: Vec<Value> = obs.alerts().rules().iter().map(|r| r.to_json()).collect();
-    let firing = obs
-        .alerts()
-        .rules()
+async fn alerts_json(
+    axum::Extension(obs): axum::Extension<Observability>,
+) -> Json<dofs_wire::AlertList> {
+    let rules = obs.alerts().rules();
+    let firing = rules
         .iter()
         .filter(|r| r.state == alerts::AlertState::Firing)
         .count();
-    Json(json!({
-        "alerts": rules,
-        "firing": firing,
-        "evaluatedAt": obs.alerts().evaluated_at().map(|t| t.to_string()),
-    }))
+    Json(dofs_wire::AlertList {
+        alerts: rules.iter().map(alerts::RuleStatus::to_wire).collect(),
+        firing: firing as u64,
+        evaluated_at: obs.alerts().evaluated_at().map(|t| t.to_string()),
+    })
 }

@@ -8,8 +8,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use dofs_core::{FieldError, OrderEvent, OrderId};
-use serde_json::{json, Value};
+use dofs_core::{FieldError, OrderId};
+use dofs_wire::EventPage;
 
 /// The default page of the feed.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -92,25 +92,23 @@ fn feed_query(pairs: &[(String, String)]) -> Result<FeedQuery, ApiError> {
         ("orderId" = Option<String>, Query, description = "Only this order's events (every one kept, oldest first); not with after or limit."),
     ),
     responses(
-        (status = 200, description = "One page; `nextCursor` is what to pass as `after` next (the last item's eventId, or `after` again when nothing newer exists).", body = crate::openapi::EventPage),
-        (status = 400, description = "A bad or unknown query parameter, or an `after` that is not an eventId.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 200, description = "One page; `nextCursor` is what to pass as `after` next (the last item's eventId, or `after` again when nothing newer exists).", body = dofs_wire::EventPage),
+        (status = 400, description = "A bad or unknown query parameter, or an `after` that is not an eventId.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
     )
 )]
 async fn events(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let q = feed_query(&query_pairs(query)?)?;
     let log = &state.backend().events;
     if let Some(order) = q.order {
-        let items: Vec<Value> = log
-            .of_order(order)
-            .await?
-            .iter()
-            .map(OrderEvent::to_json)
-            .collect();
-        return Ok(Json(json!({"items": items, "nextCursor": null})));
+        let items = log.of_order(order).await?;
+        return Ok(Json(EventPage {
+            items: items.iter().map(dofs_wire::OrderEvent::from).collect(),
+            next_cursor: None,
+        }));
     }
     let page = log
         .after(q.after.as_deref(), q.limit.unwrap_or(DEFAULT_LIMIT))
@@ -123,10 +121,10 @@ async fn events(
             ),
             other => other,
         })?;
-    let items: Vec<Value> = page.items.iter().map(OrderEvent::to_json).collect();
-    Ok(Json(
-        json!({"items": items, "nextCursor": page.next_cursor}),
-    ))
+    Ok(Json(EventPage {
+        items: page.items.iter().map(dofs_wire::OrderEvent::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[cfg(test)]

@@ -13,8 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dofs_core::ports::{execution_id, DeadLetter, StoreNotWritable};
 use dofs_core::service::OrderMessage;
-use dofs_core::FailedOrder;
-use serde_json::{json, Value};
 
 /// The longest execution id accepted, in bytes.
 const MAX_EXECUTION_ID_BYTES: usize = 256;
@@ -53,15 +51,15 @@ pub fn probe_routes() -> Router<AppState> {
         ("cursor" = Option<String>, Query, pattern = "^[!-~]+$", max_length = 4096, description = "The previous page's nextCursor."),
     ),
     responses(
-        (status = 200, description = "One page.", body = crate::openapi::FailedOrderPage),
-        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 200, description = "One page.", body = dofs_wire::FailedOrderPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
     )
 )]
 async fn failed_orders(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::FailedOrderPage>, ApiError> {
     let q = extract::list_query(&query_pairs(query)?, false, CursorRule::Opaque)?;
     let page = state
         .backend()
@@ -69,10 +67,14 @@ async fn failed_orders(
         .list_failed(q.limit, q.cursor.as_deref())
         .await
         .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
-    let items: Vec<Value> = page.items.iter().map(FailedOrder::to_json).collect();
-    Ok(Json(
-        json!({"items": items, "nextCursor": page.next_cursor}),
-    ))
+    Ok(Json(dofs_wire::FailedOrderPage {
+        items: page
+            .items
+            .iter()
+            .map(dofs_wire::FailedOrder::from)
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /dlq?limit&cursor`: dead letters awaiting an operator, oldest first,
@@ -88,15 +90,15 @@ async fn failed_orders(
         ("cursor" = Option<String>, Query, pattern = "^[!-~]+$", max_length = 4096, description = "The previous page's nextCursor."),
     ),
     responses(
-        (status = 200, description = "One page, and the DLQ depth.", body = crate::openapi::DeadLetterPage),
-        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 200, description = "One page, and the DLQ depth.", body = dofs_wire::DeadLetterPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
     )
 )]
 async fn dead_letters(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::DeadLetterPage>, ApiError> {
     let q = extract::list_query(&query_pairs(query)?, false, CursorRule::Opaque)?;
     let backend = state.backend();
     let page = backend
@@ -106,19 +108,22 @@ async fn dead_letters(
         .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
     let mut items = Vec::with_capacity(page.items.len());
     for dead in &page.items {
-        items.push(dead_letter_json(&state, dead).await?);
+        items.push(dead_letter(&state, dead).await?);
     }
     let depth = backend.queue.depth().await?.dead;
-    Ok(Json(json!({
-        "items": items,
-        "nextCursor": page.next_cursor,
-        "depth": depth,
-    })))
+    Ok(Json(dofs_wire::DeadLetterPage {
+        items,
+        next_cursor: page.next_cursor,
+        depth,
+    }))
 }
 
 /// One dead letter; `orderId` and `lastError` are null when the message
 /// names no order or the order is gone.
-async fn dead_letter_json(state: &AppState, dead: &DeadLetter) -> Result<Value, ApiError> {
+async fn dead_letter(
+    state: &AppState,
+    dead: &DeadLetter,
+) -> Result<dofs_wire::DeadLetter, ApiError> {
     let order_id = OrderMessage::parse(&dead.body).map(|m| m.order_id);
     let last_error = match order_id {
         Some(id) => state
@@ -129,14 +134,14 @@ async fn dead_letter_json(state: &AppState, dead: &DeadLetter) -> Result<Value, 
             .and_then(|order| order.failure_reason),
         None => None,
     };
-    Ok(json!({
-        "messageId": dead.id,
-        "orderId": order_id.map(|id| id.to_string()),
-        "attempts": dead.receive_count,
-        "sentAt": dead.sent_at.to_string(),
-        "deadAt": dead.dead_at.to_string(),
-        "lastError": last_error,
-    }))
+    Ok(dofs_wire::DeadLetter {
+        message_id: dead.id.clone(),
+        order_id: order_id.map(|id| id.to_string()),
+        attempts: dead.receive_count,
+        sent_at: dead.sent_at.to_string(),
+        dead_at: dead.dead_at.to_string(),
+        last_error,
+    })
 }
 
 /// `POST /dlq/redrive`: every dead letter back on the queue.
@@ -147,14 +152,14 @@ async fn dead_letter_json(state: &AppState, dead: &DeadLetter) -> Result<Value, 
     operation_id = "redriveDeadLetters",
     summary = "Put every dead letter back on the orders queue",
     responses(
-        (status = 200, description = "How many moved; their orders are PENDING with attempts reset.", body = crate::openapi::Redriven),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+        (status = 200, description = "How many moved; their orders are PENDING with attempts reset.", body = dofs_wire::Redriven),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
     )
 )]
-async fn redrive(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn redrive(State(state): State<AppState>) -> Result<Json<dofs_wire::Redriven>, ApiError> {
     let moved = state.backend().operations.redrive().await?;
-    Ok(Json(json!({"moved": moved})))
+    Ok(Json(dofs_wire::Redriven { moved }))
 }
 
 /// `POST /dlq/purge`: every dead letter acknowledged; the orders stay `FAILED`.
@@ -165,14 +170,14 @@ async fn redrive(State(state): State<AppState>) -> Result<Json<Value>, ApiError>
     operation_id = "purgeDeadLetters",
     summary = "Acknowledge every dead letter; the orders stay FAILED",
     responses(
-        (status = 200, description = "How many were purged.", body = crate::openapi::Purged),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
+        (status = 200, description = "How many were purged.", body = dofs_wire::Purged),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
     )
 )]
-async fn purge(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn purge(State(state): State<AppState>) -> Result<Json<dofs_wire::Purged>, ApiError> {
     let purged = state.backend().operations.purge().await?;
-    Ok(Json(json!({"purged": purged})))
+    Ok(Json(dofs_wire::Purged { purged }))
 }
 
 /// `GET /executions/{executionId}`: the id, or the whole (URL-encoded) ARN.
@@ -184,16 +189,16 @@ async fn purge(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     summary = "A workflow execution and its state-by-state history",
     params(("executionId" = String, Path, pattern = "^[!-~]*[!-9;-~]$", max_length = 256, description = "The last `:`-separated part of the executionArn, or the URL-encoded whole ARN.")),
     responses(
-        (status = 200, description = "The execution.", body = crate::openapi::Execution),
-        (status = 400, description = "Not an execution id.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 404, description = "No such execution.", body = crate::openapi::Error),
+        (status = 200, description = "The execution.", body = dofs_wire::Execution),
+        (status = 400, description = "Not an execution id.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 404, description = "No such execution.", body = dofs_wire::Error),
     )
 )]
 async fn execution(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::Execution>, ApiError> {
     let invalid = || {
         ApiError::invalid_field(
             "request is invalid",
@@ -215,15 +220,7 @@ async fn execution(
             extract::excerpt(id)
         )));
     };
-    Ok(Json(json!({
-        "executionArn": e.arn,
-        "status": e.status,
-        "input": e.input,
-        "output": e.output,
-        "startedAt": e.started_at.to_string(),
-        "stoppedAt": e.stopped_at.map(|t| t.to_string()),
-        "events": e.events,
-    })))
+    Ok(Json(dofs_wire::Execution::from(e)))
 }
 
 /// `GET /health`: the process answers.
@@ -233,10 +230,12 @@ async fn execution(
     tag = "operations",
     operation_id = "getHealth",
     summary = "Liveness",
-    responses((status = 200, description = "The process answers.", body = crate::openapi::Health))
+    responses((status = 200, description = "The process answers.", body = dofs_wire::Health))
 )]
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn health() -> Json<dofs_wire::Health> {
+    Json(dofs_wire::Health {
+        status: "ok".into(),
+    })
 }
 
 /// `GET /ready`: the store and the queue answer, the store takes writes (a
@@ -248,15 +247,15 @@ async fn health() -> Json<Value> {
     operation_id = "getReadiness",
     summary = "Readiness: the store and the queue answer",
     responses(
-        (status = 200, description = "Ready.", body = crate::openapi::Readiness),
-        (status = 503, description = "Not ready (the reason says why: the store cannot take writes, e.g. a full disk; it is not reachable), or shutting down.", body = crate::openapi::Readiness),
+        (status = 200, description = "Ready.", body = dofs_wire::Readiness),
+        (status = 503, description = "Not ready (the reason says why: the store cannot take writes, e.g. a full disk; it is not reachable), or shutting down.", body = dofs_wire::Readiness),
     )
 )]
 async fn ready(State(state): State<AppState>) -> Response {
     let not_ready = |reason: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": reason})),
+            Json(dofs_wire::Readiness::not_ready(reason)),
         )
             .into_response()
     };
@@ -264,7 +263,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         return not_ready("shutting down");
     }
     match state.backend().operations.ready().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(dofs_wire::Readiness::ready()).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, source = ?e.source, "readiness check failed");
             let unwritable = e

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use dofs_core::ports::{ErrorKind, IdempotencyClaim, Submitted};
 use dofs_core::validation::{decode_order, DecodeError};
 use dofs_core::{Order, OrderId};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The header that marks a replayed idempotent response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -47,19 +47,19 @@ pub const MAX_CANCEL_REASON_CHARS: usize = 256;
     tag = "orders",
     operation_id = "submitOrder",
     summary = "Submit an order",
-    request_body(content = crate::openapi::OrderRequest, content_type = "application/json", description = "At most 64 KiB. `Content-Type: application/json` (parameters allowed)."),
+    request_body(content = dofs_wire::OrderRequest, content_type = "application/json", description = "At most 64 KiB. `Content-Type: application/json` (parameters allowed)."),
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters. The same key and body within 24 hours return the first response again, with `Idempotent-Replayed: true`.")),
     responses(
-        (status = 202, description = "Accepted: durably recorded, and it will reach a terminal status.", body = crate::openapi::Accepted,
+        (status = 202, description = "Accepted: durably recorded, and it will reach a terminal status.", body = dofs_wire::Accepted,
             headers(("Location" = String, description = "/orders/{orderId}"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same key, replayed."))),
-        (status = 400, description = "Malformed JSON (`MalformedJson`), or rules broken (`ValidationError`, every one listed in `details`).", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 408, description = "The body did not arrive within the body read timeout; the connection is closed.", body = crate::openapi::Error),
-        (status = 409, description = "A request with this Idempotency-Key is still being processed.", body = crate::openapi::Error),
-        (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
-        (status = 415, description = "The body is not declared application/json.", body = crate::openapi::Error),
-        (status = 422, description = "The Idempotency-Key was used with a different body.", body = crate::openapi::Error),
-        (status = 429, description = "A rate limit (`RateLimited`), the in-flight limit (`ServerBusy`) or the queue's back-pressure limit (`QueueFull`) was hit; see Retry-After.", body = crate::openapi::Error,
+        (status = 400, description = "Malformed JSON (`MalformedJson`), or rules broken (`ValidationError`, every one listed in `details`).", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 408, description = "The body did not arrive within the body read timeout; the connection is closed.", body = dofs_wire::Error),
+        (status = 409, description = "A request with this Idempotency-Key is still being processed.", body = dofs_wire::Error),
+        (status = 413, description = "The body is over 64 KiB.", body = dofs_wire::Error),
+        (status = 415, description = "The body is not declared application/json.", body = dofs_wire::Error),
+        (status = 422, description = "The Idempotency-Key was used with a different body.", body = dofs_wire::Error),
+        (status = 429, description = "A rate limit (`RateLimited`), the in-flight limit (`ServerBusy`) or the queue's back-pressure limit (`QueueFull`) was hit; see Retry-After.", body = dofs_wire::Error,
             headers(("Retry-After" = String, description = "Seconds to wait before sending again."))),
     )
 )]
@@ -141,12 +141,7 @@ async fn submit(
 
 /// The 202 for an order, first time or replayed.
 fn accepted(order: &Order, replayed: bool) -> Response {
-    let body = json!({
-        "orderId": order.id.to_string(),
-        "status": "ACCEPTED",
-        "executionArn": order.execution_arn,
-        "message": "Order received and processing started",
-    });
+    let body = dofs_wire::Accepted::from(order);
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
@@ -167,19 +162,19 @@ fn accepted(order: &Order, replayed: bool) -> Response {
     summary = "Read one order",
     params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The order id from the 202 answer.")),
     responses(
-        (status = 200, description = "The order.", body = crate::openapi::Order),
-        (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 404, description = "No such order.", body = crate::openapi::Error),
+        (status = 200, description = "The order.", body = dofs_wire::Order),
+        (status = 400, description = "The id is not an order id.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 404, description = "No such order.", body = dofs_wire::Error),
     )
 )]
 async fn get_one(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::Order>, ApiError> {
     let id = order_id(path)?;
     match state.backend().orders.get(id).await? {
-        Some(order) => Ok(Json(order.to_json())),
+        Some(order) => Ok(Json(dofs_wire::Order::from(&order))),
         None => Err(not_found(id)),
     }
 }
@@ -192,20 +187,20 @@ async fn get_one(
     operation_id = "listOrders",
     summary = "List orders, newest first",
     params(
-        ("status" = Option<crate::openapi::OrderStatus>, Query, description = "Only orders of this status."),
+        ("status" = Option<dofs_wire::OrderStatus>, Query, description = "Only orders of this status."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 50)."),
         ("cursor" = Option<String>, Query, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's nextCursor (an order id)."),
     ),
     responses(
-        (status = 200, description = "One page.", body = crate::openapi::OrderPage),
-        (status = 400, description = "A bad or unknown query parameter.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
+        (status = 200, description = "One page.", body = dofs_wire::OrderPage),
+        (status = 400, description = "A bad or unknown query parameter.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
     )
 )]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::OrderPage>, ApiError> {
     let q = extract::list_query(&query_pairs(query)?, true, CursorRule::OrderId)?;
     let page = state
         .backend()
@@ -213,10 +208,10 @@ async fn list(
         .list(q.status, q.limit, q.cursor.as_deref())
         .await
         .map_err(|e| cursor_error(e, q.cursor.is_some()))?;
-    let items: Vec<Value> = page.items.iter().map(Order::to_json).collect();
-    Ok(Json(
-        json!({"items": items, "nextCursor": page.next_cursor}),
-    ))
+    Ok(Json(dofs_wire::OrderPage {
+        items: page.items.iter().map(dofs_wire::Order::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `POST /orders/{orderId}/retry`: a `FAILED` order back to `PENDING`.
@@ -228,18 +223,18 @@ async fn list(
     summary = "Put a FAILED order back to PENDING and queue it again",
     params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The id of a FAILED order.")),
     responses(
-        (status = 200, description = "The order, PENDING with attempts reset.", body = crate::openapi::Order),
-        (status = 400, description = "The id is not an order id.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
-        (status = 404, description = "No such order.", body = crate::openapi::Error),
-        (status = 409, description = "The order is not FAILED.", body = crate::openapi::Error),
+        (status = 200, description = "The order, PENDING with attempts reset.", body = dofs_wire::Order),
+        (status = 400, description = "The id is not an order id.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
+        (status = 404, description = "No such order.", body = dofs_wire::Error),
+        (status = 409, description = "The order is not FAILED.", body = dofs_wire::Error),
     )
 )]
 async fn retry(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::Order>, ApiError> {
     let id = order_id(path)?;
     let backend = state.backend();
     let done = backend.operations.retry(id).await;
@@ -253,9 +248,9 @@ async fn operator_answer(
     id: OrderId,
     done: Result<Order, dofs_core::ports::PortError>,
     rule: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::Order>, ApiError> {
     match done {
-        Ok(order) => Ok(Json(order.to_json())),
+        Ok(order) => Ok(Json(dofs_wire::Order::from(&order))),
         Err(e) if e.kind == ErrorKind::NotFound => Err(not_found(id)),
         Err(e) if e.kind == ErrorKind::Conflict => {
             tracing::debug!(error = %e, order = %id, "operator action refused");
@@ -280,15 +275,15 @@ async fn operator_answer(
     operation_id = "cancelOrder",
     summary = "Cancel a PENDING or FAILED order",
     params(("orderId" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The id of the order to cancel.")),
-    request_body(content = Option<crate::openapi::CancelRequest>, content_type = "application/json", description = "Optional. `reason`: at most 256 characters."),
+    request_body(content = Option<dofs_wire::CancelRequest>, content_type = "application/json", description = "Optional. `reason`: at most 256 characters."),
     responses(
-        (status = 200, description = "The order, CANCELLED (also when it already was); its message has left the queue or the DLQ and no further attempt starts.", body = crate::openapi::Order),
-        (status = 400, description = "The id is not an order id, or the body is not a JSON object with at most a `reason` string of 1 to 256 characters.", body = crate::openapi::Error),
-        (status = 401, description = "A key is required and missing or wrong.", body = crate::openapi::Error),
-        (status = 403, description = "This route needs an operator key.", body = crate::openapi::Error),
-        (status = 404, description = "No such order.", body = crate::openapi::Error),
-        (status = 409, description = "The order is PROCESSING or FULFILLED and can no longer be cancelled.", body = crate::openapi::Error),
-        (status = 413, description = "The body is over 64 KiB.", body = crate::openapi::Error),
+        (status = 200, description = "The order, CANCELLED (also when it already was); its message has left the queue or the DLQ and no further attempt starts.", body = dofs_wire::Order),
+        (status = 400, description = "The id is not an order id, or the body is not a JSON object with at most a `reason` string of 1 to 256 characters.", body = dofs_wire::Error),
+        (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
+        (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
+        (status = 404, description = "No such order.", body = dofs_wire::Error),
+        (status = 409, description = "The order is PROCESSING or FULFILLED and can no longer be cancelled.", body = dofs_wire::Error),
+        (status = 413, description = "The body is over 64 KiB.", body = dofs_wire::Error),
     )
 )]
 async fn cancel(
@@ -296,7 +291,7 @@ async fn cancel(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dofs_wire::Order>, ApiError> {
     let id = order_id(path)?;
     let bytes = tokio::time::timeout(
         state.overload().config().body_read_timeout,

@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use dofs_server::openapi::CONTRACT_ROUTES;
+use dofs_server::api_doc::CONTRACT_ROUTES;
 
 /// `dofs test-system`.
 #[derive(Args, Debug)]

@@ -134,17 +134,17 @@ pub struct RuleStatus {
 }
 
 impl RuleStatus {
-    /// The JSON of `/alerts` and of notifications.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "name": self.name,
-            "state": self.state.as_str(),
-            "since": self.since.to_string(),
-            "value": self.value,
-            "threshold": self.threshold,
-            "description": self.description,
-            "message": self.message,
-        })
+    /// As `/alerts` and the dashboard show it.
+    pub fn to_wire(&self) -> dofs_wire::Alert {
+        dofs_wire::Alert {
+            name: self.name.into(),
+            state: self.state.as_str().into(),
+            since: self.since.to_string(),
+            value: self.value,
+            threshold: Some(self.threshold),
+            description: Some(self.description.clone()),
+            message: Some(self.message.clone()),
+        }
     }
 }
 
