@@ -22,6 +22,7 @@ use dofs_core::ports::{
     Clock, ErrorKind, Execution, ExecutionLog, IdempotencyClaim, PortError, Submitted,
     WorkflowStarter,
 };
+use dofs_core::tasks::{self, workflow_input};
 use dofs_core::{NewOrder, Order, OrderId, Timestamp};
 use std::sync::Arc;
 
@@ -34,21 +35,6 @@ pub fn execution_arn_of(state_machine_arn: &str, name: &str) -> String {
         "{}:{name}",
         state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     )
-}
-
-/// The field of the workflow's order that carries the moment the API accepted
-/// it (milliseconds since the epoch): Store Order keeps it as `createdAt`, so
-/// an order reads the same before and after it is stored.
-pub const ACCEPTED_AT_FIELD: &str = "acceptedAtMs";
-
-/// The workflow's input for an order:
-/// `{"order": {...as submitted, with orderId and acceptedAtMs}}`.
-pub fn workflow_input(order: &Order) -> serde_json::Value {
-    let mut submitted = order.submitted_json();
-    if let Some(fields) = submitted.as_object_mut() {
-        fields.insert(ACCEPTED_AT_FIELD.into(), order.created_at.millis().into());
-    }
-    serde_json::json!({ "order": submitted })
 }
 
 /// Starts order workflows on Step Functions.
@@ -459,27 +445,16 @@ impl AcceptedOrderStore {
             .as_deref()
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
-        let Some(mut order) = input.get("order").and_then(|o| o.as_object()).cloned() else {
-            return Ok(Some(None));
-        };
-        order.remove("orderId");
-        let accepted_at = order
-            .remove(ACCEPTED_AT_FIELD)
-            .and_then(|v| v.as_i64())
-            .map_or_else(|| millis(&described.start_date), Timestamp);
-        let body = serde_json::Value::Object(order).to_string();
-        let limits = dofs_core::Limits {
+        // The order as Store Order will write it; the limits were checked at the 202.
+        let unlimited = dofs_core::Limits {
             max_quantity: u32::MAX,
             max_price: dofs_core::Price::from_cents(u64::MAX),
         };
-        match dofs_core::validation::decode_order(body.as_bytes(), &limits) {
-            Ok(new) => Ok(Some(Some(Order::new(
-                id,
-                new,
-                described.execution_arn,
-                accepted_at,
-            )))),
-            Err(_) => Ok(Some(None)),
+        let started = millis(&described.start_date);
+        let arn = described.execution_arn;
+        match tasks::order_to_store(&input, &unlimited, |_| arn, started) {
+            Ok(order) if order.id == id => Ok(Some(Some(order))),
+            _ => Ok(Some(None)),
         }
     }
 }

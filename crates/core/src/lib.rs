@@ -15,6 +15,7 @@
 //!   workflow starter, execution log, clock), and their error type.
 //! - [`service`]: the use cases that drive the ports: submit, fulfill one message,
 //!   record a dead letter.
+//! - [`tasks`]: the workflow's Validate Order and Store Order, for both shapes.
 //! - `conformance` (feature `conformance`): the port suites every adapter runs.
 
 #[cfg(feature = "conformance")]
@@ -27,6 +28,7 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod service;
+pub mod tasks;
 pub mod time;
 pub mod validation;
 

@@ -21,7 +21,8 @@ use crate::db::{sql_err, Db};
 use crate::store::{get_order, record_failure_in};
 use async_trait::async_trait;
 use dofs_core::ports::{Execution, PortError};
-use dofs_core::validation::{check_limits, decode_order, DecodeError, FieldError, Limits};
+use dofs_core::tasks::{self, workflow_input};
+use dofs_core::validation::Limits;
 use dofs_core::{FailedOrder, Order, OrderId, Timestamp};
 use dofs_workflow::{
     Definition, Event, EventSink, NoHistory, Outcome, TaskError, TaskHandler, Timer,
@@ -124,11 +125,6 @@ impl Run {
     }
 }
 
-/// The workflow's input for an order.
-pub fn workflow_input(order: &Order) -> serde_json::Value {
-    serde_json::json!({ "order": order.submitted_json() })
-}
-
 async fn run_definition(
     def: &Definition,
     limits: &Limits,
@@ -138,7 +134,6 @@ async fn run_definition(
 ) -> Run {
     let tasks = OrderTasks {
         order,
-        id: order.id.to_string(),
         limits,
         effects: Mutex::new(Effects::default()),
     };
@@ -170,9 +165,8 @@ async fn run_definition(
 /// The in-process tasks of one run. They read only their input and record
 /// the writes they ask for.
 struct OrderTasks<'a> {
-    /// The order the run is for, and its id as text.
+    /// The order the run is for.
     order: &'a Order,
-    id: String,
     limits: &'a Limits,
     effects: Mutex<Effects>,
 }
@@ -183,47 +177,6 @@ impl OrderTasks<'_> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    /// Checks the input's `order` object. For the order in hand, decoded
-    /// when it was accepted, only the rules that depend on the limits are
-    /// left to check; any other object is decoded now.
-    fn check_order(&self, input: &serde_json::Value) -> Result<String, TaskError> {
-        let order = input
-            .get("order")
-            .and_then(|o| o.as_object())
-            .ok_or_else(|| TaskError::new("ValidationError", "the input has no order object"))?;
-        let id = order
-            .get("orderId")
-            .and_then(|v| v.as_str())
-            .filter(|s| OrderId::parse(s).is_ok())
-            .ok_or_else(|| TaskError::new("ValidationError", "the order has no valid orderId"))?;
-        if id == self.id {
-            let errors = check_limits(self.order.quantity, self.order.price, self.limits);
-            return match errors.is_empty() {
-                true => Ok(id.to_owned()),
-                false => Err(invalid(&errors)),
-            };
-        }
-        let mut rest = order.clone();
-        rest.remove("orderId");
-        let body = serde_json::Value::Object(rest).to_string();
-        match decode_order(body.as_bytes(), self.limits) {
-            Ok(_) => Ok(id.to_owned()),
-            Err(DecodeError::Malformed(m)) => Err(TaskError::new("ValidationError", m)),
-            Err(DecodeError::Invalid(errors)) => Err(invalid(&errors)),
-        }
-    }
-}
-
-fn invalid(errors: &[FieldError]) -> TaskError {
-    TaskError::new(
-        "ValidationError",
-        errors
-            .iter()
-            .map(|e| format!("{} {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
 }
 
 #[async_trait]
@@ -235,19 +188,13 @@ impl TaskHandler for OrderTasks<'_> {
     ) -> Result<serde_json::Value, TaskError> {
         match resource {
             VALIDATE_RESOURCE => {
-                self.check_order(&input)?;
-                Ok(serde_json::json!({ "valid": true }))
+                tasks::validate(&input, self.limits, Some(self.order)).map_err(task_error)
             }
             STORE_RESOURCE => {
-                let id = self.check_order(&input)?;
-                if id != self.id {
-                    return Err(TaskError::new(
-                        "ValidationError",
-                        "Store Order can store only the order the execution is for",
-                    ));
-                }
+                let answer =
+                    tasks::store_known(&input, self.limits, self.order).map_err(task_error)?;
                 self.effects().stored = true;
-                Ok(serde_json::json!({ "orderId": id, "status": "PENDING" }))
+                Ok(answer)
             }
             SEND_RESOURCE => {
                 let body = input.get("MessageBody").ok_or_else(|| {
@@ -274,6 +221,11 @@ impl TaskHandler for OrderTasks<'_> {
             )),
         }
     }
+}
+
+/// A task's failure as the workflow engine names it.
+fn task_error(f: tasks::TaskFailure) -> TaskError {
+    TaskError::new(f.error_type, f.message)
 }
 
 /// The clock of a run that does no I/O: every event carries the moment the

@@ -277,7 +277,10 @@ mod tests {
         })
         .expect("JSON");
         let fields = body.as_object().expect("an object");
-        assert_eq!(fields.keys().next_back().map(String::as_str), Some("attempt"));
+        assert_eq!(
+            fields.keys().next_back().map(String::as_str),
+            Some("attempt")
+        );
         assert_eq!(body["attempt"], 3);
         assert_eq!(body["orderId"], "01900000-0000-7000-8000-000000000001");
     }
