@@ -37,6 +37,11 @@ impl Rng {
         self.next_u64() % n
     }
 
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
     /// A number in `lo..=hi` (`lo` when `hi <= lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
@@ -61,6 +66,7 @@ mod tests {
             b.below(5);
         }
         assert_eq!(a.range(7, 7), 7);
+        assert!(!a.chance(0) && a.chance(100));
         assert_eq!(a.below(0), 0);
         assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
     }

@@ -27,6 +27,7 @@
 //! `DOFS_SIM_SEED=<seed> cargo test -p dofs-embedded --test simulation -- --nocapture`
 //! (add `DOFS_SIM_TRACE=1` to print every step).
 
+use dofs_blackbox::Rng;
 use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::{
     ErrorKind, IdempotencyClaim, ManualClock, Operations, PortError, Submitted, WorkflowStarter,
@@ -56,29 +57,6 @@ const REJECTED: &str = "HTTP 422: no such product";
 const STEPS: usize = 80;
 /// The drain must finish within this many steps.
 const DRAIN_STEPS: usize = 2_000;
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Whether the process crashed in the current step.
 #[derive(Default)]
@@ -554,7 +532,7 @@ fn pick(rng: &mut Rng, draining: bool, node: &Node) -> Step {
 }
 
 fn order_id(rng: &mut Rng) -> OrderId {
-    let (a, b) = (rng.next(), rng.next());
+    let (a, b) = (rng.next_u64(), rng.next_u64());
     let text = format!(
         "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
         a >> 32,
@@ -612,7 +590,7 @@ fn short(id: &OrderId) -> String {
 
 /// Runs one seed; `Err` names the broken invariant.
 async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let clock = Arc::new(ManualClock::new(Timestamp(1_750_000_000_000)));
     let plan = Arc::new(CrashPlan::default());
     let mut node = Node::open(dir, clock.clone(), seed).await;
@@ -1149,7 +1127,7 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
         let body =
             r#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99}"#;
         let order = decode_order(body.as_bytes(), &Limits::default()).expect("order");
-        let id = order_id(&mut Rng(7));
+        let id = order_id(&mut Rng::new(7));
         node.starter.start(id, order, None).await.expect("submit");
 
         let f = node.fulfiller.clone();
