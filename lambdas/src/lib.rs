@@ -1,6 +1,8 @@
 //! The five DOFS Lambda functions. Each binary in `src/bin` is a dozen lines:
-//! [`cold_start`] (tracing, settings from the environment, clients built
-//! once, each step timed by an [`InitTimer`]), then `run(service_fn(...))`
+//! [`cold_start`] (tracing, settings from the environment, one AWS
+//! configuration and the clients built once, each step timed by an
+//! [`InitTimer`]; `validator` calls no AWS service and builds none of it, see
+//! [`cold_start_settings`]), then `run(service_fn(...))`
 //! over a handler from this library, so the handlers can be tested as plain
 //! functions fed real event JSON.
 //!
@@ -19,19 +21,62 @@ pub mod tasks;
 use dofs_aws::{AwsAdapters, AwsSettings};
 use std::time::{Duration, Instant};
 
-/// What every function does once per cold start: JSON logs to stdout (CloudWatch),
-/// settings from the environment (a missing variable fails the start, naming
-/// it), and the AWS clients. Each step is a phase of `init`.
-pub async fn cold_start(init: &mut InitTimer) -> Result<AwsAdapters, lambda_runtime::Error> {
+/// What a function builds once, at its cold start.
+pub struct ColdStart {
+    pub adapters: AwsAdapters,
+    /// The one AWS configuration every client of the function is made from
+    /// (an EventBridge or SSM client built later too), so it is loaded once.
+    pub config: aws_config::SdkConfig,
+}
+
+/// What every function that calls AWS does once per cold start: JSON logs to
+/// stdout (CloudWatch), settings from the environment (a missing variable
+/// fails the start, naming it), the AWS configuration and clients. Each step
+/// is a phase of `init`.
+pub async fn cold_start(init: &mut InitTimer) -> Result<ColdStart, lambda_runtime::Error> {
+    let settings = cold_start_settings(init)?;
+    let config = sdk_config().await;
+    init.lap("sdk_config");
+    let adapters = AwsAdapters::new(settings, &config);
+    init.lap("clients");
+    Ok(ColdStart { adapters, config })
+}
+
+/// The cold start of a function that calls no AWS service (`validator`):
+/// tracing and the settings, checked as every function checks them, and no
+/// AWS configuration, whose loading is most of a cold start's time inside
+/// `main` (it reads the platform's root certificates).
+pub fn cold_start_settings(init: &mut InitTimer) -> Result<AwsSettings, lambda_runtime::Error> {
     init_tracing();
     init.lap("tracing");
     let settings = AwsSettings::from_env()?;
     init.lap("settings");
-    let config = dofs_aws::load_sdk_config().await;
-    init.lap("sdk_config");
-    let adapters = AwsAdapters::new(settings, &config);
-    init.lap("clients");
-    Ok(adapters)
+    Ok(settings)
+}
+
+/// The AWS configuration. Lambda puts the region and the function role's
+/// credentials in the environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); when they are there they are
+/// used directly. The default chains look there first and would stop there
+/// too, but building them builds their other providers as well (profile
+/// files, web identity, ECS, IMDS). Without them, [`dofs_aws::load_sdk_config`]'s
+/// default chains.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let set = |name| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    match std::env::var("AWS_REGION") {
+        Ok(region)
+            if !region.is_empty() && set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") =>
+        {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region))
+                .credentials_provider(
+                    aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                )
+                .load()
+                .await
+        }
+        _ => dofs_aws::load_sdk_config().await,
+    }
 }
 
 /// Where a cold start's time goes: the phases of a function's init, from `main`

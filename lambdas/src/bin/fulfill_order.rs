@@ -6,9 +6,7 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let mut init = dofs_lambdas::InitTimer::start();
-    let adapters = dofs_lambdas::cold_start(&mut init).await?;
-    let config = dofs_aws::load_sdk_config().await;
-    init.lap("sdk_config_again");
+    let dofs_lambdas::ColdStart { adapters, config } = dofs_lambdas::cold_start(&mut init).await?;
     let backend = dofs_lambdas::fulfill::backend(&adapters.settings, &config).await?;
     let (fulfiller, queue) = (&adapters.fulfiller(backend), &adapters.queue);
     init.ready("backend");
