@@ -12,6 +12,12 @@
 # $DOFS_LAMBDA_DIR itself (what deploy-infrastructure.sh passes to Terraform).
 # cargo-lambda and ziglang come from PyPI into the tool venv (scripts/tools.sh), once.
 # Idempotent: a second run rebuilds nothing that did not change and rewrites the zips.
+#
+# Each zip is checked, and the build fails otherwise: a `bootstrap` at its root,
+# executable, for the architecture asked, either static or needing only libraries and
+# glibc symbol versions the provided.al2023 image has (glibc 2.34; libc, libm, libgcc_s,
+# libpthread, libdl, librt, ld-linux), read from its ELF headers with readelf (binutils).
+# Its size and what it links are printed. With CI=true a missing tool fails the build.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -31,7 +37,7 @@ while (($#)); do
             shift
             ;;
         -h | --help)
-            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -52,9 +58,66 @@ functions=(api_handler validator order_storage fulfill_order dlq_processor)
 out="${DOFS_LAMBDA_DIR:-${CARGO_TARGET_DIR:-$root/target}/lambda}"
 
 dofs_cargo_lambda || exit 1
+dofs_require readelf "reads each bootstrap's linking (binutils)" || exit 1
+
+# What the provided.al2023 image offers a dynamically linked bootstrap.
+al2023_glibc=2.34
+al2023_libs='^(libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux-x86-64\.so\.2|ld-linux-aarch64\.so\.1)$'
 
 have_arm64() {
     rustup target list --installed 2>/dev/null | grep -qx 'aarch64-unknown-linux-gnu'
+}
+
+# check_bootstrap ZIP ARCH: prints how the zip's bootstrap links ("static", or its
+# libraries and newest glibc version); fails when it is for another machine or needs a
+# library or glibc symbol version provided.al2023 lacks.
+check_bootstrap() {
+    local zip="$1" a="$2" tmp bin machine want libs lib bad="" versions newest v
+    tmp="$(mktemp -d)"
+    bin="$tmp/bootstrap"
+    "$DOFS_PYTHON" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' \
+        "$zip" "$bin" || {
+        rm -rf "$tmp"
+        return 1
+    }
+    case "$a" in
+        x86_64) want='X86-64' ;;
+        arm64) want='AArch64' ;;
+    esac
+    machine="$(readelf -h "$bin" | sed -n 's/^ *Machine: *//p')"
+    if [[ "$machine" != *"$want"* ]]; then
+        echo "build-lambdas: the bootstrap in $zip is for '$machine', not $a" >&2
+        rm -rf "$tmp"
+        return 1
+    fi
+    if ! readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
+        rm -rf "$tmp"
+        echo "static"
+        return 0
+    fi
+    libs="$(readelf -dW "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')"
+    for lib in $libs; do
+        [[ "$lib" =~ $al2023_libs ]] || bad+=" $lib"
+    done
+    # The glibc symbol versions the binary requires (.gnu.version_r), newest last.
+    versions="$(readelf -VW "$bin" | grep -Eo 'GLIBC_[0-9]+(\.[0-9]+)+' | sort -uV)"
+    newest="$(tail -n1 <<<"$versions")"
+    for v in $versions; do
+        [[ "$(printf '%s\n%s\n' "${v#GLIBC_}" "$al2023_glibc" | sort -V | tail -n1)" == "$al2023_glibc" ]] ||
+            bad+=" $v (al2023 has glibc $al2023_glibc)"
+    done
+    # ldd resolves the libraries on this machine; only for its own architecture.
+    if [[ "$a" == "$(uname -m)" ]] && command -v ldd >/dev/null 2>&1; then
+        while read -r lib; do
+            [[ -z "$lib" || "$lib" =~ $al2023_libs || "$lib" == linux-vdso.so.1 ]] || bad+=" $lib (ldd)"
+        done < <(ldd "$bin" 2>/dev/null | awk '{ print $1 }' | xargs -r -n1 basename)
+    fi
+    rm -rf "$tmp"
+    if [[ -n "$bad" ]]; then
+        echo "build-lambdas: the bootstrap in $zip needs what provided.al2023 lacks:$bad" >&2
+        return 1
+    fi
+    echo "dynamic: $(echo "$libs" | xargs); newest symbol version ${newest:-none}, al2023 has GLIBC_$al2023_glibc"
 }
 
 # build ARCH DIR: the zips of one architecture into DIR, checked.
@@ -84,7 +147,8 @@ if info is None:
 if (info.external_attr >> 16) & 0o111 == 0:
     sys.exit(f"build-lambdas: 'bootstrap' in {path} is not executable")
 PY
-        printf '%-16s %-7s %10s bytes  %s\n' "$f" "$a" "$(stat -c %s "$zip")" "$zip"
+        linking="$(check_bootstrap "$zip" "$a")" || return 1
+        printf '%-16s %-7s %10s bytes  %s  (%s)\n' "$f" "$a" "$(stat -c %s "$zip")" "$zip" "$linking"
     done
     echo "==> $a: built in $((SECONDS - started)) s"
 }

@@ -48,6 +48,6 @@ fi
 cargo test "${packages[@]}" "$@" -- --include-ignored --test-threads "${DOFS_AWS_TEST_THREADS:-2}"
 
 if [[ "${DOFS_LAMBDA_BUILD:-0}" == 1 ]]; then
-    # Release builds of the aws-sdk crates: minutes, hence not in CI by default.
+    # scripts/test.sh (CI) builds and checks the zips in a step of its own.
     "$here/build-lambdas.sh"
 fi

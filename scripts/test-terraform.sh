@@ -19,10 +19,13 @@ Steps:
              keyless dashboard routes, operator key ids, concurrency, timeouts, log groups
   grants     every data-plane action granted to the Lambdas is called by the code
   checkov    checkov over terraform/ (no failed check; every skip has a written reason)
-  emulator   moto server (scripts/moto/launcher.py) on a random port; setup-backend.sh
-             (twice: idempotent), deploy-infrastructure.sh --skip-build (one apply of dev),
-             smoke checks through boto3 (scripts/moto/smoke.py), destroy-infrastructure.sh
-             --delete-backend, then a listing that nothing is left
+  emulator   the Lambda zips (scripts/build-lambdas.sh --arch x86_64 when they are not
+             built yet); moto server (scripts/moto/launcher.py) on a random port;
+             setup-backend.sh (twice: idempotent), deploy-infrastructure.sh --skip-build
+             (one apply of dev with those zips), smoke checks through boto3
+             (scripts/moto/smoke.py; each function's CodeSha256 from Lambda GetFunction is
+             its built zip's), destroy-infrastructure.sh --delete-backend, then a listing
+             that nothing is left
 
 Options:
   --static   only fmt, validate and checkov (no emulator apply)
@@ -32,8 +35,9 @@ Environment:
   CI=true                 missing prerequisites fail instead of SKIP
   DOFS_TF_PLUGIN_MIRROR   provider mirror (default /opt/tf-plugins)
   DOFS_TOOLS_DIR          tool virtualenv location (default ~/.cache/dofs-tools)
-  DOFS_LAMBDA_ARTIFACTS   zips to deploy (default $CARGO_TARGET_DIR/lambda or target/lambda if all five exist,
-                          otherwise placeholder zips are built and deployed)
+  DOFS_LAMBDA_ARTIFACTS   zips to deploy (default $CARGO_TARGET_DIR/lambda or target/lambda; built
+                          there by scripts/build-lambdas.sh when one is missing; without CI, a
+                          failed build falls back to placeholder zips, said so in the output)
   DOFS_TEST_KEEP=1        keep the temporary directory (logs, outputs)
 USAGE
 }
@@ -198,11 +202,27 @@ fi
 
 functions=(api_handler validator order_storage fulfill_order dlq_processor)
 artifacts="${DOFS_LAMBDA_ARTIFACTS:-${CARGO_TARGET_DIR:-$root/target}/lambda}"
-have_all=true
-for f in "${functions[@]}"; do
-    [[ -f "$artifacts/$f/bootstrap.zip" ]] || have_all=false
-done
-if [[ "$have_all" == true ]]; then
+have_zips() {
+    local f
+    for f in "${functions[@]}"; do
+        [[ -f "$artifacts/$f/bootstrap.zip" ]] || return 1
+    done
+}
+placeholders=false
+if ! have_zips; then
+    echo "   Lambda code: not built in $artifacts; scripts/build-lambdas.sh --arch x86_64"
+    if ! DOFS_LAMBDA_DIR="$artifacts" "$here/build-lambdas.sh" --arch x86_64 >"$work/build-lambdas.log" 2>&1 ||
+        ! have_zips; then
+        tail -n 30 "$work/build-lambdas.log"
+        if dofs_ci; then
+            fail "scripts/build-lambdas.sh (CI=true: the real zips are deployed, never placeholders)"
+            summary
+            exit $?
+        fi
+        placeholders=true
+    fi
+fi
+if [[ "$placeholders" == false ]]; then
     echo "   Lambda code: the built zips in $artifacts"
 else
     artifacts="$work/placeholder-artifacts"
@@ -216,9 +236,10 @@ for name in names:
         info.external_attr = (0o100755) << 16
         z.writestr(info, "#!/bin/sh\necho 'DOFS placeholder bootstrap: the real Lambda was not built' >&2\nexit 1\n")
 PY
-    echo "   NOTE: PLACEHOLDER Lambda code deployed (the cargo-lambda zips are not built; an"
+    echo "   NOTE: PLACEHOLDER Lambda code deployed (scripts/build-lambdas.sh failed, see above; an"
     echo "         executable 'bootstrap' that exits 1). moto does not run Lambda code anyway."
 fi
+artifacts="$(cd "$artifacts" && pwd)"
 
 moto_port="$(dofs_free_port)"
 if ! dofs_moto_start "$moto_port"; then
@@ -261,8 +282,8 @@ echo "   moto ${DOFS_MOTO_ENDPOINT} (pid ${DOFS_MOTO_PID})"
         dofs_terraform_env >/dev/null
         if terraform -chdir="$root/terraform/environments/dev" output -json >"$work/outputs.json" 2>"$work/outputs.err" &&
             "$DOFS_PYTHON" "$here/moto/smoke.py" deployed --outputs "$work/outputs.json" \
-                --asl "$root/workflow/order-processing.asl.json" | sed 's/^/   /'; then
-            echo "PASS: smoke check through boto3 (tables, queues, redrive, state machine definition, execution)"
+                --asl "$root/workflow/order-processing.asl.json" --artifacts "$artifacts" | sed 's/^/   /'; then
+            echo "PASS: smoke check through boto3 (tables, queues, redrive, state machine definition, execution, each function's CodeSha256 = its zip's)"
         else
             cat "$work/outputs.err" 2>/dev/null || true
             echo "FAIL: smoke check"

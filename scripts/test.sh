@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every DOFS check: formatting, lints, supply chain (cargo deny), the Rust tests (unit, port
-# conformance, black-box, crash, browser), the packaging (scripts/test-packaging.sh), and the
-# infrastructure checks
+# Runs every DOFS check: formatting, the Lambda zips (scripts/build-lambdas.sh), lints, supply
+# chain (cargo deny), the Rust tests (unit, port conformance, black-box, crash, browser), the
+# packaging (scripts/test-packaging.sh), and the infrastructure checks
 # (Terraform, CI/CD, the AWS shape on the emulator). `.ci/run` calls exactly
 # this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
 # are installed by the project's own scripts, idempotently. With CI=true a
@@ -40,6 +40,15 @@ optional_script() {
   fi
 }
 
+step "cargo fmt --check" cargo fmt --all -- --check
+
+# The Lambda zips as AWS runs them (release, provided.al2023), each checked: bootstrap
+# at the root, executable, linked against nothing al2023 lacks. Before the
+# infrastructure checks, whose emulator deploy ships exactly these zips.
+if [[ "$quick" == false ]]; then
+  step "lambda zips (scripts/build-lambdas.sh)" optional_script scripts/build-lambdas.sh
+fi
+
 # The infrastructure checks mostly wait on the emulator and Terraform, so they
 # run beside the Rust build and tests; their output is printed when they end.
 infra_log=$(mktemp)
@@ -55,7 +64,6 @@ fi
 stop_infra() { [[ -n "$infra_pid" ]] && kill "$infra_pid" 2>/dev/null; rm -f "$infra_log"; }
 trap stop_infra EXIT
 
-step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 if [[ "$quick" == false ]]; then
   step "supply chain (cargo deny)" optional_script scripts/test-supply-chain.sh

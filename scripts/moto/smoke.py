@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Smoke checks of a DOFS environment through the AWS SDK (boto3), for the emulator test.
 
-    smoke.py deployed  --outputs outputs.json --asl workflow/order-processing.asl.json
+    smoke.py deployed  --outputs outputs.json --asl workflow/order-processing.asl.json [--artifacts DIR]
     smoke.py destroyed [--state-bucket B --lock-table T]
 
 Uses AWS_ENDPOINT_URL, AWS_REGION, PROJECT_NAME and ENVIRONMENT from the environment.
 `deployed` checks what `terraform apply` made (tables, queues and redrive policy, the
 state machine's definition against the ASL file with the ARNs substituted, the Lambdas,
-the API, alarms) and runs one workflow execution. `destroyed` lists every kind of
+the API, alarms) and runs one workflow execution. With --artifacts, each function's code
+as Lambda's GetFunction reports it (CodeSha256, CodeSize) must be DIR/<function>/bootstrap.zip. `destroyed` lists every kind of
 resource the stack makes and fails if anything with the environment's prefix is left.
 Prints one line per check; exits 1 if any failed.
 """
@@ -15,6 +16,8 @@ Prints one line per check; exits 1 if any failed.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import sys
@@ -217,7 +220,17 @@ def check_deployed(args: argparse.Namespace) -> Checker:
         if has_sm:
             expect(variables["DOFS_STATE_MACHINE_ARN"] == output_value(outputs, "state_machine_arn"), "state machine ARN")
         expect(cfg.get("TracingConfig", {}).get("Mode") == "Active", "X-Ray off")
-        return fn_name
+        if not args.artifacts:
+            return fn_name
+        # The code Lambda holds is the zip that was built, byte for byte.
+        zip_path = os.path.join(args.artifacts, name, "bootstrap.zip")
+        with open(zip_path, "rb") as fh:
+            data = fh.read()
+        built = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        deployed = lam.get_function(FunctionName=fn_name)["Configuration"]
+        expect(deployed["CodeSha256"] == built, f"CodeSha256 {deployed['CodeSha256']} is not {zip_path}'s {built}")
+        expect(deployed["CodeSize"] == len(data), f"CodeSize {deployed['CodeSize']} is not {len(data)}")
+        return f"{fn_name}, CodeSha256 {built} = {zip_path}, {len(data)} bytes"
 
     for name in FUNCTIONS:
         c.check(f"function {name}", lambda name=name: function_ok(name))
@@ -404,6 +417,7 @@ def main() -> int:
     d = sub.add_parser("deployed")
     d.add_argument("--outputs", required=True, help="terraform output -json")
     d.add_argument("--asl", required=True, help="workflow/order-processing.asl.json")
+    d.add_argument("--artifacts", default="", help="the deployed zips: DIR/<function>/bootstrap.zip")
     x = sub.add_parser("destroyed")
     x.add_argument("--state-bucket", default="")
     x.add_argument("--lock-table", default="")

@@ -2,7 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let adapters = dofs_lambdas::cold_start().await?;
+    let mut init = dofs_lambdas::InitTimer::start();
+    let adapters = dofs_lambdas::cold_start(&mut init).await?.adapters;
     let app = dofs_lambdas::api::app(&adapters)?;
+    init.ready("router");
     lambda_http::run(app).await
 }

@@ -6,9 +6,11 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let adapters = dofs_lambdas::cold_start().await?;
-    let publisher = &adapters.publisher(&dofs_aws::load_sdk_config().await);
-    let adapters = &adapters;
+    let mut init = dofs_lambdas::InitTimer::start();
+    let cold = dofs_lambdas::cold_start(&mut init).await?;
+    let publisher = &cold.adapters.publisher(&cold.config);
+    let adapters = &cold.adapters;
+    init.ready("publisher");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

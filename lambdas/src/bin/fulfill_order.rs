@@ -5,10 +5,11 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let adapters = dofs_lambdas::cold_start().await?;
-    let config = dofs_aws::load_sdk_config().await;
+    let mut init = dofs_lambdas::InitTimer::start();
+    let dofs_lambdas::ColdStart { adapters, config } = dofs_lambdas::cold_start(&mut init).await?;
     let backend = dofs_lambdas::fulfill::backend(&adapters.settings, &config).await?;
     let (fulfiller, queue) = (&adapters.fulfiller(backend), &adapters.queue);
+    init.ready("backend");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let batch = dofs_lambdas::fulfill::fulfill_batch(event.payload, fulfiller, queue);
         Ok::<_, Diagnostic>(batch.await)

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let adapters = dofs_lambdas::cold_start().await?;
-    let adapters = &adapters;
+    let mut init = dofs_lambdas::InitTimer::start();
+    let adapters = &dofs_lambdas::cold_start(&mut init).await?.adapters;
+    init.ready("handler");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let arn = |id| {
             dofs_lambdas::tasks::execution_arn_for(

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let adapters = dofs_lambdas::cold_start().await?;
-    let limits = adapters.settings.limits;
+    let mut init = dofs_lambdas::InitTimer::start();
+    let limits = dofs_lambdas::cold_start_settings(&mut init)?.limits;
+    init.ready("handler");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         dofs_lambdas::tasks::validate(&event.payload, &limits)
     }))
