@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Runs every DOFS check: formatting, the Lambda zips (scripts/build-lambdas.sh), lints, supply
-# chain (cargo deny), the Rust tests (unit, port conformance, black-box, crash, browser), the
-# packaging (scripts/test-packaging.sh), and the infrastructure checks
-# (Terraform, CI/CD, the AWS shape on the emulator). `.ci/run` calls exactly
-# this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
+# Runs every DOFS check: formatting, lints, supply chain (cargo deny), the Rust tests (unit,
+# port conformance, black-box, crash, browser), the packaging (scripts/test-packaging.sh),
+# and the infrastructure checks (the Lambda zips, Terraform deploying them, CI/CD, the AWS
+# shape on the emulator). `.ci/run` calls exactly this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
 # are installed by the project's own scripts, idempotently. With CI=true a
 # missing prerequisite is a failure, never a skip.
 #
@@ -42,13 +41,6 @@ optional_script() {
 
 step "cargo fmt --check" cargo fmt --all -- --check
 
-# The Lambda zips as AWS runs them (release, provided.al2023), each checked: bootstrap
-# at the root, executable, linked against nothing al2023 lacks. Before the
-# infrastructure checks, whose emulator deploy ships exactly these zips.
-if [[ "$quick" == false ]]; then
-  step "lambda zips (scripts/build-lambdas.sh)" optional_script scripts/build-lambdas.sh
-fi
-
 # The infrastructure checks mostly wait on the emulator and Terraform, so they
 # run beside the Rust build and tests; their output is printed when they end.
 infra_log=$(mktemp)
@@ -56,6 +48,14 @@ infra_pid=""
 if [[ "$quick" == false ]]; then
   (
     set -e
+    # The Lambda zips as AWS runs them (release, provided.al2023), each checked:
+    # bootstrap at the root, executable, linked against nothing al2023 lacks. First,
+    # because the emulator deploy ships exactly these zips. In a target directory of
+    # their own, so this build does not wait on the cargo lock of the tests beside it.
+    export DOFS_LAMBDA_DIR="${CARGO_TARGET_DIR:-$PWD/target}/lambda"
+    step "lambda zips (scripts/build-lambdas.sh)" \
+      env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/lambda-build" \
+      scripts/build-lambdas.sh --arch x86_64
     step "terraform" optional_script scripts/test-terraform.sh
     step "ci/cd" optional_script scripts/test-cicd.sh
   ) >"$infra_log" 2>&1 &
