@@ -402,3 +402,16 @@ run "http_mode_without_a_url_is_refused" {
 
   expect_failures = [terraform_data.fulfillment_settings]
 }
+
+run "the_redrive_policy_allows_more_receives_than_attempts" {
+  command = apply
+
+  assert {
+    condition     = module.sqs.max_receive_count == 3 && module.sqs.redrive_max_receive_count == 8
+    error_message = "SQS's maxReceiveCount must be the attempt limit plus redrive_margin: throttled deliveries are received, but are no attempt"
+  }
+  assert {
+    condition     = alltrue([for env in values(module.lambdas.worker_environments) : env["DOFS_QUEUE_MAX_RECEIVE_COUNT"] == "3"])
+    error_message = "the functions get the attempt limit, not the redrive policy's receive count"
+  }
+}
