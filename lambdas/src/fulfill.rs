@@ -4,9 +4,15 @@
 //!
 //! Each message is one fulfillment attempt through the shared
 //! [`Fulfiller`]: idempotent per order (every status change is conditional,
-//! a redelivered message of a terminal order is just deleted). A failed
+//! a redelivered message of a terminal order is just deleted). The attempt
+//! number is the order's own count plus one, claimed with a conditional
+//! write, not the message's `ApproximateReceiveCount`: a delivery that never
+//! reached the handler (a throttled invocation) costs no attempt. A failed
 //! attempt hides its message for the backoff and reports it as a batch item
-//! failure; the queue's redrive policy moves it to the DLQ after the last one.
+//! failure; after the last attempt the fulfiller records the order `FAILED`
+//! and moves the message to the DLQ itself. The queue's redrive policy,
+//! set above the attempt limit, is only a safety net for messages whose
+//! deliveries keep failing before the handler runs.
 
 use aws_lambda_events::event::sqs::{
     BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
@@ -136,6 +142,16 @@ pub async fn fulfill_batch(
                 }
                 Ok(Handled::Superseded(order)) => {
                     tracing::info!(orderId = %order, "attempt overtaken by a redelivery; the message stays");
+                    Some(id)
+                }
+                Ok(Handled::DeadLettered { order, attempts }) => {
+                    tracing::info!(orderId = %order, attempts, "attempts exhausted; the order is FAILED and its message in the DLQ");
+                    None
+                }
+                // Another delivery of the message runs the attempt; this one
+                // leaves the message to its visibility timeout.
+                Ok(Handled::Claimed(order)) => {
+                    tracing::info!(orderId = %order, "another delivery claimed the attempt; the message stays");
                     Some(id)
                 }
                 Ok(handled) => {

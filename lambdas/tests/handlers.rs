@@ -308,7 +308,10 @@ async fn on_emulator(endpoint: &str, overrides: &[(&str, &str)]) -> AwsAdapters 
         dofs_aws::setup::ResourceNames::with_prefix(&prefix),
         dofs_aws::setup::QueueOptions {
             visibility_timeout: std::time::Duration::from_secs(30),
-            max_receive_count: 3,
+            max_receive_count: dofs_aws::setup::redrive_receive_count(
+                3,
+                dofs_aws::setup::REDRIVE_MARGIN,
+            ),
         },
     )
     .await
@@ -454,13 +457,26 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
     assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
 }
 
-#[tokio::test]
-async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_processor_records_it_once(
-) {
-    let Some(endpoint) = emulator_endpoint() else {
-        return;
-    };
-    let a = on_emulator(&endpoint, &[("DOFS_FULFILLMENT_SUCCESS_RATE", "0")]).await;
+/// Receives the orders queue's messages and releases them at once, as a
+/// throttled invocation of fulfill_order does: SQS counts the receive, the
+/// handler never runs. Answers how many were received.
+async fn drop_deliveries(a: &AwsAdapters) -> usize {
+    let batch = sqs_event_from_queue(a).await;
+    for record in &batch.records {
+        a.sqs
+            .change_message_visibility()
+            .queue_url(a.queue.queue_url())
+            .receipt_handle(record.receipt_handle.clone().expect("receipt"))
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("release");
+    }
+    batch.records.len()
+}
+
+/// A stored order and its message on the queue of `a`.
+async fn stored_and_queued(a: &AwsAdapters) -> OrderId {
     let mut input: Value = serde_json::from_str(&event("sfn_task_input_valid.json")).expect("json");
     let id = OrderId::generate();
     input["order"]["orderId"] = json!(id.to_string());
@@ -477,24 +493,100 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
         .send(&id.to_string(), &format!(r#"{{"orderId":"{id}"}}"#))
         .await
         .expect("send");
-    let mut failures = 0;
+    id
+}
+
+#[tokio::test]
+async fn on_the_emulator_throttled_deliveries_cost_no_attempt_and_the_third_failed_attempt_dead_letters(
+) {
+    let Some(endpoint) = emulator_endpoint() else {
+        return;
+    };
+    let a = on_emulator(&endpoint, &[("DOFS_FULFILLMENT_SUCCESS_RATE", "0")]).await;
+    let id = stored_and_queued(&a).await;
+    // Two deliveries throttled before the handler: received, never run.
+    for _ in 0..2 {
+        assert_eq!(drop_deliveries(&a).await, 1);
+    }
     for attempt in 1..=3 {
         let batch = sqs_event_from_queue(&a).await;
         assert_eq!(batch.records.len(), 1, "attempt {attempt} is delivered");
+        assert_eq!(
+            batch.records[0].attributes.get("ApproximateReceiveCount"),
+            Some(&(attempt + 2).to_string()),
+            "SQS counts the throttled deliveries"
+        );
         let message_id = batch.records[0].message_id.clone();
         let response = fulfill::fulfill_batch(batch, &fulfiller(&a).await, &a.queue).await;
-        assert_eq!(
-            response
-                .batch_item_failures
-                .first()
-                .map(|f| Some(f.item_identifier.clone())),
-            Some(message_id),
-            "the failed message is reported, so the event source leaves it on the queue"
-        );
-        failures += 1;
+        let reported: Vec<Option<String>> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| Some(f.item_identifier.clone()))
+            .collect();
+        if attempt < 3 {
+            assert_eq!(
+                reported,
+                vec![message_id],
+                "the failed message is reported, so the event source leaves it on the queue"
+            );
+            let order = a.store.get(id).await.expect("get").expect("order");
+            assert_eq!(
+                (order.status, order.attempts),
+                (OrderStatus::Pending, attempt),
+                "attempt {attempt} ran, whatever SQS's receive count"
+            );
+        } else {
+            assert!(
+                reported.is_empty(),
+                "after the last attempt the fulfiller moved the message to the DLQ itself"
+            );
+        }
     }
-    assert_eq!(failures, 3);
-    // The fourth receive moves it to the DLQ (the queue's redrive policy).
+    assert!(sqs_event_from_queue(&a).await.records.is_empty());
+    let failed = a.store.get(id).await.expect("get").expect("order");
+    assert_eq!((failed.status, failed.attempts), (OrderStatus::Failed, 3));
+    assert!(failed.failure_reason.is_some());
+    let rows = a.store.list_failed(10, None).await.expect("failed orders");
+    assert_eq!(rows.items.len(), 1);
+    assert_eq!((rows.items[0].order_id, rows.items[0].attempts), (id, 3));
+    assert_eq!(
+        a.queue.depth().await.expect("depth").dead,
+        1,
+        "the dead letter waits in the DLQ for an operator"
+    );
+    // The dlq_processor finds it recorded already: nothing more changes.
+    let report = dlq::process_dead_letters(&a.queue, &a.store, a.clock.as_ref())
+        .await
+        .expect("processed");
+    assert_eq!(
+        (report["seen"].as_u64(), report["recorded"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(
+        a.store
+            .list_failed(10, None)
+            .await
+            .expect("rows")
+            .items
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn on_the_emulator_a_message_that_never_reaches_the_handler_is_dead_lettered_by_the_redrive_policy_and_recorded_once(
+) {
+    let Some(endpoint) = emulator_endpoint() else {
+        return;
+    };
+    let a = on_emulator(&endpoint, &[("DOFS_FULFILLMENT_SUCCESS_RATE", "0")]).await;
+    let id = stored_and_queued(&a).await;
+    let limit = dofs_aws::setup::redrive_receive_count(3, dofs_aws::setup::REDRIVE_MARGIN);
+    for delivery in 1..=limit {
+        assert_eq!(drop_deliveries(&a).await, 1, "delivery {delivery}");
+    }
+    // The next receive moves it to the DLQ (the queue's redrive policy).
     assert!(sqs_event_from_queue(&a).await.records.is_empty());
     let scheduled: Value =
         serde_json::from_str(&event("eventbridge_scheduled.json")).expect("json");
@@ -511,11 +603,17 @@ async fn on_the_emulator_a_failed_attempt_is_a_batch_item_failure_and_the_dlq_pr
         .expect("processed");
     assert_eq!(report["recorded"], 1, "{report}");
     let failed = a.store.get(id).await.expect("get").expect("order");
-    assert_eq!(failed.status, OrderStatus::Failed);
-    assert!(failed.failure_reason.is_some());
+    assert_eq!((failed.status, failed.attempts), (OrderStatus::Failed, 0));
+    assert!(
+        failed
+            .failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("before any attempt ran")),
+        "{failed:?}"
+    );
     let rows = a.store.list_failed(10, None).await.expect("failed orders");
     assert_eq!(rows.items.len(), 1);
-    assert_eq!(rows.items[0].order_id, id);
+    assert_eq!((rows.items[0].order_id, rows.items[0].attempts), (id, 0));
     let report = dlq::process_dead_letters(&a.queue, &a.store, a.clock.as_ref())
         .await
         .expect("processed again");

@@ -18,7 +18,8 @@ tf = (root / "terraform/modules/lambdas/main.tf").read_text()
 code = "\n".join(
     p.read_text() for d in ("crates/aws/src", "lambdas/src") for p in (root / d).rglob("*.rs")
 )
-actions = sorted(set(re.findall(r'"((?:sqs|dynamodb|states|cloudwatch|events|ssm):[A-Za-z]+)"', tf)))
+# A quoted name followed by "=" is a condition key (such as "dynamodb:LeadingKeys"), not an action.
+actions = sorted(set(re.findall(r'"((?:sqs|dynamodb|states|cloudwatch|events|ssm):[A-Za-z]+)"(?!\s*=)', tf)))
 unused = []
 for action in actions:
     name = action.split(":", 1)[1]

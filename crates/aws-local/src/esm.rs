@@ -8,11 +8,18 @@
 //! timeout. Moving a message to the DLQ after `maxReceiveCount` receives is
 //! the emulator's own redrive policy, not ours.
 //!
+//! With `--drop-first-deliveries K`, each message's first K deliveries (its
+//! receive count at most K) reach no function, as when Lambda throttles the
+//! invocation: they are received, so SQS counts them, and then released.
+//!
 //! [`schedule`] invokes `dlq_processor` at a fixed rate with a scheduled event,
 //! as the EventBridge rule does.
 
 use crate::lambda::Invoker;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName,
+};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,6 +34,53 @@ pub struct Poller {
     pub queue_url: String,
     pub queue_arn: String,
     pub batch_size: i32,
+    /// Deliveries of each message dropped before the function runs.
+    pub drop_first: u32,
+}
+
+/// A message's `ApproximateReceiveCount` (exact on the emulator).
+fn receive_count(m: &Message) -> u32 {
+    m.attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Releases the deliveries a throttled invocation would have dropped: they
+/// become visible again at once (SQS would wait out the visibility timeout;
+/// only the time differs, the receive count is the same).
+async fn drop_deliveries(p: &Poller, dropped: &[Message]) {
+    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = dropped
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            tracing::info!(
+                messageId = m.message_id.as_deref().unwrap_or_default(),
+                receiveCount = receive_count(m),
+                "delivery dropped before fulfill_order ran (--drop-first-deliveries)"
+            );
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle.clone())
+                .visibility_timeout(0)
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = p
+        .sqs
+        .change_message_visibility_batch()
+        .queue_url(&p.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        tracing::warn!(error = ?e, "could not release dropped deliveries; they return after their visibility timeout");
+    }
 }
 
 /// The SQS event record of a received message.
@@ -61,7 +115,7 @@ pub async fn poll_queue(p: Poller, mut stop: watch::Receiver<bool>) {
                 .send() => r,
             _ = stop.changed() => break,
         };
-        let messages = match received {
+        let received = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(error = ?e, "SQS poll failed; retrying");
@@ -69,6 +123,10 @@ pub async fn poll_queue(p: Poller, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         };
+        let (dropped, messages): (Vec<Message>, Vec<Message>) = received
+            .into_iter()
+            .partition(|m| receive_count(m) <= p.drop_first);
+        drop_deliveries(&p, &dropped).await;
         if messages.is_empty() {
             continue;
         }

@@ -97,8 +97,22 @@ struct Args {
     fulfillment_http_timeout_ms: u64,
     #[arg(long, env = "DOFS_FULFILLMENT_HTTP_CONCURRENCY", default_value_t = 64)]
     fulfillment_http_concurrency: usize,
+    /// The attempt limit (`queue.max_receive_count`), given to the functions
+    /// as DOFS_QUEUE_MAX_RECEIVE_COUNT: attempts that ran, counted on the order.
     #[arg(long, default_value_t = 3)]
     max_receive_count: u32,
+    /// Receives the orders queue's redrive policy allows beyond the attempt
+    /// limit before SQS itself dead-letters a message (Terraform's
+    /// redrive_margin): deliveries that never reach the function, such as
+    /// throttled ones, are received but are no attempt.
+    #[arg(long, default_value_t = setup::REDRIVE_MARGIN)]
+    redrive_margin: u32,
+    /// The event source mapping drops each message's first K deliveries
+    /// before fulfill_order runs, as a throttled function does (and makes
+    /// them visible again at once, where SQS waits out the visibility
+    /// timeout). To show that such deliveries cost no attempt.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    drop_first_deliveries: u32,
     /// The orders queue's visibility timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
@@ -247,7 +261,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ResourceNames::with_prefix(&args.prefix),
         QueueOptions {
             visibility_timeout: Duration::from_secs(args.visibility_timeout),
-            max_receive_count: args.max_receive_count,
+            max_receive_count: setup::redrive_receive_count(
+                args.max_receive_count,
+                args.redrive_margin,
+            ),
         },
     )
     .await
@@ -475,6 +492,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 queue_url: created.orders_queue_url.clone(),
                 queue_arn: queue_arn.clone(),
                 batch_size: 10,
+                drop_first: args.drop_first_deliveries,
             },
             stopped.clone(),
         )));

@@ -53,8 +53,27 @@ pub struct Created {
 pub struct QueueOptions {
     /// The orders queue's default visibility timeout.
     pub visibility_timeout: Duration,
-    /// Receives before a message moves to the DLQ.
+    /// Receives before SQS moves a message to the DLQ (the redrive policy's
+    /// `maxReceiveCount`): [`redrive_receive_count`] of the attempt limit.
     pub max_receive_count: u32,
+}
+
+/// How many receives more than the attempt limit the redrive policy allows
+/// (Terraform's `redrive_margin`).
+///
+/// The fulfiller counts attempts on the order and dead-letters a message
+/// itself after the last attempt that ran. SQS counts every receive,
+/// including deliveries that never reached the handler (a throttled or
+/// failed invocation of `fulfill_order`): were `maxReceiveCount` the attempt
+/// limit, a few throttled deliveries would dead-letter an order that had
+/// fewer real attempts. Above it, the redrive policy only catches messages
+/// whose deliveries keep failing before the handler runs (AWS recommends a
+/// `maxReceiveCount` of at least 5 for a Lambda event source).
+pub const REDRIVE_MARGIN: u32 = 5;
+
+/// The redrive policy's `maxReceiveCount` for an attempt limit of `max_attempts`.
+pub fn redrive_receive_count(max_attempts: u32, margin: u32) -> u32 {
+    max_attempts.saturating_add(margin)
 }
 
 fn key(name: &str, t: KeyType) -> Result<KeySchemaElement, PortError> {

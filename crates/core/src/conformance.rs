@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use std::collections::HashSet;
 use std::time::Duration;
 
+mod counts;
+
 /// What the queue suite needs besides the queue: a way to let time pass.
 #[async_trait]
 pub trait QueueHarness: Send + Sync {
@@ -523,4 +525,5 @@ pub async fn store_suite(store: &dyn OrderStore) {
         ),
         (5, 0, 1, 1, 1)
     );
+    counts::counts_equal_a_full_listing_after_many_changes(store).await;
 }

@@ -67,6 +67,15 @@ pub enum Handled {
     Superseded(OrderId),
     /// The message names no order that exists; it was deleted.
     Discarded,
+    /// The order had its last attempt: it is `FAILED` and recorded in
+    /// failed-orders, and its message moved to the dead-letter queue. Either
+    /// this attempt was the last and failed, or the last one began earlier
+    /// and never finished (its worker stopped or timed out).
+    DeadLettered { order: OrderId, attempts: u32 },
+    /// Another delivery of the same message claimed the order's next attempt
+    /// first (SQS delivers at least once): this delivery starts nothing, and
+    /// its message is left to come back after its visibility timeout.
+    Claimed(OrderId),
 }
 
 /// An attempt under way: the order is `PROCESSING`.
@@ -96,11 +105,28 @@ pub struct Finish {
 pub enum AfterAttempt {
     /// Fulfilled: the message is deleted.
     Delete,
-    /// Failed: the message is hidden for this long, then delivered again (or,
-    /// after the last attempt, moved to the dead-letter queue).
+    /// Failed: the message is hidden for this long, then delivered again
+    /// for the next attempt.
     Hide(Duration),
-    /// Rejected for good: the message moves to the dead-letter queue now.
+    /// The last attempt failed, or the order was rejected for good: the
+    /// message moves to the dead-letter queue now.
     DeadLetter,
+}
+
+/// How a received message's attempt begins, decided from its stored order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begin {
+    /// Claim attempt `number`, the order's attempt count plus one: `change`
+    /// makes the order `PROCESSING` with that count, and applies only while
+    /// the count is still `number − 1`, so two deliveries of one message
+    /// never claim the same attempt.
+    Start { number: u32, change: Transition },
+    /// Nothing to attempt (the order is terminal, or there is none): the
+    /// message is deleted.
+    Skip(Handled),
+    /// The order has had its last attempt (it began and never finished): the
+    /// failure is recorded and the message moves to the dead-letter queue.
+    Exhausted(FailedOrder),
 }
 
 /// The longest a service's `Retry-After` may hold back the next attempt.
@@ -135,59 +161,114 @@ pub struct Fulfiller {
     pub clock: Arc<dyn Clock>,
     /// What an attempt does.
     pub backend: Arc<dyn Fulfillment>,
-    /// The queue's receive limit: the attempt with this number is the last.
+    /// The attempt limit (`queue.max_receive_count`): the attempt with this
+    /// number is the last. Attempts are counted on the order (attempts that
+    /// ran), not by the queue's receive count, which also counts deliveries
+    /// that never reached a worker (a throttled Lambda's).
     pub max_receive_count: u32,
     pub backoff: Backoff,
 }
 
 impl Fulfiller {
-    /// Starts an attempt: marks the order `PROCESSING` with the attempt number
-    /// (the message's receive count). Returns `Err(handled)` when there is
-    /// nothing to attempt (the message was deleted).
+    /// Starts an attempt: claims the order's next attempt (see
+    /// [`Fulfiller::plan_begin`]) and marks it `PROCESSING`. Returns
+    /// `Err(handled)` when there is nothing to attempt: the message was
+    /// deleted, dead-lettered, or (claimed by another delivery) left alone.
     pub async fn begin(&self, msg: &Received) -> Result<Result<Attempt, Handled>, PortError> {
         let Some(OrderMessage { order_id }) = OrderMessage::parse(&msg.body) else {
-            self.queue.delete(&msg.receipt).await?;
+            self.delete_quietly(&msg.receipt).await?;
             return Ok(Err(Handled::Discarded));
         };
-        let change = self.begin_change(msg);
+        let order = self.store.get(order_id).await?;
+        let (number, change) = match self.plan_begin(order_id, order.as_ref()) {
+            Begin::Start { number, change } => (number, change),
+            Begin::Skip(handled) => {
+                self.delete_quietly(&msg.receipt).await?;
+                return Ok(Err(handled));
+            }
+            Begin::Exhausted(failed) => {
+                if !self.store.record_failure(&failed).await? {
+                    // Terminal meanwhile (or gone): nothing to record.
+                    self.delete_quietly(&msg.receipt).await?;
+                    return Ok(Err(Handled::AlreadyTerminal(order_id)));
+                }
+                self.dead_letter_quietly(&msg.receipt).await?;
+                return Ok(Err(Handled::DeadLettered {
+                    order: order_id,
+                    attempts: failed.attempts,
+                }));
+            }
+        };
         match self.store.transition(order_id, &change).await {
             Ok(order) => Ok(Ok(Attempt {
                 order,
-                number: msg.receive_count,
+                number,
                 receipt: msg.receipt.clone(),
             })),
             Err(e) if e.kind == ErrorKind::NotFound => {
-                self.queue.delete(&msg.receipt).await?;
+                self.delete_quietly(&msg.receipt).await?;
                 Ok(Err(Handled::Discarded))
             }
             Err(e) if e.kind == ErrorKind::Conflict => {
-                // Terminal already: a redelivery, or a dead letter recorded meanwhile.
-                self.queue.delete(&msg.receipt).await?;
-                Ok(Err(Handled::AlreadyTerminal(order_id)))
+                let status = self.store.get(order_id).await?.map(|o| o.status);
+                match Settle::for_status(status) {
+                    // Terminal already: a redelivery, or a dead letter recorded meanwhile.
+                    Settle::Delete => {
+                        self.delete_quietly(&msg.receipt).await?;
+                        Ok(Err(Handled::AlreadyTerminal(order_id)))
+                    }
+                    // Another delivery claimed this attempt: it owns the order now.
+                    Settle::KeepVisible => Ok(Err(Handled::Claimed(order_id))),
+                }
             }
             Err(e) => Err(e),
         }
     }
 
-    /// The status change that starts the attempt of a received message:
-    /// `PROCESSING`, with the attempt number (the message's receive count).
-    pub fn begin_change(&self, msg: &Received) -> Transition {
-        Transition {
-            attempts: Some(msg.receive_count),
-            ..Transition::new(
-                &[OrderStatus::Pending, OrderStatus::Processing],
-                OrderStatus::Processing,
-                self.clock.now(),
-            )
+    /// How the attempt of a message for order `id` begins, given the order
+    /// as stored (`None`: there is none). The attempt number is the order's
+    /// attempt count plus one, claimed by the change's condition: a
+    /// redelivery that never reached a worker (a throttled or failed
+    /// invocation, which SQS counts as a receive) costs no attempt. Both
+    /// shapes decide here: the embedded one inside the transaction that
+    /// received the message, the AWS one with the change's conditional write.
+    pub fn plan_begin(&self, id: OrderId, order: Option<&Order>) -> Begin {
+        let Some(order) = order else {
+            return Begin::Skip(Handled::Discarded);
+        };
+        if order.status.is_terminal() {
+            return Begin::Skip(Handled::AlreadyTerminal(id));
+        }
+        let now = self.clock.now();
+        if order.attempts >= self.max_receive_count {
+            if let Some(failed) = failure_after_attempts(order, now) {
+                return Begin::Exhausted(failed);
+            }
+        }
+        let number = order.attempts + 1;
+        Begin::Start {
+            number,
+            change: Transition {
+                attempts: Some(number),
+                // The claim of attempt n ends attempt n − 1, whether it
+                // finished or was overtaken (its lease ran out).
+                ends_attempt: Some(order.attempts),
+                ..Transition::new(
+                    &[OrderStatus::Pending, OrderStatus::Processing],
+                    OrderStatus::Processing,
+                    now,
+                )
+            },
         }
     }
 
     /// How `attempt` ends, given the backend's `outcome`: `FULFILLED` and the
     /// message deleted; back to `PENDING` with the reason and the message
-    /// hidden for the backoff (after the last attempt it is made visible at
-    /// once, so the next receive moves it to the dead-letter queue); or, when
-    /// the service rejected the order, `FAILED` at once and the message
-    /// dead-lettered.
+    /// hidden for the backoff; after the last attempt, or when the service
+    /// rejected the order, `FAILED` with a failed-orders row and the message
+    /// moved to the dead-letter queue at once. The queue's own receive limit
+    /// is only a safety net above the attempt limit: it also counts
+    /// deliveries that never reached a worker.
     pub fn decide(&self, attempt: &Attempt, outcome: &Outcome) -> Finish {
         let id = attempt.order.id;
         let n = attempt.number;
@@ -214,12 +295,31 @@ impl Fulfiller {
                     Some(d) => format!("fulfillment attempt {n} of {max} failed: {d}"),
                     None => format!("fulfillment attempt {n} of {max} failed"),
                 };
-                let delay = if n >= max {
-                    Duration::ZERO
-                } else {
-                    let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
-                    self.backoff.after(n).max(asked)
-                };
+                if n >= max {
+                    let reason = format!("dead-lettered after {n} attempts; last: {reason}");
+                    return Finish {
+                        change: Transition {
+                            attempts: Some(n),
+                            failure_reason: Some(Some(reason.clone())),
+                            ends_attempt: Some(n),
+                            ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
+                        },
+                        message: AfterAttempt::DeadLetter,
+                        failed: Some(FailedOrder {
+                            order_id: id,
+                            reason,
+                            attempts: n,
+                            failed_at: now,
+                            order: attempt.order.submitted_json(),
+                        }),
+                        handled: Handled::DeadLettered {
+                            order: id,
+                            attempts: n,
+                        },
+                    };
+                }
+                let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+                let delay = self.backoff.after(n).max(asked);
                 Finish {
                     change: Transition {
                         attempts: Some(n),
@@ -275,11 +375,7 @@ impl Fulfiller {
             return self.settle_conflict(id, &attempt.receipt).await;
         }
         match finish.message {
-            AfterAttempt::DeadLetter => match self.queue.dead_letter(&attempt.receipt).await {
-                Ok(()) => {}
-                Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
-                Err(e) => return Err(e),
-            },
+            AfterAttempt::DeadLetter => self.dead_letter_quietly(&attempt.receipt).await?,
             AfterAttempt::Delete => self.delete_quietly(&attempt.receipt).await?,
             AfterAttempt::Hide(delay) => {
                 match self.queue.change_visibility(&attempt.receipt, delay).await {
@@ -327,6 +423,15 @@ impl Fulfiller {
         }
     }
 
+    /// Moves the message to the dead-letter queue; a stale or deleted
+    /// receipt is not an error (the newer receive, or nobody, has it).
+    async fn dead_letter_quietly(&self, receipt: &str) -> Result<(), PortError> {
+        match self.queue.dead_letter(receipt).await {
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
     async fn delete_quietly(&self, receipt: &str) -> Result<(), PortError> {
         match self.queue.delete(receipt).await {
             Err(e) if e.kind == ErrorKind::Conflict => Ok(()),
@@ -337,21 +442,31 @@ impl Fulfiller {
 
 /// The failed-orders record for a dead letter of `order`, or `None` when the
 /// order needs none (it is `FULFILLED`, or already `FAILED` and recorded).
-pub fn failure_for(order: &Order, dead: &DeadLetter, now: Timestamp) -> Option<FailedOrder> {
+pub fn failure_for(order: &Order, _dead: &DeadLetter, now: Timestamp) -> Option<FailedOrder> {
+    failure_after_attempts(order, now)
+}
+
+/// The failed-orders record of `order` whose attempts are over (its message
+/// is, or is going, to the dead-letter queue), or `None` when it is terminal.
+/// Its `attempts` are the attempts that ran, as the order counts them.
+pub fn failure_after_attempts(order: &Order, now: Timestamp) -> Option<FailedOrder> {
     if order.status.is_terminal() {
         return None;
     }
+    let n = order.attempts;
     let reason = match (&order.status, &order.failure_reason) {
+        _ if n == 0 => {
+            "dead-lettered before any attempt ran (no delivery reached a worker)".to_owned()
+        }
         (OrderStatus::Processing, _) | (_, None) => format!(
-            "attempt {} did not finish (the worker stopped or timed out); dead-lettered after {} receives",
-            dead.receive_count, dead.receive_count
+            "attempt {n} did not finish (the worker stopped or timed out); dead-lettered after {n} attempts"
         ),
-        (_, Some(last)) => format!("dead-lettered after {} attempts; last: {last}", dead.receive_count),
+        (_, Some(last)) => format!("dead-lettered after {n} attempts; last: {last}"),
     };
     Some(FailedOrder {
         order_id: order.id,
         reason,
-        attempts: dead.receive_count,
+        attempts: n,
         failed_at: now,
         order: order.submitted_json(),
     })

@@ -17,7 +17,7 @@ use crate::store::{apply_transition, get_order, insert_failed_row, record_failur
 use dofs_core::metric_names as names;
 use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
 use dofs_core::service::{
-    failure_for, AfterAttempt, Attempt, Fulfiller, Handled, OrderMessage, Settle,
+    failure_for, AfterAttempt, Attempt, Begin, Fulfiller, Handled, OrderMessage, Settle,
 };
 use dofs_core::{Clock, Outcome, Timestamp};
 use futures_util::{stream, StreamExt};
@@ -147,9 +147,11 @@ pub struct Begun {
 }
 
 /// Receives up to `max` messages and starts an attempt for each, in one
-/// transaction: each order becomes `PROCESSING` with its attempt number, as
-/// [`Fulfiller::begin_change`] says, or its message is deleted when there is
-/// nothing to attempt.
+/// transaction: each order becomes `PROCESSING` with its next attempt
+/// number, as [`Fulfiller::plan_begin`] says, or its message is deleted when
+/// there is nothing to attempt. Receiving and beginning in one transaction,
+/// a message's receive count and its order's attempt count move together
+/// here (on AWS they need not: a throttled delivery is received, not run).
 pub async fn receive_and_begin(
     db: &Db,
     fulfiller: &Fulfiller,
@@ -171,10 +173,35 @@ pub async fn receive_and_begin(
                 begun.skipped.push(Handled::Discarded);
                 continue;
             };
-            match apply_transition(conn, order_id, &f.begin_change(&msg)) {
+            let (number, change) = match f.plan_begin(order_id, get_order(conn, order_id)?.as_ref())
+            {
+                Begin::Start { number, change } => (number, change),
+                Begin::Skip(handled) => {
+                    delete_in(conn, &msg.receipt)?;
+                    begun.skipped.push(handled);
+                    continue;
+                }
+                Begin::Exhausted(failed) => {
+                    // Here only if the receive limit is above the attempt
+                    // limit: the queue's own limit moves such a message first.
+                    if record_failure_in(conn, &failed)? {
+                        dead_letter_in(conn, &msg.receipt, now, true)?;
+                        begun.dead += 1;
+                        begun.skipped.push(Handled::DeadLettered {
+                            order: order_id,
+                            attempts: failed.attempts,
+                        });
+                    } else {
+                        delete_in(conn, &msg.receipt)?;
+                        begun.skipped.push(Handled::AlreadyTerminal(order_id));
+                    }
+                    continue;
+                }
+            };
+            match apply_transition(conn, order_id, &change) {
                 Ok(order) => begun.attempts.push(Attempt {
                     order,
-                    number: msg.receive_count,
+                    number,
                     receipt: msg.receipt,
                 }),
                 Err(e) if e.kind == ErrorKind::NotFound => {
@@ -272,7 +299,10 @@ fn order_of(handled: &Handled) -> Option<dofs_core::OrderId> {
         Handled::Fulfilled(id) | Handled::AlreadyTerminal(id) | Handled::Superseded(id) => {
             Some(*id)
         }
-        Handled::Failed { order, .. } | Handled::Rejected { order, .. } => Some(*order),
+        Handled::Failed { order, .. }
+        | Handled::Rejected { order, .. }
+        | Handled::DeadLettered { order, .. } => Some(*order),
+        Handled::Claimed(id) => Some(*id),
         Handled::Discarded => None,
     }
 }
@@ -298,11 +328,14 @@ fn record_attempt(handled: &Handled, accepted_at: Timestamp, now: Timestamp) {
         Handled::Failed { .. } => {
             metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
         }
-        Handled::Rejected { .. } => {
+        Handled::Rejected { .. } | Handled::DeadLettered { .. } => {
             metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
             record_terminal("FAILED", accepted_at, now);
         }
-        Handled::AlreadyTerminal(_) | Handled::Superseded(_) | Handled::Discarded => {}
+        Handled::AlreadyTerminal(_)
+        | Handled::Superseded(_)
+        | Handled::Claimed(_)
+        | Handled::Discarded => {}
     }
 }
 

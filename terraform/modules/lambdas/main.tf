@@ -146,14 +146,28 @@ locals {
 
   # Every status change is one TransactWriteItems of conditional Puts: the order (its
   # version checked), its event in the order_events table (the outbox) and, when the
-  # order fails, its failed_orders row. IAM authorises each Put as dynamodb:PutItem on
-  # its table, so every function that changes orders may put events, and none needs
-  # dynamodb:UpdateItem on the orders table.
+  # order fails, its failed_orders row; plus the ADDs of the order counts (below). IAM
+  # authorises each Put as dynamodb:PutItem on its table, so every function that changes
+  # orders may put events.
   record_events = {
     Sid      = "RecordOrderEvents"
     Effect   = "Allow"
     Action   = ["dynamodb:PutItem"]
     Resource = var.events_table_arn
+  }
+
+  # The counts by status (/metrics) are counter items of the orders table, keyed
+  # "count#<STATUS>#<shard>", which the same transaction moves by -1 and +1 (an Update,
+  # authorised as dynamodb:UpdateItem). Only those items: an order item is never updated
+  # in place, its changes are conditional Puts.
+  update_counts = {
+    Sid      = "UpdateOrderCounts"
+    Effect   = "Allow"
+    Action   = ["dynamodb:UpdateItem"]
+    Resource = var.orders_table_arn
+    Condition = {
+      "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["count#*"] }
+    }
   }
 
   worker_statements = {
@@ -166,6 +180,7 @@ locals {
         Resource = var.orders_table_arn
       },
       local.record_events,
+      local.update_counts,
     ]
     fulfill_order = concat([
       {
@@ -182,6 +197,7 @@ locals {
         Resource = var.failed_orders_table_arn
       },
       local.record_events,
+      local.update_counts,
       {
         Sid    = "ConsumeOrdersQueue"
         Effect = "Allow"
@@ -243,6 +259,7 @@ locals {
         Resource = var.failed_orders_table_arn
       },
       local.record_events,
+      local.update_counts,
       {
         # Read only: no sqs:DeleteMessage. Dead letters stay until an operator acts.
         Sid      = "ReadDeadLetters"
@@ -305,7 +322,8 @@ resource "aws_iam_role_policy" "api_handler" {
       {
         Sid    = "ReadOrders"
         Effect = "Allow"
-        Action = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+        # BatchGetItem: the order counts' shards (GET /metrics), one call.
+        Action = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"]
         Resource = [
           var.orders_table_arn,
           "${var.orders_table_arn}/index/*",
@@ -322,6 +340,7 @@ resource "aws_iam_role_policy" "api_handler" {
         Resource = var.orders_table_arn
       },
       local.record_events,
+      local.update_counts,
       {
         # GET /events: the feed's day partitions, and one order's events by its index.
         Sid      = "ReadOrderEvents"

@@ -249,7 +249,7 @@ variable "fulfillment_http_secret_parameter" {
 }
 
 variable "max_receive_count" {
-  description = "The orders queue's maxReceiveCount, given to the functions as DOFS_QUEUE_MAX_RECEIVE_COUNT."
+  description = "queue.max_receive_count, the fulfillment attempt limit, given to the functions as DOFS_QUEUE_MAX_RECEIVE_COUNT (the redrive policy allows more receives)."
   type        = number
   default     = 3
 }

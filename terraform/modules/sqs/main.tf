@@ -1,7 +1,15 @@
 # The orders queue (consumed by fulfill_order) and its dead-letter queue.
 #
-# * Redrive: after max_receive_count receives (default 3, CONTRACT section 2) a message
-#   moves to the DLQ. Dead letters stay there until an operator redrives or purges them,
+# * Attempts and redrive: fulfill_order counts the attempts that ran on the order (a
+#   conditional write claims each one) and, after the last of max_receive_count attempts
+#   (default 3, CONTRACT section 2), records the order FAILED and moves its message to the
+#   DLQ itself. SQS counts every receive instead, including deliveries that never reached
+#   the function (a throttled invocation, a failed cold start): with maxReceiveCount equal
+#   to the attempt limit, a few throttled deliveries would dead-letter an order after fewer
+#   real attempts. So the redrive policy allows max_receive_count + redrive_margin receives
+#   (default 3 + 5 = 8; AWS recommends at least 5 for a Lambda event source) and is only a
+#   safety net for messages whose deliveries keep failing before the handler runs.
+#   Dead letters stay in the DLQ until an operator redrives or purges them,
 #   so the DLQ keeps messages longer than the source queue (14 days against 4 by default;
 #   SQS keeps a message's original enqueue time when it moves, so a shorter DLQ retention
 #   would silently drop dead letters).
@@ -42,7 +50,7 @@ resource "aws_sqs_queue" "orders" {
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = var.max_receive_count
+    maxReceiveCount     = var.max_receive_count + var.redrive_margin
   })
 
   tags = { Name = "${var.name_prefix}-orders" }

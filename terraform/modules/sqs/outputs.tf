@@ -34,6 +34,11 @@ output "visibility_timeout_seconds" {
 }
 
 output "max_receive_count" {
-  description = "Receives before a message moves to the DLQ."
+  description = "Fulfillment attempts before fulfill_order dead-letters a message (queue.max_receive_count)."
   value       = var.max_receive_count
+}
+
+output "redrive_max_receive_count" {
+  description = "The redrive policy's maxReceiveCount: max_receive_count + redrive_margin."
+  value       = var.max_receive_count + var.redrive_margin
 }

@@ -9,12 +9,22 @@ variable "kms_key_arn" {
 }
 
 variable "max_receive_count" {
-  description = "Receives before a message moves to the DLQ (queue.max_receive_count)."
+  description = "queue.max_receive_count: fulfillment attempts that run before fulfill_order dead-letters an order's message."
   type        = number
   default     = 3
   validation {
-    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000
-    error_message = "max_receive_count must be from 1 to 1000."
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 990
+    error_message = "max_receive_count must be from 1 to 990."
+  }
+}
+
+variable "redrive_margin" {
+  description = "Receives the redrive policy allows beyond max_receive_count (deliveries that never reach the function, such as throttled ones, are no attempt); SQS's maxReceiveCount is their sum."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.redrive_margin >= 1 && var.redrive_margin <= 10
+    error_message = "redrive_margin must be from 1 to 10."
   }
 }
 

@@ -152,7 +152,7 @@ variable "fulfillment_http_secret_parameter" {
 }
 
 variable "max_receive_count" {
-  description = "queue.max_receive_count: receives before a message is dead-lettered."
+  description = "queue.max_receive_count: fulfillment attempts that run before an order is FAILED and its message dead-lettered (SQS's maxReceiveCount is this plus the sqs module's redrive_margin)."
   type        = number
   default     = 3
 }

@@ -18,6 +18,9 @@
 //! dead letter's failed-orders row with the order's change to `FAILED`.
 //! See [`write`].
 //!
+//! The same table holds the order counts by status, as sharded counter items
+//! moved in each change's transaction ([`counts`]).
+//!
 //! The failed-orders table is keyed by `orderId` alone (as Terraform creates
 //! it): when an order fails again after an operator's retry, its row holds the
 //! latest failure and `previousFailures` keeps the earlier ones.
@@ -25,7 +28,7 @@
 use crate::error::{code_of, corrupt, port_error};
 use crate::events::EventsTable;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
 use dofs_core::{
@@ -52,15 +55,20 @@ pub const LIST_PARTITION: &str = "all";
 /// A listing reads every shard and merges them newest first.
 pub const LIST_SHARDS: u32 = 8;
 
-/// The `listPartition` of an order (or its failed-orders row): a stable hash
-/// (FNV-1a) of its id, so the same order always lands in the same shard.
-pub fn list_partition(order_id: &str) -> String {
+/// FNV-1a of a text: a stable hash, the same in every process and version.
+fn fnv1a(text: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in order_id.bytes() {
+    for b in text.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    format!("{LIST_PARTITION}#{}", h % LIST_SHARDS)
+    h
+}
+
+/// The `listPartition` of an order (or its failed-orders row): a stable hash
+/// (FNV-1a) of its id, so the same order always lands in the same shard.
+pub fn list_partition(order_id: &str) -> String {
+    format!("{LIST_PARTITION}#{}", fnv1a(order_id) % LIST_SHARDS)
 }
 
 /// Every `listPartition` value a listing reads: the shards and the legacy one.
@@ -225,6 +233,7 @@ struct Listing<'a> {
     sort_attr: &'a str,
 }
 
+pub mod counts;
 pub(crate) mod item;
 #[cfg(test)]
 mod tests;
@@ -349,32 +358,6 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn count_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, PortError> {
-        let mut counts = Vec::new();
-        for status in OrderStatus::ALL {
-            let mut total = 0u64;
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.orders_table)
-                    .index_name(STATUS_INDEX)
-                    .key_condition_expression("#s = :s")
-                    .expression_attribute_names("#s", "status")
-                    .expression_attribute_values(":s", s(status.as_str()))
-                    .select(Select::Count)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| port_error("Query count", e))?;
-                total += out.count.max(0) as u64;
-                match out.last_evaluated_key {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
-            }
-            counts.push((status, total));
-        }
-        Ok(counts)
+        self.counts().await
     }
 }

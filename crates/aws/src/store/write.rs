@@ -10,14 +10,22 @@
 //! decided again on a fresh read. So the condition on the status that every
 //! change had before still holds, the event carries exactly the order the
 //! change wrote, and an event exists for every change that happened and for
-//! no other.
+//! no other. The same transaction moves the order counts ([`super::counts`]),
+//! so they are exact for the same reason.
+//!
+//! A transaction cancelled for another reason than a failed condition (a
+//! concurrent transaction on one of its items, such as a busy counter shard,
+//! or throttling) is sent again as it is, a few times, with a short pause.
 
 use super::*;
 use crate::events::{event_id, event_item, event_time};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use dofs_core::{EventType, OrderEvent};
 
 /// How often a change is decided again when the order keeps changing under it.
 const MAX_TRIES: usize = 8;
+/// How often a transaction cancelled by a conflict (not a condition) is sent again.
+const MAX_CONFLICT_TRIES: u32 = 6;
 
 fn built<T, E: std::error::Error + Send + Sync + 'static>(
     what: &'static str,
@@ -89,7 +97,9 @@ impl DynamoDbOrderStore {
                 .condition_expression("attribute_not_exists(orderId)")
                 .build(),
         )?;
-        self.transact(vec![put, self.event(None, order, 1)?]).await
+        let counts = self.count_changes(None, order)?;
+        self.transact(vec![put, self.event(None, order, 1)?], counts)
+            .await
     }
 
     /// Writes `after` over `before` (read at `version`) with the change's
@@ -118,25 +128,58 @@ impl DynamoDbOrderStore {
             self.event(Some(before), after, version + 1)?,
         ];
         puts.extend(extra);
-        self.transact(puts).await
+        let counts = self.count_changes(Some(before.status), after)?;
+        self.transact(puts, counts).await
     }
 
-    /// One transaction of puts; `Ok(false)` when a condition failed.
-    async fn transact(&self, puts: Vec<Put>) -> Result<bool, PortError> {
-        let items = puts
+    /// One transaction of puts and counter updates; `Ok(false)` when a
+    /// condition failed. A cancel for a conflict or throttling is retried.
+    async fn transact(
+        &self,
+        puts: Vec<Put>,
+        counts: Vec<TransactWriteItem>,
+    ) -> Result<bool, PortError> {
+        let items: Vec<TransactWriteItem> = puts
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
+            .chain(counts)
             .collect();
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if code_of(&e) == Some("TransactionCanceledException") => Ok(false),
-            Err(e) => Err(port_error("TransactWriteItems", e)),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let e = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .filter(|c| c != "None")
+                    .collect(),
+                _ if code_of(&e) == Some("TransactionCanceledException") => Vec::new(),
+                _ => return Err(port_error("TransactWriteItems", e)),
+            };
+            // No reason given (an emulator), or a condition failed: the order
+            // changed since it was read, or the item exists.
+            if reasons.is_empty() || reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Ok(false);
+            }
+            if tries >= MAX_CONFLICT_TRIES {
+                return Err(PortError::new(
+                    ErrorKind::Transient,
+                    format!("TransactWriteItems cancelled {tries} times: {reasons:?}"),
+                ));
+            }
+            let jitter = u64::from(std::process::id() % 7) + u64::from(tries) * 3;
+            tokio::time::sleep(std::time::Duration::from_millis((10 << tries) + jitter)).await;
         }
     }
 

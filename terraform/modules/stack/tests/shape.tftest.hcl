@@ -248,10 +248,10 @@ run "every_function_knows_the_events_table_and_bus_and_only_dlq_processor_publis
   assert {
     condition = alltrue([
       for f, p in module.lambdas.policies : !anytrue([
-        for s in jsondecode(p).Statement : contains(s.Action, "dynamodb:UpdateItem") && s.Resource == module.dynamodb.orders_table_arn
+        for s in jsondecode(p).Statement : contains(s.Action, "dynamodb:UpdateItem") && s.Resource == module.dynamodb.orders_table_arn && try(s.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], null) != ["count#*"]
       ])
     ])
-    error_message = "orders change by conditional Puts in transactions: no function needs dynamodb:UpdateItem on the orders table"
+    error_message = "orders change by conditional Puts in transactions: dynamodb:UpdateItem on the orders table only for the count#* counter items"
   }
   assert {
     condition     = module.events.archive_arn == null
@@ -401,4 +401,38 @@ run "http_mode_without_a_url_is_refused" {
   }
 
   expect_failures = [terraform_data.fulfillment_settings]
+}
+
+run "the_redrive_policy_allows_more_receives_than_attempts" {
+  command = apply
+
+  assert {
+    condition     = module.sqs.max_receive_count == 3 && module.sqs.redrive_max_receive_count == 8
+    error_message = "SQS's maxReceiveCount must be the attempt limit plus redrive_margin: throttled deliveries are received, but are no attempt"
+  }
+  assert {
+    condition     = alltrue([for env in values(module.lambdas.worker_environments) : env["DOFS_QUEUE_MAX_RECEIVE_COUNT"] == "3"])
+    error_message = "the functions get the attempt limit, not the redrive policy's receive count"
+  }
+}
+
+run "the_order_counts_are_updated_only_as_counter_items" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for f in ["order_storage", "fulfill_order", "dlq_processor", "api_handler"] : anytrue([
+        for s in jsondecode(module.lambdas.policies[f]).Statement :
+        contains(s.Action, "dynamodb:UpdateItem") && s.Resource == module.dynamodb.orders_table_arn && try(s.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], []) == ["count#*"]
+      ])
+    ])
+    error_message = "every function that changes orders must move the counts (the same transaction), on the count#* items only"
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(module.lambdas.policies["api_handler"]).Statement :
+      contains(s.Action, "dynamodb:BatchGetItem") && contains(flatten([s.Resource]), module.dynamodb.orders_table_arn)
+    ])
+    error_message = "api_handler reads the counts (GET /metrics) with one BatchGetItem"
+  }
 }
