@@ -7,6 +7,10 @@
 //! a redelivered message of a terminal order is just deleted). A failed
 //! attempt hides its message for the backoff and reports it as a batch item
 //! failure; the queue's redrive policy moves it to the DLQ after the last one.
+//!
+//! Each finished attempt is counted in `dofs_fulfillment_attempts_total`
+//! by outcome, as the embedded workers count it; the binary publishes the
+//! batch's counts ([`crate::metrics::Publisher`]).
 
 use aws_lambda_events::event::sqs::{
     BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
@@ -21,6 +25,7 @@ use dofs_core::service::{Fulfiller, Handled};
 use dofs_core::{Fulfillment, Timestamp};
 use dofs_fulfillment::http::ConfigError;
 use dofs_fulfillment::{HttpConfig, HttpFulfillment};
+use dofs_server::observability::metrics::{names, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -105,6 +110,18 @@ pub fn received(m: &SqsMessage) -> Option<Received> {
     })
 }
 
+/// Counts a finished attempt: a fulfilled order is a success, a failed
+/// attempt or a service's refusal a failure; a message that made no attempt
+/// (an order already terminal, an overtaken attempt) is not counted.
+fn count_attempt(handled: &Handled) {
+    let outcome = match handled {
+        Handled::Fulfilled(_) => "success",
+        Handled::Failed { .. } | Handled::Rejected { .. } => "failure",
+        Handled::AlreadyTerminal(_) | Handled::Superseded(_) | Handled::Discarded => return,
+    };
+    Registry::global().increment(names::FULFILLMENT_ATTEMPTS, &[("outcome", outcome)], 1);
+}
+
 /// Runs one attempt per record, concurrently; returns the records to retry.
 /// Each record is remembered by `queue` (the fulfiller's queue), so that a
 /// rejected attempt can move its message to the DLQ by receipt.
@@ -124,7 +141,11 @@ pub async fn fulfill_batch(
         };
         queue.remember(&msg.receipt, &msg.body, attributes(&record));
         attempts.spawn(async move {
-            match f.handle(&msg).await {
+            let handled = f.handle(&msg).await;
+            if let Ok(h) = &handled {
+                count_attempt(h);
+            }
+            match handled {
                 Ok(Handled::Failed { order, attempt, .. }) => {
                     tracing::info!(orderId = %order, attempt, "fulfillment attempt failed");
                     Some(id)

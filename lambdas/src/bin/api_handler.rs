@@ -1,8 +1,13 @@
 //! `api_handler`: API Gateway → the contract's HTTP API.
 
+use std::sync::Arc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let adapters = dofs_lambdas::cold_start().await?;
     let app = dofs_lambdas::api::app(&adapters)?;
-    lambda_http::run(app).await
+    let publisher = Arc::new(dofs_lambdas::metrics::Publisher::new(
+        adapters.metrics.clone(),
+    ));
+    lambda_http::run(dofs_lambdas::api::publishing(app, publisher)).await
 }
