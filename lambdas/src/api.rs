@@ -14,11 +14,18 @@
 //! Terraform; ids are not secrets). An operator route (retry, redrive, purge)
 //! answers 403 unless the request came with one of those ids; with the
 //! variable unset or empty, no request may use an operator route.
+//!
+//! Metrics: `GET /metrics` serves only values true for every instance
+//! together ([`dofs_server::observability::fleet`]): gauges from DynamoDB and
+//! SQS, counters summed by CloudWatch ([`crate::metrics`]). [`publishing`]
+//! sends what each invocation recorded to CloudWatch before it answers.
 
+use crate::metrics::Publisher;
 use axum::extract::Request;
 use axum::http::Uri;
 use dofs_aws::AwsAdapters;
 use dofs_server::auth::{Access, VerifiedAccess};
+use dofs_server::observability::Observability;
 use dofs_server::overload::OverloadConfig;
 use dofs_server::AppState;
 use lambda_http::request::RequestContext;
@@ -114,7 +121,9 @@ pub fn app_with(
         request_timeout,
         ..OverloadConfig::default()
     });
-    let router = dofs_server::router(state);
+    let counters = crate::metrics::CloudWatchCounters::new(adapters.metrics.clone());
+    let obs = Observability::fleet(adapters.clock.now(), Arc::new(counters));
+    let router = dofs_server::router_with(state, obs);
     let operators = Arc::new(operators);
     // A layer on a router runs after its routing: wrap it, so that the inner
     // router routes the rewritten path. Layers run outside in: the stage is
@@ -126,6 +135,22 @@ pub fn app_with(
             mark_access(Arc::clone(&operators), request)
         }))
         .layer(axum::middleware::map_request(strip_stage)))
+}
+
+/// `app`, publishing what each request recorded (the request counts and
+/// durations, orders accepted and rejected) with `publisher` once it is
+/// answered, before the invocation ends: a frozen instance sends nothing.
+pub fn publishing(app: axum::Router, publisher: Arc<Publisher>) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        move |request: Request, next: axum::middleware::Next| {
+            let publisher = Arc::clone(&publisher);
+            async move {
+                let response = next.run(request).await;
+                publisher.flush().await;
+                response
+            }
+        },
+    ))
 }
 
 /// The API key id API Gateway put in the request context, if any.

@@ -13,6 +13,10 @@
 //! and moves the message to the DLQ itself. The queue's redrive policy,
 //! set above the attempt limit, is only a safety net for messages whose
 //! deliveries keep failing before the handler runs.
+//!
+//! Each finished attempt is counted in `dofs_fulfillment_attempts_total`
+//! by outcome, as the embedded workers count it; the binary publishes the
+//! batch's counts ([`crate::metrics::Publisher`]).
 
 use aws_lambda_events::event::sqs::{
     BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
@@ -27,6 +31,7 @@ use dofs_core::service::{Fulfiller, Handled};
 use dofs_core::{Fulfillment, Timestamp};
 use dofs_fulfillment::http::ConfigError;
 use dofs_fulfillment::{HttpConfig, HttpFulfillment};
+use dofs_server::observability::metrics::{names, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -111,6 +116,25 @@ pub fn received(m: &SqsMessage) -> Option<Received> {
     })
 }
 
+/// Counts a finished attempt: a fulfilled order is a success; a failed
+/// attempt, a service's refusal or a last attempt that ended the order
+/// (failed now, or begun earlier and never finished) a failure; a message that
+/// made no attempt (an order already terminal, an overtaken or claimed
+/// attempt) is not counted. The embedded workers count the same way.
+fn count_attempt(handled: &Handled) {
+    let outcome = match handled {
+        Handled::Fulfilled(_) => "success",
+        Handled::Failed { .. } | Handled::Rejected { .. } | Handled::DeadLettered { .. } => {
+            "failure"
+        }
+        Handled::AlreadyTerminal(_)
+        | Handled::Superseded(_)
+        | Handled::Claimed(_)
+        | Handled::Discarded => return,
+    };
+    Registry::global().increment(names::FULFILLMENT_ATTEMPTS, &[("outcome", outcome)], 1);
+}
+
 /// Runs one attempt per record, concurrently; returns the records to retry.
 /// Each record is remembered by `queue` (the fulfiller's queue), so that a
 /// rejected attempt can move its message to the DLQ by receipt.
@@ -130,7 +154,11 @@ pub async fn fulfill_batch(
         };
         queue.remember(&msg.receipt, &msg.body, attributes(&record));
         attempts.spawn(async move {
-            match f.handle(&msg).await {
+            let handled = f.handle(&msg).await;
+            if let Ok(h) = &handled {
+                count_attempt(h);
+            }
+            match handled {
                 Ok(Handled::Failed { order, attempt, .. }) => {
                     tracing::info!(orderId = %order, attempt, "fulfillment attempt failed");
                     Some(id)

@@ -12,10 +12,13 @@
 //!   (`ValidationError` is final, `TransientError` is retried).
 //! - [`fulfill`]: `fulfill_order`, the SQS batch consumer with partial batch failures.
 //! - [`dlq`]: `dlq_processor`, records dead letters without removing them.
+//! - [`metrics`]: what `api_handler` and `fulfill_order` record, published
+//!   to CloudWatch per invocation, and read back as fleet-wide counters.
 
 pub mod api;
 pub mod dlq;
 pub mod fulfill;
+pub mod metrics;
 pub mod tasks;
 
 use dofs_aws::{AwsAdapters, AwsSettings};

@@ -39,6 +39,7 @@ COMMON_ENV = [
     "DOFS_EVENTS_BUS_NAME",
     "DOFS_FULFILLMENT_SUCCESS_RATE",
     "DOFS_QUEUE_MAX_RECEIVE_COUNT",
+    "DOFS_METRICS_NAMESPACE",
 ]
 ROUTES = [
     ("POST", "/order"), ("POST", "/orders"), ("GET", "/orders"), ("GET", "/orders/{orderId}"),
@@ -348,9 +349,17 @@ def check_deployed(args: argparse.Namespace) -> Checker:
     def dashboard_ok() -> str:
         body = json.loads(cw.get_dashboard(DashboardName=f"{prefix()}-orders")["DashboardBody"])
         titles = [w["properties"].get("title") for w in body["widgets"]]
-        for t in ("Orders per status", "Accepted / completed per second", "Fulfillment success ratio"):
+        for t in ("Orders accepted and rejected per minute (orders by status: GET /metrics)",
+                  "Accepted / fulfilled per second", "Fulfillment success ratio"):
             expect(t in titles, f"missing panel {t}")
-        return f"{len(titles)} panels"
+        # The custom metrics the panels read are the ones the functions publish
+        # (lambdas/src/metrics.rs): the Prometheus names, in the DOFS namespace.
+        custom = {m[1] for w in body["widgets"] for m in w["properties"].get("metrics", [])
+                  if len(m) > 1 and m[0] == "DOFS"}
+        published = {"dofs_orders_accepted_total", "dofs_fulfillment_attempts_total",
+                      "dofs_http_request_duration_seconds"}
+        expect(custom == published, f"the dashboard reads {sorted(custom)}, the functions publish {sorted(published)}")
+        return f"{len(titles)} panels, custom metrics {sorted(custom)}"
 
     c.check("alarms", alarms_ok)
     c.check("dashboard", dashboard_ok)

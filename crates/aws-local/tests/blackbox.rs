@@ -14,6 +14,12 @@
 //! tells an operator key from a client key by the key id in the request
 //! context, as on AWS.
 //!
+//! One test is about the AWS shape alone:
+//! `metrics_are_true_for_the_whole_fleet_of_functions` sends orders through
+//! several `api_handler` and `fulfill_order` instances and compares what
+//! `GET /metrics` serves (CloudWatch's sums, DynamoDB, SQS) with what was
+//! sent, what the store holds and what the DLQ holds.
+//!
 //! Needs `DOFS_MOTO_ENDPOINT` and the Lambda binaries beside this test's
 //! binary (`cargo build -p dofs-lambdas --bins`); scripts/test-aws.sh does
 //! both and runs these tests, which a plain `cargo test` ignores, with
@@ -132,6 +138,9 @@ fn spawn(
     let mut cmd = Command::new(exe());
     cmd.args(["--bind", "127.0.0.1:0", "--aws-endpoint", endpoint])
         .args(["--prefix", prefix])
+        // The functions' DOFS_ENVIRONMENT, the Environment dimension of their
+        // CloudWatch metrics: one per stack, as tests share one moto.
+        .args(["--env", prefix])
         .arg("--log-dir")
         .arg(&logs)
         .args(["--backoff-base-ms", "0", "--backoff-max-ms", "0"])
@@ -296,4 +305,219 @@ async fn throttled_deliveries_cost_no_attempt_and_orders_end_as_the_seed_predict
         log_dir.display()
     );
     let _ = std::fs::remove_dir_all(&log_dir);
+}
+
+/// The samples of a Prometheus text answer, by series (`name{labels}`).
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
+async fn metrics_are_true_for_the_whole_fleet_of_functions() {
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    const SEED: u64 = 16;
+    let settings = Settings {
+        success_rate: 0.5,
+        seed: Some(SEED),
+        ..Settings::default()
+    };
+    let Some(stack) = start(&settings) else {
+        return;
+    };
+    let app = dofs_blackbox::Sut::new(stack);
+
+    // 40 valid orders from 4 clients at once, and one more sent three times
+    // with the same idempotency key (the two replays are not new orders).
+    const VALID: usize = 40;
+    let mut sends = tokio::task::JoinSet::new();
+    for client in 0..4 {
+        let (c, url) = (app.client.clone(), app.url("/order"));
+        sends.spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..VALID / 4 {
+                let r = c
+                    .post(&url)
+                    .json(&dofs_blackbox::seed_order())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status().as_u16(), 202, "client {client}");
+                let v: Value = r.json().await.expect("json");
+                ids.push(v["orderId"].as_str().expect("id").to_owned());
+            }
+            ids
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = sends.join_next().await {
+        ids.extend(r.expect("client"));
+    }
+    let mut first_keyed = None;
+    for attempt in 0..3 {
+        let r = app
+            .client
+            .post(app.url("/order"))
+            .header("Idempotency-Key", "fleet-metrics-1")
+            .json(&dofs_blackbox::seed_order())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 202);
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        assert_eq!(replayed, attempt > 0, "attempt {attempt}");
+        let v: Value = r.json().await.expect("json");
+        let id = v["orderId"].as_str().expect("id").to_owned();
+        assert_eq!(first_keyed.get_or_insert(id.clone()), &id);
+    }
+    ids.extend(first_keyed);
+    assert_eq!(ids.len(), VALID + 1);
+
+    // Rejected for known reasons.
+    let rejected = [
+        ("MalformedJson", 3),
+        ("ValidationError", 4),
+        ("UnsupportedMediaType", 2),
+    ];
+    for (reason, n) in rejected {
+        for _ in 0..n {
+            let request = app.client.post(app.url("/order"));
+            let request = match reason {
+                "MalformedJson" => request
+                    .header("content-type", "application/json")
+                    .body("{\"customerId\": "),
+                "ValidationError" => request.json(&json!({"customerId": "nobody", "productId": "PROD-2001", "quantity": 0, "price": 1})),
+                _ => request
+                    .header("content-type", "text/plain")
+                    .body(dofs_blackbox::seed_order().to_string()),
+            };
+            let r = request.send().await.expect("post");
+            let v: Value = r.json().await.expect("json");
+            assert_eq!(v["error"], reason, "{v}");
+        }
+    }
+
+    let orders = app.wait_all_terminal(&ids, app.target.patience() * 2).await;
+    let count = |status: &str| orders.iter().filter(|o| o["status"] == status).count();
+    let (fulfilled, failed) = (count("FULFILLED"), count("FAILED"));
+    assert_eq!(fulfilled + failed, ids.len());
+    assert!(
+        failed > 0,
+        "the seed fails some orders, so the DLQ is not empty"
+    );
+    let attempts: u64 = orders.iter().filter_map(|o| o["attempts"].as_u64()).sum();
+    // The dead letters of the FAILED orders wait in the DLQ.
+    app.wait_items("/dlq?limit=500", failed, app.target.patience())
+        .await;
+
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    let mut expect = |series: &str, v: usize| expected.insert(series.to_owned(), v as f64);
+    expect("dofs_orders_accepted_total", ids.len());
+    for (reason, n) in rejected {
+        expect(
+            &format!("dofs_orders_rejected_total{{reason=\"{reason}\"}}"),
+            n,
+        );
+    }
+    for status in ["PENDING", "PROCESSING", "CANCELLED"] {
+        expect(&format!("dofs_orders{{status=\"{status}\"}}"), 0);
+    }
+    expect("dofs_orders{status=\"FULFILLED\"}", fulfilled);
+    expect("dofs_orders{status=\"FAILED\"}", failed);
+    expect(
+        "dofs_fulfillment_attempts_total{outcome=\"success\"}",
+        fulfilled,
+    );
+    expect(
+        "dofs_fulfillment_attempts_total{outcome=\"failure\"}",
+        attempts as usize - fulfilled,
+    );
+    expect("dofs_queue_messages{queue=\"dlq\"}", failed);
+    expect("dofs_queue_messages{queue=\"orders\"}", 0);
+    expect(
+        "dofs_http_requests_total{method=\"POST\",route=\"/order\",status=\"202\"}",
+        ids.len() + 2,
+    );
+    expect(
+        "dofs_http_requests_total{method=\"POST\",route=\"/order\",status=\"400\"}",
+        7,
+    );
+    expect(
+        "dofs_http_requests_total{method=\"POST\",route=\"/order\",status=\"415\"}",
+        2,
+    );
+
+    // CloudWatch adds up what every instance published; the last batch's
+    // counts may still be on their way, so the scrape is repeated until it
+    // agrees or the patience runs out.
+    let started = Instant::now();
+    let (text, served) = loop {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text");
+        let served = samples(&text);
+        let agrees = expected.iter().all(|(k, v)| served.get(k) == Some(v));
+        if agrees || started.elapsed() > app.target.patience() {
+            break (text, served);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for (series, value) in &expected {
+        assert_eq!(served.get(series), Some(value), "{series} in:\n{text}");
+    }
+    eprintln!("fleet metrics as served: {expected:?}");
+    let reasons: Vec<&String> = served
+        .keys()
+        .filter(|k| k.starts_with("dofs_orders_rejected_total"))
+        .collect();
+    assert_eq!(
+        reasons.len(),
+        rejected.len(),
+        "only the reasons sent: {reasons:?}"
+    );
+    // Nothing that would be one instance's view under the contract's name.
+    for absent in ["dofs_http_request_duration_seconds", "dofs_alerts_firing"] {
+        assert!(
+            !text.contains(absent),
+            "{absent} is not served on AWS:\n{text}"
+        );
+    }
+
+    // The orders went through more than one api_handler instance, so no one
+    // instance's counters could have answered this.
+    let logs = app.target.log_dir.join("start-0");
+    let serving = (0..8)
+        .filter(|i| {
+            std::fs::read_to_string(logs.join(format!("api_handler-{i}.log")))
+                .is_ok_and(|l| l.contains("order accepted"))
+        })
+        .count();
+    assert!(
+        serving > 1,
+        "{serving} api_handler instance(s) accepted orders"
+    );
+    let fulfilling = (0..8)
+        .filter(|i| {
+            std::fs::read_to_string(logs.join(format!("fulfill_order-{i}.log")))
+                .is_ok_and(|l| l.contains("message handled") || l.contains("attempt failed"))
+        })
+        .count();
+    assert!(
+        fulfilling > 1,
+        "{fulfilling} fulfill_order instance(s) made attempts"
+    );
 }

@@ -7,6 +7,8 @@
 //!   named by its id; idempotency keys in DynamoDB) and [`StepFunctionsExecutionLog`].
 //! - [`events`]: the order events' outbox items, the feed over them
 //!   ([`DynamoDbEventLog`]) and their publisher to EventBridge.
+//! - [`metrics`]: [`CloudWatchMetrics`], the functions' counters and
+//!   histograms published to CloudWatch and counters read back as fleet sums.
 //! - [`ops`]: [`AwsOperations`], the operator actions and readiness.
 //! - [`settings`]: [`AwsSettings`], the Lambdas' environment, read once.
 //! - [`secrets`]: the `http` fulfillment secret, from SSM at cold start.
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod ops;
 pub mod queue;
 pub mod secrets;
@@ -29,6 +32,7 @@ pub mod workflow;
 
 pub use events::publish::EventBridgePublisher;
 pub use events::{DynamoDbEventLog, EventsTable};
+pub use metrics::CloudWatchMetrics;
 pub use ops::AwsOperations;
 pub use queue::{SendDedup, SqsQueue};
 pub use settings::{AwsSettings, FulfillmentMode, SettingsError};
@@ -57,6 +61,8 @@ pub struct AwsAdapters {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// The custom metrics of `settings.environment` in `settings.metrics_namespace`.
+    pub metrics: CloudWatchMetrics,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -66,6 +72,11 @@ impl AwsAdapters {
         let dynamodb = aws_sdk_dynamodb::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
         let sfn = aws_sdk_sfn::Client::new(config);
+        let metrics = CloudWatchMetrics::new(
+            aws_sdk_cloudwatch::Client::new(config),
+            settings.metrics_namespace.clone(),
+            settings.environment.clone(),
+        );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = DynamoDbOrderStore::new(
             dynamodb.clone(),
@@ -91,6 +102,7 @@ impl AwsAdapters {
             dynamodb,
             sqs,
             sfn,
+            metrics,
             clock,
         }
     }

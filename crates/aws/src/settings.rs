@@ -130,6 +130,9 @@ pub struct AwsSettings {
     pub events_bus: Option<String>,
     /// `DOFS_FULFILLMENT_MODE` and, for `http`, `DOFS_FULFILLMENT_HTTP_*`.
     pub fulfillment: FulfillmentMode,
+    /// Optional `DOFS_METRICS_NAMESPACE` (default `DOFS`): the CloudWatch
+    /// namespace of the metrics the functions publish ([`crate::metrics`]).
+    pub metrics_namespace: String,
 }
 
 fn required(
@@ -356,6 +359,10 @@ impl AwsSettings {
             },
             limits,
             fulfillment: fulfillment(get)?,
+            metrics_namespace: get("DOFS_METRICS_NAMESPACE")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
         })
     }
 

@@ -68,6 +68,7 @@ locals {
     DOFS_QUEUE_MAX_RECEIVE_COUNT  = tostring(var.max_receive_count)
     DOFS_EVENTS_TABLE             = var.events_table_name
     DOFS_EVENTS_MAX_AGE_S         = tostring(var.events_max_age_s)
+    DOFS_METRICS_NAMESPACE        = var.metrics_namespace
     RUST_LOG                      = var.log_level
     },
     # Only dlq_processor publishes, but every function reads its settings the same way.
@@ -149,6 +150,16 @@ locals {
   # order fails, its failed_orders row; plus the ADDs of the order counts (below). IAM
   # authorises each Put as dynamodb:PutItem on its table, so every function that changes
   # orders may put events.
+  # api_handler and fulfill_order publish what each invocation counted (one
+  # PutMetricData per invocation), only into the DOFS namespace.
+  publish_metrics = {
+    Sid       = "PublishMetrics"
+    Effect    = "Allow"
+    Action    = ["cloudwatch:PutMetricData"]
+    Resource  = "*"
+    Condition = { StringEquals = { "cloudwatch:namespace" = var.metrics_namespace } }
+  }
+
   record_events = {
     Sid      = "RecordOrderEvents"
     Effect   = "Allow"
@@ -222,6 +233,7 @@ locals {
         Action   = ["kms:GenerateDataKey"]
         Resource = var.kms_key_arn
       },
+      local.publish_metrics,
       ], [for s in [
         {
           # The http mode's signing secret, read once at cold start.
@@ -307,6 +319,15 @@ resource "aws_iam_role_policy" "api_handler" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = concat(local.base_statements["api_handler"], [
+      local.publish_metrics,
+      {
+        # GET /metrics reads the fleet's counters back: the series (ListMetrics) and
+        # their sums (GetMetricData). Neither has resource-level permissions.
+        Sid      = "ReadFleetCounters"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:ListMetrics", "cloudwatch:GetMetricData"]
+        Resource = "*"
+      },
       {
         Sid      = "StartOrderWorkflow"
         Effect   = "Allow"

@@ -8,6 +8,12 @@ variable "environment" {
   type        = string
 }
 
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the functions publish their metrics to (DOFS_METRICS_NAMESPACE); the monitoring module reads the same one."
+  type        = string
+  default     = "DOFS"
+}
+
 # --- Code -------------------------------------------------------------------------
 # Either a local directory laid out like cargo-lambda's output
 # (<artifacts_dir>/<function>/bootstrap.zip, from `cargo lambda build --release

@@ -4,16 +4,20 @@
 # percentiles, alarms.
 #
 # Metrics come from two places:
-# * AWS service metrics: Step Functions (executions started/failed), SQS (queue depth,
+# * AWS service metrics: Step Functions (executions succeeded/failed), SQS (queue depth,
 #   oldest message age), API Gateway (latency, 5XX), Lambda (errors, duration).
-# * DOFS custom metrics, published by the Lambdas with CloudWatch embedded metric format
-#   in namespace var.metrics_namespace ("DOFS"), each with dimension Environment, named
-#   after the Prometheus metrics of CONTRACT section 3:
-#     Orders               gauge, dimension Status (PENDING, PROCESSING, FULFILLED, FAILED)  dofs_orders
-#     OrdersAccepted       count                                                           dofs_orders_accepted_total
-#     OrdersCompleted      count, dimension Status (FULFILLED, FAILED): terminal transitions
-#     FulfillmentAttempts  count, dimension Outcome (success, failure)                      dofs_fulfillment_attempts_total
-#   Panels built on them stay empty until the functions publish them.
+# * DOFS custom metrics, published by api_handler and fulfill_order with PutMetricData
+#   (one call per invocation, lambdas/src/metrics.rs) in namespace var.metrics_namespace
+#   ("DOFS"). Each is named as its Prometheus metric (crates/core/src/metric_names.rs)
+#   and has the dimension Environment plus its Prometheus labels, by the same names:
+#     dofs_orders_accepted_total          Count                          api_handler
+#     dofs_orders_rejected_total          Count, reason                  api_handler
+#     dofs_http_requests_total            Count, method, route, status   api_handler
+#     dofs_http_request_duration_seconds  Seconds (values), method, route api_handler
+#     dofs_overload_rejections_total      Count, reason                  api_handler
+#     dofs_fulfillment_attempts_total     Count, outcome                 fulfill_order
+#   Gauges (orders by status, queue depths) are not published: GET /metrics reads them
+#   from DynamoDB and SQS, and SQS's own metrics show the queues here.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -23,7 +27,11 @@ locals {
   ns        = var.metrics_namespace
   env       = var.environment
   dashboard = "${var.name_prefix}-orders"
-  statuses  = ["PENDING", "PROCESSING", "FULFILLED", "FAILED"]
+  # The custom metrics' names, as the functions publish them.
+  accepted = "dofs_orders_accepted_total"
+  rejected = "dofs_orders_rejected_total"
+  attempts = "dofs_fulfillment_attempts_total"
+  duration = "dofs_http_request_duration_seconds"
 }
 
 # --- Notifications ---------------------------------------------------------------------
@@ -159,8 +167,8 @@ resource "aws_cloudwatch_metric_alarm" "fulfillment_failure_ratio" {
     id = "s"
     metric {
       namespace   = local.ns
-      metric_name = "FulfillmentAttempts"
-      dimensions  = { Environment = local.env, Outcome = "success" }
+      metric_name = local.attempts
+      dimensions  = { Environment = local.env, outcome = "success" }
       stat        = "Sum"
       period      = 300
     }
@@ -170,8 +178,8 @@ resource "aws_cloudwatch_metric_alarm" "fulfillment_failure_ratio" {
     id = "f"
     metric {
       namespace   = local.ns
-      metric_name = "FulfillmentAttempts"
-      dimensions  = { Environment = local.env, Outcome = "failure" }
+      metric_name = local.attempts
+      dimensions  = { Environment = local.env, outcome = "failure" }
       stat        = "Sum"
       period      = 300
     }
@@ -204,13 +212,15 @@ resource "aws_cloudwatch_dashboard" "this" {
         width  = 12
         height = 6
         properties = {
-          title   = "Orders per status"
-          region  = local.region
-          view    = "timeSeries"
-          stacked = false
-          period  = 60
-          stat    = "Maximum"
-          metrics = [for s in local.statuses : [local.ns, "Orders", "Environment", local.env, "Status", s, { label = s }]]
+          title  = "Orders accepted and rejected per minute (orders by status: GET /metrics)"
+          region = local.region
+          view   = "timeSeries"
+          period = 60
+          stat   = "Sum"
+          metrics = [
+            [local.ns, local.accepted, "Environment", local.env, { label = "accepted" }],
+            [{ expression = "SEARCH('{${local.ns},Environment,reason} MetricName=\"${local.rejected}\" Environment=\"${local.env}\"', 'Sum', 60)", label = "rejected", id = "rejected" }],
+          ]
         }
       },
       {
@@ -220,16 +230,15 @@ resource "aws_cloudwatch_dashboard" "this" {
         width  = 12
         height = 6
         properties = {
-          title  = "Accepted / completed per second"
+          title  = "Accepted / fulfilled per second"
           region = local.region
           view   = "timeSeries"
           period = 60
           metrics = [
             [{ expression = "accepted / PERIOD(accepted)", label = "accepted/s", id = "acc" }],
-            [{ expression = "(fulfilled + failed) / PERIOD(fulfilled)", label = "completed/s", id = "done" }],
-            ["AWS/States", "ExecutionsStarted", "StateMachineArn", var.state_machine_arn, { id = "accepted", stat = "Sum", visible = false }],
-            [local.ns, "OrdersCompleted", "Environment", local.env, "Status", "FULFILLED", { id = "fulfilled", stat = "Sum", visible = false }],
-            [local.ns, "OrdersCompleted", "Environment", local.env, "Status", "FAILED", { id = "failed", stat = "Sum", visible = false }],
+            [{ expression = "fulfilled / PERIOD(fulfilled)", label = "fulfilled/s", id = "done" }],
+            [local.ns, local.accepted, "Environment", local.env, { id = "accepted", stat = "Sum", visible = false }],
+            [local.ns, local.attempts, "Environment", local.env, "outcome", "success", { id = "fulfilled", stat = "Sum", visible = false }],
           ]
         }
       },
@@ -247,8 +256,8 @@ resource "aws_cloudwatch_dashboard" "this" {
           yAxis  = { left = { min = 0, max = 100, label = "%" } }
           metrics = [
             [{ expression = "IF((ok + ko) > 0, 100 * ok / (ok + ko), 100)", label = "success %", id = "ratio" }],
-            [local.ns, "FulfillmentAttempts", "Environment", local.env, "Outcome", "success", { id = "ok", stat = "Sum", visible = false }],
-            [local.ns, "FulfillmentAttempts", "Environment", local.env, "Outcome", "failure", { id = "ko", stat = "Sum", visible = false }],
+            [local.ns, local.attempts, "Environment", local.env, "outcome", "success", { id = "ok", stat = "Sum", visible = false }],
+            [local.ns, local.attempts, "Environment", local.env, "outcome", "failure", { id = "ko", stat = "Sum", visible = false }],
           ]
         }
       },
@@ -288,6 +297,8 @@ resource "aws_cloudwatch_dashboard" "this" {
             ["AWS/ApiGateway", "Latency", "ApiName", var.rest_api_name, "Stage", var.stage_name, { stat = "p50", label = "p50" }],
             ["AWS/ApiGateway", "Latency", "ApiName", var.rest_api_name, "Stage", var.stage_name, { stat = "p90", label = "p90" }],
             ["AWS/ApiGateway", "Latency", "ApiName", var.rest_api_name, "Stage", var.stage_name, { stat = "p99", label = "p99" }],
+            [{ expression = "1000 * submit", label = "POST /order p99 in api_handler", id = "submit_ms" }],
+            [local.ns, local.duration, "Environment", local.env, "method", "POST", "route", "/order", { id = "submit", stat = "p99", visible = false }],
           ]
         }
       },

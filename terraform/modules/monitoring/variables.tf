@@ -14,7 +14,7 @@ variable "kms_key_arn" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace of the metrics the DOFS Lambdas publish (embedded metric format)."
+  description = "CloudWatch namespace of the metrics the DOFS Lambdas publish (PutMetricData, DOFS_METRICS_NAMESPACE)."
   type        = string
   default     = "DOFS"
 }

@@ -12,6 +12,9 @@
 locals {
   name_prefix = "${var.project_name}-${var.environment}"
 
+  # The CloudWatch namespace the functions publish to and the dashboard and alarms read.
+  metrics_namespace = "DOFS"
+
   # fulfill_order must outlive its slowest attempt: in http mode one attempt may take
   # fulfillment_http_timeout_ms, and the order's reads and writes around it get 10 s
   # more. The orders queue's visibility timeout follows (6x the function's, sqs module),
@@ -70,9 +73,10 @@ module "sqs" {
 }
 
 module "lambdas" {
-  source      = "../lambdas"
-  name_prefix = local.name_prefix
-  environment = var.environment
+  source            = "../lambdas"
+  name_prefix       = local.name_prefix
+  environment       = var.environment
+  metrics_namespace = local.metrics_namespace
 
   artifacts_dir           = var.artifacts_dir
   artifacts_s3_bucket     = var.artifacts_s3_bucket
@@ -149,6 +153,7 @@ module "monitoring" {
   source            = "../monitoring"
   name_prefix       = local.name_prefix
   environment       = var.environment
+  metrics_namespace = local.metrics_namespace
   kms_key_arn       = module.kms.key_arn
   function_names    = module.lambdas.function_names
   orders_queue_name = module.sqs.orders_queue_name

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 mod cancel;
 mod events;
+mod metrics;
 
 async fn emulator() -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var("DOFS_MOTO_ENDPOINT") else {

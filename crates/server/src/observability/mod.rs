@@ -8,6 +8,8 @@
 //! - [`http`]: the middleware that [`crate::with_layers`] adds.
 //! - [`logging`]: the JSON log format that carries a request's id along its order's journey.
 //! - [`dashboard`]: the embedded page and the JSON it polls.
+//! - [`fleet`]: `/metrics` for a shape with many API instances (AWS): only
+//!   values true for the whole fleet.
 //!
 //! [`Observability`] is the state these routes share. [`Observability::spawn`]
 //! starts the evaluator: once per `alerts.evaluation_interval_ms` it samples the
@@ -18,6 +20,7 @@
 
 pub mod alerts;
 pub mod dashboard;
+pub mod fleet;
 pub mod http;
 pub mod logging;
 pub mod metrics;
@@ -56,6 +59,7 @@ struct Inner {
     alerts: Alerts,
     workflow: Option<Value>,
     history: Mutex<VecDeque<Point>>,
+    fleet: Option<Arc<dyn fleet::FleetCounters>>,
 }
 
 /// One moment of the dashboard's history: process counters and histograms.
@@ -84,6 +88,22 @@ impl Observability {
                 alerts: Alerts::new(config, now),
                 workflow,
                 history: Mutex::new(VecDeque::new()),
+                fleet: None,
+            }),
+        }
+    }
+
+    /// For a shape that runs many API instances (AWS): `/metrics` serves
+    /// the durable gauges and `counters`' fleet-wide totals, never this
+    /// process's own counts ([`fleet`]). Rules are never evaluated here.
+    pub fn fleet(now: Timestamp, counters: Arc<dyn fleet::FleetCounters>) -> Observability {
+        Observability {
+            inner: Arc::new(Inner {
+                registry: Registry::global(),
+                alerts: Alerts::new(AlertConfig::default(), now),
+                workflow: None,
+                history: Mutex::new(VecDeque::new()),
+                fleet: Some(counters),
             }),
         }
     }
@@ -294,18 +314,24 @@ pub fn scrape_routes(obs: Observability) -> Router<AppState> {
         .layer(axum::Extension(obs))
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// `GET /metrics`: the Prometheus text format; for a fleet, only its values.
 async fn metrics_text(
     State(state): State<AppState>,
     axum::Extension(obs): axum::Extension<Observability>,
 ) -> Response {
-    obs.refresh_gauges(state.backend()).await;
+    let text = match &obs.inner.fleet {
+        Some(counters) => fleet::render(state.backend(), counters.as_ref()).await,
+        None => {
+            obs.refresh_gauges(state.backend()).await;
+            obs.registry().render()
+        }
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        obs.registry().render(),
+        text,
     )
         .into_response()
 }

@@ -212,6 +212,41 @@ run "the_account_logging_setting_is_not_an_environments_and_execution_logs_are_k
   }
 }
 
+run "the_functions_that_count_publish_metrics_only_to_the_dofs_namespace_and_api_handler_reads_them" {
+  command = apply
+
+  assert {
+    condition = [
+      for f, p in module.lambdas.policies : f
+      if anytrue([for s in jsondecode(p).Statement : contains(s.Action, "cloudwatch:PutMetricData")])
+    ] == ["api_handler", "fulfill_order"]
+    error_message = "api_handler and fulfill_order publish metrics, no other function"
+  }
+  assert {
+    condition = alltrue([
+      for f, p in module.lambdas.policies : alltrue([
+        for s in jsondecode(p).Statement : try(s.Condition.StringEquals["cloudwatch:namespace"], "") == "DOFS"
+        if contains(s.Action, "cloudwatch:PutMetricData")
+      ])
+    ])
+    error_message = "cloudwatch:PutMetricData must be limited to the DOFS namespace"
+  }
+  assert {
+    condition = [
+      for f, p in module.lambdas.policies : f
+      if anytrue([for s in jsondecode(p).Statement : contains(s.Action, "cloudwatch:GetMetricData")])
+    ] == ["api_handler"]
+    error_message = "only api_handler reads the counters back (GET /metrics)"
+  }
+  assert {
+    condition = alltrue([
+      for env in values(merge(module.lambdas.worker_environments, { api_handler = module.lambdas.api_handler_environment })) :
+      env["DOFS_METRICS_NAMESPACE"] == "DOFS"
+    ])
+    error_message = "every function must publish to the namespace the dashboard and alarms read"
+  }
+}
+
 run "every_function_knows_the_events_table_and_bus_and_only_dlq_processor_publishes" {
   command = apply
 

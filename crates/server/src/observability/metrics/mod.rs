@@ -160,6 +160,26 @@ impl Registry {
         merged
     }
 
+    /// Every counter series: (name, labels sorted by name) and its value.
+    pub fn counter_series(&self) -> Vec<(SeriesKey, u64)> {
+        self.counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (series_key(k), v.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Every histogram series: (name, labels sorted by name) and its buckets.
+    pub fn histogram_series(&self) -> Vec<(SeriesKey, HistogramSnapshot)> {
+        self.histograms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (series_key(k), v.snapshot()))
+            .collect()
+    }
+
     /// Everything in the Prometheus text exposition format 0.0.4: catalog
     /// metrics first in catalog order, then any others by name; series sorted
     /// by labels; `# HELP` and `# TYPE` once per metric.
@@ -256,6 +276,13 @@ impl Registry {
         }
         out
     }
+}
+
+/// A series' identity: its metric name and its labels, sorted by name.
+pub type SeriesKey = (String, Vec<(String, String)>);
+
+fn series_key(key: &Key) -> SeriesKey {
+    (key.name().to_owned(), sorted_labels(key))
 }
 
 struct Family {
