@@ -14,7 +14,8 @@
 #      access blocked) and one lock table; then terraform-env.sh plans dev against that
 #      backend with the published artifact (when the environment roots are there), and
 #      the CI/CD roles' policies checked against every resource that plan creates
-#      (scripts/moto/check_cicd_policies.py: moto does not enforce IAM)
+#      (scripts/moto/check_cicd_policies.py: the apply runs with moto's IAM enforcement off,
+#      which cannot enforce resource-scoped policies anyway); a resource type with no rule there fails
 #
 # Usage: scripts/test-cicd.sh            (CI=true: a missing prerequisite is a failure)
 # Prints one PASS/FAIL/SKIP line per check and ends with "test-cicd: N passed, N failed, N skipped".
@@ -708,7 +709,8 @@ check_plan_dev() {
     echo "dev plan deploys lambda/$digest/<name>.zip"
 }
 
-# IAM is not enforced by moto: check the roles' policies against what dev's plan creates.
+# The applies run with moto's IAM enforcement off (it cannot enforce resource-scoped policies):
+# check the roles' policies against what dev's plan creates (every type needs a rule).
 check_cicd_policies() {
     terraform -chdir="$WORK/cicd/example" show -json >"$WORK/cicd-state.json" || return 1
     terraform -chdir="$WORK/repo/terraform/environments/dev" show -json "$WORK/plan-dev/tfplan" >"$WORK/plan-dev.json" || return 1

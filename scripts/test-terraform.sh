@@ -17,14 +17,17 @@ Steps:
   validate   terraform init -backend=false (offline, provider mirror) + validate, every root
   test       terraform test of every module with a tests/ directory (mocked provider, offline):
              keyless dashboard routes, operator key ids, concurrency, timeouts, log groups
-  grants     every data-plane action granted to the Lambdas is called by the code
+  grants     every data-plane action granted to the Lambdas is called by the code; every AWS
+             SDK call in crates/aws and lambdas is accounted for (scripts/moto/check_grants_needed.py)
   checkov    checkov over terraform/ (no failed check; every skip has a written reason)
   emulator   the Lambda zips (scripts/build-lambdas.sh --arch x86_64 when they are not
              built yet); moto server (scripts/moto/launcher.py) on a random port;
              setup-backend.sh (twice: idempotent), deploy-infrastructure.sh --skip-build
              (one apply of dev with those zips), smoke checks through boto3
              (scripts/moto/smoke.py; each function's CodeSha256 from Lambda GetFunction is
-             its built zip's), destroy-infrastructure.sh --delete-backend, then a listing
+             its built zip's), each function's role against every AWS operation its code
+             calls, on the applied ARNs (scripts/moto/check_grants_needed.py --state),
+             destroy-infrastructure.sh --delete-backend, then a listing
              that nothing is left
 
 Options:
@@ -161,6 +164,15 @@ else
     printf '%s\n' "$out"
     fail "the Lambda roles grant actions no code uses"
 fi
+# The other direction needs the ARNs, known only once applied: the emulator step below checks
+# every function's grants against them. Here, the source side alone: every AWS SDK call is
+# accounted for (its action, its resource, the functions that reach it).
+if out="$(python3 "$here/moto/check_grants_needed.py" --code-only 2>&1)"; then
+    pass "every AWS SDK call in crates/aws and lambdas has an action, a resource and the functions that reach it ($(tail -n1 <<<"$out"))"
+else
+    printf '%s\n' "$out"
+    fail "scripts/moto/check_grants_needed.py --code-only: AWS SDK calls not accounted for"
+fi
 
 # --- checkov -----------------------------------------------------------------------------------
 echo "== checkov"
@@ -287,6 +299,20 @@ echo "   moto ${DOFS_MOTO_ENDPOINT} (pid ${DOFS_MOTO_PID})"
         else
             cat "$work/outputs.err" 2>/dev/null || true
             echo "FAIL: smoke check"
+            rc=1
+        fi
+    fi
+
+    # The functions' roles, as applied, against what each function's code calls (moto
+    # cannot enforce least-privilege policies: README, "What is checked here").
+    if ((rc == 0)); then
+        if terraform -chdir="$root/terraform/environments/dev" show -json >"$work/state-dev.json" 2>"$work/state.err" &&
+            "$DOFS_PYTHON" "$here/moto/check_grants_needed.py" --state "$work/state-dev.json" >"$work/grants-needed.out" 2>&1; then
+            sed 's/^/   /' "$work/grants-needed.out"
+            echo "PASS: every AWS operation each function's code calls is granted to its role on the resource it calls it on ($(tail -n1 "$work/grants-needed.out"))"
+        else
+            cat "$work/state.err" "$work/grants-needed.out" 2>/dev/null | sed 's/^/   /'
+            echo "FAIL: a function's role lacks a grant its code needs (scripts/moto/check_grants_needed.py)"
             rc=1
         fi
     fi

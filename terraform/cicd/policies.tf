@@ -184,6 +184,9 @@ data "aws_iam_policy_document" "plan" {
       "kms:ListAliases",
       "iam:ListPolicies",
       "sts:GetCallerIdentity",
+      # An SNS subscription (the alarm topic's email) is no IAM resource type: reading it
+      # back is authorised on "*" only.
+      "sns:GetSubscriptionAttributes",
     ]
     resources = ["*"]
   }
@@ -303,6 +306,15 @@ data "aws_iam_policy_document" "deploy" {
     sid       = "ManageApiGateway"
     actions   = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE", "apigateway:UpdateRestApiPolicy"]
     resources = [local.arn[each.key].apigateway]
+  }
+
+  # The alarm topic's email subscription: Subscribe is authorised on the topic (above),
+  # but a subscription is no IAM resource type, so changing or removing one is authorised
+  # on "*" only.
+  statement {
+    sid       = "ManageTopicSubscriptions"
+    actions   = ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"]
+    resources = ["*"]
   }
 
   # Step Functions and API Gateway access logging go through CloudWatch Logs "log

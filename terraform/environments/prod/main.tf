@@ -1,6 +1,7 @@
-# prod: reserved concurrency sized for traffic, a year of logs, point-in-time
-# recovery and deletion protection on, strict alarms, execution logs at ERROR level
-# (logging every state of every order is the biggest avoidable log cost).
+# prod: a year of logs, point-in-time recovery and deletion protection on, strict
+# alarms, execution logs at ERROR level (logging every state of every order is the
+# biggest avoidable log cost). No reserved concurrency unless var.reserved_concurrency
+# sets some (it defaults to none; size it for the traffic and the account's quota).
 
 locals {
   environment = "prod"

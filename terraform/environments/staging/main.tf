@@ -1,5 +1,6 @@
-# staging: production-like. Reserved concurrency, 30 days of logs, point-in-time
-# recovery and deletion protection on, alarms close to prod.
+# staging: production-like. 30 days of logs, point-in-time recovery and deletion
+# protection on, alarms close to prod. No reserved concurrency unless
+# var.reserved_concurrency sets some (it defaults to none).
 
 locals {
   environment = "staging"
