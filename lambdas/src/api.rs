@@ -5,7 +5,10 @@
 //! API Gateway serves the API under a stage (`/dev/orders`); `lambda_http`
 //! puts the stage into the request path for REST APIs (and HTTP APIs send it
 //! in `rawPath`), so the stage is stripped here and the routes are the
-//! contract's, whatever the stage is called.
+//! contract's, whatever the stage is called. The stage's root without a
+//! trailing slash (`/dev`: Terraform's `invoke_url`, the `api_url` output) is
+//! redirected to `dev/`, so that the dashboard's URLs, relative to the page,
+//! resolve under the stage (`slash_the_stage_root`).
 //!
 //! API keys: API Gateway checks that a request on a keyed route carries *some*
 //! valid key of the usage plan, and puts that key's id in the request context
@@ -22,7 +25,8 @@
 
 use crate::metrics::Publisher;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use dofs_aws::AwsAdapters;
 use dofs_server::auth::{Access, VerifiedAccess};
 use dofs_server::observability::Observability;
@@ -127,13 +131,15 @@ pub fn app_with(
     let operators = Arc::new(operators);
     // A layer on a router runs after its routing: wrap it, so that the inner
     // router routes the rewritten path. Layers run outside in: the stage is
-    // stripped, and the key API Gateway verified is marked on the request for
-    // the router's route groups to check.
+    // stripped, the stage's root without a slash is redirected, and the key
+    // API Gateway verified is marked on the request for the router's route
+    // groups to check.
     Ok(axum::Router::new()
         .fallback_service(router)
         .layer(axum::middleware::map_request(move |request| {
             mark_access(Arc::clone(&operators), request)
         }))
+        .layer(axum::middleware::map_request(slash_the_stage_root))
         .layer(axum::middleware::map_request(strip_stage)))
 }
 
@@ -182,6 +188,36 @@ fn stage_of(request: &Request) -> Option<String> {
         _ => None,
     }?;
     (stage != "$default" && !stage.is_empty()).then_some(stage)
+}
+
+/// Sends a browser at the stage's root without a trailing slash (`GET /dev`)
+/// to `./dev/` (308). API Gateway serves the root resource at `/dev` and at
+/// `/dev/` alike, with the same `path` (`/`); only `requestContext.path` (the
+/// path as requested) tells them apart. The dashboard's URLs are relative to
+/// the page, and from `/dev` they would resolve outside the stage
+/// (`/assets/app.js`, `/stats`), which API Gateway refuses. The redirect is
+/// relative, so that it holds behind a custom domain's base path too.
+async fn slash_the_stage_root(request: Request) -> Result<Request, Response> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path() != "/" {
+        return Ok(request);
+    }
+    let requested = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.path.clone().unwrap_or_default(),
+        _ => return Ok(request),
+    };
+    if requested.is_empty() || requested.ends_with('/') {
+        return Ok(request);
+    }
+    let last = requested.rsplit('/').next().unwrap_or_default();
+    let location = match request.uri().query() {
+        Some(q) => format!("./{last}/?{q}"),
+        None => format!("./{last}/"),
+    };
+    Err((
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response())
 }
 
 /// Removes a leading `/{stage}` from the path.

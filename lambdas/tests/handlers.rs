@@ -128,6 +128,43 @@ fn keyed_post_event(path: &str, key_id: Option<&str>) -> String {
     e.to_string()
 }
 
+/// A REST API event for `GET /` (the root resource), requested as `requested`
+/// (`requestContext.path`, the stage included).
+fn root_event(requested: &str) -> String {
+    let mut e: Value =
+        serde_json::from_str(&event("apigw_v1_post_order_invalid.json")).expect("json");
+    e["resource"] = json!("/");
+    e["path"] = json!("/");
+    e["httpMethod"] = json!("GET");
+    e["pathParameters"] = Value::Null;
+    e["requestContext"]["resourcePath"] = json!("/");
+    e["requestContext"]["httpMethod"] = json!("GET");
+    e["requestContext"]["path"] = json!(requested);
+    e["body"] = Value::Null;
+    e.to_string()
+}
+
+#[tokio::test]
+async fn the_stage_root_without_a_slash_is_sent_to_the_page_under_the_stage() {
+    let app = dofs_lambdas::api::app(&offline().await).expect("app");
+    let request = |requested: &str| {
+        let r = lambda_http::request::from_str(&root_event(requested)).expect("a proxy event");
+        app.clone().oneshot(r.map(Body::new))
+    };
+    // `https://{api}/dev`, the api_url output: relative URLs would leave the stage.
+    let response = request("/dev").await.expect("infallible");
+    assert_eq!(response.status().as_u16(), 308);
+    assert_eq!(response.headers()["location"], "./dev/");
+    // `https://{api}/dev/`: the page, whose relative URLs stay under /dev/.
+    let response = request("/dev/").await.expect("infallible");
+    assert_eq!(response.status().as_u16(), 200);
+    let page = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains(r#"src="assets/app.js""#), "{page}");
+}
+
 #[test]
 fn the_routers_timeout_stays_under_the_functions_and_dlq_runs_stop_before_the_deadline() {
     use dofs_lambdas::api::{request_timeout_from, DEFAULT_REQUEST_TIMEOUT};

@@ -4,6 +4,14 @@
 //! HTTP response. Like API Gateway, a function error answers 502 and a
 //! timeout 504, with API Gateway's own JSON message.
 //!
+//! The stage: as on AWS, the API is served under `/{stage}/` (the stage is
+//! `--env`, the environment, as Terraform names it): `/{stage}/orders` is the
+//! event's `path` `/orders`, and `/{stage}` and `/{stage}/` are both the root
+//! `/`; `requestContext.path` is the path as requested, stage included. For
+//! local convenience the same paths without the stage are served too
+//! (`/orders`, as `dofs serve` has them; `requestContext.path` is then
+//! `/{stage}/orders`); a path under `/{stage}` is always read as the stage's.
+//!
 //! API keys, as Terraform's `api_gateway` module sets them up: every route but
 //! `GET /health`, `GET /ready`, `GET /` and `GET /assets/...` needs an
 //! `x-api-key` of the usage plan (else 401, the module's `INVALID_API_KEY`
@@ -13,7 +21,7 @@
 //! carries the id of a built-in operator key, [`LOCAL_OPERATOR_KEY_ID`].
 //!
 //! What it does not do: usage plan quotas, throttling, request validation,
-//! custom domains. The stage is not part of local URLs.
+//! custom domains.
 
 use crate::lambda::Invoker;
 use axum::body::{Body, Bytes};
@@ -112,10 +120,28 @@ fn gateway_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The proxy event of a request.
+/// The path of a request to route, without the stage, and the path as API
+/// Gateway's `requestContext.path` has it: `/{stage}/x` is `/x` (and `/{stage}`
+/// is `/`), requested as it is; a path without the stage is served as it is,
+/// as if requested under the stage.
+pub fn split_stage(requested: &str, stage: &str) -> (String, String) {
+    match requested
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(stage))
+    {
+        Some("") => ("/".to_owned(), requested.to_owned()),
+        Some(rest) if rest.starts_with('/') => (rest.to_owned(), requested.to_owned()),
+        _ => (requested.to_owned(), format!("/{stage}{requested}")),
+    }
+}
+
+/// The proxy event of a request for `path` (without the stage), requested
+/// as `context_path` (with it; see [`split_stage`]).
+#[allow(clippy::too_many_arguments)]
 pub fn proxy_event(
     method: &str,
     path: &str,
+    context_path: &str,
     query: Option<&str>,
     headers: &[(String, String)],
     body: &[u8],
@@ -178,7 +204,7 @@ pub fn proxy_event(
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
             "apiId": "local",
-            "path": format!("/{stage}{path}"),
+            "path": context_path,
             "protocol": "HTTP/1.1",
             "requestTimeEpoch": now,
             "domainName": single.get("host").cloned().unwrap_or(Value::Null),
@@ -280,10 +306,10 @@ pub async fn handle(State(gw): State<Gateway>, request: Request) -> Response {
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
     let method = parts.method.as_str();
-    let path = parts.uri.path();
+    let (path, context_path) = split_stage(parts.uri.path(), &gw.stage);
     let api_key_id = if !gw.keys.enforced() {
         Some(LOCAL_OPERATOR_KEY_ID.to_owned())
-    } else if is_keyless(method, path) {
+    } else if is_keyless(method, &path) {
         None
     } else {
         let presented = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
@@ -294,7 +320,8 @@ pub async fn handle(State(gw): State<Gateway>, request: Request) -> Response {
     };
     let event = proxy_event(
         method,
-        path,
+        &path,
+        &context_path,
         parts.uri.query(),
         &headers,
         &body,
@@ -358,6 +385,7 @@ mod tests {
         let e = proxy_event(
             "GET",
             "/orders",
+            "/local/orders",
             Some("status=FAILED&limit=5&x=a%20b&x=c"),
             &[],
             b"",
@@ -375,6 +403,27 @@ mod tests {
         );
         assert_eq!(e["body"], Value::Null);
         assert_eq!(e["requestContext"]["path"], "/local/orders");
+    }
+
+    #[test]
+    fn the_stage_is_stripped_and_kept_in_the_context_path() {
+        for (requested, path, context) in [
+            ("/dev/orders", "/orders", "/dev/orders"),
+            ("/dev/assets/app.js", "/assets/app.js", "/dev/assets/app.js"),
+            ("/dev/", "/", "/dev/"),
+            ("/dev", "/", "/dev"),
+            // Without the stage (local only): as if requested under it.
+            ("/orders", "/orders", "/dev/orders"),
+            ("/", "/", "/dev/"),
+            // Not the stage, only a path that starts like it.
+            ("/devices", "/devices", "/dev/devices"),
+        ] {
+            assert_eq!(
+                split_stage(requested, "dev"),
+                (path.to_owned(), context.to_owned()),
+                "{requested}"
+            );
+        }
     }
 
     #[test]

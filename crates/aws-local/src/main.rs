@@ -524,9 +524,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_state(gateway);
     println!("dofs-local-aws listening on http://{addr}");
     eprintln!(
-        "dofs-local-aws: emulator {}, function logs in {}",
+        "dofs-local-aws: emulator {}, function logs in {}; the API is served as on AWS under \
+         its stage, http://{addr}/{}/ (the dashboard), and without it",
         args.aws_endpoint,
-        log_dir.display()
+        log_dir.display(),
+        args.environment
     );
     axum::serve(public, app)
         .with_graceful_shutdown(shutdown_signal())

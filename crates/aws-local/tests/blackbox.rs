@@ -14,11 +14,15 @@
 //! tells an operator key from a client key by the key id in the request
 //! context, as on AWS.
 //!
-//! One test is about the AWS shape alone:
+//! Two tests are about the AWS shape alone:
 //! `metrics_are_true_for_the_whole_fleet_of_functions` sends orders through
 //! several `api_handler` and `fulfill_order` instances and compares what
 //! `GET /metrics` serves (CloudWatch's sums, DynamoDB, SQS) with what was
-//! sent, what the store holds and what the DLQ holds.
+//! sent, what the store holds and what the DLQ holds;
+//! `the_dashboard_works_under_the_stage_path_with_its_files_keyless_and_its_data_keyed`
+//! opens the dashboard under the stage, as API Gateway serves it (the other
+//! tests use the stand-in's paths without the stage), and, when Chromium is
+//! installed, in a real browser too.
 //!
 //! Needs `DOFS_MOTO_ENDPOINT` and the Lambda binaries beside this test's
 //! binary (`cargo build -p dofs-lambdas --bins`); scripts/test-aws.sh does
@@ -520,4 +524,563 @@ async fn metrics_are_true_for_the_whole_fleet_of_functions() {
         fulfilling > 1,
         "{fulfilling} fulfill_order instance(s) made attempts"
     );
+}
+
+/// The `src` and `href` values of `html`'s tags, with each tag's name
+/// (comments left out): enough for the dashboard's page, whose values are
+/// double-quoted.
+fn tag_urls(html: &str) -> Vec<(String, String)> {
+    let mut text = html.to_owned();
+    while let Some(start) = text.find("<!--") {
+        let end = text[start..]
+            .find("-->")
+            .map_or(text.len(), |e| start + e + 3);
+        text.replace_range(start..end, "");
+    }
+    let mut found = Vec::new();
+    for tag in text.split('<').skip(1) {
+        let tag = tag.split('>').next().unwrap_or_default();
+        let name = tag
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        for attribute in [" src=\"", " href=\""] {
+            let mut rest = tag;
+            while let Some(i) = rest.find(attribute) {
+                rest = &rest[i + attribute.len()..];
+                let value = rest.split('"').next().unwrap_or_default();
+                found.push((name.clone(), value.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// What the dashboard's script requests, as written in it: the first
+/// argument of each `api(...)` call and each listing's `path:` (listings
+/// are requested as `{path}?limit=15`), and whether the call sends a body.
+/// `${...}` parts are left in; a literal that starts with one (the listing
+/// call itself) is left out, its paths being the `path:` ones.
+fn script_requests(js: &str) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
+    for (marker, quotes, suffix) in [("api(", "'`", ""), ("path: ", "'", "?limit=15")] {
+        let mut rest = js;
+        while let Some(i) = rest.find(marker) {
+            rest = &rest[i + marker.len()..];
+            let Some(quote) = rest.chars().next().filter(|c| quotes.contains(*c)) else {
+                continue;
+            };
+            let Some(end) = rest[1..].find(quote) else {
+                break;
+            };
+            let literal = &rest[1..1 + end];
+            // `api(path, { body })`; a listing's `path: '...',` sends none.
+            let sends_body = marker == "api(" && rest[2 + end..].trim_start().starts_with(',');
+            if !literal.starts_with("${") {
+                found.push((format!("{literal}{suffix}"), sends_body));
+            }
+        }
+    }
+    found
+}
+
+/// A request of [`script_requests`] with its `${...}` parts given values for
+/// `order` and its execution (by what they name, as the script does).
+fn fill_in(literal: &str, order: &str, execution: &str) -> String {
+    let mut out = String::new();
+    let mut rest = literal;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let mut depth = 0;
+        let mut end = rest.len();
+        for (j, c) in rest[i + 1..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 1 => {
+                    end = i + 1 + j;
+                    break;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        let expression = &rest[i + 2..end];
+        if expression.contains("URLSearchParams") {
+            out.push_str(&format!("orderId={order}"));
+        } else if expression.contains("executionId") {
+            out.push_str(execution);
+        } else if expression.contains("orderId") {
+            out.push_str(order);
+        } else {
+            panic!("no value for ${{{expression}}} in {literal}");
+        }
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Item 5 of issue 17: on AWS the API, and so the dashboard, is served under
+/// the stage (`https://{api}/{stage}`, Terraform's `api_url`), and API
+/// Gateway refuses what is not under it. Here the dashboard is opened through
+/// the stage, without an API key, as `/{stage}` (which `api_handler` sends to
+/// `/{stage}/`) and as `/{stage}/`; every file the page refers to and every
+/// request its script makes is resolved against the page's URL as a browser
+/// does (`Url::join`) and must stay under `/{stage}/`; the files answer 200
+/// without a key, the data 200 with the client key (the dashboard sends the
+/// key kept in the browser) and 401 without. Then, when Chromium is
+/// installed (scripts/setup-browser.sh), a real browser opens `/{stage}` with
+/// the key stored, shows live numbers and an order's execution, and every
+/// URL it loaded is under the stage.
+#[tokio::test]
+#[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
+async fn the_dashboard_works_under_the_stage_path_with_its_files_keyless_and_its_data_keyed() {
+    use dofs_blackbox::tests::{OPERATOR_KEY, SUBMIT_KEY};
+    use reqwest::Url;
+    use serde_json::Value;
+
+    let Some(stack) = start_with(&Settings::default(), true) else {
+        return;
+    };
+    // The stage is the environment, `--env`: the prefix here.
+    let stage = stack.prefix.clone();
+    let under_stage = format!("/{stage}/");
+    let root = Url::parse(&stack.base).expect("the stack's URL");
+    let stage_root = root.join(&under_stage).expect("the stage's URL");
+    let http = reqwest::Client::new();
+
+    // An order, so that there is something to show.
+    let r = http
+        .post(stage_root.join("order").expect("url"))
+        .header("x-api-key", SUBMIT_KEY)
+        .json(&dofs_blackbox::seed_order())
+        .send()
+        .await
+        .expect("POST order");
+    assert_eq!(r.status().as_u16(), 202);
+    let accepted: Value = r.json().await.expect("json");
+    let order = accepted["orderId"].as_str().expect("orderId").to_owned();
+    let execution = accepted["executionArn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit(':').next())
+        .expect("executionArn")
+        .to_owned();
+
+    // The page, keyless, at the stage's root with and without the slash.
+    let mut page = None;
+    for opened in [format!("/{stage}"), under_stage.clone()] {
+        let r = http
+            .get(root.join(&opened).expect("url"))
+            .send()
+            .await
+            .expect("GET the page");
+        assert_eq!(r.status().as_u16(), 200, "GET {opened} without a key");
+        assert_eq!(
+            r.url().path(),
+            under_stage,
+            "GET {opened} ends at the page under the stage"
+        );
+        let content_type = r.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .to_owned();
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        page = Some((r.url().clone(), r.text().await.expect("the page")));
+    }
+    let (page_url, html) = page.expect("the page");
+
+    // Every file the page refers to: under the stage, 200 without a key.
+    let mut script = None;
+    let mut files = 0;
+    for (tag, value) in tag_urls(&html) {
+        if value.starts_with("data:") {
+            continue;
+        }
+        let url = page_url.join(&value).expect("a URL");
+        assert!(
+            url.path().starts_with(&under_stage),
+            "<{tag}> {value:?} resolves to {url}, outside the stage {under_stage}"
+        );
+        if tag == "a" {
+            // A link, not part of the page (/metrics needs a key).
+            continue;
+        }
+        let r = http.get(url.clone()).send().await.expect("GET a file");
+        assert_eq!(r.status().as_u16(), 200, "<{tag}> {url} without a key");
+        files += 1;
+        if tag == "script" {
+            script = Some(r.text().await.expect("the script"));
+        }
+    }
+    assert!(files >= 2, "the stylesheet and the script: {html}");
+    let script = script.expect("the page's script");
+
+    // Every request of the script: under the stage; the data 200 with the
+    // client key and 401 without (the gateway's check), the cancel with an
+    // operator key through to api_handler (200, or 409 once the order is
+    // past cancelling).
+    let requests = script_requests(&script);
+    for route in [
+        "stats",
+        "alerts",
+        "orders?",
+        "failed-orders?",
+        "executions/",
+        "events?",
+    ] {
+        assert!(
+            requests
+                .iter()
+                .any(|(r, _)| r.trim_start_matches('/').starts_with(route)),
+            "the script requests {route}: {requests:?}"
+        );
+    }
+    for (literal, sends_body) in &requests {
+        let relative = fill_in(literal, &order, &execution);
+        let url = page_url.join(&relative).expect("a URL");
+        assert!(
+            url.path().starts_with(&under_stage),
+            "the script's {literal:?} resolves to {url}, outside the stage {under_stage}"
+        );
+        if *sends_body {
+            let r = http
+                .post(url.clone())
+                .header("x-api-key", OPERATOR_KEY)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .expect("POST");
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            assert!(matches!(status, 200 | 409), "POST {url}: {status} {body}");
+            continue;
+        }
+        let r = http
+            .get(url.clone())
+            .send()
+            .await
+            .expect("GET without a key");
+        assert_eq!(r.status().as_u16(), 401, "GET {url} without a key");
+        let r = http
+            .get(url.clone())
+            .header("x-api-key", SUBMIT_KEY)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        // The fleet serves no workflow graph: the page draws none on its 404.
+        let no_graph = status == 404
+            && literal == "workflow"
+            && body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no workflow graph"));
+        assert!(status == 200 || no_graph, "GET {url}: {status} {body}");
+    }
+
+    match Chromium::binaries() {
+        Some((chromium, driver)) => {
+            browser_through_the_stage(&chromium, &driver, &root, &stage).await
+        }
+        None => eprintln!(
+            "SKIP the browser part: no Chromium or chromedriver (scripts/setup-browser.sh)"
+        ),
+    }
+}
+
+/// The browser part of the stage test: the page opened at `/{stage}` with
+/// the client key stored, as a user who gave it once.
+async fn browser_through_the_stage(
+    chromium: &std::path::Path,
+    driver: &std::path::Path,
+    root: &reqwest::Url,
+    stage: &str,
+) {
+    let browser = Chromium::start(chromium, driver, stage).await;
+    let under_stage = format!("/{stage}/");
+    // The key, stored for the origin before the page asks (so that no request fails).
+    browser
+        .goto(root.join(&format!("{stage}/health")).expect("url").as_str())
+        .await;
+    browser
+        .exec(&format!(
+            "localStorage.setItem('dofs.apiKey', '{}'); return true;",
+            dofs_blackbox::tests::SUBMIT_KEY
+        ))
+        .await;
+    // Read, so left out of the page's log: that page's own load (a JSON
+    // document, for which Chromium asks for `/favicon.ico`, keyed here).
+    browser.severe_log().await;
+    browser.goto(root.join(stage).expect("url").as_str()).await;
+    let path = browser.exec("return location.pathname").await;
+    assert_eq!(
+        path, under_stage,
+        "the browser ends at the page under the stage"
+    );
+    browser
+        .wait_for(
+            "live numbers",
+            "return document.getElementById('live').textContent === 'live'
+                && document.getElementById('count-total').textContent !== '–'
+                && Number(document.getElementById('count-total').textContent) >= 1",
+        )
+        .await;
+    browser
+        .exec("document.querySelector('#orders button[data-order]').click(); return true;")
+        .await;
+    let state = browser
+        .wait_for(
+            "the order's execution view",
+            "const s = document.getElementById('execution').dataset.state;
+             return s === 'ready' || s === 'error' ? s : null;",
+        )
+        .await;
+    let summary = browser
+        .exec("return document.getElementById('execution-summary').textContent")
+        .await;
+    assert_eq!(state, "ready", "the execution view: {summary}");
+    let loaded = browser
+        .exec(
+            "return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name))",
+        )
+        .await;
+    let loaded: Vec<String> = loaded
+        .as_array()
+        .expect("URLs")
+        .iter()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .filter(|u| u.starts_with("http"))
+        .collect();
+    for url in &loaded {
+        let url = reqwest::Url::parse(url).expect("a URL");
+        assert!(
+            url.path().starts_with(&under_stage),
+            "the browser loaded {url}, outside the stage {under_stage}: {loaded:?}"
+        );
+    }
+    for part in [
+        "assets/app.css",
+        "assets/app.js",
+        "stats",
+        "orders?",
+        "executions/",
+        "events?",
+    ] {
+        assert!(
+            loaded
+                .iter()
+                .any(|u| u.contains(&format!("{under_stage}{part}"))),
+            "the browser loaded {under_stage}{part}: {loaded:?}"
+        );
+    }
+    let errors = browser.exec("return window.__dofsErrors").await;
+    assert_eq!(errors, serde_json::json!([]), "errors seen by the page");
+    // Chromium logs every failed load; the only one expected is the 404 the
+    // fleet answers to `workflow` (no graph served on AWS), which the page expects.
+    let severe: Vec<_> = browser
+        .severe_log()
+        .await
+        .into_iter()
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or_default();
+            !(m.contains(&format!("{under_stage}workflow")) && m.contains("404"))
+        })
+        .collect();
+    assert!(severe.is_empty(), "the browser's console: {severe:?}");
+    eprintln!("the browser loaded, all under {under_stage}: {loaded:?}");
+    browser.quit().await;
+}
+
+/// Debian's headless Chromium over WebDriver (chromedriver, plain HTTP), as
+/// `crates/cli/tests/dashboard.rs` drives it, reduced to what the stage
+/// test needs.
+struct Chromium {
+    driver: Child,
+    endpoint: String,
+    session: String,
+    http: reqwest::Client,
+    profile: PathBuf,
+}
+
+impl Chromium {
+    /// Chromium and chromedriver (`DOFS_CHROMIUM`, `DOFS_CHROMEDRIVER`, else
+    /// Debian's paths), if both are there.
+    fn binaries() -> Option<(PathBuf, PathBuf)> {
+        let chromium = std::env::var_os("DOFS_CHROMIUM")
+            .map_or(PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+        let driver = std::env::var_os("DOFS_CHROMEDRIVER")
+            .map_or(PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
+        (chromium.exists() && driver.exists()).then_some((chromium, driver))
+    }
+
+    async fn start(chromium: &std::path::Path, driver: &std::path::Path, name: &str) -> Chromium {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = std::env::temp_dir().join(format!("dofs-chromium-{name}"));
+        let mut browser = Chromium {
+            driver: child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            session: String::new(),
+            http: reqwest::Client::new(),
+            profile,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = browser
+                .http
+                .get(format!("{}/status", browser.endpoint))
+                .send()
+                .await
+            {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if body["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let args = [
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            format!("--user-data-dir={}", browser.profile.display()),
+        ];
+        let created = browser
+            .call(
+                "POST",
+                "/session",
+                serde_json::json!({"capabilities": {"alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {"binary": chromium, "args": args},
+                    "goog:loggingPrefs": {"browser": "ALL"},
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"].as_str().expect("a session").to_owned();
+        browser
+    }
+
+    /// One WebDriver command; panics with the driver's message on an error.
+    async fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}{path}", self.endpoint);
+        let request = match method {
+            "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
+            _ => self.http.post(&url).json(&body),
+        };
+        let response = request.send().await.expect("reach chromedriver");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("WebDriver JSON");
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path}: {status} {body}"
+        );
+        body["value"].clone()
+    }
+
+    async fn session_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+            .await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.session_call("POST", "/url", serde_json::json!({ "url": url }))
+            .await;
+    }
+
+    async fn exec(&self, script: &str) -> serde_json::Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            serde_json::json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Runs `script` until it returns something other than null or false (60 s at most).
+    async fn wait_for(&self, what: &str, script: &str) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let v = self.exec(script).await;
+            if !v.is_null() && v != false {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The browser's log entries at SEVERE level (console errors, failed loads).
+    async fn severe_log(&self) -> Vec<serde_json::Value> {
+        let entries = self
+            .session_call("POST", "/se/log", serde_json::json!({"type": "browser"}))
+            .await;
+        entries
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect()
+    }
+
+    async fn quit(mut self) {
+        self.session_call("DELETE", "", serde_json::Value::Null)
+            .await;
+        self.session.clear();
+    }
+}
+
+/// Ends a WebDriver session, blocking (for `Drop`): chromedriver then closes
+/// its Chromium, which killing chromedriver alone would leave running.
+fn end_session(endpoint: &str, session: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(())
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // A failed test has not quit its session.
+        if !self.session.is_empty() {
+            let _ = end_session(&self.endpoint, &self.session);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }

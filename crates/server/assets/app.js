@@ -6,6 +6,10 @@
 // An open order view (execution history and order events) is refreshed on
 // the same beat. Every request sends the API key kept in localStorage, when
 // there is one.
+//
+// Every URL here (and in index.html) is relative to the page, never absolute:
+// `dofs serve` serves the page at `/`, API Gateway at `/{stage}/`, and only a
+// relative URL keeps the stage (`stats` is `/dev/stats` there, `/stats` here).
 (function () {
   'use strict';
 
@@ -38,7 +42,9 @@
     }
   }
 
-  // A JSON request; `body`, when given, is sent as JSON (with `method`, default POST).
+  // A JSON request to `path`, relative to the page (`orders?limit=15`, no
+  // leading slash); `body`, when given, is sent as JSON (with `method`,
+  // default POST).
   async function api(path, { method, body: payload } = {}) {
     const headers = { accept: 'application/json' };
     const key = apiKey();
@@ -368,7 +374,7 @@
   }
 
   const orders = listing({
-    path: '/orders',
+    path: 'orders',
     table: 'orders',
     columns: 8,
     newer: 'orders-newer',
@@ -383,7 +389,7 @@
     },
   });
   const failed = listing({
-    path: '/failed-orders',
+    path: 'failed-orders',
     table: 'failed',
     columns: 4,
     newer: 'failed-newer',
@@ -399,7 +405,7 @@
   async function workflow() {
     if (workflowGraph !== undefined) return workflowGraph;
     try {
-      workflowGraph = await api('/workflow');
+      workflowGraph = await api('workflow');
     } catch (e) {
       if (e.status === 404) workflowGraph = null;
       else throw e;
@@ -436,11 +442,11 @@
     const load = ++executionLoads;
     const panel = $('execution');
     try {
-      const order = await api(`/orders/${encodeURIComponent(orderId)}`);
+      const order = await api(`orders/${encodeURIComponent(orderId)}`);
       const executionId = String(order.executionArn || '').split(':').pop();
       const [execution, events, graph] = await Promise.all([
-        api(`/executions/${encodeURIComponent(executionId)}`),
-        api(`/events?${new URLSearchParams({ orderId })}`).then((page) => page.items, (e) => e),
+        api(`executions/${encodeURIComponent(executionId)}`),
+        api(`events?${new URLSearchParams({ orderId })}`).then((page) => page.items, (e) => e),
         workflow(),
       ]);
       if (shownOrder !== orderId || load !== executionLoads) return;
@@ -479,7 +485,7 @@
     button.disabled = true;
     showMessage('');
     try {
-      await api(`/orders/${encodeURIComponent(orderId)}/cancel`, { body: reason ? { reason } : {} });
+      await api(`orders/${encodeURIComponent(orderId)}/cancel`, { body: reason ? { reason } : {} });
       $('cancel-reason').value = '';
     } catch (err) {
       if (shownOrder === orderId) showMessage(`Could not cancel the order: ${err.message}`);
@@ -752,7 +758,7 @@
     if (refreshing) return;
     refreshing = true;
     try {
-      const [stats, alerts] = await Promise.all([api('/stats'), api('/alerts')]);
+      const [stats, alerts] = await Promise.all([api('stats'), api('alerts')]);
       renderStats(stats);
       renderAlerts(alerts);
       await Promise.all([orders.live(), failed.live(), shownOrder ? loadExecution(shownOrder) : null]);

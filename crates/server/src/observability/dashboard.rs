@@ -10,6 +10,10 @@
 //!
 //! Listings (recent orders, failed orders) come from the paginated API
 //! routes, a page at a time, so the page stays quick with millions of orders.
+//!
+//! The page names its files and its data by URLs relative to itself
+//! (`assets/app.js`, `stats`), so that it works wherever it is served: at `/`
+//! by `dofs serve`, at `/{stage}/` behind API Gateway.
 
 use super::{Observability, Point};
 use crate::error::ApiError;
