@@ -18,6 +18,12 @@
 //! answers 403 unless the request came with one of those ids; with the
 //! variable unset or empty, no request may use an operator route.
 //!
+//! Deadlines: the router answers 503 `Timeout` after `DOFS_REQUEST_TIMEOUT_MS`
+//! (Terraform: a second under the function's timeout), or before the
+//! invocation's own deadline less [`INVOCATION_RESERVE`] if that comes first
+//! ([`mark_deadline`]); the DLQ actions stop working before either
+//! (`dofs_server::deadline`), so a large DLQ is never cut off midway.
+//!
 //! Metrics: `GET /metrics` serves only values true for every instance
 //! together ([`dofs_server::observability::fleet`]): gauges from DynamoDB and
 //! SQS, counters summed by CloudWatch ([`crate::metrics`]). [`publishing`]
@@ -29,13 +35,14 @@ use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use dofs_aws::AwsAdapters;
 use dofs_server::auth::{Access, VerifiedAccess};
+use dofs_server::deadline::RequestDeadline;
 use dofs_server::observability::Observability;
 use dofs_server::overload::OverloadConfig;
 use dofs_server::AppState;
 use lambda_http::request::RequestContext;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The environment variable naming the operator keys' API key ids.
 pub const OPERATOR_KEY_IDS_VAR: &str = "DOFS_OPERATOR_API_KEY_IDS";
@@ -64,6 +71,38 @@ pub fn request_timeout_from(value: Option<String>) -> Result<Duration, dofs_aws:
             }),
         },
     }
+}
+
+/// What an invocation keeps after its request's deadline: turning the answer
+/// into API Gateway's and publishing the request's metrics ([`publishing`]).
+pub const INVOCATION_RESERVE: Duration = Duration::from_secs(1);
+
+/// The deadline of a request whose invocation ends at `deadline_ms` (ms since
+/// the epoch, as the Lambda context gives it), seen at `now_ms`:
+/// [`INVOCATION_RESERVE`] before it.
+pub fn invocation_deadline(deadline_ms: u64, now_ms: u64, now: Instant) -> RequestDeadline {
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    RequestDeadline(now + left.saturating_sub(INVOCATION_RESERVE))
+}
+
+/// Marks the request with its invocation's deadline, when the Lambda context
+/// gives one (a deadline of 0, as in `Context::default()`, gives none); the
+/// router's own timeout applies when it comes first.
+async fn mark_deadline(mut request: Request) -> Request {
+    let Some(deadline_ms) = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.deadline)
+        .filter(|ms| *ms > 0)
+    else {
+        return request;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let deadline = invocation_deadline(deadline_ms, now_ms, Instant::now());
+    request.extensions_mut().insert(deadline);
+    request
 }
 
 /// The API Gateway API key ids whose holders may use the operator routes.
@@ -133,9 +172,10 @@ pub fn app_with(
     // router routes the rewritten path. Layers run outside in: the stage is
     // stripped, the stage's root without a slash is redirected, and the key
     // API Gateway verified is marked on the request for the router's route
-    // groups to check.
+    // groups to check, and so is the invocation's deadline.
     Ok(axum::Router::new()
         .fallback_service(router)
+        .layer(axum::middleware::map_request(mark_deadline))
         .layer(axum::middleware::map_request(move |request| {
             mark_access(Arc::clone(&operators), request)
         }))

@@ -193,6 +193,19 @@ fn the_routers_timeout_stays_under_the_functions_and_dlq_runs_stop_before_the_de
     );
     // Past the deadline: stop at once.
     assert!(dlq::stop_at(1_000, 2_000) <= std::time::Instant::now());
+    // An API invocation with 15 s left: its requests end a second before.
+    use dofs_lambdas::api::invocation_deadline;
+    use dofs_server::deadline::RequestDeadline;
+    let now = std::time::Instant::now();
+    assert_eq!(
+        invocation_deadline(1_000_015_000, 1_000_000_000, now),
+        RequestDeadline(now + Duration::from_secs(14))
+    );
+    assert_eq!(
+        invocation_deadline(1_000, 2_000, now),
+        RequestDeadline(now),
+        "past the deadline: none left"
+    );
 }
 
 #[tokio::test]

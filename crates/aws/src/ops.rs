@@ -9,16 +9,43 @@
 //! - an order goes back to `PENDING` *before* its message returns to the
 //!   orders queue, so a worker never receives a message for an order that is
 //!   still `FAILED` (it would drop it as already terminal).
+//!
+//! Every action ends by the deadline its caller gives (the request's, less a
+//! margin), however large the DLQ: a redrive or purge goes batch by batch and
+//! answers how many it handled and whether more remain; a retry or cancel of a
+//! `FAILED` order that could not search the whole DLQ for the order's dead
+//! letters by then changes nothing and says so (`Transient`, with a
+//! [`dofs_core::ports::OutOfTime`] source).
+//! An action run past its deadline would be cut off by the request's timeout
+//! midway, its caller learning nothing.
 
-use crate::queue::{LeasedDeadLetter, SqsQueue};
+use crate::queue::{lease_until, LeasedDeadLetter, SqsQueue};
 use crate::store::DynamoDbOrderStore;
 use crate::workflow::AcceptedOrderStore;
 use async_trait::async_trait;
-use dofs_core::ports::{Clock, ErrorKind, Operations, OrderStore, PortError, Queue, Transition};
-use dofs_core::service::OrderMessage;
+use dofs_core::ports::{
+    Clock, DlqProgress, ErrorKind, Operations, OrderStore, PortError, Queue, Transition,
+};
+use dofs_core::service::{record_dead_letter, OrderMessage};
 use dofs_core::{Order, OrderId, OrderStatus, Timestamp};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
+
+/// Dead letters a redrive or purge leases at once.
+const BATCH: usize = 100;
+
+/// Dead letters a redrive or purge handles between two looks at its deadline
+/// (one SQS batch call).
+const STEP: usize = 10;
+
+/// What a redrive or purge does to each dead letter.
+#[derive(Clone, Copy, Debug)]
+enum Drain {
+    /// Its order back to `PENDING`, the message back on the orders queue.
+    Redrive,
+    /// Its order recorded `FAILED` if it was not yet, the message deleted.
+    Purge,
+}
 
 /// Operator actions on the AWS shape.
 #[derive(Clone)]
@@ -65,6 +92,93 @@ impl AwsOperations {
             other => Ok(other),
         }
     }
+
+    /// Redrives or purges the dead letters the DLQ holds now, [`BATCH`] leased
+    /// at a time and handled [`STEP`] at a time, until none is left or
+    /// `until` passes (after the first step, so every call makes progress).
+    /// What was leased and not handled by then is released for the next call.
+    async fn drain(&self, how: Drain, until: Instant) -> Result<DlqProgress, PortError> {
+        // Only the dead letters there now: one redriven and dead again meanwhile waits.
+        let present = self.queue.dead_count().await?;
+        let mut done = 0u64;
+        let out_of_time = |done: u64| done > 0 && Instant::now() >= until;
+        while done < present {
+            if out_of_time(done) {
+                return Ok(DlqProgress {
+                    count: done,
+                    more: true,
+                });
+            }
+            let want = (present - done).min(BATCH as u64) as usize;
+            let leased = self
+                .queue
+                .lease_every_dead_letter_until(want, lease_until(until), Some(until))
+                .await?
+                .leased;
+            if leased.is_empty() {
+                // Gone meanwhile, or held by another reader past the wait.
+                return Ok(DlqProgress {
+                    count: done,
+                    more: Instant::now() >= until,
+                });
+            }
+            let mut rest = leased.as_slice();
+            while !rest.is_empty() {
+                if out_of_time(done) {
+                    self.queue.release_dead_letters(rest).await?;
+                    return Ok(DlqProgress {
+                        count: done,
+                        more: true,
+                    });
+                }
+                let (step, tail) = rest.split_at(rest.len().min(STEP));
+                if let Err(e) = self.handle(how, step).await {
+                    // The step's own letters come back when their lease ends.
+                    if let Err(release) = self.queue.release_dead_letters(tail).await {
+                        tracing::warn!(error = %release, "could not release dead letters; they come back when their lease ends");
+                    }
+                    return Err(e);
+                }
+                done += step.len() as u64;
+                rest = tail;
+            }
+        }
+        Ok(DlqProgress {
+            count: done,
+            more: false,
+        })
+    }
+
+    /// Redrives or purges `step`, dead letters this call holds.
+    async fn handle(&self, how: Drain, step: &[LeasedDeadLetter]) -> Result<(), PortError> {
+        match how {
+            Drain::Redrive => {
+                let now = self.clock.now();
+                for l in step {
+                    let Some(OrderMessage { order_id }) = OrderMessage::parse(&l.letter.body)
+                    else {
+                        continue;
+                    };
+                    match self.store.transition(order_id, &back_to_pending(now)).await {
+                        Ok(_) => {}
+                        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.queue.requeue_dead_letters(step).await
+            }
+            Drain::Purge => {
+                // One the dlq_processor has not recorded yet is recorded first
+                // (its order FAILED with its failed-orders row), as the
+                // embedded purge does: a purge never leaves an order waiting
+                // for a message that is gone.
+                for l in step {
+                    record_dead_letter(&self.store, self.clock.as_ref(), &l.letter).await?;
+                }
+                self.queue.delete_dead_letters(step).await
+            }
+        }
+    }
 }
 
 fn back_to_pending(at: Timestamp) -> Transition {
@@ -77,10 +191,23 @@ fn back_to_pending(at: Timestamp) -> Transition {
 
 #[async_trait]
 impl Operations for AwsOperations {
-    async fn retry(&self, id: OrderId) -> Result<Order, PortError> {
+    async fn retry(&self, id: OrderId, until: Instant) -> Result<Order, PortError> {
+        // An order that is not FAILED is refused before the DLQ is searched
+        // (the transition below stays conditional, for a race).
+        match self.store.get(id).await? {
+            None => return Err(PortError::not_found(format!("no order {id}"))),
+            Some(o) if o.status != OrderStatus::Failed => {
+                return Err(PortError::conflict(format!(
+                    "order {id} is {}, not FAILED",
+                    o.status
+                )))
+            }
+            Some(_) => {}
+        }
         // Hold the order's dead letters first, so that the dlq_processor cannot
-        // record one of them again after the order is back to PENDING.
-        let mine = self.queue.lease_dead_letters_of(id).await?;
+        // record one of them again after the order is back to PENDING. A DLQ
+        // too large to search by `until` is an error here, before any change.
+        let mine = self.queue.lease_dead_letters_of(id, until).await?;
         let now = self.clock.now();
         let order = match self.store.transition(id, &back_to_pending(now)).await {
             Ok(order) => order,
@@ -97,40 +224,12 @@ impl Operations for AwsOperations {
         Ok(order)
     }
 
-    async fn redrive(&self) -> Result<u64, PortError> {
-        // Only the dead letters there now: one redriven and dead again meanwhile waits.
-        let present = self.queue.dead_count().await?;
-        let mut moved = 0u64;
-        loop {
-            let want = present.saturating_sub(moved).min(100) as usize;
-            let leased: Vec<LeasedDeadLetter> = match want {
-                0 => Vec::new(),
-                n => {
-                    self.queue
-                        .lease_every_dead_letter(n, Duration::from_secs(60))
-                        .await?
-                }
-            };
-            if leased.is_empty() {
-                return Ok(moved);
-            }
-            let now = self.clock.now();
-            for l in &leased {
-                if let Some(OrderMessage { order_id }) = OrderMessage::parse(&l.letter.body) {
-                    match self.store.transition(order_id, &back_to_pending(now)).await {
-                        Ok(_) => {}
-                        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            self.queue.requeue_dead_letters(&leased).await?;
-            moved += leased.len() as u64;
-        }
+    async fn redrive(&self, until: Instant) -> Result<DlqProgress, PortError> {
+        self.drain(Drain::Redrive, until).await
     }
 
-    async fn purge(&self) -> Result<u64, PortError> {
-        self.queue.purge_dead_letters().await
+    async fn purge(&self, until: Instant) -> Result<DlqProgress, PortError> {
+        self.drain(Drain::Purge, until).await
     }
 
     /// The cancel is one conditional write (`PENDING` or `FAILED` →
@@ -149,7 +248,12 @@ impl Operations for AwsOperations {
     /// the DLQ after the cancel read the order (its last attempt had just
     /// failed) waits there until a redrive (the fulfiller then deletes it) or
     /// a purge; the dlq_processor never records it, the order being terminal.
-    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<String>,
+        until: Instant,
+    ) -> Result<Order, PortError> {
         let current = self
             .stored(id)
             .await?
@@ -158,7 +262,7 @@ impl Operations for AwsOperations {
             return Ok(current);
         }
         let held = match current.status {
-            OrderStatus::Failed => self.queue.lease_dead_letters_of(id).await?,
+            OrderStatus::Failed => self.queue.lease_dead_letters_of(id, until).await?,
             _ => Vec::new(),
         };
         match self

@@ -420,6 +420,97 @@ fn failed_orders_can_be_listed_retried_redriven_and_purged() {
     );
 }
 
+/// A stand-in server whose `POST path` answers `replies` in turn (the last
+/// one again once they run out); returns its base URL and the request count.
+fn scripted(
+    path: &'static str,
+    replies: Vec<Value>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                path,
+                axum::routing::post(move || {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let reply = replies[n.min(replies.len() - 1)].clone();
+                    async move { axum::Json(reply) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    (base, count)
+}
+
+#[test]
+fn dlq_redrive_and_purge_go_on_until_the_server_says_no_more_remain() {
+    use std::sync::atomic::Ordering;
+    let (base, requests) = scripted(
+        "/dlq/redrive",
+        vec![
+            json!({"moved": 100, "more": true}),
+            json!({"moved": 80, "more": true}),
+            json!({"moved": 7, "more": false}),
+        ],
+    );
+    let run = dofs(&base, &["dlq", "redrive"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with("redrove 187 dead letter(s)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("redrove 100 dead letter(s) so far")
+            && run.stderr.contains("redrove 180 dead letter(s) so far"),
+        "progress: {}",
+        run.stderr
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+
+    let (base, requests) = scripted(
+        "/dlq/purge",
+        vec![
+            json!({"purged": 50, "more": true}),
+            json!({"purged": 5, "more": false}),
+        ],
+    );
+    let run = dofs(&base, &["dlq", "purge", "--yes", "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json(), json!({"purged": 55, "more": false}));
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+
+    // A server that says more remain but moves nothing: the command stops
+    // after a few requests and says how to go on.
+    let (base, requests) = scripted("/dlq/redrive", vec![json!({"moved": 0, "more": true})]);
+    let run = dofs(&base, &["dlq", "redrive"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("run `dofs dlq redrive` again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+
+    // A server from before `more` was answered: one request.
+    let (base, requests) = scripted("/dlq/redrive", vec![json!({"moved": 4})]);
+    let run = dofs(&base, &["dlq", "redrive", "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json(), json!({"moved": 4, "more": false}));
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn test_system_passes_against_dofs_serve_with_every_answer_as_documented() {
     let dir = tempfile::tempdir().expect("tempdir");

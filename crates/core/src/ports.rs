@@ -7,7 +7,7 @@
 
 use crate::{FailedOrder, NewOrder, Order, OrderId, OrderStatus, Timestamp};
 use async_trait::async_trait;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What kind of failure an adapter met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,13 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StoreNotWritable(pub String);
+
+/// The source of a `Transient` error when an operator action could not be
+/// done by its deadline and changed nothing. Unlike a [`PortError`]'s
+/// message, its text is written for the operator: the API answers it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutOfTime(pub String);
 
 /// An adapter's error: a kind, a message fit for logs (never for clients), and the source.
 #[derive(Debug, thiserror::Error)]
@@ -366,18 +373,39 @@ pub trait ExecutionLog: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Execution>, PortError>;
 }
 
+/// How far a redrive or a purge got by its deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DlqProgress {
+    /// Dead letters this call moved back to the queue (redrive) or acknowledged (purge).
+    pub count: u64,
+    /// Whether the call stopped at its deadline with dead letters left that were
+    /// in the DLQ when it began: calling again goes on where it stopped.
+    pub more: bool,
+}
+
 /// Operator actions that change an order and the queue together.
+///
+/// Each takes `until`: when to stop working so that the caller can still
+/// answer in time (the HTTP API derives it from the request's deadline). An
+/// action either finishes, or stops at a point where nothing is half done: a
+/// redrive or purge answers how far it got ([`DlqProgress::more`]); a retry or
+/// cancel that could not find the order's dead letters in time changes nothing
+/// and is `Transient` with an [`OutOfTime`] source. An adapter whose actions
+/// are one bounded transaction (SQLite) may ignore `until`.
 #[async_trait]
 pub trait Operations: Send + Sync {
     /// Puts a `FAILED` order back to `PENDING` with attempts reset and queues it
     /// again, removing its dead letters. `Conflict` for any other status.
-    async fn retry(&self, id: OrderId) -> Result<Order, PortError>;
+    async fn retry(&self, id: OrderId, until: Instant) -> Result<Order, PortError>;
 
-    /// Redrives every dead letter; their orders go back to `PENDING` with attempts reset.
-    async fn redrive(&self) -> Result<u64, PortError>;
+    /// Redrives the dead letters in the DLQ when it begins; their orders go
+    /// back to `PENDING` with attempts reset. Stops by `until`, each dead
+    /// letter either moved or left in the DLQ, never both.
+    async fn redrive(&self, until: Instant) -> Result<DlqProgress, PortError>;
 
-    /// Acknowledges every dead letter; their orders stay `FAILED`.
-    async fn purge(&self) -> Result<u64, PortError>;
+    /// Acknowledges the dead letters in the DLQ when it begins; their orders
+    /// stay (or become) `FAILED`. Stops by `until`, like [`Operations::redrive`].
+    async fn purge(&self, until: Instant) -> Result<DlqProgress, PortError>;
 
     /// Cancels a `PENDING` or `FAILED` order: it becomes `CANCELLED` (with
     /// the reason) and its message leaves the queue or the dead-letter queue,
@@ -386,7 +414,12 @@ pub trait Operations: Send + Sync {
     /// no such order. The status change is conditional: a cancel racing an
     /// attempt either wins (the attempt never starts, or its end changes
     /// nothing) or gets `Conflict`.
-    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError>;
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<String>,
+        until: Instant,
+    ) -> Result<Order, PortError>;
 
     /// Whether the store and the queue answer and the store takes writes.
     /// An error whose source is a [`StoreNotWritable`] when reads work but

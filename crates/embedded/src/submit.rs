@@ -14,13 +14,14 @@ use crate::store::{apply_transition, get_order, insert_order};
 use async_trait::async_trait;
 use dofs_core::metric_names as names;
 use dofs_core::ports::{
-    ErrorKind, Execution, ExecutionLog, IdempotencyClaim, Operations, PortError, Submitted,
-    Transition, WorkflowStarter,
+    DlqProgress, ErrorKind, Execution, ExecutionLog, IdempotencyClaim, Operations, PortError,
+    Submitted, Transition, WorkflowStarter,
 };
 use dofs_core::service::OrderMessage;
 use dofs_core::{Clock, NewOrder, Order, OrderId, OrderStatus, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -219,7 +220,7 @@ fn requeue_in(conn: &Connection, order: OrderId, now: Timestamp) -> Result<(), P
 
 #[async_trait]
 impl Operations for SqliteOperations {
-    async fn retry(&self, id: OrderId) -> Result<Order, PortError> {
+    async fn retry(&self, id: OrderId, _until: Instant) -> Result<Order, PortError> {
         let now = self.clock.now();
         let order = self
             .db
@@ -233,7 +234,8 @@ impl Operations for SqliteOperations {
         Ok(order)
     }
 
-    async fn redrive(&self) -> Result<u64, PortError> {
+    /// One transaction, however many dead letters: never `more`.
+    async fn redrive(&self, _until: Instant) -> Result<DlqProgress, PortError> {
         let now = self.clock.now();
         let moved = self
             .db
@@ -253,16 +255,20 @@ impl Operations for SqliteOperations {
             })
             .await?;
         self.queue.ready.notify_waiters();
-        Ok(moved)
+        Ok(DlqProgress {
+            count: moved,
+            more: false,
+        })
     }
 
     /// Acknowledges every dead letter. One the recorder has not reached yet
     /// is recorded first, in the same transaction (its order `FAILED` with
     /// its failed-orders row): a purge never leaves an order waiting for a
-    /// message that is gone.
-    async fn purge(&self) -> Result<u64, PortError> {
+    /// message that is gone. One transaction: never `more`.
+    async fn purge(&self, _until: Instant) -> Result<DlqProgress, PortError> {
         let now = self.clock.now();
-        self.db
+        let purged = self
+            .db
             .write(move |conn| {
                 for (_, dead) in crate::queue::dead_letters_after(conn, 0, usize::MAX >> 1)? {
                     crate::workers::record_dead_letter_in(conn, &dead, now)?;
@@ -271,10 +277,19 @@ impl Operations for SqliteOperations {
                     .map(|n| n as u64)
                     .map_err(sql_err)
             })
-            .await
+            .await?;
+        Ok(DlqProgress {
+            count: purged,
+            more: false,
+        })
     }
 
-    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, PortError> {
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<String>,
+        _until: Instant,
+    ) -> Result<Order, PortError> {
         let now = self.clock.now();
         self.db
             .write(move |conn| {

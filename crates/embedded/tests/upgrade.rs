@@ -252,7 +252,11 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
         .len();
     let cancelled = backend
         .operations
-        .cancel(failed.id, Some("migrated".into()))
+        .cancel(
+            failed.id,
+            Some("migrated".into()),
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        )
         .await
         .expect("cancel");
     assert_eq!(cancelled.status, OrderStatus::Cancelled);

@@ -331,6 +331,20 @@ mod tests {
     }
 
     #[test]
+    fn the_dlq_actions_answer_how_many_and_whether_more_remain() {
+        let doc = doc();
+        for (schema, count) in [("Redriven", "moved"), ("Purged", "purged")] {
+            let s = &doc["components"]["schemas"][schema];
+            assert_eq!(s["properties"]["more"]["type"], "boolean", "{schema}");
+            assert_eq!(
+                s["required"],
+                serde_json::json!([count, "more"]),
+                "{schema}"
+            );
+        }
+    }
+
+    #[test]
     fn health_and_readiness_are_open_and_everything_else_takes_the_api_key() {
         let doc = doc();
         assert!(doc["paths"]["/health"]["get"].get("security").is_none());

@@ -8,7 +8,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dofs_core::ports::{ErrorKind, PortError};
+use dofs_core::ports::{ErrorKind, OutOfTime, PortError};
 use dofs_core::FieldError;
 
 /// Seconds a client should wait before retrying after a 503 or a 429 other than a rate limit.
@@ -66,6 +66,10 @@ pub enum ApiError {
     ShuttingDown,
     /// 503 `Timeout` with `Retry-After`: the request took longer than the server allows.
     Timeout,
+    /// 503 `Timeout` with `Retry-After`: an action could not be done within
+    /// the request's time and changed nothing; the message (the port's
+    /// [`OutOfTime`], written for the operator) says what to do.
+    OutOfTime(String),
 }
 
 impl ApiError {
@@ -101,9 +105,10 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable | ApiError::ShuttingDown | ApiError::Timeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable
+            | ApiError::ShuttingDown
+            | ApiError::Timeout
+            | ApiError::OutOfTime(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -128,14 +133,17 @@ impl ApiError {
             ApiError::Internal => "InternalError",
             ApiError::Unavailable => "ServiceUnavailable",
             ApiError::ShuttingDown => "ShuttingDown",
-            ApiError::Timeout => "Timeout",
+            ApiError::Timeout | ApiError::OutOfTime(_) => "Timeout",
         }
     }
 
     /// The `message` field.
     pub fn message(&self) -> String {
         match self {
-            ApiError::MalformedJson(m) | ApiError::NotFound(m) | ApiError::Conflict(m) => m.clone(),
+            ApiError::MalformedJson(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::OutOfTime(m) => m.clone(),
             ApiError::Validation { message, .. } => (*message).to_owned(),
             ApiError::KeyMissing => "an x-api-key header is required".into(),
             ApiError::KeyInvalid => "the x-api-key is not valid".into(),
@@ -225,6 +233,14 @@ impl From<PortError> for ApiError {
                 ApiError::Conflict("the request conflicts with the current state".into())
             }
             ErrorKind::Transient => {
+                if let Some(why) = e
+                    .source
+                    .as_deref()
+                    .and_then(|s| s.downcast_ref::<OutOfTime>())
+                {
+                    tracing::warn!(error = %e, "an action ran out of time and changed nothing");
+                    return ApiError::OutOfTime(why.0.clone());
+                }
                 tracing::warn!(error = %e, source = ?e.source, "transient backend failure");
                 ApiError::Unavailable
             }
@@ -290,6 +306,27 @@ mod tests {
         assert_eq!(
             response.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from_static("1"))
+        );
+    }
+
+    #[test]
+    fn an_action_out_of_time_is_a_503_timeout_that_says_what_to_do() {
+        let e = PortError::with_source(
+            ErrorKind::Transient,
+            "searched 4000 of dlq-table-x",
+            OutOfTime("the DLQ is too large; retry later".into()),
+        );
+        let response = ApiError::from(e).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        let api = ApiError::from(PortError::with_source(
+            ErrorKind::Transient,
+            "searched 4000 of dlq-table-x",
+            OutOfTime("the DLQ is too large; retry later".into()),
+        ));
+        assert_eq!(
+            json_body(&api),
+            serde_json::json!({"error": "Timeout", "message": "the DLQ is too large; retry later"})
         );
     }
 
@@ -378,6 +415,7 @@ mod tests {
             ApiError::Unavailable,
             ApiError::ShuttingDown,
             ApiError::Timeout,
+            ApiError::OutOfTime("retry later".into()),
             ApiError::RequestTimeout,
             ApiError::RateLimited { retry_after: 2 },
             ApiError::ServerBusy,

@@ -18,6 +18,8 @@
 //! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`,
 //!   and the list of the contract's routes. The shapes themselves are `dofs_wire`'s.
 //! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
+//! - [`deadline`]: the request's deadline, and when work that grows with the
+//!   data (the DLQ actions) stops by it.
 //! - [`serve`]: the HTTP/1 server loop with slow-client protection.
 //!
 //! [`router`] assembles the route groups (probes, scrape, public, reader,
@@ -27,6 +29,7 @@
 
 pub mod api_doc;
 pub mod auth;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod observability;
@@ -44,6 +47,7 @@ use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use deadline::RequestDeadline;
 use std::time::Duration;
 use tower_http::trace::{
     DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer,
@@ -144,7 +148,8 @@ impl Groups {
 }
 
 /// The cross-cutting layers, outermost last: the per-request timeout
-/// (`request_timeout`), then request tracing, then the request id, request
+/// (`request_timeout`, which marks the request with its
+/// [`deadline::RequestDeadline`]), then request tracing, then the request id, request
 /// span and request metrics ([`observability::http::observe`]) around
 /// everything, so they also see answers given by the other layers. The
 /// overload limits and authentication sit inside, in [`router_with`].
@@ -163,10 +168,16 @@ pub fn with_layers(router: Router, request_timeout: Duration) -> Router {
         .layer(middleware::from_fn(observability::http::observe))
 }
 
-/// Answers 503 `Timeout` when the request takes longer than `limit`.
-async fn timeout(limit: Duration, request: Request, next: Next) -> Response {
+/// Answers 503 `Timeout` when the request takes longer than `limit`, or
+/// than the earlier deadline a layer outside marked on it.
+async fn timeout(limit: Duration, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let now = std::time::Instant::now();
+    let marked = request.extensions().get::<RequestDeadline>().copied();
+    let deadline = RequestDeadline::within(limit, marked, now);
+    request.extensions_mut().insert(deadline);
+    let left = deadline.0.saturating_duration_since(now);
+    match tokio::time::timeout(left, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(%path, "request timed out");

@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use dofs_core::ports::{
-    Backend, ErrorKind, IdempotencyClaim, Operations, PortError, Submitted, WorkflowStarter,
+    Backend, DlqProgress, ErrorKind, IdempotencyClaim, Operations, OutOfTime, PortError, Submitted,
+    WorkflowStarter,
 };
 use dofs_core::{FulfillmentPolicy, Limits, NewOrder, Order, OrderId};
 use dofs_embedded::{Embedded, EmbeddedConfig};
@@ -14,7 +15,8 @@ use dofs_server::{router, AppState};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -568,14 +570,14 @@ async fn dead_letters_can_be_redriven_and_purged() {
     app.wait_for_dead_letters(1).await;
     let redriven = app.post_empty("/dlq/redrive").await;
     assert_eq!(redriven.status, StatusCode::OK);
-    assert_eq!(redriven.body, json!({"moved": 1}));
+    assert_eq!(redriven.body, json!({"moved": 1, "more": false}));
 
     // Redriven, it fails once more and is dead-lettered again.
     app.wait_for_status(&id, "FAILED").await;
     app.wait_for_dead_letters(1).await;
     let purged = app.post_empty("/dlq/purge").await;
     assert_eq!(purged.status, StatusCode::OK);
-    assert_eq!(purged.body, json!({"purged": 1}));
+    assert_eq!(purged.body, json!({"purged": 1, "more": false}));
     assert_eq!(app.get("/dlq").await.body["depth"], 0);
     assert_eq!(
         app.get(&format!("/orders/{id}")).await.body["status"],
@@ -696,25 +698,25 @@ struct Broken(ErrorKind);
 
 #[async_trait]
 impl Operations for Broken {
-    async fn retry(&self, _: OrderId) -> Result<Order, PortError> {
+    async fn retry(&self, _: OrderId, _: Instant) -> Result<Order, PortError> {
         Err(PortError::new(
             self.0,
             "disk I/O error at /var/lib/dofs/dofs.db",
         ))
     }
-    async fn redrive(&self) -> Result<u64, PortError> {
+    async fn redrive(&self, _: Instant) -> Result<DlqProgress, PortError> {
         Err(PortError::new(
             self.0,
             "disk I/O error at /var/lib/dofs/dofs.db",
         ))
     }
-    async fn purge(&self) -> Result<u64, PortError> {
+    async fn purge(&self, _: Instant) -> Result<DlqProgress, PortError> {
         Err(PortError::new(
             self.0,
             "disk I/O error at /var/lib/dofs/dofs.db",
         ))
     }
-    async fn cancel(&self, _: OrderId, _: Option<String>) -> Result<Order, PortError> {
+    async fn cancel(&self, _: OrderId, _: Option<String>, _: Instant) -> Result<Order, PortError> {
         Err(PortError::new(
             self.0,
             "disk I/O error at /var/lib/dofs/dofs.db",
@@ -732,6 +734,106 @@ fn broken(kind: ErrorKind) -> impl FnOnce(Backend) -> Backend {
     move |mut backend| {
         backend.operations = Arc::new(Broken(kind));
         backend
+    }
+}
+
+/// Operations that stop as if the DLQ were larger than the time they are
+/// given, and remember how much time that was.
+#[derive(Default)]
+struct OutOfTimeOps {
+    given: Mutex<Vec<Duration>>,
+}
+
+impl OutOfTimeOps {
+    fn note(&self, until: Instant) {
+        self.given
+            .lock()
+            .expect("lock")
+            .push(until.saturating_duration_since(Instant::now()));
+    }
+
+    fn too_large(&self, until: Instant) -> PortError {
+        self.note(until);
+        PortError::with_source(
+            ErrorKind::Transient,
+            "looked at 4000 dead letters of dlq-x, not every one",
+            OutOfTime("the dead-letter queue is too large to search; nothing changed".into()),
+        )
+    }
+}
+
+#[async_trait]
+impl Operations for OutOfTimeOps {
+    async fn retry(&self, _: OrderId, until: Instant) -> Result<Order, PortError> {
+        Err(self.too_large(until))
+    }
+    async fn redrive(&self, until: Instant) -> Result<DlqProgress, PortError> {
+        self.note(until);
+        Ok(DlqProgress {
+            count: 300,
+            more: true,
+        })
+    }
+    async fn purge(&self, until: Instant) -> Result<DlqProgress, PortError> {
+        self.note(until);
+        Ok(DlqProgress {
+            count: 200,
+            more: true,
+        })
+    }
+    async fn cancel(
+        &self,
+        _: OrderId,
+        _: Option<String>,
+        until: Instant,
+    ) -> Result<Order, PortError> {
+        Err(self.too_large(until))
+    }
+    async fn ready(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn dlq_actions_get_three_quarters_of_the_request_time_and_say_when_more_remain() {
+    let ops = Arc::new(OutOfTimeOps::default());
+    let shared = Arc::clone(&ops);
+    let app = spawn_with(
+        |_| {},
+        move |mut backend| {
+            backend.operations = shared;
+            backend
+        },
+    )
+    .await;
+    let redriven = app.post_empty("/dlq/redrive").await;
+    assert_eq!(redriven.status, StatusCode::OK);
+    assert_eq!(redriven.body, json!({"moved": 300, "more": true}));
+    let purged = app.post_empty("/dlq/purge").await;
+    assert_eq!(purged.status, StatusCode::OK);
+    assert_eq!(purged.body, json!({"purged": 200, "more": true}));
+
+    let id = OrderId::generate();
+    for path in [
+        format!("/orders/{id}/retry"),
+        format!("/orders/{id}/cancel"),
+    ] {
+        let reply = app.post_empty(&path).await;
+        assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "Timeout");
+        assert_eq!(
+            reply.body["message"], "the dead-letter queue is too large to search; nothing changed",
+            "{path}: the operator's text, not the port's"
+        );
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    }
+    // The default request timeout is 30 s: each action may work for 22.5 s.
+    let given = ops.given.lock().expect("lock").clone();
+    assert_eq!(given.len(), 4);
+    for d in given {
+        assert!(
+            d > Duration::from_secs(20) && d <= Duration::from_millis(22_500),
+            "{d:?}"
+        );
     }
 }
 

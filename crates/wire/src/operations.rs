@@ -70,16 +70,43 @@ pub struct DeadLetterPage {
     pub depth: u64,
 }
 
-/// How many dead letters went back on the orders queue.
+/// How many dead letters went back on the orders queue, and whether more remain.
 #[derive(Serialize, ToSchema)]
 pub struct Redriven {
+    /// Dead letters this request moved back on the orders queue.
     pub moved: u64,
+    /// True when the request stopped at its time limit with dead letters left
+    /// that were there when it began: send it again to go on. Each dead letter
+    /// is moved by exactly one request.
+    pub more: bool,
 }
 
-/// How many dead letters were acknowledged.
+impl From<dofs_core::ports::DlqProgress> for Redriven {
+    fn from(p: dofs_core::ports::DlqProgress) -> Redriven {
+        Redriven {
+            moved: p.count,
+            more: p.more,
+        }
+    }
+}
+
+/// How many dead letters were acknowledged, and whether more remain.
 #[derive(Serialize, ToSchema)]
 pub struct Purged {
+    /// Dead letters this request acknowledged.
     pub purged: u64,
+    /// True when the request stopped at its time limit with dead letters left
+    /// that were there when it began: send it again to go on.
+    pub more: bool,
+}
+
+impl From<dofs_core::ports::DlqProgress> for Purged {
+    fn from(p: dofs_core::ports::DlqProgress) -> Purged {
+        Purged {
+            purged: p.count,
+            more: p.more,
+        }
+    }
 }
 
 /// Where a workflow execution is.

@@ -3,6 +3,33 @@
 //! requeueing them, and moving a received message there at once.
 
 use super::*;
+use dofs_core::ports::OutOfTime;
+use std::time::Instant;
+
+/// The most dead letters one search for an order's looks at.
+const MAX_SEARCHED: usize = 10_000;
+
+/// What [`SqsQueue::lease_every_dead_letter_until`] got.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// The dead letters leased.
+    pub leased: Vec<LeasedDeadLetter>,
+    /// Whether it stopped because no other dead letter could be leased (none
+    /// left, or the rest held by another reader past the wait), rather than
+    /// at `max` or at the deadline.
+    pub whole: bool,
+}
+
+/// Whether `until` has passed.
+fn passed(until: Option<Instant>) -> bool {
+    until.is_some_and(|u| Instant::now() >= u)
+}
+
+/// A lease long enough for work that ends by `until`: the time left to it
+/// and [`DEAD_LETTER_LEASE`] more to release or delete what is held.
+pub fn lease_until(until: Instant) -> Duration {
+    until.saturating_duration_since(Instant::now()) + DEAD_LETTER_LEASE
+}
 
 impl SqsQueue {
     /// Receives up to `max` dead letters (at most 10 per call to SQS) and hides
@@ -12,9 +39,22 @@ impl SqsQueue {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedDeadLetter>, PortError> {
+        self.lease_dead_letters_until(max, lease, None).await
+    }
+
+    /// [`SqsQueue::lease_dead_letters`], receiving no more once `until` has
+    /// passed (the first receive is always made, so a call makes progress).
+    pub async fn lease_dead_letters_until(
+        &self,
+        max: usize,
+        lease: Duration,
+        until: Option<Instant>,
+    ) -> Result<Vec<LeasedDeadLetter>, PortError> {
         let mut out: Vec<LeasedDeadLetter> = Vec::new();
         let mut empty = 0;
-        while out.len() < max && empty < 2 {
+        let mut first = true;
+        while out.len() < max && empty < 2 && (first || !passed(until)) {
+            first = false;
             let got = self
                 .client
                 .receive_message()
@@ -68,15 +108,42 @@ impl SqsQueue {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedDeadLetter>, PortError> {
+        Ok(self
+            .lease_every_dead_letter_until(max, lease, None)
+            .await?
+            .leased)
+    }
+
+    /// [`SqsQueue::lease_every_dead_letter`], stopping once `until` has passed
+    /// (after its first receive); [`Sweep::whole`] says whether it got every
+    /// dead letter it could.
+    pub async fn lease_every_dead_letter_until(
+        &self,
+        max: usize,
+        lease: Duration,
+        until: Option<Instant>,
+    ) -> Result<Sweep, PortError> {
         let mut all: Vec<LeasedDeadLetter> = Vec::new();
-        for _ in 0..25 {
-            for l in self.lease_dead_letters(max - all.len(), lease).await? {
+        for round in 0..25 {
+            if round > 0 && passed(until) {
+                return Ok(Sweep {
+                    leased: all,
+                    whole: false,
+                });
+            }
+            for l in self
+                .lease_dead_letters_until(max - all.len(), lease, until)
+                .await?
+            {
                 if !all.iter().any(|a| a.letter.id == l.letter.id) {
                     all.push(l);
                 }
             }
             if all.len() >= max {
-                break;
+                return Ok(Sweep {
+                    leased: all,
+                    whole: false,
+                });
             }
             let (visible, in_flight, _) = self.queue_attrs(&self.dlq_url).await?;
             if all.len() as u64 >= visible + in_flight {
@@ -84,7 +151,11 @@ impl SqsQueue {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(all)
+        // Every one, or the rest held by another reader for longer than the wait.
+        Ok(Sweep {
+            leased: all,
+            whole: true,
+        })
     }
 
     /// Makes leased dead letters visible again at once.
@@ -174,14 +245,36 @@ impl SqsQueue {
 
     /// Leases every dead letter and splits them: those of `order`, still
     /// leased (delete or release them), and the others, released already.
+    ///
+    /// The search ends by `until`: when it could not look at every dead
+    /// letter by then (a DLQ too large for one request), it releases all it
+    /// leased and answers `Transient` with an [`OutOfTime`] source, holding
+    /// nothing, so that the caller changes nothing either.
     pub async fn lease_dead_letters_of(
         &self,
         order: OrderId,
+        until: Instant,
     ) -> Result<Vec<LeasedDeadLetter>, PortError> {
-        let leased = self
-            .lease_every_dead_letter(10_000, DEAD_LETTER_LEASE)
+        let sweep = self
+            .lease_every_dead_letter_until(MAX_SEARCHED, lease_until(until), Some(until))
             .await?;
-        let (mine, others): (Vec<_>, Vec<_>) = leased.into_iter().partition(|l| {
+        if !sweep.whole {
+            self.release_dead_letters(&sweep.leased).await?;
+            return Err(PortError::with_source(
+                ErrorKind::Transient,
+                format!(
+                    "looked at {} dead letters for those of order {order}, not every one, by the deadline",
+                    sweep.leased.len()
+                ),
+                OutOfTime(
+                    "the dead-letter queue is too large to search for this order's dead letters \
+                     within one request; nothing changed. Retry later, or act on the whole DLQ \
+                     first (POST /dlq/redrive or POST /dlq/purge)"
+                        .into(),
+                ),
+            ));
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = sweep.leased.into_iter().partition(|l| {
             OrderMessage::parse(&l.letter.body).is_some_and(|m| m.order_id == order)
         });
         self.release_dead_letters(&others).await?;

@@ -15,7 +15,8 @@
 //!   `maxReceiveCount` (that is how it got there; receiving from the DLQ would
 //!   count our own peeks).
 //! - **redrive and purge that count**: messages are moved (send, then delete)
-//!   or deleted batch by batch.
+//!   or deleted batch by batch. The operator's redrive and purge
+//!   ([`crate::AwsOperations`]) go batch by batch too, and stop by a deadline.
 //! - **dead-lettering a received message at once** ([`Queue::dead_letter`]):
 //!   SQS has no such call, so the message's body and attributes, remembered
 //!   from its receive ([`receipts`]), are sent to the DLQ, then the message is
@@ -43,6 +44,8 @@ use std::time::Duration;
 
 mod dead_letters;
 pub mod receipts;
+
+pub use dead_letters::{lease_until, Sweep};
 
 use receipts::{Held, Receipts};
 

@@ -60,6 +60,11 @@ fn stack(config: &aws_config::SdkConfig, created: &Created) -> Stack {
     }
 }
 
+/// A cancel's deadline: time enough.
+fn later() -> Instant {
+    Instant::now() + Duration::from_secs(20)
+}
+
 async fn pending_order(s: &Stack) -> Order {
     let order = Order::new(OrderId::generate(), sample(), "arn:x".into(), s.clock.now());
     s.store.put_new(&order).await.expect("put");
@@ -75,20 +80,24 @@ async fn cancel_answers_by_status_and_takes_a_failed_orders_dead_letter_out_of_t
     let created = fresh(&config, "cancel").await;
     let s = stack(&config, &created);
 
-    let unknown = s.ops.cancel(OrderId::generate(), None).await;
+    let unknown = s.ops.cancel(OrderId::generate(), None, later()).await;
     assert_eq!(unknown.map_err(|e| e.kind).err(), Some(ErrorKind::NotFound));
 
     let pending = pending_order(&s).await;
     let once = s
         .ops
-        .cancel(pending.id, Some("customer withdrew".into()))
+        .cancel(pending.id, Some("customer withdrew".into()), later())
         .await
         .expect("cancel");
     assert_eq!(
         (once.status, once.cancel_reason.as_deref()),
         (OrderStatus::Cancelled, Some("customer withdrew"))
     );
-    let twice = s.ops.cancel(pending.id, None).await.expect("again");
+    let twice = s
+        .ops
+        .cancel(pending.id, None, later())
+        .await
+        .expect("again");
     assert_eq!(twice, once, "a second cancel answers the order unchanged");
 
     // A FAILED order whose message waits in the DLQ.
@@ -126,7 +135,11 @@ async fn cancel_answers_by_status_and_takes_a_failed_orders_dead_letter_out_of_t
         .expect("record");
     assert!(recorded);
     assert_eq!(s.queue.depth().await.expect("depth").dead, 1);
-    let cancelled = s.ops.cancel(failed.id, None).await.expect("cancel failed");
+    let cancelled = s
+        .ops
+        .cancel(failed.id, None, later())
+        .await
+        .expect("cancel failed");
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(
         s.queue.depth().await.expect("depth").dead,
@@ -145,7 +158,7 @@ async fn cancel_answers_by_status_and_takes_a_failed_orders_dead_letter_out_of_t
         )
     };
     s.store.transition(busy.id, &start).await.expect("start");
-    let refused = s.ops.cancel(busy.id, None).await;
+    let refused = s.ops.cancel(busy.id, None, later()).await;
     assert_eq!(refused.map_err(|e| e.kind).err(), Some(ErrorKind::Conflict));
     assert_eq!(
         s.store.get(busy.id).await.expect("get").map(|o| o.status),
@@ -209,7 +222,7 @@ async fn a_cancel_racing_an_attempt_either_wins_before_it_starts_or_is_refused()
         races.spawn(async move {
             let (cancel, attempt) = tokio::join!(
                 async {
-                    let r = ops.cancel(order_id, Some("race".into())).await;
+                    let r = ops.cancel(order_id, Some("race".into()), later()).await;
                     (r, Instant::now())
                 },
                 async {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cancel;
+mod dlq;
 mod events;
 mod metrics;
 

@@ -1,11 +1,19 @@
 //! `dofs dlq list|redrive|purge`: the dead letters awaiting an operator, and
 //! the two ways to act on all of them (CONTRACT.md section 2).
+//!
+//! A redrive or purge request does as much as its time allows and answers
+//! `more: true` when dead letters remain (a large DLQ on AWS): the command
+//! sends it again until the job is done, printing its progress.
 
 use crate::commands::client::{Api, CliError, Exit, Target};
 use crate::commands::format::{print_table, text, truncate};
 use crate::commands::orders::{fetch_pages, ok_json, print_json, Paging};
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+/// Requests in a row that may move nothing while the server says more
+/// remain before the command gives up (it then says how to go on).
+const IDLE_ROUNDS: u32 = 3;
 
 /// The DLQ actions.
 #[derive(Subcommand, Debug)]
@@ -49,14 +57,14 @@ pub async fn run(action: DlqAction) -> Result<Exit, CliError> {
     match action {
         DlqAction::List(args) => list(args).await,
         DlqAction::Redrive(args) => {
-            let moved = act(&args.target, "/dlq/redrive").await?;
+            let done = act(&args.target, "/dlq/redrive", "moved", "redrove").await?;
             if !args.target.json {
                 println!(
                     "redrove {} dead letter(s): back on the orders queue, their orders PENDING with attempts reset",
-                    text(&moved["moved"])
+                    done.count
                 );
             }
-            Ok(Exit::Ok)
+            Ok(done.exit("dofs dlq redrive"))
         }
         DlqAction::Purge(args) => {
             if !args.yes {
@@ -65,26 +73,67 @@ pub async fn run(action: DlqAction) -> Result<Exit, CliError> {
                         .into(),
                 ));
             }
-            let purged = act(&args.target, "/dlq/purge").await?;
+            let done = act(&args.target, "/dlq/purge", "purged", "purged").await?;
             if !args.target.json {
                 println!(
                     "purged {} dead letter(s): their orders stay FAILED",
-                    text(&purged["purged"])
+                    done.count
                 );
             }
-            Ok(Exit::Ok)
+            Ok(done.exit("dofs dlq purge --yes"))
         }
     }
 }
 
-async fn act(target: &Target, path: &str) -> Result<Value, CliError> {
-    let api = Api::new(target)?;
-    let reply = api.send(api.request(reqwest::Method::POST, path)).await?;
-    let body = ok_json(reply, target.json)?;
-    if target.json {
-        print_json(&body);
+/// What the requests of a redrive or purge did together.
+struct Done {
+    count: u64,
+    /// The server still said more remain when the command stopped.
+    more: bool,
+}
+
+impl Done {
+    fn exit(&self, again: &str) -> Exit {
+        if self.more {
+            eprintln!("more dead letters remain, but the last {IDLE_ROUNDS} requests moved none: run `{again}` again later");
+            Exit::Failed
+        } else {
+            Exit::Ok
+        }
     }
-    Ok(body)
+}
+
+/// Sends the action until the server says no more remain (`more` false or
+/// absent), adding up `field`; in JSON mode prints the total as the server's
+/// answer (`{field: total, "more": ...}`).
+async fn act(target: &Target, path: &str, field: &str, verb: &str) -> Result<Done, CliError> {
+    let api = Api::new(target)?;
+    let mut done = Done {
+        count: 0,
+        more: false,
+    };
+    let mut idle = 0;
+    loop {
+        let reply = api.send(api.request(reqwest::Method::POST, path)).await?;
+        let body = ok_json(reply, target.json)?;
+        let n = body[field].as_u64().unwrap_or(0);
+        done.count += n;
+        done.more = body["more"].as_bool().unwrap_or(false);
+        idle = if n == 0 { idle + 1 } else { 0 };
+        if !done.more || idle >= IDLE_ROUNDS {
+            break;
+        }
+        if !target.json {
+            eprintln!(
+                "{verb} {} dead letter(s) so far; more remain, going on",
+                done.count
+            );
+        }
+    }
+    if target.json {
+        print_json(&json!({ field: done.count, "more": done.more }));
+    }
+    Ok(done)
 }
 
 async fn list(args: DlqListArgs) -> Result<Exit, CliError> {

@@ -1,6 +1,7 @@
 //! Operator and operations routes: failed orders, the dead-letter queue and
 //! its two actions, workflow executions, liveness and readiness.
 
+use crate::deadline::WorkUntil;
 use crate::error::ApiError;
 use crate::extract::{self, CursorRule};
 use crate::routes::{cursor_error, query_pairs};
@@ -144,40 +145,50 @@ async fn dead_letter(
     })
 }
 
-/// `POST /dlq/redrive`: every dead letter back on the queue.
+/// `POST /dlq/redrive`: the dead letters back on the queue, as many as the
+/// request's time allows (`more` says whether to send it again).
 #[utoipa::path(
     post,
     path = "/dlq/redrive",
     tag = "operator",
     operation_id = "redriveDeadLetters",
     summary = "Put every dead letter back on the orders queue",
+    description = "Moves the dead letters there when the request begins. On a DLQ too large for one request's time (on AWS), it stops before its timeout and answers `more: true`: send it again until `more` is false. Each dead letter is moved by exactly one request.",
     responses(
-        (status = 200, description = "How many moved; their orders are PENDING with attempts reset.", body = dofs_wire::Redriven),
+        (status = 200, description = "How many moved, and whether more remain; their orders are PENDING with attempts reset.", body = dofs_wire::Redriven),
         (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
         (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
     )
 )]
-async fn redrive(State(state): State<AppState>) -> Result<Json<dofs_wire::Redriven>, ApiError> {
-    let moved = state.backend().operations.redrive().await?;
-    Ok(Json(dofs_wire::Redriven { moved }))
+async fn redrive(
+    State(state): State<AppState>,
+    WorkUntil(until): WorkUntil,
+) -> Result<Json<dofs_wire::Redriven>, ApiError> {
+    let done = state.backend().operations.redrive(until).await?;
+    Ok(Json(dofs_wire::Redriven::from(done)))
 }
 
-/// `POST /dlq/purge`: every dead letter acknowledged; the orders stay `FAILED`.
+/// `POST /dlq/purge`: the dead letters acknowledged, as many as the request's
+/// time allows; the orders stay `FAILED`.
 #[utoipa::path(
     post,
     path = "/dlq/purge",
     tag = "operator",
     operation_id = "purgeDeadLetters",
     summary = "Acknowledge every dead letter; the orders stay FAILED",
+    description = "Acknowledges the dead letters there when the request begins. On a DLQ too large for one request's time (on AWS), it stops before its timeout and answers `more: true`: send it again until `more` is false.",
     responses(
-        (status = 200, description = "How many were purged.", body = dofs_wire::Purged),
+        (status = 200, description = "How many were purged, and whether more remain.", body = dofs_wire::Purged),
         (status = 401, description = "A key is required and missing or wrong.", body = dofs_wire::Error),
         (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
     )
 )]
-async fn purge(State(state): State<AppState>) -> Result<Json<dofs_wire::Purged>, ApiError> {
-    let purged = state.backend().operations.purge().await?;
-    Ok(Json(dofs_wire::Purged { purged }))
+async fn purge(
+    State(state): State<AppState>,
+    WorkUntil(until): WorkUntil,
+) -> Result<Json<dofs_wire::Purged>, ApiError> {
+    let done = state.backend().operations.purge(until).await?;
+    Ok(Json(dofs_wire::Purged::from(done)))
 }
 
 /// `GET /executions/{executionId}`: the id, or the whole (URL-encoded) ARN.

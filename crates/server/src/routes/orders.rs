@@ -1,6 +1,7 @@
 //! Order routes: submit (`POST /order`, `POST /orders`), read one, list, and
 //! the operator's retry and cancel.
 
+use crate::deadline::WorkUntil;
 use crate::error::ApiError;
 use crate::extract::{self, CursorRule, MAX_BODY_BYTES};
 use crate::routes::{cursor_error, query_pairs};
@@ -229,15 +230,17 @@ async fn list(
         (status = 403, description = "This route needs an operator key.", body = dofs_wire::Error),
         (status = 404, description = "No such order.", body = dofs_wire::Error),
         (status = 409, description = "The order is not FAILED.", body = dofs_wire::Error),
+        (status = 503, description = "A dependency is busy or unreachable, the server is shutting down, or the request took too long; see Retry-After. `Timeout` also when the order's dead letters could not be searched for within the request's time (on AWS, a very large DLQ): nothing changed; retry later, or redrive or purge the DLQ first.", body = dofs_wire::Error),
     )
 )]
 async fn retry(
     State(state): State<AppState>,
+    WorkUntil(until): WorkUntil,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<dofs_wire::Order>, ApiError> {
     let id = order_id(path)?;
     let backend = state.backend();
-    let done = backend.operations.retry(id).await;
+    let done = backend.operations.retry(id, until).await;
     operator_answer(backend, id, done, "only FAILED orders can be retried").await
 }
 
@@ -284,10 +287,12 @@ async fn operator_answer(
         (status = 404, description = "No such order.", body = dofs_wire::Error),
         (status = 409, description = "The order is PROCESSING or FULFILLED and can no longer be cancelled.", body = dofs_wire::Error),
         (status = 413, description = "The body is over 64 KiB.", body = dofs_wire::Error),
+        (status = 503, description = "A dependency is busy or unreachable, the server is shutting down, or the request took too long; see Retry-After. `Timeout` also when a FAILED order's dead letters could not be searched for within the request's time (on AWS, a very large DLQ): nothing changed; retry later.", body = dofs_wire::Error),
     )
 )]
 async fn cancel(
     State(state): State<AppState>,
+    WorkUntil(until): WorkUntil,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
@@ -301,7 +306,7 @@ async fn cancel(
     .map_err(|_| ApiError::RequestTimeout)??;
     let reason = cancel_reason(&bytes)?;
     let backend = state.backend();
-    let done = backend.operations.cancel(id, reason).await;
+    let done = backend.operations.cancel(id, reason, until).await;
     operator_answer(
         backend,
         id,
