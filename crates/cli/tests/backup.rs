@@ -1,6 +1,7 @@
 //! `dofs backup` and `dofs restore`, black box: a backup taken while orders
-//! arrive holds every order acknowledged before it began, and the system
-//! restored from it runs on (its queue, its idempotency records).
+//! arrive refuses none of them, holds every order acknowledged before it
+//! began with the status it had, and the system restored from it runs on
+//! (its queue, its dead letters, its idempotency records).
 
 mod common;
 
@@ -37,28 +38,43 @@ struct Ack {
     took: Duration,
 }
 
-/// Submits orders from `clients` tasks until `stop`, recording every 202.
+/// What the load saw: every 202, and every answer that was not one.
+#[derive(Default)]
+struct Seen {
+    acks: Vec<Ack>,
+    /// Anything but a 202 (a status, or the transport's error), and when.
+    refused: Vec<(String, Instant)>,
+}
+
+/// Submits orders from `clients` tasks until `stop`, recording every answer.
 fn start_load(
     app: &App,
     clients: usize,
     stop: Arc<AtomicBool>,
-) -> (Arc<Mutex<Vec<Ack>>>, Vec<tokio::task::JoinHandle<()>>) {
-    let acks = Arc::new(Mutex::new(Vec::new()));
+) -> (Arc<Mutex<Seen>>, Vec<tokio::task::JoinHandle<()>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (client, url, acks, stop) = (
+        let (client, url, seen, stop) = (
             app.client.clone(),
             app.url("/order"),
-            acks.clone(),
+            seen.clone(),
             stop.clone(),
         );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                let Ok(r) = client.post(&url).json(&seed_order()).send().await else {
-                    continue;
+                let r = match client.post(&url).json(&seed_order()).send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let refusal = (e.to_string(), Instant::now());
+                        seen.lock().expect("seen").refused.push(refusal);
+                        continue;
+                    }
                 };
                 if r.status().as_u16() != 202 {
+                    let refusal = (r.status().to_string(), Instant::now());
+                    seen.lock().expect("seen").refused.push(refusal);
                     continue;
                 }
                 let body: Value = r.json().await.unwrap_or(Value::Null);
@@ -68,12 +84,12 @@ fn start_load(
                         at: Instant::now(),
                         took: sent.elapsed(),
                     };
-                    acks.lock().expect("acks").push(ack);
+                    seen.lock().expect("seen").acks.push(ack);
                 }
             }
         }));
     }
-    (acks, tasks)
+    (seen, tasks)
 }
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
@@ -109,10 +125,30 @@ async fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
     let keyed_id = keyed["orderId"].as_str().expect("orderId").to_owned();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (acks, tasks) = start_load(&app, 8, stop.clone());
-    while acks.lock().expect("acks").len() < 1500 {
+    let (seen, tasks) = start_load(&app, 8, stop.clone());
+    while seen.lock().expect("seen").acks.len() < 1500 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // The status of orders already acknowledged, read just before the backup:
+    // a terminal one must come back from the backup as it was.
+    let sample: Vec<String> = {
+        let seen = seen.lock().expect("seen");
+        seen.acks.iter().take(300).map(|a| a.id.clone()).collect()
+    };
+    let mut finished_before = Vec::new();
+    for id in &sample {
+        let (code, order) = app.get_json(&format!("/orders/{id}")).await;
+        assert_eq!(code, 200, "{order}");
+        let status = order["status"].as_str().unwrap_or_default().to_owned();
+        if status == "FULFILLED" || status == "FAILED" {
+            finished_before.push((id.clone(), status));
+        }
+    }
+    assert!(
+        !finished_before.is_empty(),
+        "some of the first orders finished before the backup"
+    );
 
     let backup = dir.path().join("dofs-backup.db");
     let began = Instant::now();
@@ -134,7 +170,20 @@ async fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
     assert_eq!(code, 0, "backup: {err}");
     assert!(out.contains("backed up"), "{out}");
 
-    let acks = acks.lock().expect("acks").clone();
+    let (acks, refused) = {
+        let seen = seen.lock().expect("seen");
+        (seen.acks.clone(), seen.refused.clone())
+    };
+    assert!(
+        refused.is_empty(),
+        "intake refused nothing, during the backup or around it: {} refusals, the first {:?} \
+         ({:?} after the backup began)",
+        refused.len(),
+        refused.first().map(|r| &r.0),
+        refused
+            .first()
+            .map(|r| r.1.saturating_duration_since(began)),
+    );
     let before: Vec<String> = acks
         .iter()
         .filter(|a| a.at < began)
@@ -188,6 +237,61 @@ async fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
     ids.push(keyed_id.clone());
     let orders = app.wait_all_terminal(&ids, Duration::from_secs(120)).await;
     assert_eq!(orders.len(), ids.len());
+    for (id, status) in &finished_before {
+        let (code, order) = app.get_json(&format!("/orders/{id}")).await;
+        assert_eq!(code, 200, "{order}");
+        assert_eq!(order["status"].as_str(), Some(status.as_str()), "{order}");
+    }
+
+    // The dead letters came back with the orders: one per FAILED order, and
+    // a redrive puts them back on the restored queue, which finishes them.
+    // Orders the backup caught unacknowledged may still run; wait for them.
+    app.eventually(
+        "every restored order terminal",
+        Duration::from_secs(60),
+        || async {
+            for status in ["PENDING", "PROCESSING"] {
+                let (_, page) = app
+                    .get_json(&format!("/orders?status={status}&limit=1"))
+                    .await;
+                if page["items"]
+                    .as_array()
+                    .is_none_or(|items| !items.is_empty())
+                {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let failed = app.all_pages("/orders?status=FAILED").await;
+    let (code, dlq) = app.get_json("/dlq").await;
+    assert_eq!(code, 200, "{dlq}");
+    assert_eq!(dlq["depth"].as_u64(), Some(failed.len() as u64), "{dlq}");
+    assert!(
+        !failed.is_empty(),
+        "some orders failed, with 30% of attempts failing"
+    );
+    let redriven = app
+        .client
+        .post(app.url("/dlq/redrive"))
+        .send()
+        .await
+        .expect("POST /dlq/redrive");
+    assert_eq!(redriven.status().as_u16(), 200);
+    let redriven: Value = redriven.json().await.expect("json");
+    assert_eq!(
+        redriven["moved"].as_u64(),
+        Some(failed.len() as u64),
+        "{redriven}"
+    );
+    let failed_ids: Vec<String> = failed
+        .iter()
+        .filter_map(|o| o["orderId"].as_str().map(str::to_owned))
+        .collect();
+    app.wait_all_terminal(&failed_ids, Duration::from_secs(60))
+        .await;
 
     let again = post_keyed(&app, "backup-key-1").await;
     assert_eq!(again.status().as_u16(), 202);
