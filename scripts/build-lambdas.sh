@@ -17,7 +17,10 @@
 # executable, for the architecture asked, either static or needing only libraries and
 # glibc symbol versions the provided.al2023 image has (glibc 2.34; libc, libm, libgcc_s,
 # libpthread, libdl, librt, ld-linux), read from its ELF headers with readelf (binutils).
-# Its size and what it links are printed. With CI=true a missing tool fails the build.
+# The zip must be within Lambda's limits for a zip package (50 MB uploaded directly,
+# 250 MB unzipped). Built with the workspace's `lambda` profile (release, no debug
+# information, stripped). Its sizes, zipped and not, and what it links are printed.
+# With CI=true a missing tool fails the build.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -122,22 +125,22 @@ check_bootstrap() {
 
 # build ARCH DIR: the zips of one architecture into DIR, checked.
 build() {
-    local a="$1" dir="$2" flag started f zip
+    local a="$1" dir="$2" flag started f zip unzipped
     case "$a" in
         x86_64) flag=--x86-64 ;;
         arm64) flag=--arm64 ;;
     esac
     started=$SECONDS
-    echo "==> cargo lambda build --release -p dofs-lambdas $flag --output-format zip --lambda-dir $dir"
-    cargo lambda build --release -p dofs-lambdas "$flag" --output-format zip --lambda-dir "$dir"
+    echo "==> cargo lambda build --profile lambda -p dofs-lambdas $flag --output-format zip --lambda-dir $dir"
+    cargo lambda build --profile lambda -p dofs-lambdas "$flag" --output-format zip --lambda-dir "$dir"
     for f in "${functions[@]}"; do
         zip="$dir/$f/bootstrap.zip"
         [[ -s "$zip" ]] || {
             echo "build-lambdas: $zip was not produced" >&2
             return 1
         }
-        "$DOFS_PYTHON" - "$zip" <<'PY' || return 1
-import sys, zipfile
+        unzipped="$("$DOFS_PYTHON" - "$zip" <<'PY'
+import os, sys, zipfile
 path = sys.argv[1]
 with zipfile.ZipFile(path) as z:
     names = z.namelist()
@@ -146,9 +149,18 @@ if info is None:
     sys.exit(f"build-lambdas: {path} has no 'bootstrap' ({names})")
 if (info.external_attr >> 16) & 0o111 == 0:
     sys.exit(f"build-lambdas: 'bootstrap' in {path} is not executable")
+# Lambda's limits on a zip package: 50 MB uploaded directly, 250 MB unzipped.
+zipped = os.path.getsize(path)
+if zipped > 50 * 1024 * 1024:
+    sys.exit(f"build-lambdas: {path} is {zipped} bytes, above Lambda's 50 MB for a direct upload")
+if info.file_size > 250 * 1024 * 1024:
+    sys.exit(f"build-lambdas: 'bootstrap' in {path} unzips to {info.file_size} bytes, above Lambda's 250 MB")
+print(info.file_size)
 PY
+)" || return 1
         linking="$(check_bootstrap "$zip" "$a")" || return 1
-        printf '%-16s %-7s %10s bytes  %s  (%s)\n' "$f" "$a" "$(stat -c %s "$zip")" "$zip" "$linking"
+        printf '%-16s %-7s %10s bytes (%s unzipped)  %s  (%s)\n' "$f" "$a" "$(stat -c %s "$zip")" \
+            "$unzipped" "$zip" "$linking"
     done
     echo "==> $a: built in $((SECONDS - started)) s"
 }

@@ -5,7 +5,7 @@
 # .github/workflows/deploy.yml (GitHub Actions) call this script, so the digest, the S3
 # layout and the manifest are the same whichever built them.
 #
-#   lambda-artifacts.sh build                 cargo lambda build --release --output-format zip -p dofs-lambdas
+#   lambda-artifacts.sh build                 cargo lambda build --profile lambda --output-format zip -p dofs-lambdas
 #   lambda-artifacts.sh digest                digest the five zips, write $OUT_DIR/{digest,manifest.json}
 #   lambda-artifacts.sh publish BUCKET        upload them once to s3://BUCKET/lambda/<digest>/
 #   lambda-artifacts.sh verify BUCKET DIGEST  check that DIGEST is published (manifest and five zips)
@@ -63,8 +63,8 @@ cmd_build() {
         x86_64) arch_flag=--x86-64 ;;
         *) die "LAMBDA_ARCH must be arm64 or x86_64, not '$LAMBDA_ARCH'" ;;
     esac
-    log "cargo lambda build --release --output-format zip -p dofs-lambdas $arch_flag"
-    cargo lambda build --release --output-format zip -p dofs-lambdas "$arch_flag"
+    log "cargo lambda build --profile lambda --output-format zip -p dofs-lambdas $arch_flag"
+    cargo lambda build --profile lambda --output-format zip -p dofs-lambdas "$arch_flag"
 }
 
 cmd_digest() {
