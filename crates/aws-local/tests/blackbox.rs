@@ -21,8 +21,9 @@
 //! sent, what the store holds and what the DLQ holds;
 //! `the_dashboard_works_under_the_stage_path_with_its_files_keyless_and_its_data_keyed`
 //! opens the dashboard under the stage, as API Gateway serves it (the other
-//! tests use the stand-in's paths without the stage), and, when Chromium is
-//! installed, in a real browser too.
+//! tests use the stand-in's paths without the stage), and in a real browser
+//! too (Chromium from scripts/setup-browser.sh: SKIP without it, a failure
+//! under `CI=true`).
 //!
 //! Needs `DOFS_MOTO_ENDPOINT` and the Lambda binaries beside this test's
 //! binary (`cargo build -p dofs-lambdas --bins`); scripts/test-aws.sh does
@@ -31,6 +32,7 @@
 //! prerequisites, they print SKIP, unless `DOFS_REQUIRE_EMULATOR=1`. The stack's own log and the functions' logs
 //! are kept under `$TMPDIR/dofs-blackbox-aws/<prefix>/` when a test fails.
 
+use dofs_blackbox::browser::Browser;
 use dofs_blackbox::{Settings, Target};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -629,8 +631,8 @@ fn fill_in(literal: &str, order: &str, execution: &str) -> String {
 /// request its script makes is resolved against the page's URL as a browser
 /// does (`Url::join`) and must stay under `/{stage}/`; the files answer 200
 /// without a key, the data 200 with the client key (the dashboard sends the
-/// key kept in the browser) and 401 without. Then, when Chromium is
-/// installed (scripts/setup-browser.sh), a real browser opens `/{stage}` with
+/// key kept in the browser) and 401 without. Then a real browser
+/// ([`Browser`], the test kit's) opens `/{stage}` with
 /// the key stored, shows live numbers and an order's execution, and every
 /// URL it loaded is under the stage.
 #[tokio::test]
@@ -779,13 +781,8 @@ async fn the_dashboard_works_under_the_stage_path_with_its_files_keyless_and_its
         assert!(status == 200 || no_graph, "GET {url}: {status} {body}");
     }
 
-    match Chromium::binaries() {
-        Some((chromium, driver)) => {
-            browser_through_the_stage(&chromium, &driver, &root, &stage).await
-        }
-        None => eprintln!(
-            "SKIP the browser part: no Chromium or chromedriver (scripts/setup-browser.sh)"
-        ),
+    if let Some((chromium, driver)) = Browser::binaries("the browser part of the stage test") {
+        browser_through_the_stage(&chromium, &driver, &root, &stage).await
     }
 }
 
@@ -797,7 +794,7 @@ async fn browser_through_the_stage(
     root: &reqwest::Url,
     stage: &str,
 ) {
-    let browser = Chromium::start(chromium, driver, stage).await;
+    let browser = Browser::start(chromium, driver).await;
     let under_stage = format!("/{stage}/");
     // The key, stored for the origin before the page asks (so that no request fails).
     browser
@@ -890,197 +887,4 @@ async fn browser_through_the_stage(
     assert!(severe.is_empty(), "the browser's console: {severe:?}");
     eprintln!("the browser loaded, all under {under_stage}: {loaded:?}");
     browser.quit().await;
-}
-
-/// Debian's headless Chromium over WebDriver (chromedriver, plain HTTP), as
-/// `crates/cli/tests/dashboard.rs` drives it, reduced to what the stage
-/// test needs.
-struct Chromium {
-    driver: Child,
-    endpoint: String,
-    session: String,
-    http: reqwest::Client,
-    profile: PathBuf,
-}
-
-impl Chromium {
-    /// Chromium and chromedriver (`DOFS_CHROMIUM`, `DOFS_CHROMEDRIVER`, else
-    /// Debian's paths), if both are there.
-    fn binaries() -> Option<(PathBuf, PathBuf)> {
-        let chromium = std::env::var_os("DOFS_CHROMIUM")
-            .map_or(PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-        let driver = std::env::var_os("DOFS_CHROMEDRIVER")
-            .map_or(PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
-        (chromium.exists() && driver.exists()).then_some((chromium, driver))
-    }
-
-    async fn start(chromium: &std::path::Path, driver: &std::path::Path, name: &str) -> Chromium {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let profile = std::env::temp_dir().join(format!("dofs-chromium-{name}"));
-        let mut browser = Chromium {
-            driver: child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            session: String::new(),
-            http: reqwest::Client::new(),
-            profile,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = browser
-                .http
-                .get(format!("{}/status", browser.endpoint))
-                .send()
-                .await
-            {
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                if body["value"]["ready"] == true {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let args = [
-            "--headless".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            format!("--user-data-dir={}", browser.profile.display()),
-        ];
-        let created = browser
-            .call(
-                "POST",
-                "/session",
-                serde_json::json!({"capabilities": {"alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {"binary": chromium, "args": args},
-                    "goog:loggingPrefs": {"browser": "ALL"},
-                }}}),
-            )
-            .await;
-        browser.session = created["sessionId"].as_str().expect("a session").to_owned();
-        browser
-    }
-
-    /// One WebDriver command; panics with the driver's message on an error.
-    async fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let url = format!("{}{path}", self.endpoint);
-        let request = match method {
-            "GET" => self.http.get(&url),
-            "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).json(&body),
-        };
-        let response = request.send().await.expect("reach chromedriver");
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.expect("WebDriver JSON");
-        assert!(
-            status.is_success(),
-            "WebDriver {method} {path}: {status} {body}"
-        );
-        body["value"].clone()
-    }
-
-    async fn session_call(
-        &self,
-        method: &str,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
-        self.call(method, &format!("/session/{}{path}", self.session), body)
-            .await
-    }
-
-    async fn goto(&self, url: &str) {
-        self.session_call("POST", "/url", serde_json::json!({ "url": url }))
-            .await;
-    }
-
-    async fn exec(&self, script: &str) -> serde_json::Value {
-        self.session_call(
-            "POST",
-            "/execute/sync",
-            serde_json::json!({"script": script, "args": []}),
-        )
-        .await
-    }
-
-    /// Runs `script` until it returns something other than null or false (60 s at most).
-    async fn wait_for(&self, what: &str, script: &str) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            let v = self.exec(script).await;
-            if !v.is_null() && v != false {
-                return v;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The browser's log entries at SEVERE level (console errors, failed loads).
-    async fn severe_log(&self) -> Vec<serde_json::Value> {
-        let entries = self
-            .session_call("POST", "/se/log", serde_json::json!({"type": "browser"}))
-            .await;
-        entries
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .collect()
-    }
-
-    async fn quit(mut self) {
-        self.session_call("DELETE", "", serde_json::Value::Null)
-            .await;
-        self.session.clear();
-    }
-}
-
-/// Ends a WebDriver session, blocking (for `Drop`): chromedriver then closes
-/// its Chromium, which killing chromedriver alone would leave running.
-fn end_session(endpoint: &str, session: &str) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "DELETE /session/{session} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    Ok(())
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        // A failed test has not quit its session.
-        if !self.session.is_empty() {
-            let _ = end_session(&self.endpoint, &self.session);
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
 }

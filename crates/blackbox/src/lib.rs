@@ -17,8 +17,10 @@
 //! `dofs-cli` integration tests and the kill campaign (`dofs-chaos`): the
 //! seed order ([`seed_order`]), starting a server and reading where it
 //! listens ([`spawn_listening`]), waiting for orders to be terminal
-//! ([`wait_all_terminal`]) and a seedable random generator ([`Rng`]).
+//! ([`wait_all_terminal`]), a seedable random generator ([`Rng`]) and a real
+//! browser for the dashboard tests ([`browser::Browser`]).
 
+pub mod browser;
 mod process;
 pub mod receiver;
 mod rng;

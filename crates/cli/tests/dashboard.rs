@@ -15,20 +15,11 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::{fast_env, manifest_dir, seed_order, App};
+use dofs_blackbox::browser::Browser;
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// The W3C WebDriver element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-/// The longest any one wait in this test may take.
-const WAIT: Duration = Duration::from_secs(30);
+use std::time::Duration;
 
 /// Where screenshots go: `$DOFS_TEST_ARTIFACTS`, else `target/test-artifacts`.
 fn artifacts_dir() -> PathBuf {
@@ -39,195 +30,11 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// The browser binaries, or `None` (SKIP) when they are missing outside CI.
-fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
-    let chromium = std::env::var_os("DOFS_CHROMIUM").map_or(PathBuf::from(CHROMIUM), PathBuf::from);
-    let driver =
-        std::env::var_os("DOFS_CHROMEDRIVER").map_or(PathBuf::from(CHROMEDRIVER), PathBuf::from);
-    if chromium.exists() && driver.exists() {
-        return Some((chromium, driver));
-    }
-    let missing = format!(
-        "{} or {} is missing (install them with scripts/setup-browser.sh)",
-        chromium.display(),
-        driver.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the dashboard test needs a browser in CI: {missing}");
-    }
-    eprintln!("SKIP dashboard browser test: {missing}");
-    None
-}
-
-/// A chromedriver process and one headless Chromium session.
-struct Browser {
-    driver: Child,
-    endpoint: String,
-    session: String,
-    http: reqwest::Client,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start(chromium: &std::path::Path, chromedriver: &std::path::Path) -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let ready = http.get(format!("{endpoint}/status")).send().await;
-            if let Ok(r) = ready {
-                let body: Value = r.json().await.unwrap_or_default();
-                if body["value"]["ready"] == true {
-                    break;
-                }
-            }
-            assert!(started.elapsed() < WAIT, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let profile = tempfile::tempdir().expect("profile dir");
-        let args = [
-            "--headless".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--window-size=1400,1000".to_owned(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": args},
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let mut browser = Browser {
-            driver,
-            endpoint,
-            session: String::new(),
-            http,
-            _profile: profile,
-        };
-        let created = browser.call("POST", "/session", capabilities).await;
-        browser.session = created["sessionId"]
-            .as_str()
-            .expect("a session id")
-            .to_owned();
-        browser
-    }
-
-    /// One WebDriver command; panics with the driver's message on an error.
-    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.endpoint);
-        let request = match method {
-            "GET" => self.http.get(&url),
-            "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).json(&body),
-        };
-        let response = request.send().await.expect("reach chromedriver");
-        let status = response.status();
-        let body: Value = response.json().await.expect("WebDriver JSON");
-        assert!(
-            status.is_success(),
-            "WebDriver {method} {path}: {status} {body}"
-        );
-        body["value"].clone()
-    }
-
-    async fn session_call(&self, method: &str, path: &str, body: Value) -> Value {
-        self.call(method, &format!("/session/{}{path}", self.session), body)
-            .await
-    }
-
-    async fn goto(&self, url: &str) {
-        self.session_call("POST", "/url", json!({ "url": url }))
-            .await;
-    }
-
-    async fn exec(&self, script: &str) -> Value {
-        self.session_call(
-            "POST",
-            "/execute/sync",
-            json!({"script": script, "args": []}),
-        )
-        .await
-    }
-
-    /// Runs `script` until it returns something other than null or false.
-    async fn wait_for(&self, what: &str, script: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let v = self.exec(script).await;
-            if !v.is_null() && v != false {
-                return v;
-            }
-            assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn click(&self, css: &str) {
-        let found = self
-            .session_call(
-                "POST",
-                "/element",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        let id = found[ELEMENT].as_str().expect("an element").to_owned();
-        self.session_call("POST", &format!("/element/{id}/click"), json!({}))
-            .await;
-    }
-
-    async fn screenshot(&self, name: &str) -> PathBuf {
-        let data = self.session_call("GET", "/screenshot", Value::Null).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(data.as_str().expect("base64 PNG"))
-            .expect("decode the screenshot");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        let path = artifacts_dir().join(name);
-        std::fs::write(&path, png).expect("save the screenshot");
-        path
-    }
-
-    /// The browser's log entries at SEVERE level (console errors, failed loads, exceptions).
-    async fn severe_log(&self) -> Vec<Value> {
-        let entries = self
-            .session_call("POST", "/se/log", json!({"type": "browser"}))
-            .await;
-        entries
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .collect()
-    }
-
-    async fn quit(mut self) {
-        self.session_call("DELETE", "", Value::Null).await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
+/// Saves the page's screenshot as `name` among the test artifacts.
+async fn screenshot(browser: &Browser, name: &str) -> PathBuf {
+    let path = artifacts_dir().join(name);
+    std::fs::write(&path, browser.screenshot().await).expect("save the screenshot");
+    path
 }
 
 /// A number as the page shows it (`1,234`), or None for a dash.
@@ -256,7 +63,7 @@ const READ_COUNTS: &str =
 
 #[tokio::test]
 async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution() {
-    let Some((chromium, chromedriver)) = browser_binaries() else {
+    let Some((chromium, chromedriver)) = Browser::binaries("the dashboard browser test") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -357,7 +164,7 @@ async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution
             ),
         )
         .await;
-    let overview = browser.screenshot("dashboard.png").await;
+    let overview = screenshot(&browser, "dashboard.png").await;
 
     // An order's execution view: the ASL graph with the path it took.
     let target = if failed_listed > 0 {
@@ -445,7 +252,7 @@ async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution
             ),
         )
         .await;
-    let detail = browser.screenshot("dashboard-execution.png").await;
+    let detail = screenshot(&browser, "dashboard-execution.png").await;
 
     let severe = browser.severe_log().await;
     assert!(severe.is_empty(), "console errors: {severe:#?}");
@@ -510,7 +317,7 @@ async fn the_dashboard_shows_the_apis_numbers_live_and_draws_an_orders_execution
 
 #[tokio::test]
 async fn with_api_keys_configured_the_dashboard_asks_for_a_key_and_then_shows_the_data() {
-    let Some((chromium, chromedriver)) = browser_binaries() else {
+    let Some((chromium, chromedriver)) = Browser::binaries("the dashboard browser test") else {
         return;
     };
     const KEY: &str = "dashboard-key-0123456789";
@@ -543,7 +350,7 @@ async fn with_api_keys_configured_the_dashboard_asks_for_a_key_and_then_shows_th
         .exec("return document.getElementById('count-total').textContent")
         .await;
     assert_eq!(shown(&total), None, "no numbers without a key: {total}");
-    let asking = browser.screenshot("dashboard-key.png").await;
+    let asking = screenshot(&browser, "dashboard-key.png").await;
 
     browser
         .exec(&format!(
@@ -636,7 +443,7 @@ impl Keyed<'_> {
 
 #[tokio::test]
 async fn a_cancelled_order_is_counted_filtered_and_shown_with_its_reason_and_events() {
-    let Some((chromium, chromedriver)) = browser_binaries() else {
+    let Some((chromium, chromedriver)) = Browser::binaries("the dashboard browser test") else {
         return;
     };
     const KEY: &str = "dashboard-operator-0123456789";
@@ -672,10 +479,14 @@ async fn a_cancelled_order_is_counted_filtered_and_shown_with_its_reason_and_eve
     }
     for id in &ids {
         let api = &api;
-        app.eventually("a failed first attempt", WAIT, move || async move {
-            let order = api.get(&format!("/orders/{id}")).await;
-            (order["status"] == "PENDING" && order["attempts"] == 1).then_some(())
-        })
+        app.eventually(
+            "a failed first attempt",
+            Duration::from_secs(30),
+            move || async move {
+                let order = api.get(&format!("/orders/{id}")).await;
+                (order["status"] == "PENDING" && order["attempts"] == 1).then_some(())
+            },
+        )
         .await;
     }
     let (by_api, by_button) = (&ids[0], &ids[1]);
@@ -814,7 +625,7 @@ async fn a_cancelled_order_is_counted_filtered_and_shown_with_its_reason_and_eve
     browser
         .exec("document.getElementById('order-events').scrollIntoView({block: 'center'}); return true;")
         .await;
-    let cancelled_view = browser.screenshot("dashboard-cancelled.png").await;
+    let cancelled_view = screenshot(&browser, "dashboard-cancelled.png").await;
 
     // The Cancel button of a PENDING order, sent with the page's key.
     browser
