@@ -1,11 +1,9 @@
 //! Cancel on the emulator: its answers, the fate of the order's message, and
 //! its race with an attempt, decided by the conditional writes alone.
 
-use super::{emulator, fresh, sample};
+use super::{emulator, fresh, sample, stack, Stack};
 use async_trait::async_trait;
-use dofs_aws::setup::Created;
-use dofs_aws::{AwsOperations, DynamoDbOrderStore, SqsQueue};
-use dofs_core::ports::{Clock, ErrorKind, Operations, OrderStore, Queue, SystemClock};
+use dofs_core::ports::{ErrorKind, Operations, OrderStore, Queue};
 use dofs_core::service::{Backoff, Fulfiller, Handled, OrderMessage};
 use dofs_core::{FailedOrder, Fulfillment, Order, OrderId, OrderStatus, Outcome};
 use std::sync::{Arc, Mutex};
@@ -30,33 +28,6 @@ impl Fulfillment for Recording {
     }
     fn concurrency(&self) -> usize {
         usize::MAX
-    }
-}
-
-struct Stack {
-    store: DynamoDbOrderStore,
-    queue: SqsQueue,
-    ops: AwsOperations,
-    clock: Arc<dyn Clock>,
-}
-
-fn stack(config: &aws_config::SdkConfig, created: &Created) -> Stack {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = super::store(config, created);
-    let queue = SqsQueue::new(
-        aws_sdk_sqs::Client::new(config),
-        &created.orders_queue_url,
-        &created.dlq_url,
-        3,
-        None,
-        clock.clone(),
-    );
-    let ops = AwsOperations::new(store.clone(), queue.clone(), clock.clone());
-    Stack {
-        store,
-        queue,
-        ops,
-        clock,
     }
 }
 

@@ -4,54 +4,17 @@
 //! is handled exactly once; a retry that cannot search the whole DLQ in time
 //! changes nothing.
 
-use super::{emulator, fresh, sample};
+use super::{emulator, fresh, sample, stack, Stack};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use dofs_aws::setup::Created;
-use dofs_aws::{AwsOperations, DynamoDbOrderStore, SqsQueue};
-use dofs_core::ports::{
-    Clock, DlqProgress, ErrorKind, Operations, OrderStore, OutOfTime, Queue, SystemClock,
-};
+use dofs_core::ports::{DlqProgress, ErrorKind, Operations, OrderStore, OutOfTime, Queue};
 use dofs_core::service::OrderMessage;
 use dofs_core::{FailedOrder, Order, OrderId, OrderStatus};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Dead letters in each test: several SQS batches, far more than one step
 /// of a redrive or purge whose time is up.
 const DEAD: usize = 45;
-
-struct Stack {
-    store: DynamoDbOrderStore,
-    queue: SqsQueue,
-    ops: AwsOperations,
-    sqs: aws_sdk_sqs::Client,
-    dlq_url: String,
-    clock: Arc<dyn Clock>,
-}
-
-fn stack(config: &aws_config::SdkConfig, created: &Created) -> Stack {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = super::store(config, created);
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let queue = SqsQueue::new(
-        sqs.clone(),
-        &created.orders_queue_url,
-        &created.dlq_url,
-        3,
-        None,
-        clock.clone(),
-    );
-    let ops = AwsOperations::new(store.clone(), queue.clone(), clock.clone());
-    Stack {
-        store,
-        queue,
-        ops,
-        sqs,
-        dlq_url: created.dlq_url.clone(),
-        clock,
-    }
-}
 
 /// `n` orders, each with one dead letter; `recorded` ones are `FAILED` with
 /// their failed-orders row, the others still `PENDING` (the dlq_processor

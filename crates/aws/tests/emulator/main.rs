@@ -10,12 +10,12 @@
 use async_trait::async_trait;
 use dofs_aws::setup::{self, QueueOptions, ResourceNames};
 use dofs_aws::{
-    DynamoDbOrderStore, SendDedup, SqsQueue, StepFunctionsExecutionLog,
+    AwsOperations, DynamoDbOrderStore, SendDedup, SqsQueue, StepFunctionsExecutionLog,
     StepFunctionsWorkflowStarter,
 };
 use dofs_core::conformance::{queue_suite, store_suite, QueueHarness};
 use dofs_core::ports::{
-    ExecutionLog, IdempotencyClaim, Queue, Submitted, SystemClock, WorkflowStarter,
+    Clock, ExecutionLog, IdempotencyClaim, Queue, Submitted, SystemClock, WorkflowStarter,
 };
 use dofs_core::{CustomerId, NewOrder, OrderId, Price, ProductId};
 use std::sync::Arc;
@@ -81,6 +81,41 @@ fn store(config: &aws_config::SdkConfig, created: &setup::Created) -> DynamoDbOr
             max_age: Duration::from_secs(86_400),
         },
     )
+}
+
+/// The store, the queue and the operator's actions over `created`, as the
+/// API function builds them, with the raw SQS client and the DLQ's URL for
+/// what a test does behind their back.
+struct Stack {
+    store: DynamoDbOrderStore,
+    queue: SqsQueue,
+    ops: AwsOperations,
+    sqs: aws_sdk_sqs::Client,
+    dlq_url: String,
+    clock: Arc<dyn Clock>,
+}
+
+fn stack(config: &aws_config::SdkConfig, created: &setup::Created) -> Stack {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = store(config, created);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let queue = SqsQueue::new(
+        sqs.clone(),
+        &created.orders_queue_url,
+        &created.dlq_url,
+        3,
+        None,
+        clock.clone(),
+    );
+    let ops = AwsOperations::new(store.clone(), queue.clone(), clock.clone());
+    Stack {
+        store,
+        queue,
+        ops,
+        sqs,
+        dlq_url: created.dlq_url.clone(),
+        clock,
+    }
 }
 
 struct RealTime(SqsQueue);
