@@ -2,16 +2,26 @@
 //! the environment variables Terraform sets (terraform/modules/lambdas). A
 //! missing variable stops the cold start naming it; so does a bad value.
 //!
+//! The keys `dofs serve` reads too (success rate, seed, fulfillment mode and
+//! `http` settings, event age, receive count, backoff, validation limits,
+//! environment) are read through their one definition in
+//! [`dofs_core::settings`]: the same variable, default and rule, and the same
+//! message when a value breaks it. Three of them have a default there but are
+//! required here, because Terraform always sets them and a missing one means
+//! a broken deployment: `DOFS_ENVIRONMENT`, `DOFS_FULFILLMENT_SUCCESS_RATE`
+//! and `DOFS_QUEUE_MAX_RECEIVE_COUNT` ([`shared_required`]).
+//!
 //! The `http` fulfillment mode's signing secret is never an ordinary
 //! variable on AWS: Terraform names an SSM SecureString parameter
 //! (`DOFS_FULFILLMENT_HTTP_SECRET_PARAMETER`) that `fulfill_order` reads at
 //! cold start ([`crate::secrets`]). The local stack, which has no SSM of its
 //! own to fill, may give the secret itself in `DOFS_FULFILLMENT_HTTP_SECRET`.
 
-use crate::events::{EventsTable, DEFAULT_MAX_AGE};
+use crate::events::EventsTable;
 use dofs_core::service::Backoff;
+use dofs_core::settings::{self as shared, Key, Mode};
 use dofs_core::validation::Limits;
-use dofs_core::{FulfillmentPolicy, Price};
+use dofs_core::FulfillmentPolicy;
 use std::time::Duration;
 
 /// A configuration problem, naming the variable.
@@ -25,6 +35,10 @@ pub enum SettingsError {
         value: String,
         why: &'static str,
     },
+    /// A value the key's rule in [`dofs_core::settings`] refuses, with the
+    /// message `dofs serve` gives.
+    #[error(transparent)]
+    Shared(#[from] shared::Invalid),
     /// A secret's variable is wrong; its value is never quoted.
     #[error("environment variable {name} is invalid: {why}")]
     Secret { name: &'static str, why: String },
@@ -145,91 +159,41 @@ fn required(
     }
 }
 
-fn parsed<T: std::str::FromStr>(
-    name: &'static str,
-    value: String,
-    why: &'static str,
+/// A key of [`dofs_core::settings`]: its variable's value, else its default.
+fn shared<T>(
+    get: &dyn Fn(&str) -> Option<String>,
+    spec: &Key<T>,
+) -> Result<Option<T>, SettingsError> {
+    match get(spec.var).filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok(Some(spec.parse(&v)?)),
+        None => Ok(spec.default_value()),
+    }
+}
+
+/// A key of [`dofs_core::settings`] with a default there.
+fn shared_or_default<T>(
+    get: &dyn Fn(&str) -> Option<String>,
+    spec: &Key<T>,
 ) -> Result<T, SettingsError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| SettingsError::Invalid { name, value, why })
+    shared(get, spec)?.ok_or(SettingsError::Missing(spec.var))
 }
 
-fn optional<T: std::str::FromStr>(
+/// A key of [`dofs_core::settings`] whose variable Terraform always sets:
+/// required here even when it has a default (see the module's comment).
+fn shared_required<T>(
     get: &dyn Fn(&str) -> Option<String>,
-    name: &'static str,
-    why: &'static str,
-) -> Result<Option<T>, SettingsError> {
-    match get(name) {
-        Some(v) if !v.trim().is_empty() => parsed(name, v, why).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// `s` when it is an http:// or https:// URL with a host.
-fn http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    rest.and_then(|r| r.split(['/', '?', '#']).next())
-        .is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace))
-}
-
-fn in_range<T: std::str::FromStr + PartialOrd + ToString>(
-    get: &dyn Fn(&str) -> Option<String>,
-    name: &'static str,
-    range: std::ops::RangeInclusive<T>,
-    why: &'static str,
-) -> Result<Option<T>, SettingsError> {
-    match optional::<T>(get, name, why)? {
-        Some(v) if !range.contains(&v) => Err(SettingsError::Invalid {
-            name,
-            value: v.to_string(),
-            why,
-        }),
-        v => Ok(v),
-    }
+    spec: &Key<T>,
+) -> Result<T, SettingsError> {
+    Ok(spec.parse(&required(get, spec.var)?)?)
 }
 
 /// The fulfillment mode. The `http` settings are checked whatever the mode,
 /// so a typo is found before someone switches the mode on.
 fn fulfillment(get: &dyn Fn(&str) -> Option<String>) -> Result<FulfillmentMode, SettingsError> {
-    let mode = get("DOFS_FULFILLMENT_MODE")
-        .map(|m| m.trim().to_owned())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "simulated".into());
-    if !matches!(mode.as_str(), "simulated" | "http") {
-        return Err(SettingsError::Invalid {
-            name: "DOFS_FULFILLMENT_MODE",
-            value: mode,
-            why: "must be simulated or http",
-        });
-    }
-    let url = get("DOFS_FULFILLMENT_HTTP_URL")
-        .map(|u| u.trim().to_owned())
-        .filter(|u| !u.is_empty());
-    if let Some(u) = url.as_ref().filter(|u| !http_url(u)) {
-        return Err(SettingsError::Invalid {
-            name: "DOFS_FULFILLMENT_HTTP_URL",
-            value: u.clone(),
-            why: "must be an http:// or https:// URL",
-        });
-    }
-    let timeout_ms: u64 = in_range(
-        get,
-        "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS",
-        1..=600_000,
-        "must be a whole number of milliseconds from 1 to 600000",
-    )?
-    .unwrap_or(dofs_fulfillment::http::DEFAULT_TIMEOUT.as_millis() as u64);
-    let concurrency: usize = in_range(
-        get,
-        "DOFS_FULFILLMENT_HTTP_CONCURRENCY",
-        1..=10_000,
-        "must be a whole number from 1 to 10000",
-    )?
-    .unwrap_or(dofs_fulfillment::http::DEFAULT_CONCURRENCY);
+    let mode = shared_or_default(get, &shared::MODE)?;
+    let url = shared(get, &shared::HTTP_URL)?;
+    let timeout_ms = shared_or_default(get, &shared::HTTP_TIMEOUT_MS)?;
+    let concurrency = shared_or_default(get, &shared::HTTP_CONCURRENCY)?;
     let value = get(HTTP_SECRET).filter(|v| !v.trim().is_empty());
     let parameter = get(HTTP_SECRET_PARAMETER)
         .map(|p| p.trim().to_owned())
@@ -248,10 +212,10 @@ fn fulfillment(get: &dyn Fn(&str) -> Option<String>) -> Result<FulfillmentMode, 
         (None, Some(p)) => Some(SecretSource::Parameter(p)),
         (None, None) => None,
     };
-    if mode == "simulated" {
+    if mode == Mode::Simulated {
         return Ok(FulfillmentMode::Simulated);
     }
-    let url = url.ok_or(SettingsError::Missing("DOFS_FULFILLMENT_HTTP_URL"))?;
+    let url = url.ok_or(SettingsError::Missing(shared::HTTP_URL.var))?;
     Ok(FulfillmentMode::Http(HttpSettings {
         url,
         secret,
@@ -268,80 +232,23 @@ impl AwsSettings {
 
     /// Reads the settings through `get` (tests pass a map).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<AwsSettings, SettingsError> {
-        let rate_text = required(get, "DOFS_FULFILLMENT_SUCCESS_RATE")?;
-        let success_rate: f64 = parsed(
-            "DOFS_FULFILLMENT_SUCCESS_RATE",
-            rate_text.clone(),
-            "must be a number from 0 to 1",
-        )?;
-        if !(0.0..=1.0).contains(&success_rate) {
-            return Err(SettingsError::Invalid {
-                name: "DOFS_FULFILLMENT_SUCCESS_RATE",
-                value: rate_text,
-                why: "must be a number from 0 to 1",
-            });
-        }
-        let max_receive_count: u32 = parsed(
-            "DOFS_QUEUE_MAX_RECEIVE_COUNT",
-            required(get, "DOFS_QUEUE_MAX_RECEIVE_COUNT")?,
-            "must be a whole number from 1 to 1000",
-        )?;
-        if !(1..=1000).contains(&max_receive_count) {
-            return Err(SettingsError::Invalid {
-                name: "DOFS_QUEUE_MAX_RECEIVE_COUNT",
-                value: max_receive_count.to_string(),
-                why: "must be a whole number from 1 to 1000",
-            });
-        }
-        let base: u64 = optional(
-            get,
-            "DOFS_QUEUE_BACKOFF_BASE_MS",
-            "must be a whole number of milliseconds",
-        )?
-        .unwrap_or(1000);
-        let max: u64 = optional(
-            get,
-            "DOFS_QUEUE_BACKOFF_MAX_MS",
-            "must be a whole number of milliseconds",
-        )?
-        .unwrap_or(30_000);
-        let mut limits = Limits::default();
-        if let Some(q) = optional(
-            get,
-            "DOFS_VALIDATION_MAX_QUANTITY",
-            "must be a whole number",
-        )? {
-            limits.max_quantity = q;
-        }
-        if let Some(text) = get("DOFS_VALIDATION_MAX_PRICE").filter(|v| !v.trim().is_empty()) {
-            limits.max_price = Price::from_decimal_text(text.trim(), u64::MAX).map_err(|_| {
-                SettingsError::Invalid {
-                    name: "DOFS_VALIDATION_MAX_PRICE",
-                    value: text.clone(),
-                    why: "must be a price with at most 2 decimal places",
-                }
-            })?;
-        }
-        let max_age_s: u64 = optional(
-            get,
-            "DOFS_EVENTS_MAX_AGE_S",
-            "must be a whole number of seconds from 60 to 31536000",
-        )?
-        .unwrap_or(DEFAULT_MAX_AGE.as_secs());
-        if !(60..=31_536_000).contains(&max_age_s) {
-            return Err(SettingsError::Invalid {
-                name: "DOFS_EVENTS_MAX_AGE_S",
-                value: max_age_s.to_string(),
-                why: "must be a whole number of seconds from 60 to 31536000",
-            });
-        }
+        let success_rate = shared_required(get, &shared::SUCCESS_RATE)?;
+        let max_receive_count = shared_required(get, &shared::MAX_RECEIVE_COUNT)?;
+        let base = shared_or_default(get, &shared::BACKOFF_BASE_MS)?;
+        let max = shared_or_default(get, &shared::BACKOFF_MAX_MS)?;
+        shared::backoff(base, max)?;
+        let limits = Limits {
+            max_quantity: shared_or_default(get, &shared::MAX_QUANTITY)?,
+            max_price: shared_or_default(get, &shared::MAX_PRICE)?,
+        };
+        let max_age_s = shared_or_default(get, &shared::EVENTS_MAX_AGE_S)?;
         Ok(AwsSettings {
             events: EventsTable {
                 name: required(get, "DOFS_EVENTS_TABLE")?,
                 max_age: Duration::from_secs(max_age_s),
             },
             events_bus: get("DOFS_EVENTS_BUS_NAME").filter(|v| !v.trim().is_empty()),
-            environment: required(get, "DOFS_ENVIRONMENT")?,
+            environment: shared_required(get, &shared::ENVIRONMENT)?,
             orders_table: required(get, "DOFS_ORDERS_TABLE")?,
             failed_orders_table: required(get, "DOFS_FAILED_ORDERS_TABLE")?,
             idempotency_table: required(get, "DOFS_IDEMPOTENCY_TABLE")?,
@@ -349,13 +256,13 @@ impl AwsSettings {
             dlq_url: required(get, "DOFS_DLQ_URL")?,
             policy: FulfillmentPolicy {
                 success_rate,
-                seed: optional(get, "DOFS_FULFILLMENT_SEED", "must be a whole number")?,
+                seed: shared(get, &shared::SEED)?,
             },
             max_receive_count,
             state_machine_arn: get("DOFS_STATE_MACHINE_ARN").filter(|v| !v.trim().is_empty()),
             backoff: Backoff {
                 base: Duration::from_millis(base),
-                max: Duration::from_millis(max.max(base)),
+                max: Duration::from_millis(max),
             },
             limits,
             fulfillment: fulfillment(get)?,
@@ -438,6 +345,72 @@ mod tests {
                 .to_string()
                 .contains("DOFS_EVENTS_MAX_AGE_S"));
         }
+    }
+
+    #[test]
+    fn a_backoff_maximum_below_its_base_is_refused_as_the_cli_refuses_it() {
+        let s = load(&full()).expect("settings");
+        assert_eq!(
+            s.backoff,
+            Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30)
+            }
+        );
+        let mut m = full();
+        m.insert("DOFS_QUEUE_BACKOFF_BASE_MS", "5000");
+        m.insert("DOFS_QUEUE_BACKOFF_MAX_MS", "2000");
+        let e = load(&m).expect_err("refused, not clamped");
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `queue.backoff_max_ms` (from $DOFS_QUEUE_BACKOFF_MAX_MS): must be at least queue.backoff_base_ms (5000)"
+        );
+        m.insert("DOFS_QUEUE_BACKOFF_MAX_MS", "5000");
+        assert_eq!(
+            load(&m).expect("equal is fine").backoff.max,
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn values_out_of_the_shared_ranges_are_refused_with_the_cli_message() {
+        let cases = [
+            ("DOFS_QUEUE_BACKOFF_BASE_MS", "43200001"),
+            ("DOFS_VALIDATION_MAX_QUANTITY", "0"),
+            ("DOFS_VALIDATION_MAX_PRICE", "1000000000.01"),
+            ("DOFS_QUEUE_MAX_RECEIVE_COUNT", "1001"),
+            ("DOFS_ENVIRONMENT", "Prod"),
+        ];
+        for (var, bad) in cases {
+            let mut m = full();
+            m.insert(var, bad);
+            let e = load(&m).expect_err("refused").to_string();
+            assert!(
+                e.starts_with("invalid value for `") && e.contains(&format!("(from ${var}): ")),
+                "{var}: {e}"
+            );
+        }
+        let mut m = full();
+        m.insert("DOFS_VALIDATION_MAX_QUANTITY", "7");
+        m.insert("DOFS_VALIDATION_MAX_PRICE", "12.50");
+        let limits = load(&m).expect("settings").limits;
+        assert_eq!((limits.max_quantity, limits.max_price.cents()), (7, 1250));
+    }
+
+    #[test]
+    fn the_shared_defaults_are_the_adapters_defaults() {
+        assert_eq!(
+            shared::EVENTS_MAX_AGE_S.default_value(),
+            Some(crate::events::DEFAULT_MAX_AGE.as_secs())
+        );
+        assert_eq!(
+            shared::HTTP_TIMEOUT_MS.default_value(),
+            Some(dofs_fulfillment::http::DEFAULT_TIMEOUT.as_millis() as u64)
+        );
+        assert_eq!(
+            shared::HTTP_CONCURRENCY.default_value(),
+            Some(dofs_fulfillment::http::DEFAULT_CONCURRENCY)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   workflow starter, execution log, clock), and their error type.
 //! - [`service`]: the use cases that drive the ports: submit, fulfill one message,
 //!   record a dead letter.
+//! - [`settings`]: the settings both shapes read: keys, variables, defaults, rules.
 //! - [`tasks`]: the workflow's Validate Order and Store Order, for both shapes.
 //! - `conformance` (feature `conformance`): the port suites every adapter runs.
 
@@ -28,6 +29,7 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod service;
+pub mod settings;
 pub mod tasks;
 pub mod time;
 pub mod validation;

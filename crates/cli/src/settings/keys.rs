@@ -1,4 +1,8 @@
 //! Every configuration key, its default and what it means (`dofs serve --print-keys`).
+//! The keys the Lambdas read too take their name and default from
+//! [`dofs_core::settings`].
+
+use dofs_core::settings as shared;
 
 /// Every key, its default (None: unset) and what it means.
 pub const KEYS: &[(&str, Option<&str>, &str)] = &[
@@ -53,18 +57,18 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "directory holding dofs.db",
     ),
     (
-        "environment",
-        Some("dev"),
+        shared::ENVIRONMENT.key,
+        shared::ENVIRONMENT.default,
         "environment name (dev, staging, prod, ...)",
     ),
     (
-        "fulfillment.success_rate",
-        Some("0.7"),
+        shared::SUCCESS_RATE.key,
+        shared::SUCCESS_RATE.default,
         "probability that one attempt succeeds, 0 to 1",
     ),
     (
-        "fulfillment.seed",
-        None,
+        shared::SEED.key,
+        shared::SEED.default,
         "makes outcomes a pure function of (seed, order, attempt)",
     ),
     (
@@ -78,13 +82,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "fulfillment workers (default: number of cores)",
     ),
     (
-        "fulfillment.mode",
-        Some("simulated"),
+        shared::MODE.key,
+        shared::MODE.default,
         "what an attempt does: simulated (the success rate's coin flip) or http (POST the order to fulfillment.http.url)",
     ),
     (
-        "fulfillment.http.url",
-        None,
+        shared::HTTP_URL.key,
+        shared::HTTP_URL.default,
         "your fulfillment service's http:// or https:// URL (required in http mode)",
     ),
     (
@@ -93,13 +97,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "signs each attempt as Standard Webhooks do: whsec_ and the base64 of the key",
     ),
     (
-        "fulfillment.http.timeout_ms",
-        Some("10000"),
+        shared::HTTP_TIMEOUT_MS.key,
+        shared::HTTP_TIMEOUT_MS.default,
         "longest an attempt's call may take before it counts as a failed attempt",
     ),
     (
-        "fulfillment.http.concurrency",
-        Some("64"),
+        shared::HTTP_CONCURRENCY.key,
+        shared::HTTP_CONCURRENCY.default,
         "attempts in flight at once in http mode, all workers together",
     ),
     (
@@ -113,13 +117,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "signs each event delivery as Standard Webhooks do: whsec_ and the base64 of the key",
     ),
     (
-        "events.max_age_s",
-        Some("86400"),
+        shared::EVENTS_MAX_AGE_S.key,
+        shared::EVENTS_MAX_AGE_S.default,
         "how long order events are kept and their webhook deliveries retried, in seconds",
     ),
     (
-        "queue.max_receive_count",
-        Some("3"),
+        shared::MAX_RECEIVE_COUNT.key,
+        shared::MAX_RECEIVE_COUNT.default,
         "receives before a message moves to the DLQ",
     ),
     (
@@ -128,13 +132,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "how long a received message stays hidden",
     ),
     (
-        "queue.backoff_base_ms",
-        Some("1000"),
+        shared::BACKOFF_BASE_MS.key,
+        shared::BACKOFF_BASE_MS.default,
         "delay after the first failed attempt; doubles each attempt",
     ),
     (
-        "queue.backoff_max_ms",
-        Some("30000"),
+        shared::BACKOFF_MAX_MS.key,
+        shared::BACKOFF_MAX_MS.default,
         "longest delay between attempts",
     ),
     (
@@ -143,13 +147,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "orders queued (waiting or being fulfilled) at which new orders are answered 429; 0: no limit",
     ),
     (
-        "validation.max_quantity",
-        Some("100"),
+        shared::MAX_QUANTITY.key,
+        shared::MAX_QUANTITY.default,
         "largest quantity accepted",
     ),
     (
-        "validation.max_price",
-        Some("10000"),
+        shared::MAX_PRICE.key,
+        shared::MAX_PRICE.default,
         "largest price accepted",
     ),
     (

@@ -1,22 +1,13 @@
 //! Checking and converting the gathered values into [`Settings`]: each
 //! key's rule, and an error naming the key and where its value came from.
+//! The keys the Lambdas read too take their rule from [`dofs_core::settings`].
 
 use super::{AlertRules, EventSettings, FulfillmentMode, Secret, Settings};
 use anyhow::{anyhow, bail};
-use dofs_core::Price;
+use dofs_core::settings::{self as shared, http_url, Key, Mode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// `s` when it is an http:// or https:// URL with a host.
-fn http_url(s: &str) -> Option<String> {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    (!host.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()))
-        .then(|| s.to_owned())
-}
 
 /// A value as given: from the TOML file, or as text (default, variable, flag).
 #[derive(Clone, Debug)]
@@ -82,6 +73,15 @@ impl Resolver {
             .ok_or_else(|| anyhow!("`{key}` has no value"))
     }
 
+    /// A key defined in [`dofs_core::settings`], by its rule.
+    fn shared<T>(&self, spec: &Key<T>) -> anyhow::Result<Option<T>> {
+        self.parse(spec.key, spec.rule, |s| spec.check(s))
+    }
+
+    fn shared_required<T>(&self, spec: &Key<T>) -> anyhow::Result<T> {
+        self.required(spec.key, spec.rule, |s| spec.check(s))
+    }
+
     fn list(&self, key: &str) -> anyhow::Result<Vec<Secret>> {
         let items = self.strings(key)?;
         let origin = self.values.get(key).map_or("", |s| s.origin.as_str());
@@ -136,26 +136,12 @@ impl Resolver {
     }
 
     fn fulfillment(&self) -> anyhow::Result<FulfillmentMode> {
-        let mode = self.required("fulfillment.mode", "simulated or http", |s| {
-            matches!(s, "simulated" | "http").then(|| s.to_owned())
-        })?;
-        let url = self.parse(
-            "fulfillment.http.url",
-            "an http:// or https:// URL",
-            http_url,
-        )?;
+        let mode = self.shared_required(&shared::MODE)?;
+        let url = self.shared(&shared::HTTP_URL)?;
         let secret = self.signing_secret("fulfillment.http.secret")?;
-        let timeout = Duration::from_millis(self.required(
-            "fulfillment.http.timeout_ms",
-            "a whole number of milliseconds from 1 to 600000",
-            |s| s.parse::<u64>().ok().filter(|v| (1..=600_000).contains(v)),
-        )?);
-        let concurrency = self.required(
-            "fulfillment.http.concurrency",
-            "a whole number from 1 to 10000",
-            |s| s.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)),
-        )?;
-        if mode == "simulated" {
+        let timeout = Duration::from_millis(self.shared_required(&shared::HTTP_TIMEOUT_MS)?);
+        let concurrency = self.shared_required(&shared::HTTP_CONCURRENCY)?;
+        if mode == Mode::Simulated {
             return Ok(FulfillmentMode::Simulated);
         }
         let Some(url) = url else {
@@ -194,15 +180,7 @@ impl Resolver {
         Ok(EventSettings {
             webhook_urls,
             secret: self.signing_secret("events.secret")?,
-            max_age: Duration::from_secs(self.required(
-                "events.max_age_s",
-                "a whole number of seconds from 60 to 31536000",
-                |s| {
-                    s.parse::<u64>()
-                        .ok()
-                        .filter(|v| (60..=31_536_000).contains(v))
-                },
-            )?),
+            max_age: Duration::from_secs(self.shared_required(&shared::EVENTS_MAX_AGE_S)?),
         })
     }
 
@@ -215,18 +193,11 @@ impl Resolver {
             "a whole number of milliseconds from 100 to 43200000",
             ms(100, 43_200_000),
         )?;
-        let backoff_base_ms = self.required(
-            "queue.backoff_base_ms",
-            "a whole number of milliseconds from 0 to 43200000",
-            ms(0, 43_200_000),
-        )?;
-        let backoff_max_ms = self.required(
-            "queue.backoff_max_ms",
-            "a whole number of milliseconds from 0 to 43200000",
-            ms(0, 43_200_000),
-        )?;
-        if backoff_max_ms < backoff_base_ms {
-            bail!("invalid value for `queue.backoff_max_ms`: must be at least queue.backoff_base_ms ({backoff_base_ms})");
+        let backoff_base_ms = self.shared_required(&shared::BACKOFF_BASE_MS)?;
+        let backoff_max_ms = self.shared_required(&shared::BACKOFF_MAX_MS)?;
+        if let Err(e) = shared::backoff(backoff_base_ms, backoff_max_ms) {
+            let origin = self.values.get(e.key).map_or("", |s| s.origin.as_str());
+            bail!("invalid value for `{}` (from {origin}): {}", e.key, e.rule);
         }
         let webhook_url = self.parse("alerts.webhook_url", "an http:// or https:// URL", |s| {
             (s.starts_with("http://") || s.starts_with("https://")).then(|| s.to_owned())
@@ -315,27 +286,9 @@ impl Resolver {
             data_dir: self.required("storage.data_dir", "a directory path", |s| {
                 (!s.is_empty()).then(|| PathBuf::from(s))
             })?,
-            environment: self.required(
-                "environment",
-                "1 to 32 lower-case letters, digits or dashes",
-                |s| {
-                    (!s.is_empty()
-                        && s.len() <= 32
-                        && s.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
-                    .then(|| s.to_owned())
-                },
-            )?,
-            success_rate: self.required(
-                "fulfillment.success_rate",
-                "a number from 0 to 1",
-                |s| s.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
-            )?,
-            seed: self.parse(
-                "fulfillment.seed",
-                "a whole number from 0 to 18446744073709551615",
-                |s| s.parse().ok(),
-            )?,
+            environment: self.shared_required(&shared::ENVIRONMENT)?,
+            success_rate: self.shared_required(&shared::SUCCESS_RATE)?,
+            seed: self.shared(&shared::SEED)?,
             delay: Duration::from_millis(self.required(
                 "fulfillment.delay_ms",
                 "a whole number of milliseconds from 0 to 600000",
@@ -349,28 +302,12 @@ impl Resolver {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(2, |n| n.get()),
             },
-            max_receive_count: self.required(
-                "queue.max_receive_count",
-                "a whole number from 1 to 1000",
-                |s| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
-            )?,
+            max_receive_count: self.shared_required(&shared::MAX_RECEIVE_COUNT)?,
             visibility_timeout: Duration::from_millis(visibility_ms),
             backoff_base: Duration::from_millis(backoff_base_ms),
             backoff_max: Duration::from_millis(backoff_max_ms),
-            max_quantity: self.required(
-                "validation.max_quantity",
-                "a whole number from 1 to 1000000000",
-                |s| {
-                    s.parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=1_000_000_000).contains(n))
-                },
-            )?,
-            max_price: self.required(
-                "validation.max_price",
-                "a number greater than 0 with at most 2 decimal places, up to 1000000000",
-                |s| Price::from_decimal_text(s, 100_000_000_000).ok(),
-            )?,
+            max_quantity: self.shared_required(&shared::MAX_QUANTITY)?,
+            max_price: self.shared_required(&shared::MAX_PRICE)?,
             dlq_depth_threshold: self.required(
                 "alerts.dlq_depth_threshold",
                 "a whole number",

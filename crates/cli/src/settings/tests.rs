@@ -187,6 +187,38 @@ fn every_key_has_its_environment_variable() {
 }
 
 #[test]
+fn the_keys_the_lambdas_share_come_from_dofs_core_with_their_variables_and_defaults() {
+    for (key, var, default) in dofs_core::settings::SHARED {
+        let listed = KEYS.iter().find(|(k, _, _)| *k == key);
+        assert_eq!(listed.map(|(_, d, _)| *d), Some(default), "{key}");
+        assert_eq!(env_var(key), var, "{key}");
+    }
+}
+
+#[test]
+fn a_backoff_maximum_below_its_base_is_refused_naming_where_it_came_from() {
+    let m = Settings::load(
+        None,
+        &env(&[("DOFS_QUEUE_BACKOFF_BASE_MS", "50000")]),
+        &Flags::default(),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert_eq!(
+        m,
+        "invalid value for `queue.backoff_max_ms` (from the default): must be at least queue.backoff_base_ms (50000)"
+    );
+    let m = Settings::load(
+        None,
+        &env(&[("DOFS_QUEUE_BACKOFF_MAX_MS", "999")]),
+        &Flags::default(),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(m.contains("(from $DOFS_QUEUE_BACKOFF_MAX_MS)"), "{m}");
+}
+
+#[test]
 fn secrets_do_not_print() {
     assert_eq!(format!("{:?}", Secret("abc".into())), "Secret(****)");
 }
