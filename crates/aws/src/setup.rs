@@ -5,7 +5,7 @@
 //!
 //! Creation is idempotent: a table or queue that exists is kept.
 
-use crate::error::{code_of, port_error};
+use crate::error::{port_error, table_exists, ttl_unchanged};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -139,7 +139,7 @@ async fn create_keyed_table(
     }
     match req.send().await {
         Ok(_) => Ok(()),
-        Err(e) if code_of(&e) == Some("ResourceInUseException") => Ok(()),
+        Err(e) if table_exists(&e) => Ok(()),
         Err(e) => Err(port_error("CreateTable", e)),
     }
 }
@@ -211,7 +211,7 @@ async fn enable_ttl(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()
     {
         Ok(_) => Ok(()),
         // Already enabled.
-        Err(e) if code_of(&e) == Some("ValidationException") => Ok(()),
+        Err(e) if ttl_unchanged(&e) => Ok(()),
         Err(e) => Err(port_error("UpdateTimeToLive", e)),
     }
 }

@@ -14,7 +14,10 @@
 //! replay starts the execution again under the same name, which heals a
 //! request that crashed between the two.
 
-use crate::error::{code_of, port_error};
+use crate::error::{
+    condition_failed, execution_already_exists, execution_does_not_exist, invalid_execution_arn,
+    port_error,
+};
 use crate::store::{n, num_attr, s, str_attr};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -76,7 +79,7 @@ impl StepFunctionsWorkflowStarter {
             .await;
         match result {
             Ok(out) => Ok(out.execution_arn),
-            Err(e) if code_of(&e) == Some("ExecutionAlreadyExists") => Ok(execution_arn_of(
+            Err(e) if execution_already_exists(&e) => Ok(execution_arn_of(
                 &self.state_machine_arn,
                 &order.id.to_string(),
             )),
@@ -108,7 +111,7 @@ impl StepFunctionsWorkflowStarter {
             .await;
         match result {
             Ok(_) => Ok(None),
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+            Err(e) if condition_failed(&e) => {
                 let item = self
                     .dynamodb
                     .get_item()
@@ -324,8 +327,8 @@ impl ExecutionLog for StepFunctionsExecutionLog {
             .await
         {
             Ok(out) => out,
-            Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => return Ok(None),
-            Err(e) if code_of(&e) == Some("InvalidArn") => return Ok(None),
+            Err(e) if execution_does_not_exist(&e) => return Ok(None),
+            Err(e) if invalid_execution_arn(&e) => return Ok(None),
             Err(e) => return Err(port_error("DescribeExecution", e)),
         };
         let mut events = Vec::new();
@@ -434,7 +437,7 @@ impl AcceptedOrderStore {
             .await
         {
             Ok(out) => out,
-            Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => return Ok(None),
+            Err(e) if execution_does_not_exist(&e) => return Ok(None),
             Err(e) => return Err(port_error("DescribeExecution", e)),
         };
         if described.status.as_str() != "RUNNING" {

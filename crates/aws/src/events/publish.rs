@@ -13,7 +13,7 @@
 //! either, so they order an order's events by `eventId`).
 
 use super::{event_from_item, EVENT_SHARDS, UNPUBLISHED_INDEX};
-use crate::error::{code_of, port_error};
+use crate::error::{condition_failed, port_error};
 use crate::store::{n, s};
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -171,7 +171,7 @@ impl EventBridgePublisher {
         match result {
             Ok(_) => Ok(()),
             // Expired and deleted meanwhile: nothing left to mark.
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(port_error("UpdateItem event published", e)),
         }
     }

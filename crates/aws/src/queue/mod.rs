@@ -24,7 +24,7 @@
 //!
 //! Layout: this file holds the orders-queue side; [`dead_letters`] the DLQ side.
 
-use crate::error::{code_of, port_error, sqs_error};
+use crate::error::{condition_failed, port_error, sqs_error};
 use crate::store::{n, s};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
@@ -165,7 +165,7 @@ impl SqsQueue {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+            Err(e) if condition_failed(&e) => {
                 let item = d
                     .client
                     .get_item()

@@ -25,7 +25,7 @@
 //! it): when an order fails again after an operator's retry, its row holds the
 //! latest failure and `previousFailures` keeps the earlier ones.
 
-use crate::error::{code_of, corrupt, port_error};
+use crate::error::{corrupt, port_error};
 use crate::events::EventsTable;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};

@@ -18,8 +18,8 @@
 //! or throttling) is sent again as it is, a few times, with a short pause.
 
 use super::*;
+use crate::error::{cancellation_reasons, CONDITION_FAILED_REASON};
 use crate::events::{event_id, event_item, event_time};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use dofs_core::{EventType, OrderEvent};
 
 /// How often a change is decided again when the order keeps changing under it.
@@ -157,19 +157,12 @@ impl DynamoDbOrderStore {
                 Ok(_) => return Ok(true),
                 Err(e) => e,
             };
-            let reasons: Vec<String> = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code().map(str::to_owned))
-                    .filter(|c| c != "None")
-                    .collect(),
-                _ if code_of(&e) == Some("TransactionCanceledException") => Vec::new(),
-                _ => return Err(port_error("TransactWriteItems", e)),
+            let Some(reasons) = cancellation_reasons(&e) else {
+                return Err(port_error("TransactWriteItems", e));
             };
             // No reason given (an emulator), or a condition failed: the order
             // changed since it was read, or the item exists.
-            if reasons.is_empty() || reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+            if reasons.is_empty() || reasons.iter().any(|r| r == CONDITION_FAILED_REASON) {
                 return Ok(false);
             }
             if tries >= MAX_CONFLICT_TRIES {
