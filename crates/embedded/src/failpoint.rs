@@ -12,7 +12,10 @@
 pub const AFTER_ORDER_COMMIT: &str = "after-order-commit";
 /// After a worker's receive committed, before the first status update.
 pub const AFTER_RECEIVE: &str = "after-receive";
-/// After a receive moved messages to the DLQ, before their failed-orders rows.
+/// After a transaction moved messages to the DLQ: a receive that found
+/// messages over their receive limit (before the recorder writes their
+/// failed-orders rows), or the end of a last failed attempt or a refusal
+/// (the order `FAILED` with its row in the same transaction).
 pub const AFTER_DLQ_MOVE: &str = "after-dlq-move";
 
 /// Every named fail point.

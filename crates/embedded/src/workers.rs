@@ -125,6 +125,16 @@ async fn finish_and_count(
             if visible_now {
                 queue.ready.notify_waiters();
             }
+            // A last failed attempt, or a refusal for good, moved its message
+            // to the DLQ in the transaction that just committed.
+            if finished.iter().any(|(handled, _)| {
+                matches!(
+                    handled,
+                    Handled::DeadLettered { .. } | Handled::Rejected { .. }
+                )
+            }) {
+                crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
+            }
         }
         Err(err) => {
             tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
