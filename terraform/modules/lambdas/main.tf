@@ -355,10 +355,12 @@ resource "aws_iam_role_policy" "api_handler" {
       {
         # Operator routes: retry and redrive put FAILED orders back to PENDING, cancel
         # ends them (storing first an order accepted a moment ago), each with its event.
+        # A purge records a dead letter the DLQ processor has not reached yet (the
+        # order FAILED with its failed-orders row) before deleting it.
         Sid      = "ChangeOrders"
         Effect   = "Allow"
         Action   = ["dynamodb:PutItem"]
-        Resource = var.orders_table_arn
+        Resource = [var.orders_table_arn, var.failed_orders_table_arn]
       },
       local.record_events,
       local.update_counts,
