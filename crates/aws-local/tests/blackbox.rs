@@ -650,7 +650,7 @@ async fn the_dashboard_works_under_the_stage_path_with_its_files_keyless_and_its
     let under_stage = format!("/{stage}/");
     let root = Url::parse(&stack.base).expect("the stack's URL");
     let stage_root = root.join(&under_stage).expect("the stage's URL");
-    let http = reqwest::Client::new();
+    let http = dofs_blackbox::http_client();
 
     // An order, so that there is something to show.
     let r = http

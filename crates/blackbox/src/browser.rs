@@ -67,7 +67,7 @@ impl Browser {
             driver,
             endpoint: format!("http://127.0.0.1:{port}"),
             session: String::new(),
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
             _profile: profile,
         };
         let started = Instant::now();

@@ -16,9 +16,10 @@
 //! It is also the project's test kit, shared by the black-box suites, the
 //! `dofs-cli` integration tests and the kill campaign (`dofs-chaos`): the
 //! seed order ([`seed_order`]), starting a server and reading where it
-//! listens ([`spawn_listening`]), waiting for orders to be terminal
-//! ([`wait_all_terminal`]), a seedable random generator ([`Rng`]) and a real
-//! browser for the dashboard tests ([`browser::Browser`]).
+//! listens ([`spawn_listening`]), an HTTP client for it ([`http_client`]),
+//! waiting for orders to be terminal ([`wait_all_terminal`]), a seedable
+//! random generator ([`Rng`]) and a real browser for the dashboard tests
+//! ([`browser::Browser`]).
 
 pub mod browser;
 mod process;
@@ -135,6 +136,18 @@ pub trait Target {
     fn bulk_orders(&self) -> usize;
 }
 
+/// An HTTP client for a system under test. Its pooled connections idle out
+/// well before the server closes them (`dofs serve` closes a kept-alive
+/// connection after 5 s of silence): a request sent on a connection the server
+/// is closing at that moment fails with an incomplete message, and a test that
+/// pauses between requests would meet that race.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client with default TLS settings")
+}
+
 /// The seed's valid order.
 pub fn seed_order() -> Value {
     json!({"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99,
@@ -196,7 +209,7 @@ impl<T: Target> Sut<T> {
     pub fn new(target: T) -> Self {
         Sut {
             target,
-            client: reqwest::Client::new(),
+            client: http_client(),
         }
     }
 

@@ -709,7 +709,7 @@ async fn every_answer_the_tests_provoke_matches_the_openapi_document() {
             ("DOFS_AUTH_OPERATOR_KEYS", operator_key),
         ]),
     );
-    let http = reqwest::Client::new();
+    let http = dofs_blackbox::http_client();
     let doc: Value = http
         .get(app.url("/openapi.json"))
         .header("x-api-key", submit_key)

@@ -403,7 +403,7 @@ pub const OPERATOR_KEY: &str = "operator-key-0123456789";
 /// probes open, 401 without a valid key, a submit key submits but gets 403
 /// on every operator route, an operator key may use them.
 pub async fn api_keys_are_required_and_operator_routes_need_an_operator_key(base: &str) {
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
     let url = |path: &str| format!("{base}{path}");
     for path in ["/health", "/ready"] {
         let r = client.get(url(path)).send().await.expect("get");

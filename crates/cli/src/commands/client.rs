@@ -167,6 +167,9 @@ impl Api {
             .timeout(target.timeout)
             .connect_timeout(target.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("dofs/", env!("CARGO_PKG_VERSION")))
+            // Let go of an idle connection before `dofs serve` closes it (after
+            // 5 s): a request sent as the server closes fails half-way.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| CliError::Failed(format!("cannot build the HTTP client: {e}")))?;
         Ok(Api {

@@ -50,7 +50,7 @@ impl App {
             base,
             child,
             data_dir: data_dir.to_owned(),
-            client: reqwest::Client::new(),
+            client: dofs_blackbox::http_client(),
         }
     }
 
