@@ -158,6 +158,7 @@ impl WorkflowStarter for StepFunctionsWorkflowStarter {
         id: OrderId,
         order: NewOrder,
         claim: Option<IdempotencyClaim>,
+        _request: Option<String>,
     ) -> Result<Submitted, PortError> {
         let now = self.clock.now();
         if let Some(claim) = &claim {

@@ -9,7 +9,6 @@ use dofs_core::FulfillmentPolicy;
 use dofs_embedded::webhooks::WebhookConfig;
 use dofs_embedded::{Embedded, EmbeddedConfig};
 use dofs_server::observability::alerts::AlertConfig;
-use dofs_server::observability::logging::JourneyFormat;
 use dofs_server::observability::metrics::Registry;
 use dofs_server::observability::Observability;
 use dofs_server::AppState;
@@ -28,13 +27,14 @@ pub fn init_logging(json: bool) {
         .with_writer(std::io::stderr);
     if json {
         // Event fields at the top level, span fields under "span" and
-        // "spans", and requestId on every line of a request or of an order.
+        // "spans": a request's lines are in its `request` span, an order's
+        // attempts in an `attempt` span, both with the accepting request's
+        // `requestId`.
         builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
-            .map_event_format(JourneyFormat::new)
             .init();
     } else {
         builder.init();

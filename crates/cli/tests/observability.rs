@@ -735,15 +735,16 @@ async fn json_logs_carry_the_request_id_order_id_and_execution_id_of_an_order() 
         .find(|l| l["message"] == "fulfillment attempt")
         .unwrap_or_else(|| panic!("no worker line about the order in\n{text}"));
     assert_eq!(attempt["executionId"], execution.as_str());
+    assert_eq!(attempt["span"]["name"], "attempt");
     assert_eq!(
-        attempt["requestId"], "journey-7",
+        attempt["span"]["requestId"], "journey-7",
         "the worker's line carries the request that accepted the order"
     );
+    assert_eq!(attempt["span"]["attempt"], 1);
     assert!(
-        later.iter().all(|l| l["requestId"] == "journey-7"),
+        later.iter().all(|l| l["span"]["requestId"] == "journey-7"),
         "every line about the order carries its request id:\n{text}"
     );
-    assert_eq!(accepted["requestId"], "journey-7");
     assert!(
         lines
             .iter()

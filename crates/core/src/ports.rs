@@ -344,11 +344,16 @@ pub trait WorkflowStarter: Send + Sync {
     /// Durably records the order and starts its workflow execution before
     /// returning (a 202 is a promise). With a claim, a key seen within 24 hours
     /// returns the first order (same body) or `KeyReused` (other body).
+    /// `request` is the id of the request that sent the order: a shape that
+    /// keeps it with the order names it in every later log line about the
+    /// order (the embedded shape does; on AWS each function's logs carry their
+    /// own invocation's id).
     async fn start(
         &self,
         id: OrderId,
         order: NewOrder,
         claim: Option<IdempotencyClaim>,
+        request: Option<String>,
     ) -> Result<Submitted, PortError>;
 }
 

@@ -85,6 +85,10 @@ pub struct Attempt {
     pub number: u32,
     /// The receipt of the message that started it.
     pub receipt: String,
+    /// The id of the request that accepted the order, where the shape keeps
+    /// it (see [`crate::ports::WorkflowStarter::start`]): logs of the attempt
+    /// name it.
+    pub request: Option<String>,
 }
 
 /// How an attempt ends, decided before anything is written: the order's
@@ -204,6 +208,7 @@ impl Fulfiller {
                 order,
                 number,
                 receipt: msg.receipt.clone(),
+                request: None,
             })),
             Err(e) if e.kind == ErrorKind::NotFound => {
                 self.delete_quietly(&msg.receipt).await?;

@@ -19,7 +19,7 @@ pub const MAX_BATCH: usize = 2048;
 
 /// The schema version this build writes (`PRAGMA user_version`). Version 1
 /// is the first release's file, which carried no version.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS orders (
     failure_reason TEXT,
     workflow INTEGER,
     fulfillment_reference TEXT,
-    cancel_reason TEXT
+    cancel_reason TEXT,
+    request_id TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
 CREATE TABLE IF NOT EXISTS order_counts (
@@ -151,6 +152,13 @@ ALTER TABLE orders ADD COLUMN fulfillment_reference TEXT;
 ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
 "#;
 
+/// From version 3 (or 2, after [`MIGRATE_2_TO_3`]) to 4: orders keep the id
+/// of the request that accepted them, for the logs of their attempts. Older
+/// orders have none.
+const MIGRATE_3_TO_4: &str = r#"
+ALTER TABLE orders ADD COLUMN request_id TEXT;
+"#;
+
 /// What opening a file would do to its schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemaPlan {
@@ -223,13 +231,20 @@ pub fn inspect(data_dir: &Path) -> anyhow::Result<Option<SchemaPlan>> {
 fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = schema_plan(conn).and_then(|plan| {
-        let from_1 = matches!(plan, SchemaPlan::Migrate { from } if from < 2);
-        let from_2 = matches!(plan, SchemaPlan::Migrate { from } if from == 2);
+        let from = match plan {
+            SchemaPlan::Migrate { from } => from,
+            SchemaPlan::Create | SchemaPlan::Current => SCHEMA_VERSION,
+        };
+        // Version 1's tables are made again by SCHEMA; later ones gain columns.
+        let from_1 = from < 2;
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2)?;
         }
-        if from_2 {
+        if from == 2 {
             conn.execute_batch(MIGRATE_2_TO_3)?;
+        }
+        if (2..=3).contains(&from) {
+            conn.execute_batch(MIGRATE_3_TO_4)?;
         }
         conn.execute_batch(SCHEMA)?;
         if from_1 {

@@ -8,7 +8,7 @@
 //! the event is read, so an event costs tens of bytes, not a copy of the order.
 
 use crate::db::{sql_err, Db};
-use crate::store::{order_from_row, ORDER_COLUMNS};
+use crate::store::{order_from_row, ORDER_COLUMNS, ORDER_COLUMN_COUNT};
 use async_trait::async_trait;
 use dofs_core::ports::{EventLog, Page, PortError};
 use dofs_core::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp};
@@ -68,7 +68,7 @@ fn corrupt() -> rusqlite::Error {
 /// An event from a row of [`select_list`]: the order as it was right after the change.
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OrderEvent> {
     let mut order = order_from_row(row)?;
-    let n = ORDER_COLUMNS.split(',').count();
+    let n = ORDER_COLUMN_COUNT;
     let seq: i64 = row.get(n)?;
     let kind = usize::try_from(row.get::<_, i64>(n + 1)?)
         .ok()
@@ -240,7 +240,7 @@ mod tests {
         let left = db
             .write(|conn| {
                 for at in 1..=10 {
-                    crate::store::insert_order(conn, &order(at * 1000), None)?;
+                    crate::store::insert_order(conn, &order(at * 1000), None, None)?;
                 }
                 // A webhook that has taken events 1 to 4.
                 conn.execute(

@@ -20,6 +20,22 @@ pub(crate) const ORDER_COLUMNS: &str =
     "id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
      created_at, updated_at, execution_arn, failure_reason, fulfillment_reference, cancel_reason";
 
+/// How many columns [`ORDER_COLUMNS`] names.
+pub(crate) const ORDER_COLUMN_COUNT: usize = 14;
+
+// The two above agree, or the build fails.
+const _: () = {
+    let bytes = ORDER_COLUMNS.as_bytes();
+    let (mut i, mut commas) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    assert!(commas + 1 == ORDER_COLUMN_COUNT);
+};
+
 impl SqliteOrderStore {
     pub fn new(db: Db) -> Self {
         SqliteOrderStore { db }
@@ -30,7 +46,8 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
 }
 
-/// Reads an order row selected with [`ORDER_COLUMNS`].
+/// Reads an order row selected with [`ORDER_COLUMNS`] (its first
+/// [`ORDER_COLUMN_COUNT`] columns).
 pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
     let id: String = row.get(0)?;
     let customer: String = row.get(1)?;
@@ -77,17 +94,19 @@ fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
 /// Inserts a new order, counts it and records its `order.accepted` event.
 /// Fails on a duplicate id. `workflow`
 /// names the definition whose run for it can be made again (see
-/// [`crate::engine`]).
+/// [`crate::engine`]); `request` is the id of the request that sent it.
 pub(crate) fn insert_order(
     conn: &Connection,
     o: &Order,
     workflow: Option<i64>,
+    request: Option<&str>,
 ) -> Result<(), PortError> {
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
-         created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
+         request_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -106,6 +125,7 @@ pub(crate) fn insert_order(
             workflow,
             o.fulfillment_reference,
             o.cancel_reason,
+            request,
         ])
     })
     .map_err(sql_err)?;
@@ -161,6 +181,24 @@ pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>,
     conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))
         .and_then(|mut st| st.query_row([id.to_string()], order_from_row).optional())
         .map_err(sql_err)
+}
+
+/// The order `id` and the id of the request that accepted it (none for
+/// orders accepted before schema version 4, or not through the API).
+pub(crate) fn get_order_and_request(
+    conn: &Connection,
+    id: OrderId,
+) -> Result<Option<(Order, Option<String>)>, PortError> {
+    conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLUMNS}, request_id FROM orders WHERE id = ?1"
+    ))
+    .and_then(|mut st| {
+        st.query_row([id.to_string()], |row| {
+            Ok((order_from_row(row)?, row.get(ORDER_COLUMN_COUNT)?))
+        })
+        .optional()
+    })
+    .map_err(sql_err)
 }
 
 /// Applies a conditional status change inside the writer's transaction, and
@@ -249,7 +287,7 @@ impl OrderStore for SqliteOrderStore {
                     order.id
                 ))),
                 None => {
-                    insert_order(conn, &order, None)?;
+                    insert_order(conn, &order, None, None)?;
                     Ok(order)
                 }
             })

@@ -105,6 +105,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
         id: OrderId,
         order: NewOrder,
         claim: Option<IdempotencyClaim>,
+        request: Option<String>,
     ) -> Result<Submitted, PortError> {
         let now = self.clock.now();
         let arn = dofs_core::ports::execution_arn(
@@ -130,7 +131,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
                         return Ok((earlier, false));
                     }
                 }
-                insert_order(conn, &order, workflow)?;
+                insert_order(conn, &order, workflow, request.as_deref())?;
                 let failed = apply_run(conn, &order, &run, now)?;
                 Ok((Submitted::Started { order }, failed))
             })

@@ -13,7 +13,9 @@ use crate::db::{sql_err, Db};
 use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
 };
-use crate::store::{apply_transition, get_order, insert_failed_row, record_failure_in};
+use crate::store::{
+    apply_transition, get_order, get_order_and_request, insert_failed_row, record_failure_in,
+};
 use dofs_core::metric_names as names;
 use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
 use dofs_core::service::{
@@ -25,6 +27,7 @@ use rusqlite::{params, Connection};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Messages a worker takes per batch.
 pub const BATCH: usize = 128;
@@ -79,9 +82,13 @@ pub async fn run_worker(
         let mut results = stream::iter(begun.attempts)
             .map(|attempt| {
                 let backend = backend.clone();
+                let span = attempt_span(&attempt);
                 async move {
-                    let outcome = backend.attempt(&attempt.order, attempt.number).await;
-                    (attempt, outcome)
+                    let outcome = backend
+                        .attempt(&attempt.order, attempt.number)
+                        .instrument(span.clone())
+                        .await;
+                    (attempt, outcome, span)
                 }
             })
             .buffer_unordered(batch)
@@ -97,18 +104,35 @@ pub async fn run_worker(
     }
 }
 
+/// The span of one attempt: every line logged while it runs, and the line
+/// that says how it ended, name the order and the request that accepted it.
+fn attempt_span(attempt: &Attempt) -> tracing::Span {
+    let order = attempt.order.id;
+    tracing::info_span!(
+        "attempt",
+        requestId = attempt.request.as_deref(),
+        orderId = %order,
+        executionId = %order,
+        attempt = attempt.number,
+    )
+}
+
 /// Finishes attempts whose outcomes are in, and counts them.
 async fn finish_and_count(
     db: &Db,
     fulfiller: &Fulfiller,
     queue: &SqliteQueue,
-    done: Vec<(Attempt, Outcome)>,
+    done: Vec<(Attempt, Outcome, tracing::Span)>,
 ) {
+    let (done, spans): (Vec<_>, Vec<_>) = done
+        .into_iter()
+        .map(|(attempt, outcome, span)| ((attempt, outcome), span))
+        .unzip();
     match finish_attempts(db, fulfiller, done).await {
         Ok(finished) => {
             let now = fulfiller.clock.now();
             let mut visible_now = false;
-            for (handled, accepted_at) in &finished {
+            for ((handled, accepted_at), span) in finished.iter().zip(&spans) {
                 record_attempt(handled, *accepted_at, now);
                 visible_now |= matches!(
                     handled,
@@ -119,7 +143,9 @@ async fn finish_and_count(
                         }
                 );
                 if let Some(id) = order_of(handled) {
-                    tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt");
+                    span.in_scope(|| {
+                        tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt")
+                    });
                 }
             }
             if visible_now {
@@ -183,8 +209,11 @@ pub async fn receive_and_begin(
                 begun.skipped.push(Handled::Discarded);
                 continue;
             };
-            let (number, change) = match f.plan_begin(order_id, get_order(conn, order_id)?.as_ref())
-            {
+            let (order, request) = match get_order_and_request(conn, order_id)? {
+                Some((order, request)) => (Some(order), request),
+                None => (None, None),
+            };
+            let (number, change) = match f.plan_begin(order_id, order.as_ref()) {
                 Begin::Start { number, change } => (number, change),
                 Begin::Skip(handled) => {
                     delete_in(conn, &msg.receipt)?;
@@ -213,6 +242,7 @@ pub async fn receive_and_begin(
                     order,
                     number,
                     receipt: msg.receipt,
+                    request,
                 }),
                 Err(e) if e.kind == ErrorKind::NotFound => {
                     delete_in(conn, &msg.receipt)?;

@@ -644,7 +644,7 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                     key,
                     fingerprint: body.clone(),
                 });
-                let result = node.starter.start(id, order, claim).await;
+                let result = node.starter.start(id, order, claim, None).await;
                 if cut && rng.chance(50) {
                     plan.fired.store(true, Ordering::SeqCst);
                 }
@@ -1143,7 +1143,10 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
             r#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99}"#;
         let order = decode_order(body.as_bytes(), &Limits::default()).expect("order");
         let id = order_id(&mut Rng::new(7));
-        node.starter.start(id, order, None).await.expect("submit");
+        node.starter
+            .start(id, order, None, None)
+            .await
+            .expect("submit");
 
         let f = node.fulfiller.clone();
         let first = receive_and_begin(&node.db, &f, 1, VISIBILITY)

@@ -1,9 +1,11 @@
 //! Opening databases written by earlier releases, each made with
 //! `scripts/make-db-fixture.sh` at the last commit of its schema version:
 //! `fixtures/schema-1.db` by the first release (commit fad55af), and
-//! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd). Each holds
+//! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd), and
+//! `fixtures/schema-3.db` by schema version 3 (commit a60f64b). Each holds
 //! 40 orders (FULFILLED, and FAILED ones with their dead letters and
-//! failed-orders rows), their executions, and three idempotency records.
+//! failed-orders rows), their executions, and three idempotency records;
+//! the third also their order events.
 //! Add a fixture per schema version when the schema changes again.
 
 use dofs_core::ports::IdempotencyClaim;
@@ -158,6 +160,7 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
                 key: "fixture-1".into(),
                 fingerprint,
             }),
+            None,
         )
         .await
         .expect("replay");
@@ -170,7 +173,7 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
     let id = OrderId::generate();
     backend
         .workflow
-        .start(id, order, None)
+        .start(id, order, None, None)
         .await
         .expect("submit");
     assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
@@ -283,7 +286,7 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
     let id = OrderId::generate();
     backend
         .workflow
-        .start(id, order, None)
+        .start(id, order, None, None)
         .await
         .expect("submit");
     assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
@@ -300,6 +303,96 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
     );
     embedded.shutdown().await;
     let conn = Connection::open(db_path(dir.path())).expect("open");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() {
+    let dir = data_dir_with("schema-3.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(
+            schema_plan(&conn).expect("plan"),
+            SchemaPlan::Migrate { from: 3 }
+        );
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    let embedded = Embedded::start(config)
+        .await
+        .expect("start on the old file");
+    let backend = embedded.backend();
+    let old = backend
+        .orders
+        .list(None, 500, None)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(old.len(), 40);
+    let events_before = backend.events.after(None, 500).await.expect("feed").items;
+    assert!(
+        events_before.len() >= 120,
+        "the old file's events are kept: {}",
+        events_before.len()
+    );
+
+    // An old order, accepted with no request id kept, runs again on retry.
+    let failed = old
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .expect("the fixture has a FAILED order");
+    backend
+        .operations
+        .retry(failed.id, Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("retry");
+    assert_eq!(
+        wait_terminal(&embedded, failed.id).await,
+        OrderStatus::Fulfilled
+    );
+
+    // A new order keeps the request that sent it.
+    let order = decode_order(
+        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":1,"price":5}"#,
+        &Limits::default(),
+    )
+    .expect("order");
+    let id = OrderId::generate();
+    backend
+        .workflow
+        .start(id, order, None, Some("upgrade-req-1".into()))
+        .await
+        .expect("submit");
+    assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
+    embedded.shutdown().await;
+
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+    let kept: Option<String> = conn
+        .query_row(
+            "SELECT request_id FROM orders WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .expect("the new order");
+    assert_eq!(kept.as_deref(), Some("upgrade-req-1"));
+    let without: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM orders WHERE request_id IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(without, 40, "the old orders have none");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity");

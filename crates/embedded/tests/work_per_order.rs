@@ -42,7 +42,7 @@ async fn an_order_takes_at_most_three_writer_jobs_and_eleven_row_changes() {
         submits.spawn(async move {
             backend
                 .workflow
-                .start(OrderId::generate(), order, None)
+                .start(OrderId::generate(), order, None, None)
                 .await
                 .expect("submit")
         });

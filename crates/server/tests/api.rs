@@ -386,10 +386,11 @@ impl WorkflowStarter for Gated {
         id: OrderId,
         order: NewOrder,
         claim: Option<IdempotencyClaim>,
+        request: Option<String>,
     ) -> Result<Submitted, PortError> {
         self.entered.notify_one();
         self.release.notified().await;
-        self.inner.start(id, order, claim).await
+        self.inner.start(id, order, claim, request).await
     }
 }
 

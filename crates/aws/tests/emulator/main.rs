@@ -197,9 +197,12 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
         Arc::new(SystemClock),
     );
     let id = OrderId::generate();
-    let first = starter.start(id, sample(), None).await.expect("start");
+    let first = starter
+        .start(id, sample(), None, None)
+        .await
+        .expect("start");
     let again = starter
-        .start(id, sample(), None)
+        .start(id, sample(), None, None)
         .await
         .expect("start again");
     let (Submitted::Started { order: a }, Submitted::Started { order: b }) = (first, again) else {
@@ -222,14 +225,14 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
     };
     let keyed = OrderId::generate();
     let Submitted::Started { order: started } = starter
-        .start(keyed, sample(), Some(claim.clone()))
+        .start(keyed, sample(), Some(claim.clone()), None)
         .await
         .expect("start with key")
     else {
         panic!("a new key starts");
     };
     let replay = starter
-        .start(OrderId::generate(), sample(), Some(claim.clone()))
+        .start(OrderId::generate(), sample(), Some(claim.clone()), None)
         .await
         .expect("replay");
     assert_eq!(
@@ -245,7 +248,7 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
     };
     assert_eq!(
         starter
-            .start(OrderId::generate(), sample(), Some(other))
+            .start(OrderId::generate(), sample(), Some(other), None)
             .await
             .expect("reuse"),
         Submitted::KeyReused

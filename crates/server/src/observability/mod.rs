@@ -6,7 +6,6 @@
 //! - [`metrics`]: the registry (a `metrics` facade recorder) and the text format.
 //! - [`alerts`]: the rules, their state and the webhook notifier.
 //! - [`http`]: the middleware that [`crate::with_layers`] adds.
-//! - [`logging`]: the JSON log format that carries a request's id along its order's journey.
 //! - [`dashboard`]: the embedded page and the JSON it polls.
 //! - [`fleet`]: `/metrics` for a shape with many API instances (AWS): only
 //!   values true for the whole fleet.
@@ -22,7 +21,6 @@ pub mod alerts;
 pub mod dashboard;
 pub mod fleet;
 pub mod http;
-pub mod logging;
 pub mod metrics;
 
 use crate::state::AppState;

@@ -124,7 +124,16 @@ async fn submit(
     };
     let id = OrderId::generate();
     let remembered = claim.clone();
-    let submitted = state.backend().workflow.start(id, order, claim).await?;
+    // The observability layer gave every request an id.
+    let request = headers
+        .get(&crate::observability::http::X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let submitted = state
+        .backend()
+        .workflow
+        .start(id, order, claim, request)
+        .await?;
     if let (Some(claim), Submitted::Started { order } | Submitted::Replayed { order }) =
         (&remembered, &submitted)
     {
