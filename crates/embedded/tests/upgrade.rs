@@ -29,6 +29,54 @@ fn data_dir_with(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Starts on a copy of `fixtures/schema-{from}.db`, which start-up must
+/// migrate from that version; every attempt succeeds.
+async fn start_migrated(from: i64) -> (tempfile::TempDir, Embedded) {
+    let dir = data_dir_with(&format!("schema-{from}.db"));
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(
+            schema_plan(&conn).expect("plan"),
+            SchemaPlan::Migrate { from }
+        );
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    let embedded = Embedded::start(config)
+        .await
+        .expect("start on the old file");
+    (dir, embedded)
+}
+
+/// `PRAGMA integrity_check` finds nothing wrong.
+fn assert_intact(conn: &Connection) {
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+}
+
+/// Submits a new order (sent by `request`) and waits for it to be fulfilled.
+async fn fulfill_new_order(embedded: &Embedded, request: Option<&str>) -> OrderId {
+    let order = decode_order(
+        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":1,"price":5}"#,
+        &Limits::default(),
+    )
+    .expect("order");
+    let id = OrderId::generate();
+    embedded
+        .backend()
+        .workflow
+        .start(id, order, None, request.map(str::to_owned))
+        .await
+        .expect("submit");
+    assert_eq!(wait_terminal(embedded, id).await, OrderStatus::Fulfilled);
+    id
+}
+
 async fn wait_terminal(embedded: &Embedded, id: OrderId) -> OrderStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -202,30 +250,12 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
     embedded.shutdown().await;
 
     let conn = Connection::open(db_path(dir.path())).expect("open");
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(integrity, "ok");
+    assert_intact(&conn);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_have_events() {
-    let dir = data_dir_with("schema-2.db");
-    {
-        let conn = Connection::open(db_path(dir.path())).expect("open");
-        assert_eq!(
-            schema_plan(&conn).expect("plan"),
-            SchemaPlan::Migrate { from: 2 }
-        );
-    }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
-    let embedded = Embedded::start(config)
-        .await
-        .expect("start on the old file");
+    let (dir, embedded) = start_migrated(2).await;
     let backend = embedded.backend();
     let counts = backend.orders.count_by_status().await.expect("counts");
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
@@ -278,18 +308,7 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
         events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
         ["order.cancelled"]
     );
-    let order = decode_order(
-        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":1,"price":5}"#,
-        &Limits::default(),
-    )
-    .expect("order");
-    let id = OrderId::generate();
-    backend
-        .workflow
-        .start(id, order, None, None)
-        .await
-        .expect("submit");
-    assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
+    fulfill_new_order(&embedded, None).await;
     let feed = backend.events.after(None, 100).await.expect("feed");
     let kinds: Vec<&str> = feed.items.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
@@ -303,30 +322,12 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
     );
     embedded.shutdown().await;
     let conn = Connection::open(db_path(dir.path())).expect("open");
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(integrity, "ok");
+    assert_intact(&conn);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() {
-    let dir = data_dir_with("schema-3.db");
-    {
-        let conn = Connection::open(db_path(dir.path())).expect("open");
-        assert_eq!(
-            schema_plan(&conn).expect("plan"),
-            SchemaPlan::Migrate { from: 3 }
-        );
-    }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
-    let embedded = Embedded::start(config)
-        .await
-        .expect("start on the old file");
+    let (dir, embedded) = start_migrated(3).await;
     let backend = embedded.backend();
     let old = backend
         .orders
@@ -358,18 +359,7 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
     );
 
     // A new order keeps the request that sent it.
-    let order = decode_order(
-        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":1,"price":5}"#,
-        &Limits::default(),
-    )
-    .expect("order");
-    let id = OrderId::generate();
-    backend
-        .workflow
-        .start(id, order, None, Some("upgrade-req-1".into()))
-        .await
-        .expect("submit");
-    assert_eq!(wait_terminal(&embedded, id).await, OrderStatus::Fulfilled);
+    let id = fulfill_new_order(&embedded, Some("upgrade-req-1")).await;
     embedded.shutdown().await;
 
     let conn = Connection::open(db_path(dir.path())).expect("open");
@@ -393,10 +383,7 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
         )
         .expect("count");
     assert_eq!(without, 40, "the old orders have none");
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(integrity, "ok");
+    assert_intact(&conn);
 }
 
 #[tokio::test]
