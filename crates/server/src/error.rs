@@ -195,6 +195,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::observability::http::ErrorName(self.name()));
         let headers = response.headers_mut();
         match self {
             ApiError::RateLimited { retry_after } => {

@@ -8,10 +8,12 @@
 //! - `dofs_http_requests_total` and `dofs_http_request_duration_seconds` by
 //!   method and route template (never the raw path: ids stay out of labels);
 //! - `dofs_orders_accepted_total` and `dofs_orders_rejected_total{reason}`
-//!   for the submit routes, the reason being the answer's error code.
+//!   for the submit routes, the reason being the answer's error code. The
+//!   handler and [`crate::error::ApiError`] say what an answer was in the
+//!   response's extensions ([`AcceptedOrder`], [`ErrorName`]): the body is
+//!   never read back.
 
 use crate::observability::metrics::{names, Registry};
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
@@ -25,8 +27,18 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest request id taken from a client.
 pub const MAX_REQUEST_ID: usize = 128;
 
-/// The most of a submit answer's body read to find its error code or ids.
-const SUBMIT_BODY_LIMIT: usize = 64 * 1024;
+/// Put on a 202 for an order (in the response's extensions).
+#[derive(Clone, Debug)]
+pub struct AcceptedOrder {
+    pub order_id: String,
+    pub execution_id: String,
+    /// The answer replays an earlier submission (`Idempotency-Key`).
+    pub replayed: bool,
+}
+
+/// Put on an error answer (in the response's extensions): its `error` code.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorName(pub &'static str);
 
 /// The client's request id when acceptable, else a new UUID.
 pub fn request_id(request: &Request) -> String {
@@ -99,60 +111,44 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         started.elapsed().as_secs_f64(),
     );
     if submit {
-        response = count_submission(&registry, response).instrument(span).await;
+        span.in_scope(|| count_submission(&registry, &response));
     }
     response
 }
 
 /// Counts a submit answer as accepted or rejected and logs it with the
-/// order's ids. Reads the (small, JSON) body and puts it back.
-async fn count_submission(registry: &Registry, response: Response) -> Response {
-    let (parts, body) = response.into_parts();
-    let replayed = parts
-        .headers
-        .get("idempotent-replayed")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let bytes = match axum::body::to_bytes(body, SUBMIT_BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read a submit answer to count it");
-            registry.increment(names::ORDERS_REJECTED, &[("reason", "Unreadable")], 1);
-            return Response::from_parts(parts, Body::empty());
-        }
-    };
-    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if parts.status.is_success() {
-        let order_id = json["orderId"].as_str().unwrap_or("");
-        let arn = json["executionArn"].as_str().unwrap_or("");
-        let execution_id = dofs_core::ports::execution_id(arn);
-        if replayed {
+/// order's ids, from what the answer's extensions say it was.
+fn count_submission(registry: &Registry, response: &Response) {
+    let extensions = response.extensions();
+    if let Some(accepted) = extensions.get::<AcceptedOrder>() {
+        let (order_id, execution_id) = (&accepted.order_id, &accepted.execution_id);
+        if accepted.replayed {
             tracing::info!(
-                orderId = order_id,
-                executionId = execution_id,
+                orderId = %order_id,
+                executionId = %execution_id,
                 "order submission replayed"
             );
         } else {
             registry.increment(names::ORDERS_ACCEPTED, &[], 1);
             tracing::info!(
-                orderId = order_id,
-                executionId = execution_id,
+                orderId = %order_id,
+                executionId = %execution_id,
                 "order accepted"
             );
         }
-    } else {
-        let reason = json["error"]
-            .as_str()
-            .filter(|r| r.len() <= 40 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .unwrap_or("Other");
-        registry.increment(names::ORDERS_REJECTED, &[("reason", reason)], 1);
-        tracing::info!(reason, status = parts.status.as_u16(), "order rejected");
+        return;
     }
-    Response::from_parts(parts, Body::from(bytes))
+    // Every refusal is an ApiError; "Other" would name one that is not.
+    let reason = extensions.get::<ErrorName>().map_or("Other", |n| n.0);
+    registry.increment(names::ORDERS_REJECTED, &[("reason", reason)], 1);
+    let status = response.status().as_u16();
+    tracing::info!(reason, status, "order rejected");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
 
     fn with_header(value: &str) -> Request {
         Request::builder()

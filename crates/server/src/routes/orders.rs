@@ -153,6 +153,13 @@ async fn submit(
 fn accepted(order: &Order, replayed: bool) -> Response {
     let body = dofs_wire::Accepted::from(order);
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::observability::http::AcceptedOrder {
+            order_id: order.id.to_string(),
+            execution_id: dofs_core::ports::execution_id(&order.execution_arn).to_owned(),
+            replayed,
+        });
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
         headers.insert(header::LOCATION, location);
