@@ -430,7 +430,7 @@ pub struct Tasks {
 
 #[async_trait]
 impl TaskHandler for Tasks {
-    async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
+    async fn invoke(&self, resource: &str, input: &Value) -> Result<Value, TaskError> {
         if resource == SQS_SEND {
             let url = input["QueueUrl"]
                 .as_str()
@@ -464,7 +464,7 @@ impl TaskHandler for Tasks {
                 format!("no function for resource {resource}"),
             ));
         };
-        match self.invoker.invoke(function, &input).await {
+        match self.invoker.invoke(function, input).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 TaskError::new(
                     "States.Runtime",

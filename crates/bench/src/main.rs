@@ -7,6 +7,10 @@
 //! - `sqlite`: rows like an order's inserted in batches, one transaction per
 //!   batch, WAL and `synchronous=FULL` as `dofs serve` runs them: what the
 //!   disk and SQLite can commit.
+//! - `workflow`: the embedded engine running the order workflow for one
+//!   order, as every submit does, many times over: its CPU cost per order
+//!   (run it under `valgrind --tool=callgrind` for a count of instructions
+//!   that does not depend on what else the machine is doing).
 
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
@@ -42,12 +46,19 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         batch: u64,
     },
+    /// Run the order workflow (no history, as a submit does) and print the time per run.
+    Workflow {
+        /// Runs.
+        #[arg(long, default_value_t = 100_000)]
+        runs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Http { bind } => http(&bind),
         Command::Sqlite { rows, batch } => sqlite(rows, batch.max(1)),
+        Command::Workflow { runs } => workflow(runs.max(1)),
     }
 }
 
@@ -110,6 +121,43 @@ fn sqlite(rows: u64, batch: u64) -> anyhow::Result<()> {
     let rate = rows as f64 / seconds;
     println!(
         "{{\"rows\":{rows},\"batch\":{batch},\"seconds\":{seconds:.3},\"rowsPerSecond\":{rate:.0}}}"
+    );
+    Ok(())
+}
+
+fn workflow(runs: u64) -> anyhow::Result<()> {
+    use dofs_core::{Order, OrderId, Timestamp};
+    use dofs_embedded::engine::{load_definition, Workflow, ORDER_WORKFLOW};
+    let workflow = Workflow {
+        def: load_definition(ORDER_WORKFLOW)?,
+        limits: Limits::default(),
+        id: 0,
+    };
+    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"bench"}}"#;
+    let new = decode_order(body, &Limits::default())
+        .map_err(|_| anyhow::anyhow!("the bench order is invalid"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let now = Timestamp(1_750_000_000_000);
+    let started = Instant::now();
+    let mut succeeded = 0u64;
+    runtime.block_on(async {
+        for _ in 0..runs {
+            let id = OrderId::generate();
+            let order = Order::new(id, new.clone(), format!("arn:bench:{id}"), now);
+            if workflow.run(&order, now, false).await.replayable(id) {
+                succeeded += 1;
+            }
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        succeeded == runs,
+        "{} of {runs} runs did not succeed",
+        runs - succeeded
+    );
+    println!(
+        "{{\"runs\":{runs},\"seconds\":{seconds:.3},\"microsPerRun\":{:.2}}}",
+        seconds * 1e6 / runs as f64
     );
     Ok(())
 }

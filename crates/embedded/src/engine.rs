@@ -184,15 +184,15 @@ impl TaskHandler for OrderTasks<'_> {
     async fn invoke(
         &self,
         resource: &str,
-        input: serde_json::Value,
+        input: &serde_json::Value,
     ) -> Result<serde_json::Value, TaskError> {
         match resource {
             VALIDATE_RESOURCE => {
-                tasks::validate(&input, self.limits, Some(self.order)).map_err(task_error)
+                tasks::validate(input, self.limits, Some(self.order)).map_err(task_error)
             }
             STORE_RESOURCE => {
                 let answer =
-                    tasks::store_known(&input, self.limits, self.order).map_err(task_error)?;
+                    tasks::store_known(input, self.limits, self.order).map_err(task_error)?;
                 self.effects().stored = true;
                 Ok(answer)
             }

@@ -5,6 +5,7 @@
 //! no wildcards, filters, slices or deep scans.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A parsed reference path such as `$.order['line items'][0]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,9 +130,27 @@ impl ReferencePath {
 
     /// Like [`get`](Self::get), but a missing node is a runtime error message.
     pub fn select(&self, value: &Value) -> Result<Value, String> {
-        self.get(value)
-            .cloned()
-            .ok_or_else(|| format!("the path {:?} could not be found in the input", self.text))
+        self.get(value).cloned().ok_or_else(|| self.not_found())
+    }
+
+    /// The node this path names in `value`, moved out of it (no copy).
+    fn take(&self, mut value: Value) -> Result<Value, String> {
+        let node =
+            self.segments
+                .iter()
+                .try_fold(&mut value, |node, segment| match (segment, node) {
+                    (Segment::Field(name), Value::Object(map)) => map.get_mut(name),
+                    (Segment::Index(i), Value::Array(items)) => items.get_mut(*i),
+                    _ => None,
+                });
+        match node {
+            Some(node) => Ok(std::mem::take(node)),
+            None => Err(self.not_found()),
+        }
+    }
+
+    fn not_found(&self) -> String {
+        format!("the path {:?} could not be found in the input", self.text)
     }
 
     /// Puts `result` at this path inside `target`, creating missing objects on
@@ -222,9 +241,22 @@ impl FilterPath {
         FilterPath(Some(root()))
     }
 
-    pub fn apply(&self, input: &Value) -> Result<Value, String> {
+    /// The part of `input` this path passes on, borrowed where it can be:
+    /// for an `InputPath` whose input is still needed (a task's `ResultPath`).
+    pub fn view<'v>(&self, input: &'v Value) -> Result<Cow<'v, Value>, String> {
         match &self.0 {
-            Some(path) => path.select(input),
+            Some(path) => path
+                .get(input)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| path.not_found()),
+            None => Ok(Cow::Owned(Value::Object(Map::new()))),
+        }
+    }
+
+    /// The part of `input` this path passes on, moved out of it.
+    pub fn take(&self, input: Value) -> Result<Value, String> {
+        match &self.0 {
+            Some(path) => path.take(input),
             None => Ok(Value::Object(Map::new())),
         }
     }

@@ -1,6 +1,7 @@
 //! Running a [`Definition`]: the caller's ports (tasks, time, history) and the
 //! interpreter loop.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,7 @@ pub trait TaskHandler: Send + Sync {
     /// that the state's `Retry` and `Catch` match by name. It may be called
     /// again with the same input when a retrier matches, so it should be
     /// idempotent or tolerate repeats.
-    async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError>;
+    async fn invoke(&self, resource: &str, input: &Value) -> Result<Value, TaskError>;
 }
 
 /// An error raised by a task, as Step Functions sees it.
@@ -288,20 +289,20 @@ impl Run<'_> {
         match &state.kind {
             StateKind::Task(task) => self.task(&state.name, task, input).await,
             StateKind::Pass(pass) => {
-                let effective = pass.input_path.apply(&input)?;
+                let effective = pass.input_path.view(&input)?;
                 let effective = match &pass.parameters {
-                    Some(parameters) => parameters.apply(&effective)?,
+                    Some(parameters) => Cow::Owned(parameters.apply(&effective)?),
                     None => effective,
                 };
-                let result = pass.result.clone().unwrap_or(effective);
+                let result = match &pass.result {
+                    Some(result) => result.clone(),
+                    None => effective.into_owned(),
+                };
                 let output = pass.result_path.apply(input, result)?;
-                Ok(transition(
-                    &pass.transition,
-                    pass.output_path.apply(&output)?,
-                ))
+                Ok(transition(&pass.transition, pass.output_path.take(output)?))
             }
             StateKind::Choice(choice) => {
-                let effective = choice.input_path.apply(&input)?;
+                let effective = choice.input_path.take(input)?;
                 let mut next = choice.default.as_ref();
                 for (rule, target) in &choice.choices {
                     if rule.matches(&effective)? {
@@ -311,7 +312,7 @@ impl Run<'_> {
                 }
                 Ok(match next {
                     Some(target) => {
-                        Step::Next(target.name.clone(), choice.output_path.apply(&effective)?)
+                        Step::Next(target.name.clone(), choice.output_path.take(effective)?)
                     }
                     None => Step::Fail {
                         error: NO_CHOICE_MATCHED.to_owned(),
@@ -320,8 +321,8 @@ impl Run<'_> {
                 })
             }
             StateKind::Succeed(succeed) => {
-                let effective = succeed.input_path.apply(&input)?;
-                Ok(Step::Succeed(succeed.output_path.apply(&effective)?))
+                let effective = succeed.input_path.take(input)?;
+                Ok(Step::Succeed(succeed.output_path.take(effective)?))
             }
             StateKind::Fail(fail) => Ok(Step::Fail {
                 error: fail.error.clone().unwrap_or_default(),
@@ -334,10 +335,10 @@ impl Run<'_> {
     async fn task(&mut self, name: &str, task: &Task, input: Value) -> Result<Step, String> {
         let state = Some(name);
         let resource = task.resource.as_str();
-        let effective = task.input_path.apply(&input)?;
+        let effective = task.input_path.view(&input)?;
         let task_input = match &task.parameters {
             Some(parameters) => parameters.apply(&effective)?,
-            None => effective,
+            None => effective.into_owned(),
         };
         // Each retrier counts its own retries within this visit of the state.
         let mut retries = vec![0_u64; task.retry.len()];
@@ -349,7 +350,7 @@ impl Run<'_> {
                 || json!({"resource": resource, "input": task_input, "attempt": attempt}),
             )
             .await;
-            match self.tasks.invoke(resource, task_input.clone()).await {
+            match self.tasks.invoke(resource, &task_input).await {
                 Ok(result) => {
                     self.emit(
                         EventKind::TaskSucceeded,
@@ -362,10 +363,7 @@ impl Run<'_> {
                         None => result,
                     };
                     let output = task.result_path.apply(input, result)?;
-                    return Ok(transition(
-                        &task.transition,
-                        task.output_path.apply(&output)?,
-                    ));
+                    return Ok(transition(&task.transition, task.output_path.take(output)?));
                 }
                 Err(error) => {
                     self.emit(EventKind::TaskFailed, state, || {

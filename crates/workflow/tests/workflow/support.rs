@@ -58,7 +58,7 @@ impl ScriptedTasks {
 
 #[async_trait::async_trait]
 impl TaskHandler for ScriptedTasks {
-    async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
+    async fn invoke(&self, resource: &str, input: &Value) -> Result<Value, TaskError> {
         self.calls
             .lock()
             .unwrap()
@@ -71,7 +71,7 @@ impl TaskHandler for ScriptedTasks {
             .and_then(VecDeque::pop_front);
         match next {
             Some(result) => result,
-            None if self.echo => Ok(input),
+            None if self.echo => Ok(input.clone()),
             None => Err(TaskError::new("Unscripted", resource)),
         }
     }
