@@ -211,8 +211,19 @@ pub(crate) fn apply_transition(
     let Some(current) = get_order(conn, id)? else {
         return Err(PortError::not_found(format!("no order {id}")));
     };
+    apply_transition_to(conn, &current, change)
+}
+
+/// As [`apply_transition`], to `current`, the order as this same transaction
+/// read it (so it is not read again).
+pub(crate) fn apply_transition_to(
+    conn: &Connection,
+    current: &Order,
+    change: &Transition,
+) -> Result<Order, PortError> {
+    let id = current.id;
     let before = current.status;
-    let order = change.apply(&current)?;
+    let order = change.apply(current)?;
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
          fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1",

@@ -14,7 +14,8 @@ use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
 };
 use crate::store::{
-    apply_transition, get_order, get_order_and_request, insert_failed_row, record_failure_in,
+    apply_transition, apply_transition_to, get_order, get_order_and_request, insert_failed_row,
+    record_failure_in,
 };
 use dofs_core::metric_names as names;
 use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
@@ -209,11 +210,8 @@ pub async fn receive_and_begin(
                 begun.skipped.push(Handled::Discarded);
                 continue;
             };
-            let (order, request) = match get_order_and_request(conn, order_id)? {
-                Some((order, request)) => (Some(order), request),
-                None => (None, None),
-            };
-            let (number, change) = match f.plan_begin(order_id, order.as_ref()) {
+            let found = get_order_and_request(conn, order_id)?;
+            let (number, change) = match f.plan_begin(order_id, found.as_ref().map(|(o, _)| o)) {
                 Begin::Start { number, change } => (number, change),
                 Begin::Skip(handled) => {
                     delete_in(conn, &msg.receipt)?;
@@ -237,7 +235,13 @@ pub async fn receive_and_begin(
                     continue;
                 }
             };
-            match apply_transition(conn, order_id, &change) {
+            // The order read above, in this transaction: not read again.
+            let Some((current, request)) = found else {
+                delete_in(conn, &msg.receipt)?;
+                begun.skipped.push(Handled::Discarded);
+                continue;
+            };
+            match apply_transition_to(conn, &current, &change) {
                 Ok(order) => begun.attempts.push(Attempt {
                     order,
                     number,
