@@ -21,6 +21,7 @@ use crate::error::{
 use crate::store::{n, num_attr, s, str_attr};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use dofs_core::history::{EventKind, ExecutionEvent};
 use dofs_core::ports::{
     Clock, ErrorKind, Execution, ExecutionLog, IdempotencyClaim, PortError, Submitted,
     WorkflowStarter,
@@ -224,17 +225,6 @@ impl StepFunctionsExecutionLog {
     }
 }
 
-/// The history event that shows `order`'s cancel, when it is cancelled.
-pub fn cancel_event(order: &Order) -> Option<serde_json::Value> {
-    (order.status == dofs_core::OrderStatus::Cancelled).then(|| {
-        serde_json::json!({
-            "type": "OrderCancelled",
-            "timestamp": order.updated_at.to_string(),
-            "details": {"orderId": order.id.to_string(), "reason": order.cancel_reason},
-        })
-    })
-}
-
 fn millis(t: &aws_sdk_sfn::primitives::DateTime) -> Timestamp {
     Timestamp(t.to_millis().unwrap_or(0))
 }
@@ -245,29 +235,32 @@ fn json_or_text(text: Option<&str>) -> Option<serde_json::Value> {
     })
 }
 
-/// The contract's event type (the embedded engine's names) of a Step
-/// Functions history event type; `None` for events the contract does not show
-/// (`TaskStarted`, `TaskSubmitted`, ...).
-fn event_type(sfn: &str) -> Option<&'static str> {
+/// The history's kind (the embedded engine's names) of a Step Functions
+/// history event type; `None` for event types the history does not show:
+/// the steps within a task (`TaskStarted`, `TaskSubmitted`, ...) and any type
+/// Step Functions adds later, which are left out rather than failing the read.
+fn event_kind(sfn: &str) -> Option<EventKind> {
     Some(match sfn {
-        "ExecutionStarted" => "ExecutionStarted",
-        "ExecutionSucceeded" => "ExecutionSucceeded",
-        "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => "ExecutionFailed",
-        "TaskScheduled" | "LambdaFunctionScheduled" => "TaskScheduled",
-        "TaskSucceeded" | "LambdaFunctionSucceeded" => "TaskSucceeded",
+        "ExecutionStarted" => EventKind::ExecutionStarted,
+        "ExecutionSucceeded" => EventKind::ExecutionSucceeded,
+        "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => EventKind::ExecutionFailed,
+        "TaskScheduled" | "LambdaFunctionScheduled" => EventKind::TaskScheduled,
+        "TaskSucceeded" | "LambdaFunctionSucceeded" => EventKind::TaskSucceeded,
         "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" | "LambdaFunctionTimedOut" => {
-            "TaskFailed"
+            EventKind::TaskFailed
         }
-        "TaskRetryScheduled" => "TaskRetryScheduled",
-        t if t.ends_with("StateEntered") => "StateEntered",
-        t if t.ends_with("StateExited") => "StateExited",
+        "TaskRetryScheduled" => EventKind::TaskRetryScheduled,
+        t if t.ends_with("StateEntered") => EventKind::StateEntered,
+        t if t.ends_with("StateExited") => EventKind::StateExited,
         _ => return None,
     })
 }
 
-/// One history event as the API shows it: `type`, `timestamp`, and the details
-/// Step Functions gives (state name, resource, error and cause, input and output).
-fn event_json(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
+/// One history event as the history shows it, with the details Step
+/// Functions gives (state name, resource, error and cause, input and
+/// output); `None` for the types [`event_kind`] leaves out.
+fn history_event(e: &aws_sdk_sfn::types::HistoryEvent) -> Option<ExecutionEvent> {
+    let kind = event_kind(e.r#type.as_str())?;
     let mut details = serde_json::Map::new();
     let mut state = None;
     if let Some(d) = &e.state_entered_event_details {
@@ -304,15 +297,12 @@ fn event_json(e: &aws_sdk_sfn::types::HistoryEvent) -> serde_json::Value {
     if let Some(d) = &e.execution_succeeded_event_details {
         details.insert("output".into(), json_or_text(d.output.as_deref()).into());
     }
-    let mut v = serde_json::json!({
-        "type": event_type(e.r#type.as_str()),
-        "timestamp": millis(&e.timestamp).to_string(),
-        "details": details,
-    });
-    if let (Some(obj), Some(state)) = (v.as_object_mut(), state) {
-        obj.insert("state".into(), state.into());
-    }
-    v
+    Some(ExecutionEvent {
+        kind,
+        timestamp: millis(&e.timestamp),
+        state,
+        details: details.into(),
+    })
 }
 
 #[async_trait]
@@ -343,12 +333,7 @@ impl ExecutionLog for StepFunctionsExecutionLog {
                 .send()
                 .await
                 .map_err(|e| port_error("GetExecutionHistory", e))?;
-            events.extend(
-                out.events
-                    .iter()
-                    .filter(|e| event_type(e.r#type.as_str()).is_some())
-                    .map(event_json),
-            );
+            events.extend(out.events.iter().filter_map(history_event));
             match out.next_token {
                 Some(t) => token = Some(t),
                 None => break,
@@ -356,7 +341,7 @@ impl ExecutionLog for StepFunctionsExecutionLog {
         }
         if let Ok(order_id) = OrderId::parse(name) {
             let order = dofs_core::ports::OrderStore::get(&self.orders, order_id).await?;
-            events.extend(order.as_ref().and_then(cancel_event));
+            events.extend(order.as_ref().and_then(ExecutionEvent::order_cancelled));
         }
         let status = match described.status.as_str() {
             "RUNNING" | "PENDING_REDRIVE" => "RUNNING",
@@ -379,27 +364,50 @@ impl ExecutionLog for StepFunctionsExecutionLog {
 mod tests {
     use super::*;
 
+    fn sfn_event(kind: &str) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
+        aws_sdk_sfn::types::HistoryEvent::builder()
+            .id(1)
+            .timestamp(aws_sdk_sfn::primitives::DateTime::from_millis(
+                1_795_874_400_120,
+            ))
+            .r#type(aws_sdk_sfn::types::HistoryEventType::from(kind))
+    }
+
     #[test]
-    fn a_cancelled_order_ends_its_history_with_the_cancel_and_its_reason() {
-        let new = dofs_core::validation::decode_order(
-            br#"{"customerId": "CUST-1001", "productId": "PROD-2001", "quantity": 2, "price": 29.99}"#,
-            &dofs_core::Limits::default(),
-        )
-        .expect("order");
-        let mut order = Order::new(OrderId::generate(), new, "arn".into(), Timestamp(1_000));
+    fn a_state_entered_event_shows_its_state_and_input() {
+        let e = sfn_event("TaskStateEntered")
+            .state_entered_event_details(
+                aws_sdk_sfn::types::StateEnteredEventDetails::builder()
+                    .name("Validate Order")
+                    .input(r#"{"n":1}"#)
+                    .build()
+                    .expect("details"),
+            )
+            .build()
+            .expect("event");
+        let event = history_event(&e).expect("shown");
         assert_eq!(
-            cancel_event(&order),
-            None,
-            "a PENDING order shows no cancel"
+            serde_json::to_string(&event).expect("json"),
+            r#"{"type":"StateEntered","timestamp":"2026-11-28T14:00:00.120Z","state":"Validate Order","details":{"input":{"n":1}}}"#
         );
-        order.status = dofs_core::OrderStatus::Cancelled;
-        order.cancel_reason = Some("customer withdrew".into());
-        order.updated_at = Timestamp(2_000);
-        let event = cancel_event(&order).expect("an event");
-        assert_eq!(event["type"], "OrderCancelled");
-        assert_eq!(event["timestamp"], Timestamp(2_000).to_string());
-        assert_eq!(event["details"]["orderId"], order.id.to_string());
-        assert_eq!(event["details"]["reason"], "customer withdrew");
+    }
+
+    #[test]
+    fn event_types_the_history_does_not_show_are_left_out_not_failed() {
+        for kind in [
+            "TaskStarted",
+            "TaskSubmitted",
+            "MapRunStarted",
+            "SomethingNewIn2030",
+        ] {
+            let e = sfn_event(kind).build().expect("event");
+            assert_eq!(history_event(&e), None, "{kind}");
+        }
+        let aborted = sfn_event("ExecutionAborted").build().expect("event");
+        assert_eq!(
+            history_event(&aborted).map(|e| e.kind),
+            Some(EventKind::ExecutionFailed)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`fulfillment`]: what an attempt does and how it ends (the simulated
 //!   backend with its success rate and seed; the port for others).
 //! - [`events`]: order events, one per status change.
+//! - [`history`]: a workflow execution's history events, the same in both shapes.
 //! - [`metric_names`]: the names of the metrics every shape records.
 //! - [`ports`]: the narrow traits the adapters implement (order store, queue,
 //!   workflow starter, execution log, clock), and their error type.
@@ -23,6 +24,7 @@
 pub mod conformance;
 pub mod events;
 pub mod fulfillment;
+pub mod history;
 pub mod ids;
 pub mod metric_names;
 pub mod money;

@@ -5,6 +5,7 @@
 //! callers branch on the kind (retry a `Transient`, report a `Conflict`),
 //! never on message text.
 
+use crate::history::ExecutionEvent;
 use crate::{FailedOrder, NewOrder, Order, OrderId, OrderStatus, Timestamp};
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
@@ -367,8 +368,9 @@ pub struct Execution {
     pub output: Option<serde_json::Value>,
     pub started_at: Timestamp,
     pub stopped_at: Option<Timestamp>,
-    /// State-by-state events, each a JSON object with `type`, `timestamp` and details.
-    pub events: Vec<serde_json::Value>,
+    /// State-by-state events, oldest first; a cancelled order's ends with
+    /// [`ExecutionEvent::order_cancelled`].
+    pub events: Vec<ExecutionEvent>,
 }
 
 /// Reads workflow executions.

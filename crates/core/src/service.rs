@@ -301,27 +301,15 @@ impl Fulfiller {
                     None => format!("fulfillment attempt {n} of {max} failed"),
                 };
                 if n >= max {
-                    let reason = format!("dead-lettered after {n} attempts; last: {reason}");
-                    return Finish {
-                        change: Transition {
-                            attempts: Some(n),
-                            failure_reason: Some(Some(reason.clone())),
-                            ends_attempt: Some(n),
-                            ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
-                        },
-                        message: AfterAttempt::DeadLetter,
-                        failed: Some(FailedOrder {
-                            order_id: id,
-                            reason,
-                            attempts: n,
-                            failed_at: now,
-                            order: attempt.order.submitted_json(),
-                        }),
-                        handled: Handled::DeadLettered {
+                    return failed_for_good(
+                        attempt,
+                        format!("dead-lettered after {n} attempts; last: {reason}"),
+                        Handled::DeadLettered {
                             order: id,
                             attempts: n,
                         },
-                    };
+                        now,
+                    );
                 }
                 let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
                 let delay = self.backoff.after(n).max(asked);
@@ -341,26 +329,15 @@ impl Fulfiller {
                     },
                 }
             }
-            Outcome::Rejected { reason } => Finish {
-                change: Transition {
-                    attempts: Some(n),
-                    failure_reason: Some(Some(reason.clone())),
-                    ends_attempt: Some(n),
-                    ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
-                },
-                message: AfterAttempt::DeadLetter,
-                failed: Some(FailedOrder {
-                    order_id: id,
-                    reason: reason.clone(),
-                    attempts: n,
-                    failed_at: now,
-                    order: attempt.order.submitted_json(),
-                }),
-                handled: Handled::Rejected {
+            Outcome::Rejected { reason } => failed_for_good(
+                attempt,
+                reason.clone(),
+                Handled::Rejected {
                     order: id,
                     attempt: n,
                 },
-            },
+                now,
+            ),
         }
     }
 
@@ -449,6 +426,31 @@ impl Fulfiller {
 /// order needs none (it is `FULFILLED`, or already `FAILED` and recorded).
 pub fn failure_for(order: &Order, _dead: &DeadLetter, now: Timestamp) -> Option<FailedOrder> {
     failure_after_attempts(order, now)
+}
+
+/// How `attempt` ends when it fails the order for good (the last attempt
+/// failed, or the service rejected the order): `FAILED` with `reason`, the
+/// failed-orders row recorded instead of the change, the message
+/// dead-lettered at once.
+fn failed_for_good(attempt: &Attempt, reason: String, handled: Handled, now: Timestamp) -> Finish {
+    let n = attempt.number;
+    Finish {
+        change: Transition {
+            attempts: Some(n),
+            failure_reason: Some(Some(reason.clone())),
+            ends_attempt: Some(n),
+            ..Transition::new(&[OrderStatus::Processing], OrderStatus::Failed, now)
+        },
+        message: AfterAttempt::DeadLetter,
+        failed: Some(FailedOrder {
+            order_id: attempt.order.id,
+            reason,
+            attempts: n,
+            failed_at: now,
+            order: attempt.order.submitted_json(),
+        }),
+        handled,
+    }
 }
 
 /// The failed-orders record of `order` whose attempts are over (its message

@@ -20,12 +20,14 @@
 use crate::db::{sql_err, Db};
 use crate::store::{get_order, record_failure_in};
 use async_trait::async_trait;
+use dofs_core::history::{EventKind, ExecutionEvent};
 use dofs_core::ports::{Execution, PortError};
 use dofs_core::tasks::{self, workflow_input};
 use dofs_core::validation::Limits;
 use dofs_core::{FailedOrder, Order, OrderId, Timestamp};
 use dofs_workflow::{
-    Definition, Event, EventSink, NoHistory, Outcome, TaskError, TaskHandler, Timer,
+    Definition, Event, EventKind as WorkflowEventKind, EventSink, NoHistory, Outcome, TaskError,
+    TaskHandler, Timer,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Mutex;
@@ -241,19 +243,45 @@ impl Timer for At {
     async fn sleep(&self, _duration: Duration) {}
 }
 
-/// An event as the API shows it.
-pub fn event_json(e: &Event) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "type": e.kind,
-        "timestamp": Timestamp(e.timestamp_ms).to_string(),
-    });
-    if let Some(obj) = v.as_object_mut() {
-        if let Some(state) = &e.state {
-            obj.insert("state".into(), serde_json::Value::String(state.clone()));
-        }
-        obj.insert("details".into(), e.details.clone());
+/// A run's event as the execution's history shows it.
+pub fn history_event(e: &Event) -> ExecutionEvent {
+    let kind = match e.kind {
+        WorkflowEventKind::ExecutionStarted => EventKind::ExecutionStarted,
+        WorkflowEventKind::StateEntered => EventKind::StateEntered,
+        WorkflowEventKind::TaskScheduled => EventKind::TaskScheduled,
+        WorkflowEventKind::TaskSucceeded => EventKind::TaskSucceeded,
+        WorkflowEventKind::TaskFailed => EventKind::TaskFailed,
+        WorkflowEventKind::TaskRetryScheduled => EventKind::TaskRetryScheduled,
+        WorkflowEventKind::StateExited => EventKind::StateExited,
+        WorkflowEventKind::ExecutionSucceeded => EventKind::ExecutionSucceeded,
+        WorkflowEventKind::ExecutionFailed => EventKind::ExecutionFailed,
+    };
+    ExecutionEvent {
+        kind,
+        timestamp: Timestamp(e.timestamp_ms),
+        state: e.state.clone(),
+        details: e.details.clone(),
     }
-    v
+}
+
+/// A stored history (column `executions.events`), each event as
+/// [`ExecutionEvent`] writes it. An entry that does not read as one is left
+/// out (and logged) rather than hiding the rest of the history.
+fn stored_history(id: &str, text: &str) -> Vec<ExecutionEvent> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::warn!(execution = id, error = %e, "stored execution history is not a JSON array");
+        Vec::new()
+    });
+    entries
+        .into_iter()
+        .filter_map(|entry| match serde_json::from_value(entry) {
+            Ok(event) => Some(event),
+            Err(e) => {
+                tracing::warn!(execution = id, error = %e, "stored history event left out");
+                None
+            }
+        })
+        .collect()
 }
 
 fn output_text(outcome: &Outcome) -> Option<String> {
@@ -319,14 +347,8 @@ fn record_run(
 }
 
 fn history_text(run: &Run) -> String {
-    serde_json::Value::Array(
-        run.events
-            .iter()
-            .flatten()
-            .map(event_json)
-            .collect::<Vec<_>>(),
-    )
-    .to_string()
+    let events: Vec<ExecutionEvent> = run.events.iter().flatten().map(history_event).collect();
+    serde_json::to_string(&events).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// A failed run fails its order: a failed-orders row and the order `FAILED`.
@@ -424,7 +446,7 @@ pub(crate) async fn read_execution(
                             output: output.and_then(|o| serde_json::from_str(&o).ok()),
                             started_at: Timestamp(r.get(4)?),
                             stopped_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
-                            events: serde_json::from_str(&events).unwrap_or_default(),
+                            events: stored_history(&key, &events),
                         })
                     })
                     .optional()
@@ -498,6 +520,33 @@ pub async fn replay(def: &Definition, order: &Order) -> Execution {
         },
         started_at: order.created_at,
         stopped_at: Some(order.created_at),
-        events: run.events.iter().flatten().map(event_json).collect(),
+        events: run.events.iter().flatten().map(history_event).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_history_reads_back_as_written_leaving_out_what_does_not_read() {
+        let event = history_event(&Event {
+            kind: WorkflowEventKind::TaskFailed,
+            state: Some("Validate Order".into()),
+            timestamp_ms: 1_795_874_400_120,
+            details: serde_json::json!({"error": "Transient", "cause": "busy", "attempt": 1}),
+        });
+        let written = serde_json::to_string(&[&event]).expect("json");
+        assert_eq!(
+            written,
+            r#"[{"type":"TaskFailed","timestamp":"2026-11-28T14:00:00.120Z","state":"Validate Order","details":{"error":"Transient","cause":"busy","attempt":1}}]"#
+        );
+        assert_eq!(stored_history("x", &written), std::slice::from_ref(&event));
+        let damaged = format!(
+            r#"[{{"type":"NoSuchKind","timestamp":"2026-11-28T14:00:00.120Z","details":{{}}}},{}]"#,
+            &written[1..written.len() - 1]
+        );
+        assert_eq!(stored_history("x", &damaged), [event]);
+        assert!(stored_history("x", "not json").is_empty());
     }
 }

@@ -12,6 +12,7 @@ use crate::engine::{apply_run, read_execution, Definitions, Workflow};
 use crate::queue::{redrive_in, remove_order_messages_in, SqliteQueue};
 use crate::store::{apply_transition, get_order, insert_order};
 use async_trait::async_trait;
+use dofs_core::history::ExecutionEvent;
 use dofs_core::metric_names as names;
 use dofs_core::ports::{
     DlqProgress, ErrorKind, Execution, ExecutionLog, IdempotencyClaim, Operations, PortError,
@@ -177,13 +178,9 @@ impl ExecutionLog for SqliteExecutionLog {
         // is shown at the end of its history.
         if let Ok(order_id) = OrderId::parse(id) {
             let order = self.db.read(move |conn| get_order(conn, order_id)).await?;
-            if let Some(o) = order.filter(|o| o.status == OrderStatus::Cancelled) {
-                execution.events.push(serde_json::json!({
-                    "type": "OrderCancelled",
-                    "timestamp": o.updated_at.to_string(),
-                    "details": {"orderId": o.id.to_string(), "reason": o.cancel_reason},
-                }));
-            }
+            execution
+                .events
+                .extend(order.as_ref().and_then(ExecutionEvent::order_cancelled));
         }
         Ok(Some(execution))
     }

@@ -235,8 +235,8 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
     let states: Vec<&str> = execution
         .events
         .iter()
-        .filter(|e| e["type"] == "StateEntered")
-        .filter_map(|e| e["state"].as_str())
+        .filter(|e| e.kind == dofs_core::history::EventKind::StateEntered)
+        .filter_map(|e| e.state.as_deref())
         .collect();
     assert_eq!(
         states,

@@ -345,6 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn an_executions_history_describes_every_kind_either_shape_answers() {
+        let doc = doc();
+        let described = &doc["components"]["schemas"]["EventType"]["enum"];
+        for kind in dofs_core::history::EventKind::ALL {
+            let name = serde_json::to_value(kind).expect("name");
+            assert!(
+                described.as_array().is_some_and(|v| v.contains(&name)),
+                "{name} in {described}"
+            );
+        }
+        let event = &doc["components"]["schemas"]["ExecutionEvent"];
+        assert_eq!(
+            event["required"],
+            serde_json::json!(["type", "timestamp", "details"])
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["Execution"]["properties"]["events"]["items"]["$ref"],
+            "#/components/schemas/ExecutionEvent"
+        );
+    }
+
+    #[test]
     fn health_and_readiness_are_open_and_everything_else_takes_the_api_key() {
         let doc = doc();
         assert!(doc["paths"]["/health"]["get"].get("security").is_none());

@@ -8,10 +8,9 @@
 //! not compile. The conversions from the domain's types are here too; the domain
 //! (`dofs-core`) knows no API shape.
 //!
-//! Two shapes are built elsewhere and only described here: an execution's history
-//! entries ([`ExecutionEvent`], written by the workflow engine as JSON) and the order
-//! request ([`OrderRequest`], read by `dofs_core::validation`'s decoder, which reports
-//! every broken rule rather than the first).
+//! One shape is read elsewhere and only described here: the order request
+//! ([`OrderRequest`], read by `dofs_core::validation`'s decoder, which reports every
+//! broken rule rather than the first).
 //!
 //! Layout: `orders` (the order, its request, its 202, pages, the fulfillment request),
 //! `events` (the order events' feed), `operations` (failed orders, the DLQ, executions,

@@ -135,9 +135,8 @@ pub struct Execution {
     pub started_at: String,
     #[schema(format = DateTime, required = true)]
     pub stopped_at: Option<String>,
-    /// Written by the workflow engine as JSON (`dofs_workflow::Event`).
-    #[schema(value_type = Vec<ExecutionEvent>)]
-    pub events: Vec<serde_json::Value>,
+    /// Oldest first; a cancelled order's ends with `OrderCancelled`.
+    pub events: Vec<ExecutionEvent>,
 }
 
 impl From<dofs_core::ports::Execution> for Execution {
@@ -149,13 +148,13 @@ impl From<dofs_core::ports::Execution> for Execution {
             output: e.output,
             started_at: e.started_at.to_string(),
             stopped_at: e.stopped_at.map(|t| t.to_string()),
-            events: e.events,
+            events: e.events.into_iter().map(ExecutionEvent::from).collect(),
         }
     }
 }
 
 /// The kinds of history events.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub enum EventType {
     ExecutionStarted,
     StateEntered,
@@ -166,20 +165,52 @@ pub enum EventType {
     StateExited,
     ExecutionSucceeded,
     ExecutionFailed,
+    /// The order was cancelled (after the workflow ended, when it was queued).
+    OrderCancelled,
 }
 
-/// One entry of an execution's history. Described only (see [`Execution::events`]).
-#[derive(Serialize, ToSchema)]
+impl From<dofs_core::history::EventKind> for EventType {
+    fn from(kind: dofs_core::history::EventKind) -> EventType {
+        use dofs_core::history::EventKind as K;
+        match kind {
+            K::ExecutionStarted => EventType::ExecutionStarted,
+            K::StateEntered => EventType::StateEntered,
+            K::TaskScheduled => EventType::TaskScheduled,
+            K::TaskSucceeded => EventType::TaskSucceeded,
+            K::TaskFailed => EventType::TaskFailed,
+            K::TaskRetryScheduled => EventType::TaskRetryScheduled,
+            K::StateExited => EventType::StateExited,
+            K::ExecutionSucceeded => EventType::ExecutionSucceeded,
+            K::ExecutionFailed => EventType::ExecutionFailed,
+            K::OrderCancelled => EventType::OrderCancelled,
+        }
+    }
+}
+
+/// One entry of an execution's history.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ExecutionEvent {
     #[serde(rename = "type")]
     pub kind: EventType,
     #[schema(format = DateTime)]
     pub timestamp: String,
-    /// The state it happened in; absent for execution-level events.
+    /// The state it happened in; absent for events outside any state.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Kind-specific data: inputs, outputs, errors, the attempt or retry number.
+    /// Kind-specific data: inputs, outputs, errors, the attempt or retry number, a cancel's reason.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+}
+
+impl From<dofs_core::history::ExecutionEvent> for ExecutionEvent {
+    fn from(e: dofs_core::history::ExecutionEvent) -> ExecutionEvent {
+        ExecutionEvent {
+            kind: e.kind.into(),
+            timestamp: e.timestamp.to_string(),
+            state: e.state,
+            details: e.details,
+        }
+    }
 }
 
 /// Liveness.
@@ -242,4 +273,27 @@ pub struct Alert {
     pub threshold: Option<f64>,
     pub description: Option<String>,
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dofs_core::history::EventKind;
+
+    #[test]
+    fn history_events_answer_the_json_the_domain_writes() {
+        for kind in EventKind::ALL {
+            for state in [None, Some("Validate Order".to_owned())] {
+                let event = dofs_core::history::ExecutionEvent {
+                    kind,
+                    timestamp: dofs_core::Timestamp(1_795_874_400_120),
+                    state,
+                    details: serde_json::json!({"input": {"n": 1}}),
+                };
+                let domain = serde_json::to_string(&event).expect("json");
+                let wire = serde_json::to_string(&ExecutionEvent::from(event)).expect("json");
+                assert_eq!(wire, domain);
+            }
+        }
+    }
 }

@@ -280,9 +280,9 @@ async fn a_retried_start_never_starts_a_second_execution_and_keys_replay_the_fir
     let execution = log.get(&id.to_string()).await.expect("describe");
     let last = execution.and_then(|e| e.events.last().cloned());
     assert_eq!(
-        last.as_ref().map(|e| (&e["type"], &e["details"]["reason"])),
+        last.as_ref().map(|e| (e.kind, &e.details["reason"])),
         Some((
-            &serde_json::json!("OrderCancelled"),
+            dofs_core::history::EventKind::OrderCancelled,
             &serde_json::json!("customer withdrew")
         )),
         "{last:?}"

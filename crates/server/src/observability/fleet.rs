@@ -13,7 +13,6 @@
 
 use super::metrics::{names, Registry};
 use dofs_core::ports::Backend;
-use dofs_core::OrderStatus;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -41,35 +40,15 @@ pub trait FleetCounters: Send + Sync {
 /// `counters`. A source that cannot be read is left out (and logged).
 pub async fn render(backend: &Backend, counters: &dyn FleetCounters) -> String {
     let registry = Registry::new();
-    match backend.orders.count_by_status().await {
-        Ok(counts) => {
-            for status in OrderStatus::ALL {
-                let n = counts
-                    .iter()
-                    .find(|(s, _)| *s == status)
-                    .map_or(0, |(_, n)| *n);
-                registry.set_gauge(names::ORDERS, &[("status", status.as_str())], n as f64);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics: could not count orders by status"),
-    }
-    match backend.queue.depth().await {
-        Ok(d) => {
-            registry.set_gauge(
-                names::QUEUE_MESSAGES,
-                &[("queue", "orders")],
-                (d.waiting + d.in_flight) as f64,
-            );
-            registry.set_gauge(names::QUEUE_MESSAGES, &[("queue", "dlq")], d.dead as f64);
-            if let Some(age) = d.oldest_age_ms {
-                registry.set_gauge(
-                    names::QUEUE_OLDEST_AGE,
-                    &[("queue", "orders")],
-                    age.max(0) as f64 / 1000.0,
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics: could not read the queue depth"),
+    let depth = super::set_durable_gauges(&registry, backend).await;
+    // No age is not an empty queue here: SQS does not give its oldest
+    // message's age, so the gauge is left out rather than shown as 0.
+    if let Some(age) = depth.and_then(|d| d.oldest_age_ms) {
+        registry.set_gauge(
+            names::QUEUE_OLDEST_AGE,
+            &[("queue", "orders")],
+            age.max(0) as f64 / 1000.0,
+        );
     }
     match counters.totals().await {
         Ok(totals) => {
@@ -85,4 +64,47 @@ pub async fn render(backend: &Backend, counters: &dyn FleetCounters) -> String {
         Err(e) => tracing::warn!(error = %e, "metrics: could not read the fleet's counters"),
     }
     registry.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Totals;
+
+    impl FleetCounters for Totals {
+        fn totals(&self) -> TotalsFuture<'_> {
+            Box::pin(async {
+                Ok(vec![FleetCounter {
+                    name: names::ORDERS_ACCEPTED.into(),
+                    labels: Vec::new(),
+                    total: 7,
+                }])
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fleet_scrape_shows_durable_gauges_and_fleet_counters_but_no_unknown_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded =
+            dofs_embedded::Embedded::start(dofs_embedded::EmbeddedConfig::new(dir.path()))
+                .await
+                .expect("embedded");
+        let text = render(&embedded.backend(), &Totals).await;
+        assert!(
+            text.contains(r#"dofs_orders{status="PENDING"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dofs_queue_messages{queue="dlq"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("dofs_orders_accepted_total 7"), "{text}");
+        assert!(
+            !text.contains(names::QUEUE_OLDEST_AGE),
+            "a queue that gives no age shows none: {text}"
+        );
+        embedded.shutdown().await;
+    }
 }

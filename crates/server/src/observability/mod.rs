@@ -31,7 +31,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use dofs_core::ports::Backend;
+use dofs_core::ports::{Backend, QueueDepth};
 use dofs_core::{OrderStatus, Timestamp};
 use metrics::{names, HistogramSnapshot, Registry};
 use serde_json::Value;
@@ -249,35 +249,51 @@ impl Observability {
     /// its last values (and is logged).
     pub async fn refresh_gauges(&self, backend: &Backend) {
         let registry = self.registry();
-        match backend.orders.count_by_status().await {
-            Ok(counts) => {
-                for status in OrderStatus::ALL {
-                    let n = counts
-                        .iter()
-                        .find(|(s, _)| *s == status)
-                        .map_or(0, |(_, n)| *n);
-                    registry.set_gauge(names::ORDERS, &[("status", status.as_str())], n as f64);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "metrics: could not count orders by status"),
-        }
-        match backend.queue.depth().await {
-            Ok(d) => {
-                registry.set_gauge(
-                    names::QUEUE_MESSAGES,
-                    &[("queue", "orders")],
-                    (d.waiting + d.in_flight) as f64,
-                );
-                registry.set_gauge(names::QUEUE_MESSAGES, &[("queue", "dlq")], d.dead as f64);
-                registry.set_gauge(
-                    names::QUEUE_OLDEST_AGE,
-                    &[("queue", "orders")],
-                    d.oldest_age_ms.unwrap_or(0).max(0) as f64 / 1000.0,
-                );
-            }
-            Err(e) => tracing::warn!(error = %e, "metrics: could not read the queue depth"),
+        if let Some(depth) = set_durable_gauges(registry, backend).await {
+            // A queue that gives no age is empty here (the embedded queue), and
+            // the gauge outlives this scrape: 0, not the last age it had.
+            registry.set_gauge(
+                names::QUEUE_OLDEST_AGE,
+                &[("queue", "orders")],
+                depth.oldest_age_ms.unwrap_or(0).max(0) as f64 / 1000.0,
+            );
         }
         self.refresh_alert_gauges();
+    }
+}
+
+/// Sets the gauges every `/metrics` reads from durable state, a process's
+/// and a fleet's ([`fleet::render`]) alike: orders by status and the
+/// messages on each queue. Returns the depth read, whose oldest-message age
+/// each caller shows its own way. A source that cannot be read sets nothing
+/// (and is logged).
+async fn set_durable_gauges(registry: &Registry, backend: &Backend) -> Option<QueueDepth> {
+    match backend.orders.count_by_status().await {
+        Ok(counts) => {
+            for status in OrderStatus::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == status)
+                    .map_or(0, |(_, n)| *n);
+                registry.set_gauge(names::ORDERS, &[("status", status.as_str())], n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count orders by status"),
+    }
+    match backend.queue.depth().await {
+        Ok(d) => {
+            registry.set_gauge(
+                names::QUEUE_MESSAGES,
+                &[("queue", "orders")],
+                (d.waiting + d.in_flight) as f64,
+            );
+            registry.set_gauge(names::QUEUE_MESSAGES, &[("queue", "dlq")], d.dead as f64);
+            Some(d)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: could not read the queue depth");
+            None
+        }
     }
 }
 
