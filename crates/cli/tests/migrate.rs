@@ -2,6 +2,7 @@
 //! fixture), `--check` says what it would do and changes nothing; without
 //! it the file is migrated; a file from a newer release is refused (exit 2).
 
+use dofs_embedded::db::SCHEMA_VERSION;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -43,15 +44,20 @@ fn migrate_checks_migrates_and_refuses_a_newer_file() {
     let (code, out, err) = migrate(dir.path(), true);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("migrate schema version 1 to 3 in one transaction"),
+        out.contains(&format!(
+            "migrate schema version 1 to {SCHEMA_VERSION} in one transaction"
+        )),
         "{out}"
     );
     assert_eq!(version(&db), 0, "--check changes nothing");
 
     let (code, out, err) = migrate(dir.path(), false);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("to 3 in one transaction: done"), "{out}");
-    assert_eq!(version(&db), 3);
+    assert!(
+        out.contains(&format!("to {SCHEMA_VERSION} in one transaction: done")),
+        "{out}"
+    );
+    assert_eq!(version(&db), SCHEMA_VERSION);
     let (code, out, _) = migrate(dir.path(), true);
     assert_eq!(code, 0);
     assert!(out.contains("is current; nothing to do"), "{out}");
