@@ -14,6 +14,11 @@
 //! set above the attempt limit, is only a safety net for messages whose
 //! deliveries keep failing before the handler runs.
 //!
+//! A message the fulfiller is done with (fulfilled, or its order terminal or
+//! gone) is not deleted by the function: it is reported as succeeded, and the
+//! event source deletes it with the rest of the batch
+//! ([`event_source_fulfiller`]).
+//!
 //! Each finished attempt is counted in `dofs_fulfillment_attempts_total`
 //! by outcome, as the embedded workers count it; the binary publishes the
 //! batch's counts ([`crate::metrics::Publisher`]).
@@ -24,7 +29,7 @@ use aws_lambda_events::event::sqs::{
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use dofs_aws::settings::HttpSettings;
-use dofs_aws::{AwsSettings, FulfillmentMode, SettingsError, SqsQueue};
+use dofs_aws::{AwsAdapters, AwsSettings, FulfillmentMode, SettingsError, SqsQueue};
 use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::Received;
 use dofs_core::service::{Fulfiller, Handled};
@@ -86,6 +91,17 @@ pub fn http_backend(
             _ => "the HTTP client cannot be built for it",
         },
     })
+}
+
+/// The fulfiller of `fulfill_order`: the adapters' one, whose queue leaves
+/// the deletes of finished messages to the SQS event source
+/// ([`SqsQueue::leaving_deletes_to_event_source`]), which deletes every
+/// message [`fulfill_batch`] does not report as failed.
+pub fn event_source_fulfiller(adapters: &AwsAdapters, backend: Arc<dyn Fulfillment>) -> Fulfiller {
+    Fulfiller {
+        queue: Arc::new(adapters.queue.clone().leaving_deletes_to_event_source()),
+        ..adapters.fulfiller(backend)
+    }
 }
 
 /// A record's message attributes as SQS takes them back (string and binary values).

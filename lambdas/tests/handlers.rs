@@ -426,11 +426,11 @@ async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 
-/// The fulfiller of `a` in its settings' (simulated) mode.
+/// The fulfiller of `a` in its settings' (simulated) mode, as `fulfill_order` builds it.
 async fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
     let config = sdk_config("http://127.0.0.1:9").await;
     let backend = fulfill::backend(&a.settings, &config).await;
-    a.fulfiller(backend.expect("backend"))
+    fulfill::event_source_fulfiller(a, backend.expect("backend"))
 }
 
 fn post_event(body: &Value) -> String {
@@ -505,6 +505,12 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
     assert!(response.batch_item_failures.is_empty(), "nothing to retry");
     let done = a.store.get(order_id).await.expect("get").expect("order");
     assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
+    let depth = a.queue.depth().await.expect("depth");
+    assert_eq!(
+        (depth.waiting, depth.in_flight),
+        (0, 1),
+        "the fulfilled message is reported as succeeded and left to the event source, which deletes it"
+    );
 }
 
 /// Receives the orders queue's messages and releases them at once, as a
