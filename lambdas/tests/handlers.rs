@@ -430,7 +430,7 @@ async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
 async fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
     let config = sdk_config("http://127.0.0.1:9").await;
     let backend = fulfill::backend(&a.settings, &config).await;
-    fulfill::event_source_fulfiller(a, backend.expect("backend"))
+    fulfill::fulfiller(a, backend.expect("backend"))
 }
 
 fn post_event(body: &Value) -> String {
