@@ -68,7 +68,11 @@ port="$(dofs_free_port)"
 dofs_moto_start "$port" >/dev/null || exit 1
 dofs_emulator_credentials
 
-echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates lambdas || echo ' (with uncommitted changes)'), $(date -u +%Y-%m-%dT%H:%MZ)"
+if [[ -n "${DOFS_LOCAL_AWS_DIR:-}" ]]; then
+    echo "binaries from $DOFS_LOCAL_AWS_DIR (bench script of commit $(git rev-parse --short HEAD)), $(date -u +%Y-%m-%dT%H:%MZ)"
+else
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates lambdas || echo ' (with uncommitted changes)'), $(date -u +%Y-%m-%dT%H:%MZ)"
+fi
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for rate in "${rates[@]}"; do
     prefix="bench-$(date +%s)-${rate//./}"
