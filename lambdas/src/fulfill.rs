@@ -14,10 +14,6 @@
 //! set above the attempt limit, is only a safety net for messages whose
 //! deliveries keep failing before the handler runs.
 //!
-//! A message the fulfiller is done with (fulfilled, or its order terminal or
-//! gone) is not deleted by the function: it is reported as succeeded, and the
-//! event source deletes it with the rest of the batch ([`fulfiller`]).
-//!
 //! Each finished attempt is counted in `dofs_fulfillment_attempts_total`
 //! by outcome, as the embedded workers count it; the binary publishes the
 //! batch's counts ([`crate::metrics::Publisher`]).
@@ -92,19 +88,15 @@ pub fn http_backend(
     })
 }
 
-/// The fulfiller of `fulfill_order`: the adapters' one, except that
-/// - its queue leaves the deletes of finished messages to the SQS event
-///   source ([`SqsQueue::leaving_deletes_to_event_source`]), which deletes
-///   every message [`fulfill_batch`] does not report as failed;
-/// - its store remembers the orders it read and wrote with their versions
-///   ([`dofs_aws::DynamoDbOrderStore::remembering_versions`]), so an attempt's claim
-///   and outcome start from the order as the attempt last saw it (still
-///   written on the condition that it has not changed since) instead of
-///   reading it again: one `GetItem` per attempt instead of three.
+/// The fulfiller of `fulfill_order`: the adapters' one, except that its
+/// store remembers the orders it read and wrote with their versions
+/// ([`dofs_aws::DynamoDbOrderStore::remembering_versions`]), so an attempt's
+/// claim and outcome start from the order as the attempt last saw it (still
+/// written on the condition that it has not changed since) instead of
+/// reading it again: one `GetItem` per attempt instead of three.
 pub fn fulfiller(adapters: &AwsAdapters, backend: Arc<dyn Fulfillment>) -> Fulfiller {
     Fulfiller {
         store: Arc::new(adapters.store.clone().remembering_versions()),
-        queue: Arc::new(adapters.queue.clone().leaving_deletes_to_event_source()),
         ..adapters.fulfiller(backend)
     }
 }

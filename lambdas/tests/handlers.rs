@@ -508,8 +508,8 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
     let depth = a.queue.depth().await.expect("depth");
     assert_eq!(
         (depth.waiting, depth.in_flight),
-        (0, 1),
-        "the fulfilled message is reported as succeeded and left to the event source, which deletes it"
+        (0, 0),
+        "the fulfilled message is deleted"
     );
 }
 

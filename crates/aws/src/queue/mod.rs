@@ -21,11 +21,6 @@
 //!   SQS has no such call, so the message's body and attributes, remembered
 //!   from its receive ([`receipts`]), are sent to the DLQ, then the message is
 //!   deleted by its receipt.
-//! - **deletes left to the Lambda event source**
-//!   ([`SqsQueue::leaving_deletes_to_event_source`]): in `fulfill_order`,
-//!   whose messages come from an SQS event source that deletes every message
-//!   the function does not report as failed, a [`Queue::delete`] deletes
-//!   nothing itself (the event source's `DeleteMessageBatch` does).
 //!
 //! Layout: this file holds the orders-queue side; [`dead_letters`] the DLQ side.
 
@@ -79,8 +74,6 @@ pub struct SqsQueue {
     clock: Arc<dyn Clock>,
     /// Received messages by receipt (shared by clones).
     receipts: Arc<Receipts>,
-    /// Whether [`Queue::delete`] leaves the delete to the Lambda event source.
-    deletes_by_event_source: bool,
 }
 
 /// A dead letter received with a lease: hidden until released or deleted.
@@ -121,27 +114,7 @@ impl SqsQueue {
             dedup,
             clock,
             receipts: Arc::new(Receipts::default()),
-            deletes_by_event_source: false,
         }
-    }
-
-    /// This queue, for a Lambda function whose messages come from an SQS
-    /// event source mapping with `ReportBatchItemFailures` (`fulfill_order`):
-    /// [`Queue::delete`] only settles the receipt and calls nothing, because
-    /// the event source deletes every message the invocation does not report
-    /// as failed, in one `DeleteMessageBatch` per batch, once the function
-    /// returns. Deleting it here too was a second call per message.
-    ///
-    /// The caller must report as succeeded every message it deleted (the
-    /// fulfiller's deletes are all of messages it is done with:
-    /// `fulfill_batch` reports them so). If the invocation fails or times out
-    /// before it returns, the event source deletes nothing: the message comes
-    /// back after its visibility timeout, finds its order terminal, and is
-    /// deleted then (every status change is conditional, so nothing happens
-    /// twice). Everything else (hide, dead-letter, send) is unchanged.
-    pub fn leaving_deletes_to_event_source(mut self) -> Self {
-        self.deletes_by_event_source = true;
-        self
     }
 
     /// Remembers a message received by someone else (the Lambda event source)
@@ -372,9 +345,6 @@ impl Queue for SqsQueue {
 
     async fn delete(&self, receipt: &str) -> Result<(), PortError> {
         self.receipts.forget(receipt);
-        if self.deletes_by_event_source {
-            return Ok(());
-        }
         match self
             .client
             .delete_message()
