@@ -24,7 +24,7 @@ use aws_lambda_events::event::sqs::{
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use dofs_aws::settings::HttpSettings;
-use dofs_aws::{AwsAdapters, AwsSettings, FulfillmentMode, SettingsError, SqsQueue};
+use dofs_aws::{AwsSettings, FulfillmentMode, SettingsError, SqsQueue};
 use dofs_core::fulfillment::Simulated;
 use dofs_core::ports::Received;
 use dofs_core::service::{Fulfiller, Handled};
@@ -86,19 +86,6 @@ pub fn http_backend(
             _ => "the HTTP client cannot be built for it",
         },
     })
-}
-
-/// The fulfiller of `fulfill_order`: the adapters' one, except that its
-/// store remembers the orders it read and wrote with their versions
-/// ([`dofs_aws::DynamoDbOrderStore::remembering_versions`]), so an attempt's
-/// claim and outcome start from the order as the attempt last saw it (still
-/// written on the condition that it has not changed since) instead of
-/// reading it again: one `GetItem` per attempt instead of three.
-pub fn fulfiller(adapters: &AwsAdapters, backend: Arc<dyn Fulfillment>) -> Fulfiller {
-    Fulfiller {
-        store: Arc::new(adapters.store.clone().remembering_versions()),
-        ..adapters.fulfiller(backend)
-    }
 }
 
 /// A record's message attributes as SQS takes them back (string and binary values).

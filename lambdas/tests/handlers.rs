@@ -426,11 +426,11 @@ async fn sqs_event_from_queue(a: &AwsAdapters) -> SqsEvent {
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 
-/// The fulfiller of `a` in its settings' (simulated) mode, as `fulfill_order` builds it.
+/// The fulfiller of `a` in its settings' (simulated) mode.
 async fn fulfiller(a: &AwsAdapters) -> dofs_core::service::Fulfiller {
     let config = sdk_config("http://127.0.0.1:9").await;
     let backend = fulfill::backend(&a.settings, &config).await;
-    fulfill::fulfiller(a, backend.expect("backend"))
+    a.fulfiller(backend.expect("backend"))
 }
 
 fn post_event(body: &Value) -> String {

@@ -8,8 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let mut init = dofs_lambdas::InitTimer::start();
     let dofs_lambdas::ColdStart { adapters, config } = dofs_lambdas::cold_start(&mut init).await?;
     let backend = dofs_lambdas::fulfill::backend(&adapters.settings, &config).await?;
-    let fulfiller = &dofs_lambdas::fulfill::fulfiller(&adapters, backend);
-    let queue = &adapters.queue;
+    let (fulfiller, queue) = (&adapters.fulfiller(backend), &adapters.queue);
     // The batch's attempts, published before the invocation ends.
     let publisher = &dofs_lambdas::metrics::Publisher::new(adapters.metrics.clone());
     init.ready("backend");

@@ -22,8 +22,9 @@
 //! moved in each change's transaction ([`counts`]).
 //!
 //! A store made [`remembering_versions`](DynamoDbOrderStore::remembering_versions)
-//! (`fulfill_order`'s) starts a change from the order as its own `get` read it
-//! or its own last change wrote it, instead of reading it again ([`Seen`]).
+//! starts a change from the order as its own `get` read it or its own last
+//! change wrote it, instead of reading it again ([`Seen`]). No function uses
+//! it yet: see the README's "AWS calls per order" for why.
 //!
 //! The failed-orders table is keyed by `orderId` alone (as Terraform creates
 //! it): when an order fails again after an operator's retry, its row holds the
