@@ -5,7 +5,7 @@
 //! ASL's `Retry` and `Catch` match), the execution ARN from Terraform's names, and
 //! the store's write.
 
-use dofs_core::ports::OrderStore;
+use dofs_core::ports::{ErrorKind, OrderStore};
 use dofs_core::tasks;
 use dofs_core::validation::Limits;
 use dofs_core::{Clock, OrderId};
@@ -55,6 +55,12 @@ pub fn execution_arn_for(
 
 /// `order_storage`: stores the order as `PENDING`. Idempotent: a retried task
 /// finds the order it stored and answers the same.
+///
+/// The store's `put_new` is a conditional write that, when the order exists
+/// with the same content (a retried task, or an order a cancel stored first),
+/// answers the stored order; so there is no read before it, which cost a
+/// `GetItem` per order. An order stored with other content (which no caller
+/// makes: the id is the execution's) is answered as stored, as before.
 pub async fn store_order(
     input: &Value,
     limits: &Limits,
@@ -64,12 +70,13 @@ pub async fn store_order(
 ) -> Result<Value, Diagnostic> {
     let order =
         tasks::order_to_store(input, limits, execution_arn, clock.now()).map_err(diagnostic)?;
-    let stored = match store.get(order.id).await {
-        Ok(Some(existing)) => existing,
-        Ok(None) => store
-            .put_new(&order)
-            .await
-            .map_err(|e| diagnostic(e.into()))?,
+    let stored = match store.put_new(&order).await {
+        Ok(stored) => stored,
+        Err(e) if e.kind == ErrorKind::Conflict => match store.get(order.id).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) => return Err(diagnostic(e.into())),
+            Err(e) => return Err(diagnostic(e.into())),
+        },
         Err(e) => return Err(diagnostic(e.into())),
     };
     Ok(tasks::stored_answer(&stored))

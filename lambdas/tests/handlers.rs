@@ -505,6 +505,12 @@ async fn on_the_emulator_an_order_goes_from_the_api_through_storage_and_fulfillm
     assert!(response.batch_item_failures.is_empty(), "nothing to retry");
     let done = a.store.get(order_id).await.expect("get").expect("order");
     assert_eq!((done.status, done.attempts), (OrderStatus::Fulfilled, 1));
+    let depth = a.queue.depth().await.expect("depth");
+    assert_eq!(
+        (depth.waiting, depth.in_flight),
+        (0, 0),
+        "the fulfilled message is deleted"
+    );
 }
 
 /// Receives the orders queue's messages and releases them at once, as a

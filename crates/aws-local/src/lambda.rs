@@ -258,6 +258,8 @@ pub struct Invoker {
     client: reqwest::Client,
     /// Function name → name in the URL (`cargo lambda watch` knows binaries by their own names).
     aliases: Arc<HashMap<String, String>>,
+    /// Where invocations are counted (`--count-calls`).
+    counts: Option<Arc<crate::count::Counts>>,
 }
 
 impl Invoker {
@@ -266,11 +268,21 @@ impl Invoker {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             aliases: Arc::new(aliases),
+            counts: None,
         }
+    }
+
+    /// Counts every invocation made through this invoker (and its clones).
+    pub fn counting(mut self, counts: Arc<crate::count::Counts>) -> Self {
+        self.counts = Some(counts);
+        self
     }
 
     /// Invokes `function` synchronously (`RequestResponse`) with `payload`.
     pub async fn invoke(&self, function: &str, payload: &serde_json::Value) -> Outcome {
+        if let Some(counts) = &self.counts {
+            counts.invocation(function);
+        }
         let name = self.aliases.get(function).map_or(function, String::as_str);
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
         let response = self

@@ -11,10 +11,14 @@
 //!   interpreter, its Lambda tasks invoked through the Lambda invoke API;
 //! - the SQS event source mapping and the EventBridge schedule ([`esm`]).
 //!
+//! With `--count-calls` it counts every AWS call, Lambda invocation and
+//! state transition ([`count`]), served at `GET /local/counts`.
+//!
 //! Its first line on stdout is `dofs-local-aws listening on http://ADDR`.
 //! docs/aws-local.md says precisely what is emulated and what differs.
 
 mod apigw;
+mod count;
 mod esm;
 mod lambda;
 mod sfn;
@@ -149,6 +153,28 @@ struct Args {
         hide_env_values = true
     )]
     operator_key: Vec<String>,
+    /// Count every AWS API call (by caller, service and action), Lambda
+    /// invocation and Step Functions state transition, and serve the counts
+    /// at `GET /local/counts` on the internal port (its URL is printed on
+    /// stderr). Each caller's calls pass through a counting forwarder on
+    /// their way to the emulator, unchanged.
+    #[arg(long)]
+    count_calls: bool,
+}
+
+/// Sets `name` in an environment list, replacing an earlier value.
+fn set_env(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    env.retain(|(k, _)| k != name);
+    env.push((name.to_owned(), value));
+}
+
+/// An SQS client of `config` whose calls go to `endpoint`.
+fn sqs_at(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(config)
+            .endpoint_url(endpoint)
+            .build(),
+    )
 }
 
 /// fulfill_order's timeout in seconds: Terraform's 30, or in http mode the
@@ -279,6 +305,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("binding the internal listener")?;
     let internal_url = format!("http://{}", internal.local_addr()?);
+    let counts = args.count_calls.then(|| Arc::new(count::Counts::default()));
+    // Where a caller's AWS calls go: the emulator, or its counting forwarder.
+    let endpoint_for = |caller: &'static str| {
+        let counts = counts.clone();
+        let (moto, states) = (args.aws_endpoint.clone(), internal_url.clone());
+        async move {
+            match counts {
+                Some(c) => count::start(caller, &moto, &states, &c).await,
+                None => Ok(moto),
+            }
+        }
+    };
 
     let state_machine_arn = format!(
         "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}-order-processing",
@@ -360,6 +398,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let invoker = match &args.invoke_endpoint {
         Some(endpoint) => {
             let env_file = log_dir.join("lambda.env");
+            let mut env = env.clone();
+            if counts.is_some() {
+                let url = endpoint_for("functions").await?;
+                set_env(&mut env, "AWS_ENDPOINT_URL", url.clone());
+                set_env(&mut env, "AWS_ENDPOINT_URL_SFN", url);
+            }
             let mut text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             text.push_str(&format!("DOFS_STATE_MACHINE_ARN={state_machine_arn}\n"));
             std::fs::write(&env_file, text)?;
@@ -424,6 +468,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if bin == "api_handler" {
                     fenv.push(("DOFS_STATE_MACHINE_ARN".into(), state_machine_arn.clone()));
                 }
+                if counts.is_some() {
+                    let url = endpoint_for(bin).await?;
+                    set_env(&mut fenv, "AWS_ENDPOINT_URL", url.clone());
+                    set_env(&mut fenv, "AWS_ENDPOINT_URL_SFN", url);
+                }
                 let count = if bin == "dlq_processor" {
                     1
                 } else {
@@ -441,6 +490,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             lambda::Invoker::new(&internal_url, HashMap::new())
         }
+    };
+    let invoker = match &counts {
+        Some(c) => invoker.counting(Arc::clone(c)),
+        None => invoker,
     };
 
     // Step Functions, with the workflow file templated as Terraform does.
@@ -464,15 +517,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .into_iter()
             .map(|b| (function_arn(&name(b)), name(b)))
             .collect(),
-        sqs: sqs.clone(),
+        sqs: sqs_at(&config, &endpoint_for("step-functions").await?),
     };
-    let step_functions =
-        sfn::LocalStepFunctions::new(state_machine_arn, definition, Arc::new(tasks));
-    let internal_routes = lambda::invoke_routes(lambda::Functions(Arc::new(functions))).merge(
+    let step_functions = sfn::LocalStepFunctions::new(
+        state_machine_arn,
+        definition,
+        Arc::new(tasks),
+        counts.clone(),
+    );
+    let mut internal_routes = lambda::invoke_routes(lambda::Functions(Arc::new(functions))).merge(
         axum::Router::new()
             .route("/", axum::routing::post(sfn::handle))
             .with_state(step_functions),
     );
+    if let Some(c) = &counts {
+        internal_routes = internal_routes.merge(
+            axum::Router::new()
+                .route("/local/counts", axum::routing::get(count::serve))
+                .with_state(Arc::clone(c)),
+        );
+        eprintln!(
+            "dofs-local-aws: counting AWS calls; the counts are at {internal_url}/local/counts"
+        );
+    }
     tokio::spawn(async move {
         let _ = axum::serve(internal, internal_routes).await;
     });
@@ -483,10 +550,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         created.names.orders_queue
     );
     let mut event_sources = Vec::new();
+    let event_source_sqs = sqs_at(&config, &endpoint_for("event-source").await?);
     for _ in 0..args.pollers.max(1) {
         event_sources.push(tokio::spawn(esm::poll_queue(
             esm::Poller {
-                sqs: sqs.clone(),
+                sqs: event_source_sqs.clone(),
                 invoker: invoker.clone(),
                 function: name("fulfill_order"),
                 queue_url: created.orders_queue_url.clone(),

@@ -58,6 +58,8 @@ struct Inner {
     tasks: Arc<dyn TaskHandler>,
     executions: Mutex<HashMap<String, Arc<Mutex<Record>>>>,
     permits: Arc<Semaphore>,
+    /// Where state transitions are counted (`--count-calls`).
+    counts: Option<Arc<crate::count::Counts>>,
 }
 
 fn now_ms() -> i64 {
@@ -102,6 +104,7 @@ impl LocalStepFunctions {
         state_machine_arn: String,
         definition: Definition,
         tasks: Arc<dyn TaskHandler>,
+        counts: Option<Arc<crate::count::Counts>>,
     ) -> Self {
         let types = definition
             .graph()
@@ -117,6 +120,7 @@ impl LocalStepFunctions {
                 tasks,
                 executions: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(CONCURRENCY)),
+                counts,
             }),
         }
     }
@@ -182,7 +186,7 @@ impl LocalStepFunctions {
         let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else {
             return;
         };
-        let mut sink = Sink(record.clone());
+        let mut sink = Sink(record.clone(), self.inner.counts.clone());
         let outcome = dofs_workflow::execute(
             &self.inner.definition,
             input,
@@ -399,11 +403,15 @@ pub async fn handle(
     }
 }
 
-struct Sink(Arc<Mutex<Record>>);
+/// An execution's history; each state entered is one state transition.
+struct Sink(Arc<Mutex<Record>>, Option<Arc<crate::count::Counts>>);
 
 #[async_trait]
 impl dofs_workflow::EventSink for Sink {
     async fn record(&mut self, event: Event) {
+        if let (EventKind::StateEntered, Some(counts)) = (&event.kind, &self.1) {
+            counts.transition();
+        }
         lock(&self.0).events.push(event);
     }
 }

@@ -142,6 +142,111 @@ async fn the_dynamodb_order_store_passes_the_store_conformance_suite() {
 
 #[tokio::test]
 #[ignore = "needs moto: scripts/test-aws.sh runs it"]
+async fn the_order_store_remembering_versions_passes_the_store_conformance_suite() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "seen").await;
+    store_suite(&store(&config, &created).remembering_versions()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
+async fn a_store_remembering_a_stale_order_decides_on_a_fresh_read() {
+    use dofs_core::ports::{ErrorKind, OrderStore, Transition};
+    use dofs_core::{FailedOrder, Order, OrderStatus, Timestamp};
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let created = fresh(&config, "stale").await;
+    let remembering = store(&config, &created).remembering_versions();
+    let other = store(&config, &created);
+    let at = Timestamp(1_795_874_400_000);
+    let new = |n: u64| NewOrder {
+        customer_id: CustomerId::parse("CUST-1001").expect("customer"),
+        product_id: ProductId::parse("PROD-2001").expect("product"),
+        quantity: 1,
+        price: Price::from_cents(1000 + n),
+        metadata: None,
+    };
+    let claim = |attempts: u32| Transition {
+        attempts: Some(attempts + 1),
+        ends_attempt: Some(attempts),
+        ..Transition::new(
+            &[OrderStatus::Pending, OrderStatus::Processing],
+            OrderStatus::Processing,
+            Timestamp(at.millis() + 10),
+        )
+    };
+
+    // Remembered as PENDING with no attempt; another instance claims attempt 1.
+    let order = Order::new(OrderId::generate(), new(1), "arn:test:1".into(), at);
+    other.put_new(&order).await.expect("put");
+    remembering
+        .get(order.id)
+        .await
+        .expect("get")
+        .expect("order");
+    other
+        .transition(order.id, &claim(0))
+        .await
+        .expect("claimed");
+    assert_eq!(
+        remembering
+            .transition(order.id, &claim(0))
+            .await
+            .map_err(|e| e.kind)
+            .err(),
+        Some(ErrorKind::Conflict),
+        "the same attempt is not claimed twice"
+    );
+    let now = other.get(order.id).await.expect("get").expect("order");
+    assert_eq!((now.status, now.attempts), (OrderStatus::Processing, 1));
+    // Remembered before, changed since: the next claim applies to the fresh order.
+    let next = remembering
+        .transition(order.id, &claim(1))
+        .await
+        .expect("attempt 2 claimed on a fresh read");
+    assert_eq!((next.status, next.attempts), (OrderStatus::Processing, 2));
+
+    // Remembered as PENDING; cancelled by another: the failure is not recorded.
+    let order = Order::new(OrderId::generate(), new(2), "arn:test:2".into(), at);
+    other.put_new(&order).await.expect("put");
+    remembering
+        .get(order.id)
+        .await
+        .expect("get")
+        .expect("order");
+    other
+        .transition(
+            order.id,
+            &Transition::cancel(None, Timestamp(at.millis() + 5)),
+        )
+        .await
+        .expect("cancelled");
+    let failed = FailedOrder {
+        order_id: order.id,
+        reason: "test".into(),
+        attempts: 0,
+        failed_at: Timestamp(at.millis() + 20),
+        order: order.submitted_json(),
+    };
+    assert!(
+        !remembering.record_failure(&failed).await.expect("record"),
+        "a terminal order is not failed, whatever was remembered"
+    );
+    let now = other.get(order.id).await.expect("get").expect("order");
+    assert_eq!(now.status, OrderStatus::Cancelled);
+    assert!(other
+        .list_failed(10, None)
+        .await
+        .expect("rows")
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: scripts/test-aws.sh runs it"]
 async fn the_sqs_queue_passes_the_queue_conformance_suite() {
     let Some(config) = emulator().await else {
         return;
