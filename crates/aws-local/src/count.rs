@@ -302,3 +302,12 @@ mod tests {
         );
     }
 }
+
+/// Points a function's environment at `url` for all its AWS calls, Step
+/// Functions' included, replacing the endpoints it had.
+pub fn route_env(env: &mut Vec<(String, String)>, url: &str) {
+    for name in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN"] {
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_owned(), url.to_owned()));
+    }
+}

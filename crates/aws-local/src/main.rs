@@ -162,12 +162,6 @@ struct Args {
     count_calls: bool,
 }
 
-/// Sets `name` in an environment list, replacing an earlier value.
-fn set_env(env: &mut Vec<(String, String)>, name: &str, value: String) {
-    env.retain(|(k, _)| k != name);
-    env.push((name.to_owned(), value));
-}
-
 /// An SQS client of `config` whose calls go to `endpoint`.
 fn sqs_at(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(
@@ -400,9 +394,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let env_file = log_dir.join("lambda.env");
             let mut env = env.clone();
             if counts.is_some() {
-                let url = endpoint_for("functions").await?;
-                set_env(&mut env, "AWS_ENDPOINT_URL", url.clone());
-                set_env(&mut env, "AWS_ENDPOINT_URL_SFN", url);
+                count::route_env(&mut env, &endpoint_for("functions").await?);
             }
             let mut text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             text.push_str(&format!("DOFS_STATE_MACHINE_ARN={state_machine_arn}\n"));
@@ -469,9 +461,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     fenv.push(("DOFS_STATE_MACHINE_ARN".into(), state_machine_arn.clone()));
                 }
                 if counts.is_some() {
-                    let url = endpoint_for(bin).await?;
-                    set_env(&mut fenv, "AWS_ENDPOINT_URL", url.clone());
-                    set_env(&mut fenv, "AWS_ENDPOINT_URL_SFN", url);
+                    count::route_env(&mut fenv, &endpoint_for(bin).await?);
                 }
                 let count = if bin == "dlq_processor" {
                     1
