@@ -237,6 +237,15 @@ pub async fn start(
     Ok(url)
 }
 
+/// Points a function's environment at `url` for all its AWS calls, Step
+/// Functions' included, replacing the endpoints it had.
+pub fn route_env(env: &mut Vec<(String, String)>, url: &str) {
+    for name in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN"] {
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_owned(), url.to_owned()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,14 +309,5 @@ mod tests {
             classify(&sfn, &root, "POST", b"{}"),
             ("states".into(), "StartExecution".into())
         );
-    }
-}
-
-/// Points a function's environment at `url` for all its AWS calls, Step
-/// Functions' included, replacing the endpoints it had.
-pub fn route_env(env: &mut Vec<(String, String)>, url: &str) {
-    for name in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN"] {
-        env.retain(|(k, _)| k != name);
-        env.push((name.to_owned(), url.to_owned()));
     }
 }
