@@ -21,11 +21,6 @@
 //! The same table holds the order counts by status, as sharded counter items
 //! moved in each change's transaction ([`counts`]).
 //!
-//! A store made [`remembering_versions`](DynamoDbOrderStore::remembering_versions)
-//! starts a change from the order as its own `get` read it or its own last
-//! change wrote it, instead of reading it again ([`Seen`]). No function uses
-//! it yet: see the README's "AWS calls per order" for why.
-//!
 //! The failed-orders table is keyed by `orderId` alone (as Terraform creates
 //! it): when an order fails again after an operator's retry, its row holds the
 //! latest failure and `previousFailures` keeps the earlier ones.
@@ -91,46 +86,6 @@ pub struct DynamoDbOrderStore {
     failed_table: String,
     /// Where every change writes its event (the outbox).
     events: EventsTable,
-    /// The orders this store last read or wrote, with their versions, when
-    /// it remembers them ([`DynamoDbOrderStore::remembering_versions`]).
-    seen: Option<std::sync::Arc<Seen>>,
-}
-
-/// How many orders a [`Seen`] keeps; past that it starts again empty.
-const MAX_SEEN: usize = 1024;
-
-/// Orders as this store last read (consistently) or wrote them, each with
-/// its version. Every write of an order item is conditional on its version
-/// and moves it on by one (`write`), and order items are never deleted, so
-/// an order and its version are one true past state of the item: a change
-/// decided on it and written on the condition that the version is still
-/// that one is exactly the change decided on a fresh read at that moment.
-/// So a remembered order is only ever used to attempt such a conditional
-/// write; when it is stale the condition fails and the change is decided
-/// again on a fresh read, and any decision not to write (the lifecycle
-/// forbids the change, the order is terminal) is made on a fresh read too.
-/// An entry is taken out when used.
-#[derive(Debug, Default)]
-pub(crate) struct Seen(std::sync::Mutex<HashMap<OrderId, (Order, u64)>>);
-
-impl Seen {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, (Order, u64)>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn put(&self, order: &Order, version: u64) {
-        let mut seen = self.lock();
-        if seen.len() >= MAX_SEEN && !seen.contains_key(&order.id) {
-            seen.clear();
-        }
-        seen.insert(order.id, (order.clone(), version));
-    }
-
-    pub(crate) fn take(&self, id: OrderId) -> Option<(Order, u64)> {
-        self.lock().remove(&id)
-    }
 }
 
 impl DynamoDbOrderStore {
@@ -146,20 +101,7 @@ impl DynamoDbOrderStore {
             orders_table: orders_table.into(),
             failed_table: failed_table.into(),
             events,
-            seen: None,
         }
-    }
-
-    /// This store, remembering the orders it reads with `get` and writes,
-    /// with their versions, so that a change that follows starts from them
-    /// instead of reading the order again (see [`Seen`] for why that decides
-    /// and writes exactly what a fresh read would). For a caller that reads
-    /// an order and then changes it, as a fulfillment attempt does (`get`,
-    /// the claim, the outcome): one `GetItem` instead of three. At most
-    /// [`MAX_SEEN`] orders are kept.
-    pub fn remembering_versions(mut self) -> Self {
-        self.seen = Some(std::sync::Arc::new(Seen::default()));
-        self
     }
 
     /// The DynamoDB client (shared with the other adapters).
@@ -320,13 +262,6 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, PortError> {
-        if let Some(seen) = &self.seen {
-            let Some((order, version)) = self.read_versioned(id).await? else {
-                return Ok(None);
-            };
-            seen.put(&order, version);
-            return Ok(Some(order));
-        }
         let out = self
             .client
             .get_item()

@@ -13,11 +13,6 @@
 //! no other. The same transaction moves the order counts ([`super::counts`]),
 //! so they are exact for the same reason.
 //!
-//! A store that remembers versions ([`super::Seen`]) first tries the change
-//! on the order as it last read or wrote it, with the same condition on its
-//! version, and reads it only when that order is stale or the change does
-//! not apply to it.
-//!
 //! A transaction cancelled for another reason than a failed condition (a
 //! concurrent transaction on one of its items, such as a busy counter shard,
 //! or throttling) is sent again as it is, a few times, with a short pause.
@@ -181,35 +176,12 @@ impl DynamoDbOrderStore {
         }
     }
 
-    /// The order as this store last saw it ([`Seen`]), if it remembers it.
-    fn remembered(&self, id: OrderId) -> Option<(Order, u64)> {
-        self.seen.as_ref().and_then(|seen| seen.take(id))
-    }
-
-    /// Remembers the order this store just wrote at `version`.
-    fn wrote(&self, order: &Order, version: u64) {
-        if let Some(seen) = &self.seen {
-            seen.put(order, version);
-        }
-    }
-
     /// Applies `change` to order `id` (see the module doc).
     pub(super) async fn change(
         &self,
         id: OrderId,
         change: &Transition,
     ) -> Result<Order, PortError> {
-        // A remembered order is only tried for the write: when the change
-        // does not apply to it, or the write finds it stale, the change is
-        // decided on a fresh read.
-        if let Some((before, version)) = self.remembered(id) {
-            if let Ok(after) = change.apply(&before) {
-                if self.commit(&before, version, &after, Vec::new()).await? {
-                    self.wrote(&after, version + 1);
-                    return Ok(after);
-                }
-            }
-        }
         for _ in 0..MAX_TRIES {
             let Some((before, version)) = self.read_versioned(id).await? else {
                 return Err(PortError::not_found(format!("no order {id}")));
@@ -218,7 +190,6 @@ impl DynamoDbOrderStore {
             // the lifecycle forbids, or an attempt overtaken by a newer one.
             let after = change.apply(&before)?;
             if self.commit(&before, version, &after, Vec::new()).await? {
-                self.wrote(&after, version + 1);
                 return Ok(after);
             }
         }
@@ -231,29 +202,14 @@ impl DynamoDbOrderStore {
     /// Records `failed`: the order `FAILED`, its failed-orders row and its
     /// event, in one transaction; `Ok(false)` when the order is terminal or unknown.
     pub(super) async fn fail(&self, failed: &FailedOrder) -> Result<bool, PortError> {
-        // As in `change`: a remembered order is only tried for the write;
-        // every other outcome is decided on a fresh read.
-        let mut remembered = self.remembered(failed.order_id);
-        let tries = MAX_TRIES + usize::from(remembered.is_some());
-        for _ in 0..tries {
-            let (order, version, from_memory) = match remembered.take() {
-                Some((order, version)) => (order, version, true),
-                None => match self.read_versioned(failed.order_id).await? {
-                    Some((order, version)) => (order, version, false),
-                    None => return Ok(false),
-                },
+        for _ in 0..MAX_TRIES {
+            let Some((order, version)) = self.read_versioned(failed.order_id).await? else {
+                return Ok(false);
             };
             if order.status.is_terminal() {
-                if from_memory {
-                    continue;
-                }
                 return Ok(false);
             }
-            let after = match Transition::failure(failed, order.status).apply(&order) {
-                Ok(after) => after,
-                Err(_) if from_memory => continue,
-                Err(e) => return Err(e),
-            };
+            let after = Transition::failure(failed, order.status).apply(&order)?;
             let row = built(
                 "build Put failed order",
                 Put::builder()
@@ -262,7 +218,6 @@ impl DynamoDbOrderStore {
                     .build(),
             )?;
             if self.commit(&order, version, &after, vec![row]).await? {
-                self.wrote(&after, version + 1);
                 return Ok(true);
             }
         }
