@@ -235,7 +235,8 @@ pub async fn receive_and_begin(
                     continue;
                 }
             };
-            // The order read above, in this transaction: not read again.
+            // The order read above, in this transaction: not read again. A
+            // missing order was skipped above (plan_begin discards it).
             let Some((current, request)) = found else {
                 delete_in(conn, &msg.receipt)?;
                 begun.skipped.push(Handled::Discarded);
@@ -248,10 +249,6 @@ pub async fn receive_and_begin(
                     receipt: msg.receipt,
                     request,
                 }),
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    delete_in(conn, &msg.receipt)?;
-                    begun.skipped.push(Handled::Discarded);
-                }
                 Err(e) if e.kind == ErrorKind::Conflict => {
                     // Terminal already: a redelivery, or a dead letter recorded meanwhile.
                     delete_in(conn, &msg.receipt)?;
