@@ -77,6 +77,19 @@ async fn fulfill_new_order(embedded: &Embedded, request: Option<&str>) -> OrderI
     id
 }
 
+/// The fixture's orders, read through the store: all 40 of them.
+async fn fixture_orders(embedded: &Embedded) -> Vec<dofs_core::Order> {
+    let old = embedded
+        .backend()
+        .orders
+        .list(None, 500, None)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(old.len(), 40);
+    old
+}
+
 async fn wait_terminal(embedded: &Embedded, id: OrderId) -> OrderStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -260,13 +273,7 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
     let counts = backend.orders.count_by_status().await.expect("counts");
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     assert_eq!(total, 40, "{counts:?}");
-    let old = backend
-        .orders
-        .list(None, 500, None)
-        .await
-        .expect("list")
-        .items;
-    assert_eq!(old.len(), 40);
+    let old = fixture_orders(&embedded).await;
     assert!(old
         .iter()
         .all(|o| o.fulfillment_reference.is_none() && o.cancel_reason.is_none()));
@@ -329,13 +336,7 @@ async fn a_schema_2_database_is_migrated_and_its_orders_can_be_cancelled_and_hav
 async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() {
     let (dir, embedded) = start_migrated(3).await;
     let backend = embedded.backend();
-    let old = backend
-        .orders
-        .list(None, 500, None)
-        .await
-        .expect("list")
-        .items;
-    assert_eq!(old.len(), 40);
+    let old = fixture_orders(&embedded).await;
     let events_before = backend.events.after(None, 500).await.expect("feed").items;
     assert!(
         events_before.len() >= 120,

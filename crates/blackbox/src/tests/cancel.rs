@@ -43,6 +43,18 @@ async fn wait_status<T: Target>(app: &Sut<T>, id: &str, status: &str) -> Value {
     }
 }
 
+/// Waits until an attempt of order `id` has reached the receiver.
+async fn wait_attempt<T: Target>(app: &Sut<T>, receiver: &Receiver, id: &str) {
+    let started = Instant::now();
+    while requests_for(receiver, id).is_empty() {
+        assert!(
+            started.elapsed() < app.target.patience(),
+            "no attempt of {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others<T: Target>(
     f: impl FnOnce(&Settings) -> Option<T>,
 ) {
@@ -76,26 +88,12 @@ pub async fn cancel_ends_pending_and_failed_orders_and_refuses_the_others<T: Tar
 
     // PROCESSING (its attempt is held for 8 s): 409, nothing changes. First,
     // while the attempt surely runs, however slow the machine.
-    let started = Instant::now();
-    while requests_for(&receiver, &hanging).is_empty() {
-        assert!(
-            started.elapsed() < app.target.patience(),
-            "no attempt of {hanging}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_attempt(&app, &receiver, &hanging).await;
     let (status, body) = cancel(&app, &hanging, None).await;
     assert_eq!(status, 409, "a running attempt cannot be cancelled: {body}");
 
     // PENDING, waiting for its retry: cancelled, with the reason, once and for all.
-    let started = Instant::now();
-    while requests_for(&receiver, &waiting).is_empty() {
-        assert!(
-            started.elapsed() < app.target.patience(),
-            "no attempt of {waiting}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_attempt(&app, &receiver, &waiting).await;
     wait_status(&app, &waiting, "PENDING").await;
     let (status, order) = cancel(&app, &waiting, Some(r#"{"reason": "customer withdrew"}"#)).await;
     assert_eq!(status, 200, "{order}");
