@@ -221,8 +221,6 @@ pub(crate) fn apply_transition_to(
     current: &Order,
     change: &Transition,
 ) -> Result<Order, PortError> {
-    let id = current.id;
-    let before = current.status;
     let order = change.apply(current)?;
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
@@ -230,7 +228,7 @@ pub(crate) fn apply_transition_to(
     )
     .and_then(|mut st| {
         st.execute(params![
-            id.to_string(),
+            order.id.to_string(),
             order.status.as_str(),
             order.attempts,
             order.failure_reason,
@@ -240,10 +238,63 @@ pub(crate) fn apply_transition_to(
         ])
     })
     .map_err(sql_err)?;
+    record_change(conn, current.status, &order)?;
+    Ok(order)
+}
+
+/// As [`apply_transition`], for an order this writer last saw as `seen` (an
+/// attempt's order, as its begin wrote it): one UPDATE that applies only
+/// while the row still holds every changeable field of `seen`, with no read
+/// of the row. When it has changed since (a cancel, a newer attempt), the
+/// row is read and the change applied to what it holds, as
+/// [`apply_transition`] does.
+pub(crate) fn apply_transition_from(
+    conn: &Connection,
+    seen: &Order,
+    change: &Transition,
+) -> Result<Order, PortError> {
+    let Ok(order) = change.apply(seen) else {
+        return apply_transition(conn, seen.id, change);
+    };
+    let updated = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
+             fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1 AND status = ?8 \
+             AND attempts = ?9 AND failure_reason IS ?10 AND updated_at = ?11 \
+             AND fulfillment_reference IS ?12 AND cancel_reason IS ?13",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                order.id.to_string(),
+                order.status.as_str(),
+                order.attempts,
+                order.failure_reason,
+                order.updated_at.millis(),
+                order.fulfillment_reference,
+                order.cancel_reason,
+                seen.status.as_str(),
+                seen.attempts,
+                seen.failure_reason,
+                seen.updated_at.millis(),
+                seen.fulfillment_reference,
+                seen.cancel_reason,
+            ])
+        })
+        .map_err(sql_err)?;
+    if updated == 0 {
+        return apply_transition(conn, seen.id, change);
+    }
+    record_change(conn, seen.status, &order)?;
+    Ok(order)
+}
+
+/// What goes with a status change of an order that was `before`, in the
+/// same transaction: its event, the status counts, and the fulfillment's row.
+fn record_change(conn: &Connection, before: OrderStatus, order: &Order) -> Result<(), PortError> {
     crate::events::record_in(
         conn,
         EventType::for_change(Some(before), order.status),
-        &order,
+        order,
     )?;
     if before != order.status {
         bump_count(before, -1);
@@ -251,10 +302,10 @@ pub(crate) fn apply_transition_to(
     }
     if order.status == OrderStatus::Fulfilled {
         conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![id.to_string(), order.updated_at.millis()]))
+            .and_then(|mut st| st.execute(params![order.id.to_string(), order.updated_at.millis()]))
             .map_err(sql_err)?;
     }
-    Ok(order)
+    Ok(())
 }
 
 fn same_content(a: &Order, b: &Order) -> bool {

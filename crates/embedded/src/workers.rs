@@ -14,8 +14,8 @@ use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
 };
 use crate::store::{
-    apply_transition, apply_transition_to, get_order, get_order_and_request, insert_failed_row,
-    record_failure_in,
+    apply_transition_from, apply_transition_to, get_order, get_order_and_request,
+    insert_failed_row, record_failure_in,
 };
 use dofs_core::metric_names as names;
 use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
@@ -297,9 +297,11 @@ fn finish_in(
     let finish = f.decide(attempt, outcome);
     // A refusal for good is recorded as a dead letter is: the order's change
     // (conditional on this attempt being its latest) and its failed-orders row.
-    let applied = apply_transition(conn, id, &finish.change).and_then(|_| match &finish.failed {
-        Some(failed) => insert_failed_row(conn, failed),
-        None => Ok(()),
+    let applied = apply_transition_from(conn, &attempt.order, &finish.change).and_then(|_| {
+        match &finish.failed {
+            Some(failed) => insert_failed_row(conn, failed),
+            None => Ok(()),
+        }
     });
     match applied {
         Ok(()) => {}
