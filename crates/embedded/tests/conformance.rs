@@ -75,3 +75,31 @@ async fn the_queue_survives_reopening_the_file() {
     );
     assert_eq!(back[0].receive_count, 2);
 }
+
+#[tokio::test]
+async fn depth_tells_waiting_from_in_flight_and_in_flight_ends_with_the_lease() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_874_400_000)));
+    let q = SqliteQueue::new(Db::open(dir.path()).expect("open"), clock.clone(), 3);
+    for id in ["a", "b", "c"] {
+        q.send(id, &format!(r#"{{"orderId":"{id}"}}"#))
+            .await
+            .expect("send");
+    }
+    clock.advance(Duration::from_secs(2));
+    let got = q
+        .receive(2, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 2);
+    let d = q.depth().await.expect("depth");
+    assert_eq!((d.waiting, d.in_flight, d.dead), (1, 2, 0));
+    assert_eq!(d.oldest_age_ms, Some(2_000));
+    clock.advance(Duration::from_secs(31));
+    let d = q.depth().await.expect("depth");
+    assert_eq!(
+        (d.waiting, d.in_flight),
+        (3, 0),
+        "a message whose lease ran out waits again"
+    );
+}
