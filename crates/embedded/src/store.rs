@@ -517,3 +517,114 @@ fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
         next_cursor,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dofs_core::ports::ErrorKind;
+    use dofs_core::{CustomerId, NewOrder, Price, ProductId};
+
+    fn begin(attempt: u32, at: i64) -> Transition {
+        Transition {
+            attempts: Some(attempt),
+            ..Transition::new(
+                &[OrderStatus::Pending, OrderStatus::Processing],
+                OrderStatus::Processing,
+                Timestamp(at),
+            )
+        }
+    }
+
+    fn fulfilled(attempt: u32, at: i64) -> Transition {
+        Transition {
+            ends_attempt: Some(attempt),
+            ..Transition::new(
+                &[OrderStatus::Processing],
+                OrderStatus::Fulfilled,
+                Timestamp(at),
+            )
+        }
+    }
+
+    /// An attempt's finish writes with one conditional UPDATE while the row
+    /// is as its begin left it, and falls back to reading the row when a
+    /// newer attempt has begun since: the stale finish changes nothing.
+    #[tokio::test]
+    async fn a_finish_applies_to_the_row_as_it_is_not_as_the_attempt_saw_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let new = NewOrder {
+            customer_id: CustomerId::parse("CUST-1001").expect("id"),
+            product_id: ProductId::parse("PROD-2001").expect("id"),
+            quantity: 1,
+            price: Price::from_cents(100),
+            metadata: None,
+        };
+        let order = Order::new(
+            OrderId::generate(),
+            new,
+            "arn:test".into(),
+            Timestamp(1_000),
+        );
+        let id = order.id;
+        let (stale, current, outcome) = db
+            .write(move |conn| {
+                insert_order(conn, &order, None, None)?;
+                let first = apply_transition_to(conn, &order, &begin(1, 2_000))?;
+                // The first attempt's lease ran out; a second one began.
+                let second = apply_transition_to(conn, &first, &begin(2, 3_000))?;
+                let stale = apply_transition_from(conn, &first, &fulfilled(1, 4_000));
+                let current = get_order(conn, id)?;
+                let outcome = apply_transition_from(conn, &second, &fulfilled(2, 5_000))?;
+                Ok((stale, current, outcome))
+            })
+            .await
+            .expect("write");
+        let stale = stale.expect_err("the first attempt was overtaken");
+        assert_eq!(stale.kind, ErrorKind::Conflict);
+        let current = current.expect("order");
+        assert_eq!(
+            (current.status, current.attempts),
+            (OrderStatus::Processing, 2)
+        );
+        assert_eq!(outcome.status, OrderStatus::Fulfilled);
+        assert_eq!(outcome.updated_at, Timestamp(5_000));
+        let (fulfillments, events) = db
+            .read(move |conn| {
+                let fulfillments: i64 = conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM fulfillments WHERE order_id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?;
+                let events = conn
+                    .prepare("SELECT type, attempts FROM events WHERE order_id = ?1 ORDER BY seq")
+                    .and_then(|mut st| {
+                        st.query_map([id.to_string()], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(sql_err)?;
+                Ok((fulfillments, events))
+            })
+            .await
+            .expect("read");
+        assert_eq!(fulfillments, 1);
+        let events: Vec<(EventType, u32)> = events
+            .into_iter()
+            .map(|(code, attempts)| (EventType::ALL[code as usize], attempts))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (EventType::Accepted, 0),
+                (EventType::Processing, 1),
+                (EventType::Processing, 2),
+                (EventType::Fulfilled, 2)
+            ],
+            "no event for the stale finish"
+        );
+    }
+}
