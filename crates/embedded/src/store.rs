@@ -3,7 +3,7 @@
 use crate::db::{sql_err, Db};
 use async_trait::async_trait;
 use dofs_core::order::{Metadata, MetadataValue};
-use dofs_core::ports::{OrderStore, Page, PortError, Transition};
+use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
 use dofs_core::{
     CustomerId, EventType, FailedOrder, Order, OrderId, OrderStatus, Price, ProductId, Timestamp,
 };
@@ -222,9 +222,45 @@ pub(crate) fn apply_transition_to(
     change: &Transition,
 ) -> Result<Order, PortError> {
     let order = change.apply(current)?;
+    if write_change(conn, current, &order)? == 0 {
+        // `current` was read in this same transaction, which nothing else writes.
+        return Err(PortError::new(
+            ErrorKind::Internal,
+            format!("order {} changed under its own transaction", order.id),
+        ));
+    }
+    record_change(conn, current.status, &order)?;
+    Ok(order)
+}
+
+/// As [`apply_transition`], for an order this writer last saw as `seen` (an
+/// attempt's order, as its begin wrote it), without reading the row: the
+/// change is written only while the row still holds `seen`. When it has
+/// changed since (a cancel, a newer attempt), the row is read and the change
+/// applied to what it holds, as [`apply_transition`] does.
+pub(crate) fn apply_transition_from(
+    conn: &Connection,
+    seen: &Order,
+    change: &Transition,
+) -> Result<Order, PortError> {
+    let Ok(order) = change.apply(seen) else {
+        return apply_transition(conn, seen.id, change);
+    };
+    if write_change(conn, seen, &order)? == 0 {
+        return apply_transition(conn, seen.id, change);
+    }
+    record_change(conn, seen.status, &order)?;
+    Ok(order)
+}
+
+/// Writes `order`'s changeable fields over the row of `before`, only while
+/// the row still holds every one of `before`'s; the rows changed (0 or 1).
+fn write_change(conn: &Connection, before: &Order, order: &Order) -> Result<usize, PortError> {
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
-         fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1",
+         fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1 AND status = ?8 \
+         AND attempts = ?9 AND failure_reason IS ?10 AND updated_at = ?11 \
+         AND fulfillment_reference IS ?12 AND cancel_reason IS ?13",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -235,57 +271,15 @@ pub(crate) fn apply_transition_to(
             order.updated_at.millis(),
             order.fulfillment_reference,
             order.cancel_reason,
+            before.status.as_str(),
+            before.attempts,
+            before.failure_reason,
+            before.updated_at.millis(),
+            before.fulfillment_reference,
+            before.cancel_reason,
         ])
     })
-    .map_err(sql_err)?;
-    record_change(conn, current.status, &order)?;
-    Ok(order)
-}
-
-/// As [`apply_transition`], for an order this writer last saw as `seen` (an
-/// attempt's order, as its begin wrote it): one UPDATE that applies only
-/// while the row still holds every changeable field of `seen`, with no read
-/// of the row. When it has changed since (a cancel, a newer attempt), the
-/// row is read and the change applied to what it holds, as
-/// [`apply_transition`] does.
-pub(crate) fn apply_transition_from(
-    conn: &Connection,
-    seen: &Order,
-    change: &Transition,
-) -> Result<Order, PortError> {
-    let Ok(order) = change.apply(seen) else {
-        return apply_transition(conn, seen.id, change);
-    };
-    let updated = conn
-        .prepare_cached(
-            "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
-             fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1 AND status = ?8 \
-             AND attempts = ?9 AND failure_reason IS ?10 AND updated_at = ?11 \
-             AND fulfillment_reference IS ?12 AND cancel_reason IS ?13",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                order.id.to_string(),
-                order.status.as_str(),
-                order.attempts,
-                order.failure_reason,
-                order.updated_at.millis(),
-                order.fulfillment_reference,
-                order.cancel_reason,
-                seen.status.as_str(),
-                seen.attempts,
-                seen.failure_reason,
-                seen.updated_at.millis(),
-                seen.fulfillment_reference,
-                seen.cancel_reason,
-            ])
-        })
-        .map_err(sql_err)?;
-    if updated == 0 {
-        return apply_transition(conn, seen.id, change);
-    }
-    record_change(conn, seen.status, &order)?;
-    Ok(order)
+    .map_err(sql_err)
 }
 
 /// What goes with a status change of an order that was `before`, in the
@@ -521,7 +515,6 @@ fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dofs_core::ports::ErrorKind;
     use dofs_core::{CustomerId, NewOrder, Price, ProductId};
 
     fn begin(attempt: u32, at: i64) -> Transition {
