@@ -7,7 +7,8 @@
 # oha from the same machine (HTTP/1.1 keep-alive):
 #   1. accepted orders/s, closed loop at 64 in flight
 #   2. end to end: ORDERS (default 100,000) accepted as fast as they come,
-#      time until all are terminal, and the largest backlog seen
+#      time until all are terminal, the largest backlog seen, and the
+#      server's CPU per order (its SQLite writer thread and the others)
 #   3. latency at a fixed open-loop rate (default 5,000/s), corrected for
 #      coordinated omission (from the intended send time): p50, p99, p99.9
 #   4. size after SIZE_ORDERS (default 1,000,000): database bytes per order,
@@ -108,16 +109,30 @@ post "$work/ceiling.json" -n 200000 -c "$concurrency" "$endpoint/order"
 post "$work/ceiling-open.json" -z "${duration}s" -q "$rate" --latency-correction -c "$concurrency" "$endpoint/order"
 stop
 
+# thread_cpu: the server's CPU time so far, in ns (from schedstat, which
+# counts to the nanosecond): its SQLite writer thread, then all the others.
+thread_cpu() {
+  local writer=0 others=0 name ns
+  for t in /proc/"$server_pid"/task/*; do
+    name=$(cat "$t/comm" 2>/dev/null) || continue
+    ns=$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null) || continue
+    if [[ $name == dofs-sqlite-wri* ]]; then writer=$((writer + ns)); else others=$((others + ns)); fi
+  done
+  echo "$writer $others"
+}
+
 # 1 and 2: closed loop, then every order to terminal.
 serve
 rm -f "$work/sent"
 wait_terminal >"$work/terminal" &
 poller=$!
+cpu_before=$(thread_cpu)
 started=$(date +%s.%N)
 post "$work/closed.json" -n "$orders" -c "$concurrency" "$endpoint/order"
 touch "$work/sent"
 wait "$poller"
 finished=$(date +%s.%N)
+cpu_after=$(thread_cpu)
 read -r terminal_after peak_backlog <"$work/terminal"
 stop
 
@@ -140,11 +155,12 @@ stop
 db_bytes=$(stat -c %s "$work/data/dofs.db")
 wal_bytes=$(stat -c %s "$work/data/dofs.db-wal" 2>/dev/null || echo 0)
 
-python3 - "$work" "$orders" "$size_orders" "$started" "$finished" "$terminal_after" "$peak_backlog" "$rss_kib" "$db_bytes" "$wal_bytes" "$rate" <<'PY'
+python3 - "$work" "$orders" "$size_orders" "$started" "$finished" "$terminal_after" "$peak_backlog" "$rss_kib" "$db_bytes" "$wal_bytes" "$rate" "$cpu_before" "$cpu_after" <<'PY'
 import json, sys
 w, orders, size_orders = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 started, finished, terminal_after, peak = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
 rss_kib, db_bytes, wal_bytes, rate = int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10]), float(sys.argv[11])
+(writer0, others0), (writer1, others1) = (map(int, a.split()) for a in sys.argv[12:14])
 
 def load(name):
     d = json.load(open(f"{w}/{name}.json"))
@@ -172,6 +188,8 @@ print(f"\n1. accepted, closed loop at 64 in flight: {a:10.0f} orders/s = {100*a/
 print(f"     accept latency p50 {pct(closed,'p50'):.2f} ms  p99 {pct(closed,'p99'):.2f} ms")
 e2e = orders / (finished - started)
 print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog (PENDING + PROCESSING) seen {peak} orders")
+print(f"     server CPU per order, submit to terminal: SQLite writer thread {(writer1 - writer0) / orders / 1000:.1f} us, "
+      f"all other threads {(others1 - others0) / orders / 1000:.1f} us (CPU time, from schedstat)")
 print(f"3. open loop at {rate:.0f}/s for {opened['summary']['total']:.0f} s: achieved {opened['summary']['requestsPerSec']:.0f}/s ({codes(opened)}, client CPU {opened['clientCpu']:.2f} cores)")
 print(f"     latency from the intended send time: p50 {pct(opened,'p50'):.2f} ms  p99 {pct(opened,'p99'):.2f} ms  p99.9 {pct(opened,'p99.9'):.2f} ms  max {opened['summary']['slowest']*1000:.2f} ms")
 print(f"4. after {size_orders} orders: database {db_bytes/size_orders:.0f} bytes per order ({db_bytes/2**20:.0f} MiB; WAL {wal_bytes/2**20:.0f} MiB beside it), peak RSS {rss_kib/1024:.0f} MiB")
