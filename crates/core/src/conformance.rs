@@ -283,7 +283,9 @@ async fn no_message_is_lost_or_delivered_twice_while_invisible(h: &dyn QueueHarn
     );
 }
 
-fn sample_order(n: u64, at: Timestamp) -> Order {
+/// A valid order accepted at `at`, numbered `n` (its price and execution
+/// ARN differ with `n`), for the suites and the adapters' own tests.
+pub fn sample_order(n: u64, at: Timestamp) -> Order {
     let new = NewOrder {
         customer_id: CustomerId::parse("CUST-1001").expect("id"),
         product_id: ProductId::parse("PROD-2001").expect("id"),

@@ -215,18 +215,7 @@ impl EventLog for SqliteEventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dofs_core::{CustomerId, NewOrder, Price, ProductId};
-
-    fn order(at: i64) -> Order {
-        let new = NewOrder {
-            customer_id: CustomerId::parse("CUST-1001").expect("id"),
-            product_id: ProductId::parse("PROD-2001").expect("id"),
-            quantity: 1,
-            price: Price::from_cents(100),
-            metadata: None,
-        };
-        Order::new(OrderId::generate(), new, "arn:test".into(), Timestamp(at))
-    }
+    use dofs_core::conformance::sample_order;
 
     fn count(conn: &Connection) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
@@ -240,7 +229,12 @@ mod tests {
         let left = db
             .write(|conn| {
                 for at in 1..=10 {
-                    crate::store::insert_order(conn, &order(at * 1000), None, None)?;
+                    crate::store::insert_order(
+                        conn,
+                        &sample_order(0, Timestamp(at * 1000)),
+                        None,
+                        None,
+                    )?;
                 }
                 // A webhook that has taken events 1 to 4.
                 conn.execute(

@@ -515,7 +515,7 @@ fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dofs_core::{CustomerId, NewOrder, Price, ProductId};
+    use dofs_core::conformance::sample_order;
 
     fn begin(attempt: u32, at: i64) -> Transition {
         Transition {
@@ -546,19 +546,7 @@ mod tests {
     async fn a_finish_applies_to_the_row_as_it_is_not_as_the_attempt_saw_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
-        let new = NewOrder {
-            customer_id: CustomerId::parse("CUST-1001").expect("id"),
-            product_id: ProductId::parse("PROD-2001").expect("id"),
-            quantity: 1,
-            price: Price::from_cents(100),
-            metadata: None,
-        };
-        let order = Order::new(
-            OrderId::generate(),
-            new,
-            "arn:test".into(),
-            Timestamp(1_000),
-        );
+        let order = sample_order(1, Timestamp(1_000));
         let id = order.id;
         let (stale, current, outcome) = db
             .write(move |conn| {
