@@ -21,8 +21,13 @@ pub struct SqliteQueue {
     db: Db,
     clock: Arc<dyn Clock>,
     max_receive_count: u32,
-    /// Woken when messages become receivable now.
+    /// Woken when messages become receivable now (the workers wait on it).
     pub(crate) ready: Arc<Notify>,
+    /// Woken when messages were moved to the dead-letter queue (the
+    /// dead-letter recorder waits on it). Apart from `ready`, which every
+    /// submit wakes: the recorder would otherwise read the DLQ once per
+    /// submit batch.
+    pub(crate) dead: Arc<Notify>,
 }
 
 impl SqliteQueue {
@@ -32,12 +37,18 @@ impl SqliteQueue {
             clock,
             max_receive_count,
             ready: Arc::new(Notify::new()),
+            dead: Arc::new(Notify::new()),
         }
     }
 
     /// Waits until a message may have become receivable, or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.ready.notified()).await;
+    }
+
+    /// Waits until messages may have been dead-lettered, or `timeout` passes.
+    pub async fn wait_dead(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.dead.notified()).await;
     }
 }
 
@@ -108,6 +119,7 @@ impl Queue for SqliteQueue {
             .await?;
         if dead > 0 {
             crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
+            self.dead.notify_waiters();
         }
         Ok(out)
     }
@@ -135,7 +147,7 @@ impl Queue for SqliteQueue {
         self.db
             .write(move |conn| dead_letter_in(conn, &receipt, now, false))
             .await?;
-        self.ready.notify_waiters();
+        self.dead.notify_waiters();
         Ok(())
     }
 

@@ -63,7 +63,7 @@ pub async fn run_worker(
         };
         if begun.dead > 0 {
             crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
-            queue.ready.notify_waiters();
+            queue.dead.notify_waiters();
         }
         if begun.received == 0 {
             tokio::select! {
@@ -398,6 +398,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
 /// Records new dead letters until `stop` turns true. Each pass reads the
 /// dead letters after the last one seen and records them in one transaction,
 /// so a dead letter redriven or purged meanwhile is never recorded late.
+/// It looks when the queue has moved messages to the DLQ, and every 100 ms.
 pub async fn run_dead_letter_recorder(
     db: Db,
     queue: SqliteQueue,
@@ -453,7 +454,7 @@ pub async fn run_dead_letter_recorder(
             }
         }
         tokio::select! {
-            _ = queue.wait_ready(Duration::from_millis(100)) => {}
+            _ = queue.wait_dead(Duration::from_millis(100)) => {}
             _ = stop.changed() => {}
         }
     }
