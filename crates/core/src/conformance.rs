@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 mod counts;
+mod paging;
 
 /// What the queue suite needs besides the queue: a way to let time pass.
 #[async_trait]
@@ -528,4 +529,5 @@ pub async fn store_suite(store: &dyn OrderStore) {
         (5, 0, 1, 1, 1)
     );
     counts::counts_equal_a_full_listing_after_many_changes(store).await;
+    paging::pages_hold_every_order_once_newest_first(store).await;
 }
