@@ -516,6 +516,7 @@ fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
 mod tests {
     use super::*;
     use dofs_core::conformance::sample_order;
+    use dofs_core::ports::EventLog;
 
     fn begin(attempt: u32, at: i64) -> Transition {
         Transition {
@@ -570,33 +571,24 @@ mod tests {
         );
         assert_eq!(outcome.status, OrderStatus::Fulfilled);
         assert_eq!(outcome.updated_at, Timestamp(5_000));
-        let (fulfillments, events) = db
+        let fulfillments: i64 = db
             .read(move |conn| {
-                let fulfillments: i64 = conn
-                    .query_row(
-                        "SELECT COUNT(*) FROM fulfillments WHERE order_id = ?1",
-                        [id.to_string()],
-                        |r| r.get(0),
-                    )
-                    .map_err(sql_err)?;
-                let events = conn
-                    .prepare("SELECT type, attempts FROM events WHERE order_id = ?1 ORDER BY seq")
-                    .and_then(|mut st| {
-                        st.query_map([id.to_string()], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))
-                        })?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                    })
-                    .map_err(sql_err)?;
-                Ok((fulfillments, events))
+                conn.query_row(
+                    "SELECT COUNT(*) FROM fulfillments WHERE order_id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)
             })
             .await
             .expect("read");
+        let events = crate::events::SqliteEventLog::new(db)
+            .of_order(id)
+            .await
+            .expect("events");
         assert_eq!(fulfillments, 1);
-        let events: Vec<(EventType, u32)> = events
-            .into_iter()
-            .map(|(code, attempts)| (EventType::ALL[code as usize], attempts))
-            .collect();
+        let events: Vec<(EventType, u32)> =
+            events.iter().map(|e| (e.kind, e.order.attempts)).collect();
         assert_eq!(
             events,
             [
