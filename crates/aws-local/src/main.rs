@@ -120,6 +120,11 @@ struct Args {
     /// The orders queue's visibility timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
+    /// api_handler's timeout in milliseconds [default: Terraform's, 15 s]:
+    /// each invocation's deadline. The function answers a second before it,
+    /// so a short one shows the DLQ actions stopping in time (`more`).
+    #[arg(long, value_name = "MS")]
+    api_timeout_ms: Option<u64>,
     #[arg(long, default_value_t = 1000)]
     backoff_base_ms: u64,
     #[arg(long, default_value_t = 30_000)]
@@ -270,6 +275,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // fulfill_order outlives its slowest attempt, and a message stays hidden
     // while the function works on it (as Terraform sets them).
     let fulfill_timeout = fulfill_order_timeout(&args);
+    if let Some(ms) = args.api_timeout_ms {
+        anyhow::ensure!(
+            ms > 1000,
+            "--api-timeout-ms {ms} leaves api_handler no time: it answers a second before its deadline"
+        );
+    }
     anyhow::ensure!(
         args.visibility_timeout >= fulfill_timeout,
         "--visibility-timeout {} s must be at least fulfill_order's timeout, {fulfill_timeout} s (DOFS_FULFILLMENT_HTTP_TIMEOUT_MS plus a margin)",
@@ -419,9 +430,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     .context("this binary has no directory")?,
             };
             for (bin, timeout, per_unit) in FUNCTIONS {
-                let timeout = match bin {
-                    "fulfill_order" => fulfill_timeout,
-                    _ => timeout,
+                let timeout = match (bin, args.api_timeout_ms) {
+                    ("fulfill_order", _) => Duration::from_secs(fulfill_timeout),
+                    ("api_handler", Some(ms)) => Duration::from_millis(ms),
+                    _ => Duration::from_secs(timeout),
                 };
                 let path = dir.join(bin);
                 anyhow::ensure!(
@@ -430,11 +442,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     path.display()
                 );
                 let fname = name(bin);
-                let api = lambda::RuntimeApi::new(
-                    &fname,
-                    &function_arn(&fname),
-                    Duration::from_secs(timeout),
-                );
+                let api = lambda::RuntimeApi::new(&fname, &function_arn(&fname), timeout);
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let runtime_addr = listener.local_addr()?.to_string();
                 let routes = api.routes();

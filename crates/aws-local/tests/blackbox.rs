@@ -888,3 +888,112 @@ async fn browser_through_the_stage(
     eprintln!("the browser loaded, all under {under_stage}: {loaded:?}");
     browser.quit().await;
 }
+
+/// api_handler's timeout in the bounded-DLQ stack: it answers a second
+/// before its deadline, and a DLQ action stops working after three quarters
+/// of the time left (3.75 s here).
+const SHORT_API_TIMEOUT_MS: u64 = 6_000;
+/// Dead letters put on the DLQ: more than one short request can move on
+/// moto, which takes tens of milliseconds per dead letter.
+const DEAD_LETTERS: usize = 200;
+
+/// Puts `n` dead letters (bodies naming orders that do not exist) straight
+/// on the stack's DLQ.
+async fn fill_dlq(stack_endpoint: &str, prefix: &str, n: usize) {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(stack_endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let names = dofs_aws::setup::ResourceNames::with_prefix(prefix);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(&names.dlq)
+        .send()
+        .await
+        .expect("the DLQ's URL")
+        .queue_url
+        .expect("a URL");
+    for chunk in 0..n.div_ceil(10) {
+        let mut batch = sqs.send_message_batch().queue_url(&url);
+        for i in chunk * 10..(chunk * 10 + 10).min(n) {
+            let body = dofs_core::service::OrderMessage {
+                order_id: dofs_core::OrderId::generate(),
+            }
+            .to_body();
+            batch = batch.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("an entry"),
+            );
+        }
+        let sent = batch.send().await.expect("send a batch");
+        assert!(sent.failed.is_empty(), "{:?}", sent.failed);
+    }
+}
+
+/// Calls the DLQ action at `path` until `total` dead letters are done (a
+/// call that finds the rest held by dlq_processor's read says `more: false`
+/// early; the next call takes them), and returns each call's answer: what it
+/// did (`field`) and whether it said more remained.
+async fn drain_dlq(
+    app: &dofs_blackbox::Sut<Stack>,
+    path: &str,
+    field: &str,
+    total: u64,
+) -> Vec<(u64, bool)> {
+    let mut calls = Vec::new();
+    for _ in 0..300 {
+        let (status, body) = app.post_json(path).await;
+        assert_eq!(
+            status, 200,
+            "{path} answers in time after {calls:?}: {body}"
+        );
+        let done = body[field].as_u64().expect("a count");
+        let more = body["more"].as_bool().expect("more");
+        calls.push((done, more));
+        let sum: u64 = calls.iter().map(|(n, _)| n).sum();
+        assert!(sum <= total, "no dead letter twice: {calls:?}");
+        if sum == total && !more {
+            return calls;
+        }
+        if !more {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    panic!("{path} did not finish in 300 calls: {calls:?}");
+}
+
+/// Item 7 of issue 17 on the local AWS stack: with api_handler's timeout at
+/// six seconds and 200 dead letters, purge and redrive through API
+/// Gateway each stop in time (200, never a 503 or a cut-off), say
+/// `more: true`, and repeated calls handle every dead letter exactly once.
+#[tokio::test]
+#[ignore = "needs moto and the Lambda binaries: scripts/test-aws.sh runs it"]
+async fn dlq_redrive_and_purge_stop_in_time_and_say_more_remains() {
+    let extra = vec![
+        "--api-timeout-ms".to_owned(),
+        SHORT_API_TIMEOUT_MS.to_string(),
+    ];
+    let Some(stack) = start_stack(&Settings::default(), false, extra) else {
+        return;
+    };
+    let (endpoint, prefix) = (stack.endpoint.clone(), stack.prefix.clone());
+    let app = dofs_blackbox::Sut::new(stack);
+
+    for (path, field) in [("/dlq/purge", "purged"), ("/dlq/redrive", "moved")] {
+        fill_dlq(&endpoint, &prefix, DEAD_LETTERS).await;
+        let calls = drain_dlq(&app, path, field, DEAD_LETTERS as u64).await;
+        eprintln!("{path}: each call's ({field}, more): {calls:?}");
+        let (first, more) = calls[0];
+        assert!(
+            more && first < DEAD_LETTERS as u64,
+            "the first call stopped before the end and said so: {calls:?}"
+        );
+    }
+    let (_, dlq) = app.get_json("/dlq").await;
+    assert_eq!(dlq["items"].as_array().map(Vec::len), Some(0), "{dlq}");
+}

@@ -11,7 +11,7 @@
 //!   still `FAILED` (it would drop it as already terminal).
 //!
 //! Every action ends by the deadline its caller gives (the request's, less a
-//! margin), however large the DLQ: a redrive or purge goes batch by batch and
+//! margin), however large the DLQ: a redrive or purge goes step by step and
 //! answers how many it handled and whether more remain; a retry or cancel of a
 //! `FAILED` order that could not search the whole DLQ for the order's dead
 //! letters by then changes nothing and says so (`Transient`, with a
@@ -29,14 +29,15 @@ use dofs_core::ports::{
 use dofs_core::service::{record_dead_letter, OrderMessage};
 use dofs_core::{Order, OrderId, OrderStatus, Timestamp};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Dead letters a redrive or purge leases at once.
-const BATCH: usize = 100;
-
-/// Dead letters a redrive or purge handles between two looks at its deadline
-/// (one SQS batch call).
+/// The most dead letters a redrive or purge leases and handles in one step
+/// (one SQS batch call), between two looks at its deadline.
 const STEP: usize = 10;
+
+/// How long a redrive or purge waits before it looks again for dead letters
+/// another reader holds.
+const HELD_WAIT: Duration = Duration::from_millis(250);
 
 /// What a redrive or purge does to each dead letter.
 #[derive(Clone, Copy, Debug)]
@@ -93,55 +94,64 @@ impl AwsOperations {
         }
     }
 
-    /// Redrives or purges the dead letters the DLQ holds now, [`BATCH`] leased
-    /// at a time and handled [`STEP`] at a time, until none is left or
-    /// `until` passes (after the first step, so every call makes progress).
-    /// What was leased and not handled by then is released for the next call.
+    /// Redrives or purges the dead letters the DLQ holds now, a step at a
+    /// time, until none is left or `until` would pass during the next step.
+    ///
+    /// A step leases the dead letters it handles and no more, so nothing is
+    /// left to release when time runs out. The first step takes one dead
+    /// letter (every call makes progress); each next one twice as many, up to
+    /// [`STEP`], and no more than fit in the time left at the slowest pace per
+    /// dead letter seen so far. Dead letters another reader holds (the
+    /// dlq_processor records and releases them within seconds) are waited for
+    /// in [`HELD_WAIT`]s, while that fits too.
     async fn drain(&self, how: Drain, until: Instant) -> Result<DlqProgress, PortError> {
         // Only the dead letters there now: one redriven and dead again meanwhile waits.
         let present = self.queue.dead_count().await?;
         let mut done = 0u64;
-        let out_of_time = |done: u64| done > 0 && Instant::now() >= until;
+        let mut size = 1u32;
+        // The slowest step so far, per dead letter (or the wait for held ones).
+        let mut pace: Option<Duration> = None;
         while done < present {
-            if out_of_time(done) {
-                return Ok(DlqProgress {
-                    count: done,
-                    more: true,
-                });
-            }
-            let want = (present - done).min(BATCH as u64) as usize;
-            let leased = self
-                .queue
-                .lease_every_dead_letter_until(want, lease_until(until), Some(until))
-                .await?
-                .leased;
-            if leased.is_empty() {
-                // Gone meanwhile, or held by another reader past the wait.
-                return Ok(DlqProgress {
-                    count: done,
-                    more: Instant::now() >= until,
-                });
-            }
-            let mut rest = leased.as_slice();
-            while !rest.is_empty() {
-                if out_of_time(done) {
-                    self.queue.release_dead_letters(rest).await?;
-                    return Ok(DlqProgress {
-                        count: done,
-                        more: true,
-                    });
-                }
-                let (step, tail) = rest.split_at(rest.len().min(STEP));
-                if let Err(e) = self.handle(how, step).await {
-                    // The step's own letters come back when their lease ends.
-                    if let Err(release) = self.queue.release_dead_letters(tail).await {
-                        tracing::warn!(error = %release, "could not release dead letters; they come back when their lease ends");
+            let want = match pace {
+                None => 1,
+                Some(pace) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let fit = (left.as_nanos() / pace.as_nanos().max(1)) as u64;
+                    let want = fit.min(u64::from(size)).min(present - done);
+                    if want == 0 {
+                        tracing::info!(
+                            ?how,
+                            done,
+                            pace_ms = pace.as_millis() as u64,
+                            "DLQ action stopped by its deadline; more remain"
+                        );
+                        return Ok(DlqProgress {
+                            count: done,
+                            more: true,
+                        });
                     }
-                    return Err(e);
+                    want as usize
                 }
+            };
+            let began = Instant::now();
+            let step = self
+                .queue
+                .lease_dead_letters_until(want, lease_until(until), Some(until))
+                .await?;
+            let per_letter = if step.is_empty() {
+                if self.queue.dead_count().await? == 0 {
+                    break;
+                }
+                tokio::time::sleep(HELD_WAIT).await;
+                began.elapsed()
+            } else {
+                // The step's letters come back when their lease ends if this fails.
+                self.handle(how, &step).await?;
                 done += step.len() as u64;
-                rest = tail;
-            }
+                size = (size * 2).min(STEP as u32);
+                began.elapsed() / step.len() as u32
+            };
+            pace = Some(pace.map_or(per_letter, |p| p.max(per_letter)));
         }
         Ok(DlqProgress {
             count: done,
