@@ -395,6 +395,37 @@ dofs_hadolint() {
     }
 }
 
+# dofs_prometheus: Prometheus and promtool from Debian's prometheus package, unpacked into
+# the tools directory (not installed: no service is set up or started). Exports
+# PROMETHEUS_BIN and PROMTOOL_BIN. Returns 0, or SKIP (2) / FAIL (1).
+dofs_prometheus() {
+    local dir logf deb debs
+    dir="$(dofs_tools_dir)/prometheus"
+    PROMETHEUS_BIN="$dir/usr/bin/prometheus" PROMTOOL_BIN="$dir/usr/bin/promtool"
+    export PROMETHEUS_BIN PROMTOOL_BIN
+    [[ -x "$PROMETHEUS_BIN" && -x "$PROMTOOL_BIN" ]] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        dofs_skip_or_fail "Prometheus is not unpacked in $dir and apt-get is missing (Debian's prometheus package)"
+        return $?
+    fi
+    logf="$(dofs_tools_dir)/apt-prometheus.log"
+    mkdir -p "$dir.download"
+    dofs_log "unpacking Debian's prometheus package into $dir (once)"
+    if ! { (cd "$dir.download" && apt-get download prometheus) ||
+        { [[ "$(id -u)" == 0 ]] && apt-get update -qq && (cd "$dir.download" && apt-get download prometheus); }; } >"$logf" 2>&1; then
+        tail -n 20 "$logf" >&2
+        dofs_skip_or_fail "apt-get download prometheus failed (log: $logf)"
+        return $?
+    fi
+    debs=("$dir.download"/prometheus_*.deb)
+    deb="${debs[0]}"
+    if [[ ! -f "$deb" ]] || ! dpkg-deb -x "$deb" "$dir" >>"$logf" 2>&1 || ! "$PROMTOOL_BIN" --version >/dev/null 2>&1; then
+        dofs_skip_or_fail "could not unpack Prometheus from ${deb:-the downloaded package} (log: $logf)"
+        return $?
+    fi
+    rm -rf "$dir.download"
+}
+
 # dofs_apt_tool CMD PACKAGE: makes CMD available, installing the Debian PACKAGE with
 # apt-get when it is missing (as root; once). Returns 0, or SKIP (2) / FAIL (1).
 dofs_apt_tool() {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# What `dofs backup` costs the intake of a running `dofs serve` (a benchmark, not a
+# test: it prints numbers, and fails only when intake refuses an order or a backup fails).
+#
+# 1. Starts `dofs serve` (release build, default settings) on a fresh data directory and
+#    fills it: --orders orders at concurrency 64, all waited for to a terminal status.
+# 2. Runs --rounds pairs of open-loop intake windows at --rate orders per second for
+#    --window each: one without a backup, then one with `dofs backup` started a second
+#    in, to a new file each time. The pairs alternate so that the drift of the machine
+#    shows in both halves alike.
+# 3. Prints, per window, the latency of the accepted orders from their intended send
+#    time (p50, p99, p99.9, max; no coordinated omission: `dofs load --rate`), the
+#    status codes, and for the backup windows how long the backup took and the file's
+#    size. "Without slowing intake beyond the noise" is then read off: the backup
+#    windows' percentiles against the spread of the plain ones.
+#
+# Usage: bench/backup.sh [--orders N] [--rate R] [--window D] [--rounds K]
+#   defaults: 200000 orders (about 170 MB), 2000/s, 8s, 3 rounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+orders=200000 rate=2000 window=8s rounds=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --orders) orders=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --window) window=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+cargo build --release --locked -p dofs-cli >&2
+dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load generator on the same machine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build"
+
+"$dofs" serve --bind 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>/dev/null &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q 'listening on' "$work/out" 2>/dev/null && break
+  sleep 0.1
+done
+endpoint=$(sed -n 's/^dofs listening on //p' "$work/out")
+[[ -n "$endpoint" ]] || { echo "the server did not start" >&2; exit 1; }
+
+started=$SECONDS
+"$dofs" load --endpoint "$endpoint" --orders "$orders" --concurrency 64 --wait-terminal \
+  --no-progress --json >"$work/fill.json" 2>/dev/null
+echo "filled:  $orders orders, all terminal, in $((SECONDS - started)) s; database $(du -sm "$work/data" | cut -f1) MB (file and WAL)"
+
+# window NAME [backup]: one open-loop intake window, with a backup started a second in.
+window() {
+  local name=$1 backup=${2:-} load_pid t0
+  "$dofs" load --endpoint "$endpoint" --rate "$rate" --duration "$window" --concurrency 256 \
+    --no-progress --json >"$work/$name.json" 2>/dev/null &
+  load_pid=$!
+  if [[ -n "$backup" ]]; then
+    sleep 1
+    t0=$(date +%s.%N)
+    "$dofs" backup --data-dir "$work/data" --to "$work/$name.db" >/dev/null
+    python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' \
+      "$t0" "$(date +%s.%N)" >"$work/$name.took"
+    stat -c %s "$work/$name.db" >"$work/$name.size"
+    rm -f "$work/$name.db"
+  fi
+  wait "$load_pid"
+}
+
+names=()
+for i in $(seq "$rounds"); do
+  window "plain-$i"
+  window "backup-$i" backup
+  names+=("plain-$i" "backup-$i")
+done
+
+python3 - "$work" "$rate" "${names[@]}" <<'PY'
+import json, os, sys
+work, rate, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+print(f"\nintake at {rate}/s, accepted orders' latency from the intended send time (ms):")
+print(f"  {'window':10} {'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>8}   {'codes':28} backup")
+ok = True
+for n in names:
+    r = json.load(open(os.path.join(work, n + ".json")))
+    lat, codes = r["acceptedLatencyMs"], r["statusCodes"]
+    backup = ""
+    took = os.path.join(work, n + ".took")
+    if os.path.exists(took):
+        size = int(open(os.path.join(work, n + ".size")).read()) / 1e6
+        backup = f"{open(took).read().strip()} s for {size:.0f} MB"
+    if set(codes) != {"202"}:
+        ok = False
+    print(f"  {n:10} {lat['p50']:7.2f} {lat['p99']:7.2f} {lat['p99.9']:7.2f} {lat['max']:8.2f}   {json.dumps(codes):28} {backup}")
+print("  every request accepted (202) in every window" if ok else "  REFUSALS OR ERRORS (see codes)")
+sys.exit(0 if ok else 1)
+PY
