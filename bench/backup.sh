@@ -13,6 +13,8 @@
 #    status codes, and for the backup windows how long the backup took and the file's
 #    size. "Without slowing intake beyond the noise" is then read off: the backup
 #    windows' percentiles against the spread of the plain ones.
+# 4. Times SQLite's two checks on the filled file (what start-up and restore run):
+#    PRAGMA quick_check and PRAGMA integrity_check.
 #
 # Usage: bench/backup.sh [--orders N] [--rate R] [--window D] [--rounds K]
 #   defaults: 200000 orders (about 170 MB), 2000/s, 8s, 3 rounds.
@@ -105,4 +107,16 @@ for n in names:
     print(f"  {n:10} {lat['p50']:7.2f} {lat['p99']:7.2f} {lat['p99.9']:7.2f} {lat['max']:8.2f}   {json.dumps(codes):28} {backup}")
 print("  every request accepted (202) in every window" if ok else "  REFUSALS OR ERRORS (see codes)")
 sys.exit(0 if ok else 1)
+PY
+
+python3 - "$work/data/dofs.db" <<'PY'
+import os, sqlite3, sys, time
+path = sys.argv[1]
+conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+print(f"\nSQLite's checks on the file ({os.path.getsize(path) / 1e6:.0f} MB, {orders} orders):")
+for check in ("quick_check", "integrity_check"):
+    t0 = time.time()
+    result = conn.execute(f"PRAGMA {check}").fetchall()
+    print(f"  PRAGMA {check:16} {time.time() - t0:6.2f} s  {result[0][0] if len(result) == 1 else result[:3]}")
 PY

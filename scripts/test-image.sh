@@ -14,9 +14,11 @@
 #      with 0, and a new container on the same volume still has the order
 #
 # Usage: scripts/test-image.sh [--rebuild-bases]
-# Needs root and apt-get (installs buildah, podman, runc, debootstrap once). Takes
-# several minutes: the build stage compiles dofs in release from nothing. It is not part
-# of .ci/run (see the README, "Running in production"). Prints PASS/FAIL per check.
+# Needs root and apt-get (installs buildah, podman, runc, debootstrap once). The first run
+# takes several minutes (the bases, and the build stage compiling dofs in release from
+# nothing); later ones compile only what changed (DOFS_IMAGE_TARGET, default
+# ~/.cache/dofs-image-target, keeps the stage's target directory). Part of the test
+# command (scripts/test.sh). Prints PASS/FAIL per check.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +30,7 @@ rebuild_bases=false
 case "${1:-}" in
     --rebuild-bases) rebuild_bases=true ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     "") ;;
@@ -148,15 +150,21 @@ fi
 
 # --- 2. the Dockerfile, built ------------------------------------------------------------
 started=$SECONDS
-# The crate registry is shared with this machine's cargo as a download cache only.
+# The crate registry is shared with this machine's cargo as a download cache only, and
+# the build stage's target directory is kept outside the clone (as .ci/run keeps cargo's),
+# so that a later build compiles only what changed. Neither is part of a layer.
 registry="${CARGO_HOME:-$HOME/.cargo}/registry"
-mkdir -p "$registry"
+image_target="${DOFS_IMAGE_TARGET:-$HOME/.cache/dofs-image-target}"
+mkdir -p "$registry" "$image_target"
 if buildah bud --pull-never --format docker --layers "${RUNTIME[@]}" \
     --build-arg "RUST_VERSION=$rust_version" \
     --build-arg "BUILD_IMAGE=$BUILD_BASE" \
     --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" \
     -v "$registry:/usr/local/cargo/registry" \
+    -v "$image_target:/src/target" \
     -t "$IMAGE" . >"$WORK/bud.log" 2>&1; then
+    # The previous build's images, now untagged.
+    podman image prune -f >/dev/null 2>&1
     pass "buildah bud of the Dockerfile in $((SECONDS - started)) s: $IMAGE, $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 else
     fail "buildah bud of the Dockerfile" <(tail -n 40 "$WORK/bud.log")

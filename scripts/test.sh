@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every DOFS check: formatting, lints, supply chain (cargo deny), the Rust tests (unit,
 # port conformance, black-box, crash, browser), the packaging (scripts/test-packaging.sh),
-# and the infrastructure checks (the Lambda zips, Terraform deploying them, CI/CD, the AWS
-# shape on the emulator). `.ci/run` calls exactly this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
+# and the infrastructure checks (the Lambda zips, Terraform deploying them, CI/CD, the
+# container image built and run, the AWS shape on the emulator). `.ci/run` calls exactly this. Prerequisites (Chromium, the Python tool venv with moto and checkov)
 # are installed by the project's own scripts, idempotently. With CI=true a
 # missing prerequisite is a failure, never a skip.
 #
@@ -58,6 +58,8 @@ if [[ "$quick" == false ]]; then
       scripts/build-lambdas.sh --arch x86_64
     step "terraform" optional_script scripts/test-terraform.sh
     step "ci/cd" optional_script scripts/test-cicd.sh
+    # The Dockerfile built with buildah from debootstrapped bases and run with podman.
+    step "container image (scripts/test-image.sh)" optional_script scripts/test-image.sh
   ) >"$infra_log" 2>&1 &
   infra_pid=$!
 fi
