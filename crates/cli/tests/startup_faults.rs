@@ -68,6 +68,50 @@ async fn a_damaged_database_stops_start_up_saying_to_restore_a_backup() {
     assert!(err.contains("dofs restore --from BACKUP"), "{err}");
 }
 
+/// A file whose every page reads well but whose index disagrees with its
+/// table passes `PRAGMA quick_check`; start-up runs the full
+/// `integrity_check` and refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_that_disagrees_with_its_table_stops_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut app = App::spawn_on(&data, &[]);
+    for _ in 0..50 {
+        let r = app.post_order(&seed_order()).await;
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    assert!(app.terminate().success());
+    drop(app);
+
+    // The schema says the index holds (customer_id, id); its pages still
+    // hold (status, id).
+    let db = data.join("dofs.db");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema
+                SET sql = 'CREATE INDEX orders_by_status ON orders (customer_id, id)'
+              WHERE name = 'orders_by_status';
+             PRAGMA writable_schema = OFF;",
+        )
+        .expect("rewrite the index's definition");
+    }
+    let conn = rusqlite::Connection::open(&db).expect("reopen");
+    let quick: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .expect("quick_check");
+    assert_eq!(quick, "ok", "the quick check does not see it");
+    drop(conn);
+
+    let (code, err) = serve_exit(&data);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("fails SQLite's integrity check"), "{err}");
+    assert!(err.contains("orders_by_status"), "{err}");
+    assert!(err.contains("dofs restore --from BACKUP"), "{err}");
+}
+
 #[test]
 fn a_data_directory_that_cannot_be_written_stops_start_up_saying_how_to_fix_it() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -22,12 +22,13 @@ impl std::fmt::Display for StartupRefused {
 impl std::error::Error for StartupRefused {}
 
 /// Creates `data_dir` if needed, checks that a file can be written and
-/// synced in it, and runs `PRAGMA quick_check` on an existing database.
+/// synced in it, and runs `PRAGMA integrity_check` on an existing database.
 ///
-/// `quick_check` rather than `integrity_check`: it reads every page and
-/// finds damaged b-trees and records, but skips matching each index with its
-/// table, which would make start-up grow much slower with the file (`dofs
-/// restore` runs the full check on a backup).
+/// The full check, not `quick_check`: it also matches every index with its
+/// table, so a file whose indexes disagree with their rows (queries would
+/// answer wrongly) is refused too. It costs start-up about 2.4 times
+/// `quick_check`'s time, both growing with the file: 0.94 s against 0.39 s
+/// for a 269 MB file of 312,000 orders (bench/backup.sh).
 pub fn check(data_dir: &Path, db: &Path) -> Result<(), StartupRefused> {
     let dir = data_dir.display();
     let fix = format!(
@@ -61,7 +62,7 @@ pub fn check(data_dir: &Path, db: &Path) -> Result<(), StartupRefused> {
     };
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(|e| StartupRefused(format!("cannot open {}: {e}; {fix}", db.display())))?;
-    match integrity_problems(&conn, "quick_check") {
+    match integrity_problems(&conn, "integrity_check") {
         Ok(problems) if problems.is_empty() => Ok(()),
         Ok(problems) => Err(damaged(format!(
             "fails SQLite's integrity check ({})",
