@@ -34,35 +34,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-cargo build --release --locked -p dofs-cli >&2
-dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [[ -n "$server_pid" ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/server.sh
+source bench/server.sh
+bench_setup ""
 
-# start_server [VAR=VALUE...]: a fresh data directory, a random port.
-start_server() {
-  rm -rf "$work/data" "$work/out"
-  env "$@" "$dofs" serve --bind 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>/dev/null &
-  server_pid=$!
-  for _ in $(seq 100); do
-    grep -q 'listening on' "$work/out" 2>/dev/null && break
-    sleep 0.1
-  done
-  endpoint=$(sed -n 's/^dofs listening on //p' "$work/out")
-  [[ -n "$endpoint" ]] || { echo "the server did not start" >&2; exit 1; }
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load generator on the same machine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build"
+bench_banner
 
 start_server
 "$dofs" load --endpoint "$endpoint" --orders "$orders" --concurrency 64 --wait-terminal --json \

@@ -1,0 +1,47 @@
+# Sourced by the bench scripts: one `dofs serve` at a time, on a fresh data directory
+# under a work directory removed at exit.
+#
+#   bench_setup BINARY   builds this checkout's release dofs unless BINARY is given;
+#                        sets dofs, work, and the EXIT trap that stops the server
+#   start_server [VAR=VALUE...]   a fresh $work/data, a random port; sets server_pid
+#                        and endpoint (http://127.0.0.1:PORT)
+#   stop_server
+
+bench_setup() {
+  dofs=${1:-}
+  if [[ -z "$dofs" ]]; then
+    cargo build --release --locked -p dofs-cli >&2
+    dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
+  fi
+  work=$(mktemp -d)
+  server_pid=""
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+
+start_server() {
+  rm -rf "$work/data" "$work/out"
+  env "$@" "$dofs" serve --bind 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>/dev/null &
+  server_pid=$!
+  for _ in $(seq 100); do
+    grep -q 'listening on' "$work/out" 2>/dev/null && break
+    sleep 0.1
+  done
+  endpoint=$(sed -n 's/^dofs listening on //p' "$work/out")
+  [[ -n "$endpoint" ]] || { echo "the server did not start" >&2; exit 1; }
+}
+
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+# The machine and the build, first in every report.
+bench_banner() {
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load generator on the same machine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build${1:+ ($1)}"
+}
