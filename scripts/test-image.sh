@@ -5,7 +5,7 @@
 #   1. base images made here: `debian:bookworm-slim`'s stand-in from a debootstrap
 #      (minbase) root file system, and the build stage's Rust image from that plus gcc,
 #      libc6-dev, ca-certificates and this machine's Rust toolchain (once; kept in the
-#      local image store as localhost/dofs-base/*)
+#      image store of its own as localhost/dofs-base/*)
 #   2. `buildah bud` of the Dockerfile as it is, with those two images as BUILD_IMAGE and
 #      RUNTIME_IMAGE (Docker format, so the HEALTHCHECK is kept)
 #   3. the image's configuration: user, entrypoint, command, volume, port, health check
@@ -14,10 +14,12 @@
 #      with 0, and a new container on the same volume still has the order
 #
 # Usage: scripts/test-image.sh [--rebuild-bases]
-# Needs root and apt-get (installs buildah, podman, runc, debootstrap once). The first run
+# Needs root and apt-get (installs buildah, podman, runc, debootstrap once); without them
+# it skips, and with CI=true fails. Its images live in a store of their own
+# (DOFS_IMAGE_STORE, default ~/.cache/dofs-image-store). The first run
 # takes several minutes (the bases, and the build stage compiling dofs in release from
 # nothing); later ones compile only what changed (DOFS_IMAGE_TARGET, default
-# ~/.cache/dofs-image-target, keeps the stage's target directory). Part of the test
+# ~/.cache/dofs-image-target, keeps the stage's target directories, one per clone). Part of the test
 # command (scripts/test.sh). Prints PASS/FAIL per check.
 set -uo pipefail
 
@@ -30,7 +32,7 @@ rebuild_bases=false
 case "${1:-}" in
     --rebuild-bases) rebuild_bases=true ;;
     -h | --help)
-        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     "") ;;
@@ -77,13 +79,27 @@ RUNTIME=(--runtime runc)
 LIMITS=(--ulimit "nofile=$(ulimit -Sn):$(ulimit -Hn)" --ulimit nproc=32768:32768)
 
 # --- prerequisites -------------------------------------------------------------------------
+# need CMD PACKAGE: a missing tool ends the run, as a SKIP (exit 0) or, with CI=true, a FAIL.
+need() {
+    local rc=0
+    dofs_apt_tool "$1" "$2" || rc=$?
+    case $rc in
+        0) ;;
+        2) echo "test-image: skipped (no $1)"; exit 0 ;;
+        *) exit 1 ;;
+    esac
+}
 for tool in buildah:buildah podman:podman runc:runc debootstrap:debootstrap; do
-    dofs_apt_tool "${tool%%:*}" "${tool##*:}" || exit 1
+    need "${tool%%:*}" "${tool##*:}"
 done
 # Port publishing needs the CNI plugins (a recommendation of podman, not a dependency).
-if [[ ! -x /usr/lib/cni/bridge ]]; then
-    dofs_apt_tool /usr/lib/cni/bridge containernetworking-plugins || exit 1
-fi
+[[ -x /usr/lib/cni/bridge ]] || need /usr/lib/cni/bridge containernetworking-plugins
+
+# This script's images and containers live in a store of their own, so that what it
+# removes (the previous build's image) is never anything else's.
+STORE="${DOFS_IMAGE_STORE:-$HOME/.cache/dofs-image-store}"
+buildah() { command buildah --root "$STORE" --runroot /run/dofs-image-store "$@"; }
+podman() { command podman --root "$STORE" --runroot /run/dofs-image-store "$@"; }
 rust_version="$(rustc --version | awk '{print $2}')"
 sysroot="$(rustc --print sysroot)"
 BUILD_BASE="localhost/dofs-base/rust:${rust_version}-slim-bookworm"
@@ -152,9 +168,12 @@ fi
 started=$SECONDS
 # The crate registry is shared with this machine's cargo as a download cache only, and
 # the build stage's target directory is kept outside the clone (as .ci/run keeps cargo's),
-# so that a later build compiles only what changed. Neither is part of a layer.
+# so that a later build compiles only what changed. Neither is part of a layer. Every
+# clone builds at /src in the stage, and cargo tells changed files by their times, so
+# each clone keeps a target directory of its own: a build from another clone, newer
+# than this one's edits, would otherwise pass them for built.
 registry="${CARGO_HOME:-$HOME/.cargo}/registry"
-image_target="${DOFS_IMAGE_TARGET:-$HOME/.cache/dofs-image-target}"
+image_target="${DOFS_IMAGE_TARGET:-$HOME/.cache/dofs-image-target}/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 mkdir -p "$registry" "$image_target"
 if buildah bud --pull-never --format docker --layers "${RUNTIME[@]}" \
     --build-arg "RUST_VERSION=$rust_version" \
@@ -163,7 +182,7 @@ if buildah bud --pull-never --format docker --layers "${RUNTIME[@]}" \
     -v "$registry:/usr/local/cargo/registry" \
     -v "$image_target:/src/target" \
     -t "$IMAGE" . >"$WORK/bud.log" 2>&1; then
-    # The previous build's images, now untagged.
+    # The previous build's images, now untagged (in this script's own store).
     podman image prune -f >/dev/null 2>&1
     pass "buildah bud of the Dockerfile in $((SECONDS - started)) s: $IMAGE, $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 else

@@ -58,8 +58,6 @@ if [[ "$quick" == false ]]; then
       scripts/build-lambdas.sh --arch x86_64
     step "terraform" optional_script scripts/test-terraform.sh
     step "ci/cd" optional_script scripts/test-cicd.sh
-    # The Dockerfile built with buildah from debootstrapped bases and run with podman.
-    step "container image (scripts/test-image.sh)" optional_script scripts/test-image.sh
   ) >"$infra_log" 2>&1 &
   infra_pid=$!
 fi
@@ -76,8 +74,11 @@ fi
 step "cargo test" cargo test --workspace --locked
 step "kill campaign (short)" scripts/kill-campaign.sh --short
 if [[ "$quick" == false ]]; then
-  step "packaging (Dockerfile, systemd unit, the image's runtime layout)" \
+  step "packaging (Dockerfile, systemd unit, the image's runtime layout, compose file)" \
     env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-packaging.sh
+  # The Dockerfile built with buildah from debootstrapped bases and run with podman; after
+  # the timing-sensitive tests, and not beside another apt-get.
+  step "container image (scripts/test-image.sh)" optional_script scripts/test-image.sh
 fi
 if [[ "$quick" == false ]]; then
   step "schemathesis against /openapi.json" env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-schemathesis.sh

@@ -9,7 +9,7 @@
 //! the EventBridge bus ([`publish_events`]; see `dofs_aws::events::publish`).
 //!
 //! Each dead letter is recorded while this run holds it (received with a
-//! visibility timeout), and released afterwards: an operator's retry, which
+//! visibility timeout), and released afterwards, ten at a time: an operator's retry, which
 //! holds the order's dead letters while it puts the order back to `PENDING`,
 //! can then never be undone by a stale view of the DLQ.
 
@@ -57,21 +57,25 @@ pub async fn process_dead_letters_until(
     let mut recorded = 0;
     let mut errors = 0;
     let mut deferred = 0;
-    for dead in leased.iter().map(|l| &l.letter) {
-        if stop.is_some_and(|s| Instant::now() >= s) {
-            deferred += 1;
-            continue;
-        }
-        match record_dead_letter(store, clock, dead).await {
-            Ok(true) => recorded += 1,
-            Ok(false) => {}
-            Err(e) => {
-                errors += 1;
-                tracing::warn!(message = %dead.id, error = %e, "could not record a dead letter; the next run retries");
+    // Released ten at a time as they are recorded, so that an operator's
+    // redrive or purge meanwhile waits for ten, not for the whole run.
+    for chunk in leased.chunks(10) {
+        for dead in chunk.iter().map(|l| &l.letter) {
+            if stop.is_some_and(|s| Instant::now() >= s) {
+                deferred += 1;
+                continue;
+            }
+            match record_dead_letter(store, clock, dead).await {
+                Ok(true) => recorded += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    errors += 1;
+                    tracing::warn!(message = %dead.id, error = %e, "could not record a dead letter; the next run retries");
+                }
             }
         }
+        queue.release_dead_letters(chunk).await?;
     }
-    queue.release_dead_letters(&leased).await?;
     tracing::info!(
         seen = leased.len(),
         recorded,

@@ -103,34 +103,35 @@ impl AwsOperations {
     /// [`STEP`], and no more than fit in the time left at the slowest pace per
     /// dead letter seen so far. Dead letters another reader holds (the
     /// dlq_processor records and releases them within seconds) are waited for
-    /// in [`HELD_WAIT`]s, while that fits too.
+    /// in [`HELD_WAIT`]s, while a wait and the look after it fit too.
     async fn drain(&self, how: Drain, until: Instant) -> Result<DlqProgress, PortError> {
         // Only the dead letters there now: one redriven and dead again meanwhile waits.
         let present = self.queue.dead_count().await?;
         let mut done = 0u64;
         let mut size = 1u32;
-        // The slowest step so far, per dead letter (or the wait for held ones).
+        // The slowest step so far, per dead letter.
         let mut pace: Option<Duration> = None;
+        let stop = |done: u64| {
+            tracing::info!(
+                ?how,
+                done,
+                "DLQ action stopped by its deadline; more remain"
+            );
+            Ok(DlqProgress {
+                count: done,
+                more: true,
+            })
+        };
         while done < present {
             let want = match pace {
                 None => 1,
                 Some(pace) => {
                     let left = until.saturating_duration_since(Instant::now());
                     let fit = (left.as_nanos() / pace.as_nanos().max(1)) as u64;
-                    let want = fit.min(u64::from(size)).min(present - done);
-                    if want == 0 {
-                        tracing::info!(
-                            ?how,
-                            done,
-                            pace_ms = pace.as_millis() as u64,
-                            "DLQ action stopped by its deadline; more remain"
-                        );
-                        return Ok(DlqProgress {
-                            count: done,
-                            more: true,
-                        });
+                    match fit.min(u64::from(size)).min(present - done) {
+                        0 => return stop(done),
+                        want => want as usize,
                     }
-                    want as usize
                 }
             };
             let began = Instant::now();
@@ -138,19 +139,22 @@ impl AwsOperations {
                 .queue
                 .lease_dead_letters_until(want, lease_until(until), Some(until))
                 .await?;
-            let per_letter = if step.is_empty() {
+            if step.is_empty() {
                 if self.queue.dead_count().await? == 0 {
                     break;
                 }
+                // Held by another reader: wait, if the wait and another look fit.
+                if Instant::now() + HELD_WAIT + began.elapsed() >= until {
+                    return stop(done);
+                }
                 tokio::time::sleep(HELD_WAIT).await;
-                began.elapsed()
-            } else {
-                // The step's letters come back when their lease ends if this fails.
-                self.handle(how, &step).await?;
-                done += step.len() as u64;
-                size = (size * 2).min(STEP as u32);
-                began.elapsed() / step.len() as u32
-            };
+                continue;
+            }
+            // The step's letters come back when their lease ends if this fails.
+            self.handle(how, &step).await?;
+            done += step.len() as u64;
+            size = (size * 2).min(STEP as u32);
+            let per_letter = began.elapsed() / step.len() as u32;
             pace = Some(pace.map_or(per_letter, |p| p.max(per_letter)));
         }
         Ok(DlqProgress {

@@ -79,9 +79,9 @@ pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<BackupReport> {
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| write_behind(&partial, &done));
-            let copied = conn.execute("VACUUM INTO ?1", [target]);
-            done.store(true, Ordering::Relaxed);
-            copied
+            // Set however the copy ends, so that the scope's join returns.
+            let _done = SetOnDrop(&done);
+            conn.execute("VACUUM INTO ?1", [target])
         })
     };
     let took = started.elapsed();
@@ -194,6 +194,15 @@ fn partial_name(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_owned();
     name.push(format!(".partial-{}", std::process::id()));
     PathBuf::from(name)
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// How often [`write_behind`] pushes the copy's written pages to disk.

@@ -198,13 +198,21 @@ impl SqsQueue {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| PortError::with_source(ErrorKind::Internal, "build batch", e))?;
-            self.client
+            let out = self
+                .client
                 .delete_message_batch()
                 .queue_url(&self.dlq_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
                 .map_err(|e| sqs_error("DeleteMessageBatch DLQ", e))?;
+            // One left on the DLQ would be redriven or purged again: not done.
+            if !out.failed.is_empty() {
+                return Err(PortError::new(
+                    ErrorKind::Transient,
+                    format!("{} dead letters could not be deleted", out.failed.len()),
+                ));
+            }
         }
         Ok(())
     }
