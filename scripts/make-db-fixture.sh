@@ -5,12 +5,16 @@
 # record. Run it at the commit whose schema the fixture should hold; it prints
 # where the file went.
 #
-# Usage: scripts/make-db-fixture.sh OUT.db
+# Usage: scripts/make-db-fixture.sh OUT.db   (DOFS_BIN: a dofs binary of this commit
+# to use instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/make-db-fixture.sh OUT.db}
-cargo build --locked -p dofs-cli >&2
-dofs="${CARGO_TARGET_DIR:-target}/debug/dofs"
+dofs="${DOFS_BIN:-}"
+if [[ -z "$dofs" ]]; then
+  cargo build --locked -p dofs-cli >&2
+  dofs="${CARGO_TARGET_DIR:-target}/debug/dofs"
+fi
 data=$(mktemp -d)
 log=$(mktemp)
 trap 'kill "$pid" 2>/dev/null; rm -rf "$data" "$log"' EXIT

@@ -2,11 +2,13 @@
 //! `scripts/make-db-fixture.sh` at the last commit of its schema version:
 //! `fixtures/schema-1.db` by the first release (commit fad55af), and
 //! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd), and
-//! `fixtures/schema-3.db` by schema version 3 (commit a60f64b). Each holds
-//! 40 orders (FULFILLED, and FAILED ones with their dead letters and
-//! failed-orders rows), their executions, and three idempotency records;
-//! the third also their order events.
-//! Add a fixture per schema version when the schema changes again.
+//! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
+//! `fixtures/schema-4.db` by schema version 4, the current one (commit
+//! 5038c2b). Each holds 40 orders (FULFILLED, and FAILED ones with their
+//! dead letters and failed-orders rows), their executions, and three
+//! idempotency records; the third and fourth also their order events.
+//! The current version always has its fixture (a test checks it), so the
+//! release that next changes the schema meets a file this one wrote.
 
 use dofs_core::ports::IdempotencyClaim;
 use dofs_core::validation::{decode_order, Limits};
@@ -384,6 +386,52 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
         )
         .expect("count");
     assert_eq!(without, 40, "the old orders have none");
+    assert_intact(&conn);
+}
+
+/// A file this release wrote opens as it is and runs on. Its fixture is the
+/// one the next schema change must migrate, so it has to exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_this_release_opens_as_it_is_and_runs_on() {
+    let name = format!("schema-{SCHEMA_VERSION}.db");
+    assert!(
+        fixture(&name).is_file(),
+        "tests/fixtures/{name} is missing: write it with scripts/make-db-fixture.sh"
+    );
+    let dir = data_dir_with(&name);
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(schema_plan(&conn).expect("plan"), SchemaPlan::Current);
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    let embedded = Embedded::start(config).await.expect("start on the file");
+    let old = fixture_orders(&embedded).await;
+    let failed = old
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .expect("the fixture has a FAILED order");
+    embedded
+        .backend()
+        .operations
+        .retry(failed.id, Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("retry");
+    assert_eq!(
+        wait_terminal(&embedded, failed.id).await,
+        OrderStatus::Fulfilled
+    );
+    fulfill_new_order(&embedded, Some("current-req-1")).await;
+    embedded.shutdown().await;
+
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let orders: i64 = conn
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(orders, 41);
     assert_intact(&conn);
 }
 
