@@ -92,6 +92,25 @@ async fn fixture_orders(embedded: &Embedded) -> Vec<dofs_core::Order> {
     old
 }
 
+/// Retries one of the fixture's `FAILED` orders and waits for it to be
+/// fulfilled (every attempt succeeds in these tests).
+async fn retry_a_failed_order(embedded: &Embedded, old: &[dofs_core::Order]) {
+    let failed = old
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .expect("the fixture has a FAILED order");
+    embedded
+        .backend()
+        .operations
+        .retry(failed.id, Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("retry");
+    assert_eq!(
+        wait_terminal(embedded, failed.id).await,
+        OrderStatus::Fulfilled
+    );
+}
+
 async fn wait_terminal(embedded: &Embedded, id: OrderId) -> OrderStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -347,19 +366,7 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
     );
 
     // An old order, accepted with no request id kept, runs again on retry.
-    let failed = old
-        .iter()
-        .find(|o| o.status == OrderStatus::Failed)
-        .expect("the fixture has a FAILED order");
-    backend
-        .operations
-        .retry(failed.id, Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("retry");
-    assert_eq!(
-        wait_terminal(&embedded, failed.id).await,
-        OrderStatus::Fulfilled
-    );
+    retry_a_failed_order(&embedded, &old).await;
 
     // A new order keeps the request that sent it.
     let id = fulfill_new_order(&embedded, Some("upgrade-req-1")).await;
@@ -410,20 +417,7 @@ async fn a_database_of_this_release_opens_as_it_is_and_runs_on() {
     };
     let embedded = Embedded::start(config).await.expect("start on the file");
     let old = fixture_orders(&embedded).await;
-    let failed = old
-        .iter()
-        .find(|o| o.status == OrderStatus::Failed)
-        .expect("the fixture has a FAILED order");
-    embedded
-        .backend()
-        .operations
-        .retry(failed.id, Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("retry");
-    assert_eq!(
-        wait_terminal(&embedded, failed.id).await,
-        OrderStatus::Fulfilled
-    );
+    retry_a_failed_order(&embedded, &old).await;
     fulfill_new_order(&embedded, Some("current-req-1")).await;
     embedded.shutdown().await;
 
