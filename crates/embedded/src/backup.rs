@@ -16,9 +16,10 @@
 //! - It needs no extra rusqlite feature.
 //!
 //! The writer is never held: the copy takes no write lock. What intake does
-//! feel is the disk: the copy's pages, written out at once by its final sync,
-//! made the commits of `dofs serve` wait behind them (on ext4, ordered data).
-//! So they are written behind the copy as it goes ([`write_behind`]).
+//! feel is the disk: the copy's pages, left in memory and then written out in
+//! large amounts, made the commits of `dofs serve` wait behind them (on ext4,
+//! ordered data; a plain `VACUUM INTO` with no sync at all stalled intake as
+//! much). So they are written behind the copy as it goes ([`write_behind`]).
 //! Measured by `bench/backup.sh` (release, 2 cores, intake at 2,000 orders/s
 //! on a 170 to 240 MB database, 8 s windows, one run for both builds): with a
 //! backup of about 0.45 s in the window, accepted orders' p99 was 24 to 86 ms
@@ -211,11 +212,11 @@ const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(10);
 /// While `VACUUM INTO` writes `partial`, sends what it has written to the disk
 /// every [`WRITE_BEHIND_EVERY`], until `done`.
 ///
-/// Left to the kernel, the copy's pages stay in memory until the final sync
-/// writes them all at once: on ext4 (ordered data) the next commit of
-/// `dofs serve` then waits for that whole write, a stall of about 100 ms per
-/// 200 MB here (bench/backup.sh). Written behind, a little at a time, no
-/// commit waits for more than a few milliseconds of it.
+/// Left to the kernel, the copy's pages stay in memory and go to the disk in
+/// large amounts (at the final sync, or when the kernel flushes them): on
+/// ext4 (ordered data) a commit of `dofs serve` then waits for such a write,
+/// stalls of about 100 ms per 200 MB here (bench/backup.sh). Written behind,
+/// a little at a time, no commit waits for more than a few milliseconds of it.
 fn write_behind(partial: &Path, done: &AtomicBool) {
     let mut file = None;
     while !done.load(Ordering::Relaxed) {
