@@ -9,9 +9,10 @@
 //! the EventBridge bus ([`publish_events`]; see `dofs_aws::events::publish`).
 //!
 //! Each dead letter is recorded while this run holds it (received with a
-//! visibility timeout), and released afterwards, ten at a time: an operator's retry, which
-//! holds the order's dead letters while it puts the order back to `PENDING`,
-//! can then never be undone by a stale view of the DLQ.
+//! visibility timeout), and released afterwards, ten at a time: an
+//! operator's retry, which holds the order's dead letters while it puts the
+//! order back to `PENDING`, can then never be undone by a stale view of the
+//! DLQ.
 
 use dofs_aws::{EventBridgePublisher, SqsQueue};
 use dofs_core::ports::{Clock, OrderStore, PortError};

@@ -36,17 +36,24 @@ fn serve_exit(data_dir: &Path) -> (i32, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_database_stops_start_up_saying_to_restore_a_backup() {
+/// A data directory where `dofs serve` took `n` orders and stopped cleanly:
+/// the temporary directory (kept alive by the caller) and the data directory.
+async fn data_dir_with_orders(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut app = App::spawn_on(&data, &[]);
-    for _ in 0..200 {
+    for _ in 0..n {
         let r = app.post_order(&seed_order()).await;
         assert_eq!(r.status().as_u16(), 202);
     }
     assert!(app.terminate().success());
     drop(app);
+    (dir, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_stops_start_up_saying_to_restore_a_backup() {
+    let (_dir, data) = data_dir_with_orders(200).await;
 
     let db = data.join("dofs.db");
     let len = std::fs::metadata(&db).expect("the file").len();
@@ -73,15 +80,7 @@ async fn a_damaged_database_stops_start_up_saying_to_restore_a_backup() {
 /// `integrity_check` and refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_that_disagrees_with_its_table_stops_start_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let mut app = App::spawn_on(&data, &[]);
-    for _ in 0..50 {
-        let r = app.post_order(&seed_order()).await;
-        assert_eq!(r.status().as_u16(), 202);
-    }
-    assert!(app.terminate().success());
-    drop(app);
+    let (_dir, data) = data_dir_with_orders(50).await;
 
     // The schema says the index holds (customer_id, id); its pages still
     // hold (status, id).
