@@ -28,6 +28,13 @@ What it adds around moto's own server application:
   tables while other threads write them ("dictionary changed size during iteration"), and
   restores that copy when a condition fails, undoing other requests' writes. Such
   requests therefore run one at a time; an SQS long poll releases the lock while it waits.
+* TransactWriteItems checks every condition first and then writes, instead of moto's
+  deep copy of each table it touches (restored when a condition fails). The copy makes a
+  transaction's cost grow with the table: about 4 ms on an empty table and 260 ms at 3,000
+  items, all under the lock above, so a few hundred orders slowed every other request to
+  seconds (requests timed out, fulfillment leases ran out). With requests one at a time,
+  checking first is all-or-nothing already; a write that still fails (a validation error)
+  puts back the items written before it.
 
 Everything else goes to moto unchanged. The server binds to the given host only
 (127.0.0.1 by default) and stops on SIGTERM/SIGINT.
@@ -122,6 +129,115 @@ def serialise_data_plane() -> None:
 
     wait_for_messages._dofs_serialised = True  # type: ignore[attr-defined]
     Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+def transactions_without_table_copies() -> None:
+    """TransactWriteItems as check-then-write (see the module docstring)."""
+    import copy
+
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.transact_write_items, "_dofs_checked_first", False):
+        return
+
+    def item_key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+        if op_type != "Put":
+            return op["Key"]
+        table = backend.get_table(op["TableName"])
+        attrs = op["Item"]
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+        return key
+
+    def check(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
+        condition = op.get("ConditionExpression")
+        if condition is None:
+            return
+        current = backend.get_item(op["TableName"], key)
+        test = get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        )
+        if not test.expr(current):
+            old = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                old = current.to_json()["Attributes"]
+            failed = ConditionalCheckFailed(item=old)
+            failed.dofs_item = old  # type: ignore[attr-defined]
+            raise failed
+
+    def write(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
+        table_name = op["TableName"]
+        if op_type == "Put":
+            backend.put_item(table_name, op["Item"])
+        elif op_type == "Delete":
+            backend.delete_item(table_name, key)
+        elif op_type == "Update":
+            backend.update_item(
+                table_name,
+                key,
+                update_expression=op["UpdateExpression"],
+                expression_attribute_names=op.get("ExpressionAttributeNames"),
+                expression_attribute_values=op.get("ExpressionAttributeValues"),
+            )
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        targets: set[tuple[str, str]] = set()
+        planned: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        # One entry per item, as the cancellation reasons of TransactionCanceledException.
+        errors: list[tuple[Any, Any, Any]] = []
+        for entry in transact_items:
+            if len(entry) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(entry.items()))
+            try:
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                key = item_key(self, op_type, op)
+                target = (str(op["TableName"]), str(dict(sorted(key.items()))))
+                if target in targets:
+                    raise MultipleTransactionsException()
+                targets.add(target)
+                check(self, op_type, op, key)
+                planned.append((op_type, op, key))
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                raise
+            except ConditionalCheckFailed as e:
+                errors.append(("ConditionalCheckFailed", str(e.message), getattr(e, "dofs_item", None)))
+            except Exception as e:  # noqa: BLE001 - reported per item, as moto does
+                errors.append((type(e).__name__, str(e), None))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        written: list[tuple[str, dict[str, Any], Any]] = []
+        try:
+            for op_type, op, key in planned:
+                if op_type == "ConditionCheck":
+                    continue
+                before = copy.deepcopy(self.get_item(op["TableName"], key))
+                written.append((op["TableName"], key, before))
+                write(self, op_type, op, key)
+        except Exception:
+            for table_name, key, before in reversed(written):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before.to_json()["Attributes"])
+            raise
+
+    transact_write_items._dofs_checked_first = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def validate_definition(body: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MOTO_PORT"] = str(args.port)
     configure_moto()
     serialise_data_plane()
+    transactions_without_table_copies()
     app = GapFiller(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
