@@ -262,39 +262,48 @@ impl Operations for AwsOperations {
     /// the DLQ after the cancel read the order (its last attempt had just
     /// failed) waits there until a redrive (the fulfiller then deletes it) or
     /// a purge; the dlq_processor never records it, the order being terminal.
+    ///
+    /// An attempt can run between the read and the write (PENDING, then
+    /// PROCESSING, then PENDING again): when the write is refused but the
+    /// order reads back cancellable, the cancel starts over, while time is
+    /// left, rather than answer 409 for an order that is PENDING.
     async fn cancel(
         &self,
         id: OrderId,
         reason: Option<String>,
         until: Instant,
     ) -> Result<Order, PortError> {
-        let current = self
+        let mut current = self
             .stored(id)
             .await?
             .ok_or_else(|| PortError::not_found(format!("no order {id}")))?;
-        if current.status == OrderStatus::Cancelled {
-            return Ok(current);
-        }
-        let held = match current.status {
-            OrderStatus::Failed => self.queue.lease_dead_letters_of(id, until).await?,
-            _ => Vec::new(),
-        };
-        match self
-            .store
-            .transition(id, &Transition::cancel(reason, self.clock.now()))
-            .await
-        {
-            Ok(order) => {
-                self.queue.delete_dead_letters(&held).await?;
-                Ok(order)
+        loop {
+            if current.status == OrderStatus::Cancelled {
+                return Ok(current);
             }
-            Err(e) => {
-                self.queue.release_dead_letters(&held).await?;
-                match self.store.get(id).await? {
-                    // Another cancel won meanwhile: the same answer as a repeat.
-                    Some(o) if o.status == OrderStatus::Cancelled => Ok(o),
-                    _ => Err(e),
+            let held = match current.status {
+                OrderStatus::Failed => self.queue.lease_dead_letters_of(id, until).await?,
+                _ => Vec::new(),
+            };
+            let change = Transition::cancel(reason.clone(), self.clock.now());
+            let refused = match self.store.transition(id, &change).await {
+                Ok(order) => {
+                    self.queue.delete_dead_letters(&held).await?;
+                    return Ok(order);
                 }
+                Err(e) => e,
+            };
+            self.queue.release_dead_letters(&held).await?;
+            let Some(now) = self.store.get(id).await? else {
+                return Err(refused);
+            };
+            current = now;
+            let cancellable = matches!(current.status, OrderStatus::Pending | OrderStatus::Failed);
+            // Cancelled meanwhile (another cancel won) answers as a repeat does.
+            if current.status != OrderStatus::Cancelled
+                && !(cancellable && refused.kind == ErrorKind::Conflict && Instant::now() < until)
+            {
+                return Err(refused);
             }
         }
     }

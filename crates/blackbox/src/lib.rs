@@ -178,6 +178,10 @@ pub async fn wait_all_terminal(
                 .unwrap_or_else(|e| panic!("GET {url}: {e}"));
             let status = r.status().as_u16();
             let order: Value = r.json().await.unwrap_or(Value::Null);
+            // 503 says "retry later" (CONTRACT §1): the next round asks again.
+            if status == 503 {
+                continue;
+            }
             assert_eq!(status, 200, "order {id} reads back: {order}");
             if matches!(
                 order["status"].as_str(),
