@@ -14,6 +14,7 @@
 //! order back to `PENDING`, can then never be undone by a stale view of the
 //! DLQ.
 
+use dofs_aws::queue::SQS_BATCH_MAX;
 use dofs_aws::{EventBridgePublisher, SqsQueue};
 use dofs_core::ports::{Clock, OrderStore, PortError};
 use dofs_core::service::record_dead_letter;
@@ -58,9 +59,9 @@ pub async fn process_dead_letters_until(
     let mut recorded = 0;
     let mut errors = 0;
     let mut deferred = 0;
-    // Released ten at a time as they are recorded, so that an operator's
-    // redrive or purge meanwhile waits for ten, not for the whole run.
-    for chunk in leased.chunks(10) {
+    // Released a batch at a time as they are recorded, so that an operator's
+    // redrive or purge meanwhile waits for one batch, not for the whole run.
+    for chunk in leased.chunks(SQS_BATCH_MAX) {
         for dead in chunk.iter().map(|l| &l.letter) {
             if stop.is_some_and(|s| Instant::now() >= s) {
                 deferred += 1;

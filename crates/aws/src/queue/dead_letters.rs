@@ -11,7 +11,7 @@ const MAX_SEARCHED: usize = 10_000;
 
 /// What [`SqsQueue::lease_every_dead_letter_until`] got.
 #[derive(Debug, Default)]
-pub struct Sweep {
+pub(crate) struct Sweep {
     /// The dead letters leased.
     pub leased: Vec<LeasedDeadLetter>,
     /// Whether it stopped because no other dead letter could be leased (none
@@ -59,7 +59,7 @@ impl SqsQueue {
                 .client
                 .receive_message()
                 .queue_url(&self.dlq_url)
-                .max_number_of_messages((max - out.len()).clamp(1, 10) as i32)
+                .max_number_of_messages((max - out.len()).clamp(1, SQS_BATCH_MAX) as i32)
                 .visibility_timeout(secs(lease).max(1))
                 .wait_time_seconds(0)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
@@ -117,7 +117,7 @@ impl SqsQueue {
     /// [`SqsQueue::lease_every_dead_letter`], stopping once `until` has passed
     /// (after its first receive); [`Sweep::whole`] says whether it got every
     /// dead letter it could.
-    pub async fn lease_every_dead_letter_until(
+    async fn lease_every_dead_letter_until(
         &self,
         max: usize,
         lease: Duration,
@@ -160,7 +160,7 @@ impl SqsQueue {
 
     /// Makes leased dead letters visible again at once.
     pub async fn release_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
+        for chunk in leased.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -186,7 +186,7 @@ impl SqsQueue {
 
     /// Deletes leased dead letters from the DLQ.
     pub async fn delete_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
+        for chunk in leased.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -220,7 +220,7 @@ impl SqsQueue {
     /// Sends leased dead letters back to the orders queue as new messages
     /// (their receive count starts again), then deletes them from the DLQ.
     pub async fn requeue_dead_letters(&self, leased: &[LeasedDeadLetter]) -> Result<(), PortError> {
-        for chunk in leased.chunks(10) {
+        for chunk in leased.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()
                 .enumerate()

@@ -45,10 +45,13 @@ use std::time::Duration;
 mod dead_letters;
 pub mod receipts;
 
-pub use dead_letters::{lease_until, Sweep};
+pub use dead_letters::lease_until;
 
 use receipts::{Held, Receipts};
 
+/// The most messages one SQS call takes or returns: a receive, and the
+/// entries of a batch send, delete or visibility change.
+pub const SQS_BATCH_MAX: usize = 10;
 /// How long a dead letter stays hidden while it is peeked, moved or purged.
 const DEAD_LETTER_LEASE: Duration = Duration::from_secs(30);
 /// How long a send claim may stay unconfirmed before another send takes it over.
@@ -307,7 +310,7 @@ impl Queue for SqsQueue {
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .max_number_of_messages(max.clamp(1, SQS_BATCH_MAX) as i32)
             .visibility_timeout(secs(visibility))
             .wait_time_seconds(0)
             .message_system_attribute_names(MessageSystemAttributeName::All)
