@@ -24,7 +24,7 @@ use crate::store::DynamoDbOrderStore;
 use crate::workflow::AcceptedOrderStore;
 use async_trait::async_trait;
 use dofs_core::ports::{
-    Clock, DlqProgress, ErrorKind, Operations, OrderStore, PortError, Queue, Transition,
+    Clock, DlqProgress, ErrorKind, Operations, OrderStore, OutOfTime, PortError, Queue, Transition,
 };
 use dofs_core::service::{record_dead_letter, OrderMessage};
 use dofs_core::{Order, OrderId, OrderStatus, Timestamp};
@@ -266,7 +266,9 @@ impl Operations for AwsOperations {
     /// An attempt can run between the read and the write (PENDING, then
     /// PROCESSING, then PENDING again): when the write is refused but the
     /// order reads back cancellable, the cancel starts over, while time is
-    /// left, rather than answer 409 for an order that is PENDING.
+    /// left, rather than answer 409 for an order that is PENDING. Out of
+    /// time, it is `Transient` with an [`OutOfTime`] source (503 `Timeout`,
+    /// nothing changed).
     async fn cancel(
         &self,
         id: OrderId,
@@ -299,11 +301,23 @@ impl Operations for AwsOperations {
             };
             current = now;
             let cancellable = matches!(current.status, OrderStatus::Pending | OrderStatus::Failed);
-            // Cancelled meanwhile (another cancel won) answers as a repeat does.
-            if current.status != OrderStatus::Cancelled
-                && !(cancellable && refused.kind == ErrorKind::Conflict && Instant::now() < until)
-            {
+            if !cancellable || refused.kind != ErrorKind::Conflict {
+                // Cancelled meanwhile (another cancel won) answers as a repeat does.
+                if current.status == OrderStatus::Cancelled {
+                    return Ok(current);
+                }
                 return Err(refused);
+            }
+            if Instant::now() >= until {
+                return Err(PortError::with_source(
+                    ErrorKind::Transient,
+                    format!("order {id} kept changing under the cancel until its deadline"),
+                    OutOfTime(
+                        "the order's attempts kept changing it while it was being cancelled; \
+                         nothing changed. Retry later"
+                            .into(),
+                    ),
+                ));
             }
         }
     }

@@ -155,8 +155,9 @@ pub fn seed_order() -> Value {
 }
 
 /// Waits until every order of `ids` is `FULFILLED`, `FAILED` or `CANCELLED` on the
-/// system at `base` (each must read back with 200 all along); answers them
-/// in the order of `ids`. Panics after `limit`, naming how many are left.
+/// system at `base` (each must read back with 200, or with a 503 that says
+/// to ask again later); answers them in the order of `ids`. Panics after
+/// `limit`, naming how many are left.
 pub async fn wait_all_terminal(
     client: &reqwest::Client,
     base: &str,
