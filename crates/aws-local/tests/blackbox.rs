@@ -240,6 +240,31 @@ impl Target for Stack {
     fn bulk_orders(&self) -> usize {
         self.bulk
     }
+
+    /// The stack's and its functions' log lines naming `id` (at most 50).
+    fn logged_about(&self, id: &str) -> Vec<String> {
+        let mut dirs = vec![self.log_dir.clone()];
+        let mut lines = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(text) = std::fs::read_to_string(&path) {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    lines.extend(
+                        text.lines()
+                            .filter(|l| l.contains(id))
+                            .map(|l| format!("{name}: {l}")),
+                    );
+                }
+            }
+        }
+        lines.truncate(50);
+        lines
+    }
 }
 
 dofs_blackbox::suite!(

@@ -134,6 +134,11 @@ pub trait Target {
     fn patience(&self) -> Duration;
     /// How many orders the bulk test sends (its time budget differs per shape).
     fn bulk_orders(&self) -> usize;
+    /// The lines its logs hold about order `id`, for a failing assertion to
+    /// show what happened; none where the logs are not at hand.
+    fn logged_about(&self, _id: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An HTTP client for a system under test. Its pooled connections idle out
