@@ -300,12 +300,12 @@ impl Operations for AwsOperations {
                 return Err(refused);
             };
             current = now;
+            // Cancelled meanwhile (another cancel won): the same answer as a repeat.
+            if current.status == OrderStatus::Cancelled {
+                return Ok(current);
+            }
             let cancellable = matches!(current.status, OrderStatus::Pending | OrderStatus::Failed);
             if !cancellable || refused.kind != ErrorKind::Conflict {
-                // Cancelled meanwhile (another cancel won) answers as a repeat does.
-                if current.status == OrderStatus::Cancelled {
-                    return Ok(current);
-                }
                 return Err(refused);
             }
             if Instant::now() >= until {
