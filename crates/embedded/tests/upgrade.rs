@@ -158,6 +158,14 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
              VALUES ('01900000-0000-7000-8000-000000000001', '{\"orderId\":\"01900000-0000-7000-8000-000000000001\"}', 1750000000000, NULL);",
         )
         .expect("add a running execution");
+        // Idempotency keys live for a day; the fixture's were written when
+        // it was made, so they are moved to now to stay within their window.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64;
+        conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
+            .expect("renew the fixture's idempotency keys");
     }
     let mut config = EmbeddedConfig::new(dir.path());
     config.policy = FulfillmentPolicy {
