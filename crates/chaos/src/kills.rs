@@ -50,7 +50,16 @@ pub(super) struct Kills {
     pub(super) server: Server,
 }
 
-pub(super) fn server_env(args: &Args, seed: u64, arm: Option<String>) -> Vec<(String, String)> {
+/// The environment of one server of the campaign. `delay_ms` is the
+/// simulated work per attempt: with 0 the workers begin and finish each
+/// attempt in one transaction, with more in two, with the attempt between
+/// them; the campaign kills servers of both kinds.
+pub(super) fn server_env(
+    args: &Args,
+    seed: u64,
+    delay_ms: u64,
+    arm: Option<String>,
+) -> Vec<(String, String)> {
     let mut env = vec![
         (
             "DOFS_QUEUE_VISIBILITY_TIMEOUT_MS".to_owned(),
@@ -62,7 +71,7 @@ pub(super) fn server_env(args: &Args, seed: u64, arm: Option<String>) -> Vec<(St
         ),
         ("DOFS_QUEUE_BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
         ("DOFS_QUEUE_BACKOFF_MAX_MS".to_owned(), "20".to_owned()),
-        ("DOFS_FULFILLMENT_DELAY_MS".to_owned(), "2".to_owned()),
+        ("DOFS_FULFILLMENT_DELAY_MS".to_owned(), delay_ms.to_string()),
         ("DOFS_FULFILLMENT_SEED".to_owned(), seed.to_string()),
     ];
     env.extend(args.outside_env.iter().cloned());
@@ -93,13 +102,20 @@ pub(super) fn run_kills(
     let mut rng = Rng::new(seed);
     let plan = plan(args.kills, args.fail_point_share, &mut rng);
     let pace = (args.orders / (args.kills + 1)).max(1) as u64;
-    let spawn = |kind: Option<Kill>, rng: &mut Rng| -> anyhow::Result<Server> {
+    // Each server also says whether its attempts begin and end in one
+    // transaction (no simulated delay) or in two.
+    let spawn = |kind: Option<Kill>, rng: &mut Rng| -> anyhow::Result<(Server, &'static str)> {
         let spec = arm(kind, pace, rng);
-        let s = Server::spawn(dofs, data_dir, &server_env(args, seed, spec))?;
+        let (delay_ms, attempts) = if rng.chance(50) {
+            (0, "attempts in one transaction")
+        } else {
+            (2, "attempts in two")
+        };
+        let s = Server::spawn(dofs, data_dir, &server_env(args, seed, delay_ms, spec))?;
         shared.set_base(s.base.clone());
-        Ok(s)
+        Ok((s, attempts))
     };
-    let mut server = spawn(plan.first().copied(), &mut rng)?;
+    let (mut server, mut attempts) = spawn(plan.first().copied(), &mut rng)?;
     if server.base.is_none() {
         // Give its stderr reader a moment to catch the last lines.
         std::thread::sleep(Duration::from_millis(200));
@@ -162,13 +178,13 @@ pub(super) fn run_kills(
         shared.set_base(None);
         *by_kind.entry(*kind).or_default() += 1;
         eprintln!(
-            "kill {:>3}/{}: {:<26} acked {:>6}",
+            "kill {:>3}/{}: {:<26} acked {:>6} ({attempts})",
             i + 1,
             plan.len(),
             kind.name(),
             shared.acked_count.load(Ordering::Relaxed)
         );
-        server = spawn(plan.get(i + 1).copied(), &mut rng)?;
+        (server, attempts) = spawn(plan.get(i + 1).copied(), &mut rng)?;
         last_restart = Instant::now();
     }
     Ok(Kills {

@@ -10,7 +10,8 @@
 
 /// After the submit transaction committed, before the 202 is sent.
 pub const AFTER_ORDER_COMMIT: &str = "after-order-commit";
-/// After a worker's receive committed, before the first status update.
+/// After a worker's receive committed, before the attempts it began run (an
+/// attempt the backend answered at once has already finished in it).
 pub const AFTER_RECEIVE: &str = "after-receive";
 /// After a transaction moved messages to the DLQ: a receive that found
 /// messages over their receive limit (before the recorder writes their

@@ -240,46 +240,85 @@ pub(crate) fn receive_in(
     limit: u32,
 ) -> Result<(Vec<Received>, usize), PortError> {
     let hide_until = now.plus_millis(ms(visibility));
-    let candidates: Vec<(String, String, i64, u32)> = conn
-        .prepare_cached(
-            "SELECT id, body, sent_at, receive_count FROM queue \
-             WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
-        )
-        .and_then(|mut st| {
-            st.query_map(params![now.millis(), max as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect()
-        })
-        .map_err(sql_err)?;
-    let mut out = Vec::with_capacity(candidates.len());
+    let mut out = Vec::new();
     let mut dead = 0usize;
-    for (id, body, sent_at, count) in candidates {
-        if count >= limit {
+    for visible in visible_in(conn, now, max)? {
+        if visible.receive_count >= limit {
             dead += 1;
-            move_to_dlq(conn, &id, now)?;
+            move_to_dlq(conn, &visible.id, now)?;
             continue;
         }
-        let n = count + 1;
-        conn.prepare_cached(
-            "UPDATE queue SET receive_count = ?2, visible_at = ?3, \
-             first_received_at = COALESCE(first_received_at, ?4) WHERE id = ?1",
-        )
-        .and_then(|mut st| st.execute(params![id, n, hide_until.millis(), now.millis()]))
-        .map_err(sql_err)?;
-        out.push(Received {
-            receipt: format!("{id}#{n}"),
-            id,
-            body,
-            receive_count: n,
-            sent_at: Timestamp(sent_at),
-        });
+        out.push(mark_received_in(conn, visible, hide_until, now)?);
     }
     Ok((out, dead))
 }
 
+/// A message that may be received now, as the queue holds it (its receive
+/// count not yet raised by this receive).
+#[derive(Clone, Debug)]
+pub(crate) struct Visible {
+    pub id: String,
+    pub body: String,
+    pub sent_at: Timestamp,
+    pub receive_count: u32,
+}
+
+impl Visible {
+    /// The receipt this message's next receive gets.
+    pub fn next_receipt(&self) -> String {
+        format!("{}#{}", self.id, self.receive_count + 1)
+    }
+}
+
+/// Up to `max` messages visible at `now`, the longest visible first.
+pub(crate) fn visible_in(
+    conn: &Connection,
+    now: Timestamp,
+    max: usize,
+) -> Result<Vec<Visible>, PortError> {
+    conn.prepare_cached(
+        "SELECT id, body, sent_at, receive_count FROM queue \
+         WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
+    )
+    .and_then(|mut st| {
+        st.query_map(params![now.millis(), max as i64], |r| {
+            Ok(Visible {
+                id: r.get(0)?,
+                body: r.get(1)?,
+                sent_at: Timestamp(r.get(2)?),
+                receive_count: r.get(3)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(sql_err)
+}
+
+/// Receives `visible` (one more receive, hidden until `visible_at`).
+pub(crate) fn mark_received_in(
+    conn: &Connection,
+    visible: Visible,
+    visible_at: Timestamp,
+    now: Timestamp,
+) -> Result<Received, PortError> {
+    let n = visible.receive_count + 1;
+    conn.prepare_cached(
+        "UPDATE queue SET receive_count = ?2, visible_at = ?3, \
+         first_received_at = COALESCE(first_received_at, ?4) WHERE id = ?1",
+    )
+    .and_then(|mut st| st.execute(params![visible.id, n, visible_at.millis(), now.millis()]))
+    .map_err(sql_err)?;
+    Ok(Received {
+        receipt: visible.next_receipt(),
+        id: visible.id,
+        body: visible.body,
+        receive_count: n,
+        sent_at: visible.sent_at,
+    })
+}
+
 /// Moves the message `id` from the queue to the dead-letter queue.
-fn move_to_dlq(conn: &Connection, id: &str, now: Timestamp) -> Result<(), PortError> {
+pub(crate) fn move_to_dlq(conn: &Connection, id: &str, now: Timestamp) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
          SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \

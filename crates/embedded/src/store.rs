@@ -233,6 +233,33 @@ pub(crate) fn apply_transition_to(
     Ok(order)
 }
 
+/// Writes an order that went through `steps` in this transaction, each a
+/// change of the one before it and the first a change of `before` (the row
+/// as this transaction read it), with one write of its row: the row takes
+/// the last step, and each step records what [`apply_transition_to`] would
+/// have recorded for it (its event, the status counts, a fulfillment's row).
+pub(crate) fn write_steps(
+    conn: &Connection,
+    before: &Order,
+    steps: &[&Order],
+) -> Result<(), PortError> {
+    let Some(last) = steps.last() else {
+        return Ok(());
+    };
+    if write_change(conn, before, last)? == 0 {
+        return Err(PortError::new(
+            ErrorKind::Internal,
+            format!("order {} changed under its own transaction", before.id),
+        ));
+    }
+    let mut from = before.status;
+    for step in steps {
+        record_change(conn, from, step)?;
+        from = step.status;
+    }
+    Ok(())
+}
+
 /// As [`apply_transition`], for an order this writer last saw as `seen` (an
 /// attempt's order, as its begin wrote it), without reading the row: the
 /// change is written only while the row still holds `seen`. When it has

@@ -3,6 +3,8 @@
 //! A worker takes a batch from the orders queue and starts an attempt for
 //! each message in one transaction ([`receive_and_begin`]), runs the
 //! attempts, and finishes them all in a second one ([`finish_attempts`]).
+//! An attempt whose outcome the backend knows at once (the simulated one,
+//! with no delay) is finished in the first transaction.
 //! What each step does to an order and its message is decided by the shared
 //! [`Fulfiller`] (the same decisions as on AWS, where each runs through the
 //! ports). The recorder watches the dead-letter queue and records each new
@@ -11,18 +13,19 @@
 
 use crate::db::{sql_err, Db};
 use crate::queue::{
-    change_visibility_in, dead_letter_in, dead_letters_after, delete_in, receive_in, SqliteQueue,
+    change_visibility_in, dead_letter_in, dead_letters_after, delete_in, mark_received_in,
+    move_to_dlq, visible_in, SqliteQueue, Visible,
 };
 use crate::store::{
     apply_transition_from, apply_transition_to, get_order, get_order_and_request,
-    insert_failed_row, record_failure_in,
+    insert_failed_row, record_failure_in, write_steps,
 };
 use dofs_core::metric_names as names;
-use dofs_core::ports::{DeadLetter, ErrorKind, PortError};
+use dofs_core::ports::{DeadLetter, ErrorKind, PortError, Transition};
 use dofs_core::service::{
     failure_for, AfterAttempt, Attempt, Begin, Fulfiller, Handled, OrderMessage, Settle,
 };
-use dofs_core::{Clock, Outcome, Timestamp};
+use dofs_core::{Clock, Order, Outcome, Timestamp};
 use futures_util::{stream, StreamExt};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
@@ -53,7 +56,8 @@ pub async fn run_worker(
 ) {
     let batch = batch.clamp(1, BATCH);
     while !*stop.borrow() {
-        let begun = match receive_and_begin(&db, &fulfiller, batch, visibility).await {
+        let at_once = delay.is_zero();
+        let begun = match receive_and_begin(&db, &fulfiller, batch, visibility, at_once).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "receive failed; retrying");
@@ -72,8 +76,24 @@ pub async fn run_worker(
             }
             continue;
         }
+        if !begun.finished.is_empty() {
+            let spans: Vec<tracing::Span> = begun
+                .finished
+                .iter()
+                .map(|(a, _)| attempt_span(a))
+                .collect();
+            let finished: Vec<(Handled, Timestamp)> = begun
+                .finished
+                .into_iter()
+                .map(|(a, handled)| (handled, a.order.created_at))
+                .collect();
+            report_finished(&fulfiller, &queue, &finished, &spans);
+        }
         crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
         if begun.attempts.is_empty() {
+            if begun.received < batch {
+                pause(&mut stop, LINGER).await;
+            }
             continue;
         }
         if !delay.is_zero() {
@@ -130,42 +150,51 @@ async fn finish_and_count(
         .map(|(attempt, outcome, span)| ((attempt, outcome), span))
         .unzip();
     match finish_attempts(db, fulfiller, done).await {
-        Ok(finished) => {
-            let now = fulfiller.clock.now();
-            let mut visible_now = false;
-            for ((handled, accepted_at), span) in finished.iter().zip(&spans) {
-                record_attempt(handled, *accepted_at, now);
-                visible_now |= matches!(
-                    handled,
-                    Handled::Superseded(_)
-                        | Handled::Failed {
-                            delay: Duration::ZERO,
-                            ..
-                        }
-                );
-                if let Some(id) = order_of(handled) {
-                    span.in_scope(|| {
-                        tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt")
-                    });
-                }
-            }
-            if visible_now {
-                queue.ready.notify_waiters();
-            }
-            // A last failed attempt, or a refusal for good, moved its message
-            // to the DLQ in the transaction that just committed.
-            if finished.iter().any(|(handled, _)| {
-                matches!(
-                    handled,
-                    Handled::DeadLettered { .. } | Handled::Rejected { .. }
-                )
-            }) {
-                crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
-            }
-        }
+        Ok(finished) => report_finished(fulfiller, queue, &finished, &spans),
         Err(err) => {
             tracing::warn!(error = %err, "could not finish a batch of attempts; its messages return after their timeout")
         }
+    }
+}
+
+/// Counts and logs attempts whose finish has committed (each with its span,
+/// and when its order was accepted), and wakes whoever their messages concern.
+fn report_finished(
+    fulfiller: &Fulfiller,
+    queue: &SqliteQueue,
+    finished: &[(Handled, Timestamp)],
+    spans: &[tracing::Span],
+) {
+    let now = fulfiller.clock.now();
+    let mut visible_now = false;
+    for ((handled, accepted_at), span) in finished.iter().zip(spans) {
+        record_attempt(handled, *accepted_at, now);
+        visible_now |= matches!(
+            handled,
+            Handled::Superseded(_)
+                | Handled::Failed {
+                    delay: Duration::ZERO,
+                    ..
+                }
+        );
+        if let Some(id) = order_of(handled) {
+            span.in_scope(|| {
+                tracing::debug!(orderId = %id, executionId = %id, ?handled, "fulfillment attempt")
+            });
+        }
+    }
+    if visible_now {
+        queue.ready.notify_waiters();
+    }
+    // A last failed attempt, or a refusal for good, moved its message to the
+    // DLQ in the transaction that just committed.
+    if finished.iter().any(|(handled, _)| {
+        matches!(
+            handled,
+            Handled::DeadLettered { .. } | Handled::Rejected { .. }
+        )
+    }) {
+        crate::failpoint::hit(crate::failpoint::AFTER_DLQ_MOVE);
     }
 }
 
@@ -178,6 +207,9 @@ pub struct Begun {
     pub dead: usize,
     /// Attempts started: their orders are `PROCESSING`.
     pub attempts: Vec<Attempt>,
+    /// Attempts begun and finished in this same transaction (the backend
+    /// knew their outcomes at once), with what each did.
+    pub finished: Vec<(Attempt, Handled)>,
     /// Messages with nothing to attempt (deleted): redeliveries of terminal
     /// orders, and bodies that name no order.
     pub skipped: Vec<Handled>,
@@ -189,29 +221,50 @@ pub struct Begun {
 /// there is nothing to attempt. Receiving and beginning in one transaction,
 /// a message's receive count and its order's attempt count move together
 /// here (on AWS they need not: a throttled delivery is received, not run).
+///
+/// With `at_once`, an attempt whose outcome the backend knows without
+/// waiting ([`dofs_core::Fulfillment::outcome_at_once`]) is also finished
+/// here, as [`finish_attempts`] would finish it: begun and ended in one
+/// commit, nothing of it is left for a crash to cut in two, and its order's
+/// `PROCESSING` is seen only in its events.
 pub async fn receive_and_begin(
     db: &Db,
     fulfiller: &Fulfiller,
     max: usize,
     visibility: Duration,
+    at_once: bool,
 ) -> Result<Begun, PortError> {
     let now = fulfiller.clock.now();
     let f = fulfiller.clone();
     db.write(move |conn| {
-        let (messages, dead) = receive_in(conn, now, max, visibility, f.max_receive_count)?;
-        let mut begun = Begun {
-            received: messages.len(),
-            dead,
-            ..Begun::default()
-        };
-        for msg in messages {
-            let Some(OrderMessage { order_id }) = OrderMessage::parse(&msg.body) else {
+        let hide_until = now.plus_millis(crate::queue::ms(visibility));
+        let mut begun = Begun::default();
+        for visible in visible_in(conn, now, max)? {
+            if visible.receive_count >= f.max_receive_count {
+                move_to_dlq(conn, &visible.id, now)?;
+                begun.dead += 1;
+                continue;
+            }
+            begun.received += 1;
+            let Some(OrderMessage { order_id }) = OrderMessage::parse(&visible.body) else {
+                let msg = mark_received_in(conn, visible, hide_until, now)?;
                 delete_in(conn, &msg.receipt)?;
                 begun.skipped.push(Handled::Discarded);
                 continue;
             };
             let found = get_order_and_request(conn, order_id)?;
-            let (number, change) = match f.plan_begin(order_id, found.as_ref().map(|(o, _)| o)) {
+            let plan = f.plan_begin(order_id, found.as_ref().map(|(o, _)| o));
+            if let (true, Begin::Start { number, change }, Some((current, request))) =
+                (at_once, &plan, &found)
+            {
+                let attempt = (*number, change, current, request);
+                if let Some(done) = begin_and_finish_in(conn, &f, &visible, attempt, now)? {
+                    begun.finished.push(done);
+                    continue;
+                }
+            }
+            let msg = mark_received_in(conn, visible, hide_until, now)?;
+            let (number, change) = match plan {
                 Begin::Start { number, change } => (number, change),
                 Begin::Skip(handled) => {
                     delete_in(conn, &msg.receipt)?;
@@ -260,6 +313,58 @@ pub async fn receive_and_begin(
         Ok(begun)
     })
     .await
+}
+
+/// Begins and finishes, inside the writer's transaction, attempt `number`
+/// at `current` (as this transaction read it, `change` its begin), for the
+/// message `visible` (not yet marked received), when the backend knows the
+/// outcome at once: the order's row is written once, with both changes'
+/// events, and the message is deleted, or received and hidden for the
+/// backoff, or received and dead-lettered, as [`finish_attempts`] would
+/// have left it. `None`, having changed nothing, when the backend must be
+/// called.
+fn begin_and_finish_in(
+    conn: &Connection,
+    f: &Fulfiller,
+    visible: &Visible,
+    (number, change, current, request): (u32, &Transition, &Order, &Option<String>),
+    now: Timestamp,
+) -> Result<Option<(Attempt, Handled)>, PortError> {
+    let Ok(order) = change.apply(current) else {
+        return Ok(None);
+    };
+    let Some(outcome) = f.backend.outcome_at_once(&order, number) else {
+        return Ok(None);
+    };
+    let attempt = Attempt {
+        order,
+        number,
+        receipt: visible.next_receipt(),
+        request: request.clone(),
+    };
+    let finish = f.decide(&attempt, &outcome);
+    let Ok(ended) = finish.change.apply(&attempt.order) else {
+        return Ok(None);
+    };
+    write_steps(conn, current, &[&attempt.order, &ended])?;
+    if let Some(failed) = &finish.failed {
+        insert_failed_row(conn, failed)?;
+    }
+    match finish.message {
+        // The message as the queue holds it: this attempt never marked it received.
+        AfterAttempt::Delete => {
+            delete_in(conn, &format!("{}#{}", visible.id, visible.receive_count))?
+        }
+        AfterAttempt::Hide(delay) => {
+            let until = now.plus_millis(crate::queue::ms(delay));
+            mark_received_in(conn, visible.clone(), until, now)?;
+        }
+        AfterAttempt::DeadLetter => {
+            mark_received_in(conn, visible.clone(), now, now)?;
+            dead_letter_in(conn, &attempt.receipt, now, true)?;
+        }
+    }
+    Ok(Some((attempt, finish.handled)))
 }
 
 /// Finishes attempts (each with its backend's outcome) in one transaction,

@@ -1,7 +1,9 @@
 //! Deterministic simulation of the embedded system.
 //!
 //! One seed decides everything: the orders submitted, which step runs next
-//! (submit, receive a batch and begin its attempts, finish some attempts,
+//! (submit, receive a batch and begin its attempts (now and then finishing
+//! them in the same transaction, as the workers do when the backend answers
+//! at once), finish some attempts,
 //! record dead letters, cancel an order, an operator's retry, redrive or
 //! purge, advance the clock, crash), where a
 //! step is cut short by a crash (before its transaction, or after its commit
@@ -699,15 +701,19 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
             }
             Step::Receive => {
                 let max = 1 + rng.below(4) as usize;
+                // Now and then the attempts are finished in the same
+                // transaction, as the workers do when the backend answers at once.
+                let at_once = rng.chance(30);
                 // A cut step crashes before its transaction or after its commit.
                 let at = cut.then(|| rng.chance(50));
-                let begun = receive_and_begin(&node.db, &node.fulfiller, max, VISIBILITY);
+                let begun = receive_and_begin(&node.db, &node.fulfiller, max, VISIBILITY, at_once);
                 match transaction(&plan, at, begun).await {
                     None => format!("receive {max} CRASH"),
                     Some(Ok(begun)) => {
                         if let Some(a) = begun
                             .attempts
                             .iter()
+                            .chain(begun.finished.iter().map(|(a, _)| a))
                             .find(|a| model.cancelled.contains(&a.order.id))
                         {
                             return Err(format!(
@@ -715,12 +721,24 @@ async fn simulate(seed: u64, dir: &Path, print: bool) -> Result<Outcome, String>
                                 a.order.id
                             ));
                         }
+                        for (_, h) in &begun.finished {
+                            if let Handled::Fulfilled(id) = h {
+                                *model.fulfilled_reports.entry(*id).or_default() += 1;
+                            }
+                        }
                         let ids: Vec<String> =
                             begun.attempts.iter().map(|a| a.receipt.clone()).collect();
+                        let done: Vec<String> = begun
+                            .finished
+                            .iter()
+                            .map(|(_, h)| format!("{h:?}"))
+                            .collect();
                         let line = format!(
-                            "receive {max}: {} attempts {}, skipped {:?}, dead {}",
+                            "receive {max}{}: {} attempts {}, finished {}, skipped {:?}, dead {}",
+                            if at_once { " at once" } else { "" },
                             begun.received,
                             ids.join(" "),
+                            done.join(", "),
                             begun.skipped,
                             begun.dead
                         );
@@ -1149,11 +1167,11 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
             .expect("submit");
 
         let f = node.fulfiller.clone();
-        let first = receive_and_begin(&node.db, &f, 1, VISIBILITY)
+        let first = receive_and_begin(&node.db, &f, 1, VISIBILITY, false)
             .await
             .expect("receive");
         clock.advance(VISIBILITY * 2);
-        let second = receive_and_begin(&node.db, &f, 1, VISIBILITY)
+        let second = receive_and_begin(&node.db, &f, 1, VISIBILITY, false)
             .await
             .expect("receive");
         assert_eq!((first.attempts.len(), second.attempts.len()), (1, 1));
@@ -1188,7 +1206,7 @@ fn an_overtaken_attempt_keeps_the_message_of_an_open_order() {
             "the message is kept for the next attempt"
         );
         clock.advance(BACKOFF.max);
-        let third = receive_and_begin(&node.db, &f, 1, VISIBILITY)
+        let third = receive_and_begin(&node.db, &f, 1, VISIBILITY, false)
             .await
             .expect("receive");
         assert_eq!(
