@@ -73,6 +73,8 @@ if [[ -x scripts/setup-browser.sh ]]; then
 fi
 step "cargo test" cargo test --workspace --locked
 step "kill campaign (short)" scripts/kill-campaign.sh --short
+# The simulated backend, whose attempts can begin and end in one transaction.
+step "kill campaign (short, simulated fulfillment)" scripts/kill-campaign.sh --short --simulated
 if [[ "$quick" == false ]]; then
   step "packaging (Dockerfile, systemd unit, the image's runtime layout, compose file)" \
     env DOFS_BIN="${CARGO_TARGET_DIR:-target}/debug/dofs" scripts/test-packaging.sh

@@ -51,9 +51,9 @@ pub(super) struct Kills {
 }
 
 /// The environment of one server of the campaign. `delay_ms` is the
-/// simulated work per attempt: with 0 the workers begin and finish each
-/// attempt in one transaction, with more in two, with the attempt between
-/// them; the campaign kills servers of both kinds.
+/// simulated work per attempt: with 0 and simulated fulfillment the workers
+/// begin and finish each attempt in one transaction, otherwise in two, with
+/// the attempt between them (see [`attempts_for`]).
 pub(super) fn server_env(
     args: &Args,
     seed: u64,
@@ -91,6 +91,21 @@ pub(super) fn arm(kind: Option<Kill>, pace: u64, rng: &mut Rng) -> Option<String
     }
 }
 
+/// The simulated delay per attempt of the server that the kill `kind` ends,
+/// and how its attempts run. With simulated fulfillment, half the servers
+/// have none, so their workers begin and finish each attempt in one
+/// transaction; the others, and every server an `after-receive` kill ends
+/// (its window is the one between the two), take two transactions. The
+/// `http` backend always takes two.
+fn attempts_for(simulated: bool, kind: Option<Kill>, rng: &mut Rng) -> (u64, &'static str) {
+    let two = (2, "attempts in two transactions");
+    if !simulated || matches!(kind, Some(Kill::Point("after-receive"))) || rng.chance(50) {
+        two
+    } else {
+        (0, "attempts in one transaction")
+    }
+}
+
 /// Runs the kill plan on this (blocking) thread while the clients load the server.
 pub(super) fn run_kills(
     args: &Args,
@@ -102,15 +117,9 @@ pub(super) fn run_kills(
     let mut rng = Rng::new(seed);
     let plan = plan(args.kills, args.fail_point_share, &mut rng);
     let pace = (args.orders / (args.kills + 1)).max(1) as u64;
-    // Each server also says whether its attempts begin and end in one
-    // transaction (no simulated delay) or in two.
     let spawn = |kind: Option<Kill>, rng: &mut Rng| -> anyhow::Result<(Server, &'static str)> {
         let spec = arm(kind, pace, rng);
-        let (delay_ms, attempts) = if rng.chance(50) {
-            (0, "attempts in one transaction")
-        } else {
-            (2, "attempts in two")
-        };
+        let (delay_ms, attempts) = attempts_for(args.simulated, kind, rng);
         let s = Server::spawn(dofs, data_dir, &server_env(args, seed, delay_ms, spec))?;
         shared.set_base(s.base.clone());
         Ok((s, attempts))

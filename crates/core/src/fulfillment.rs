@@ -44,8 +44,9 @@ pub trait Fulfillment: Send + Sync {
     /// The outcome of attempt `attempt` at `order` when the backend knows it
     /// without waiting for anything (no I/O, no delay), as [`Simulated`]
     /// does; `None` (the default) when the attempt must be run with
-    /// [`Fulfillment::attempt`]. An attempt answered here begins and ends in
-    /// one transaction of the embedded workers.
+    /// [`Fulfillment::attempt`]. With no simulated delay
+    /// (`fulfillment.delay_ms` 0), an attempt answered here begins and ends
+    /// in one transaction of the embedded workers.
     fn outcome_at_once(&self, _order: &Order, _attempt: u32) -> Option<Outcome> {
         None
     }

@@ -234,9 +234,11 @@ pub async fn receive_and_begin(
     visibility: Duration,
     at_once: bool,
 ) -> Result<Begun, PortError> {
-    let now = fulfiller.clock.now();
     let f = fulfiller.clone();
     db.write(move |conn| {
+        // Read in the writer, as the finish does: an attempt finished here
+        // waits its backoff from now, not from when the job was queued.
+        let now = f.clock.now();
         let hide_until = now.plus_millis(crate::queue::ms(visibility));
         let mut begun = Begun::default();
         for visible in visible_in(conn, now, max)? {
@@ -322,7 +324,8 @@ pub async fn receive_and_begin(
 /// events, and the message is deleted, or received and hidden for the
 /// backoff, or received and dead-lettered, as [`finish_attempts`] would
 /// have left it. `None`, having changed nothing, when the backend must be
-/// called.
+/// called, or when either change does not apply to the order (the
+/// two-transaction path then decides).
 fn begin_and_finish_in(
     conn: &Connection,
     f: &Fulfiller,
