@@ -627,4 +627,61 @@ mod tests {
             "no event for the stale finish"
         );
     }
+
+    /// An attempt begun and finished in one transaction writes the order's
+    /// row once and records both changes as two separate ones would: each
+    /// event in turn, the counts, the fulfillment. Over a row that is no
+    /// longer as read, it writes nothing.
+    #[tokio::test]
+    async fn steps_write_the_row_once_with_every_step_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let order = sample_order(1, Timestamp(1_000));
+        let id = order.id;
+        let (changes, stale, current) = db
+            .write(move |conn| {
+                insert_order(conn, &order, None, None)?;
+                let begun = begin(1, 2_000).apply(&order)?;
+                let ended = fulfilled(1, 2_000).apply(&begun)?;
+                let at = conn.total_changes();
+                write_steps(conn, &order, &[&begun, &ended])?;
+                let changes = conn.total_changes() - at;
+                // `order` is what the row held before: a second write over it is refused.
+                let at = conn.total_changes();
+                let stale = write_steps(conn, &order, &[&begun]);
+                assert_eq!(conn.total_changes(), at, "a refused write changes nothing");
+                Ok((changes, stale, get_order(conn, id)?))
+            })
+            .await
+            .expect("write");
+        assert_eq!(changes, 4, "the order's row, two events, the fulfillment");
+        assert_eq!(stale.expect_err("stale").kind, ErrorKind::Internal);
+        let current = current.expect("order");
+        assert_eq!(
+            (current.status, current.attempts),
+            (OrderStatus::Fulfilled, 1)
+        );
+        let events = crate::events::SqliteEventLog::new(db.clone())
+            .of_order(id)
+            .await
+            .expect("events");
+        let events: Vec<(EventType, OrderStatus)> =
+            events.iter().map(|e| (e.kind, e.order.status)).collect();
+        assert_eq!(
+            events,
+            [
+                (EventType::Accepted, OrderStatus::Pending),
+                (EventType::Processing, OrderStatus::Processing),
+                (EventType::Fulfilled, OrderStatus::Fulfilled)
+            ]
+        );
+        let counts = SqliteOrderStore::new(db)
+            .count_by_status()
+            .await
+            .expect("counts");
+        for (status, n) in counts {
+            let want = u64::from(status == OrderStatus::Fulfilled);
+            assert_eq!(n, want, "{status:?}");
+        }
+    }
 }
