@@ -567,14 +567,20 @@ mod tests {
         }
     }
 
+    /// A new database in a temporary directory (kept while it is used), and
+    /// an order not yet stored.
+    fn database_and_order() -> (tempfile::TempDir, Db, Order) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        (dir, db, sample_order(1, Timestamp(1_000)))
+    }
+
     /// An attempt's finish writes with one conditional UPDATE while the row
     /// is as its begin left it, and falls back to reading the row when a
     /// newer attempt has begun since: the stale finish changes nothing.
     #[tokio::test]
     async fn a_finish_applies_to_the_row_as_it_is_not_as_the_attempt_saw_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let order = sample_order(1, Timestamp(1_000));
+        let (_dir, db, order) = database_and_order();
         let id = order.id;
         let (stale, current, outcome) = db
             .write(move |conn| {
@@ -634,9 +640,7 @@ mod tests {
     /// longer as read, it writes nothing.
     #[tokio::test]
     async fn steps_write_the_row_once_with_every_step_recorded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let order = sample_order(1, Timestamp(1_000));
+        let (_dir, db, order) = database_and_order();
         let id = order.id;
         let (changes, stale, current) = db
             .write(move |conn| {
