@@ -264,6 +264,11 @@ pub(crate) struct Visible {
 }
 
 impl Visible {
+    /// The receipt of the message as the queue holds it (its last receive's).
+    pub fn held_receipt(&self) -> String {
+        format!("{}#{}", self.id, self.receive_count)
+    }
+
     /// The receipt this message's next receive gets.
     pub fn next_receipt(&self) -> String {
         format!("{}#{}", self.id, self.receive_count + 1)

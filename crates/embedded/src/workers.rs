@@ -77,16 +77,11 @@ pub async fn run_worker(
             continue;
         }
         if !begun.finished.is_empty() {
-            let spans: Vec<tracing::Span> = begun
-                .finished
-                .iter()
-                .map(|(a, _)| attempt_span(a))
-                .collect();
-            let finished: Vec<(Handled, Timestamp)> = begun
+            let (finished, spans): (Vec<_>, Vec<_>) = begun
                 .finished
                 .into_iter()
-                .map(|(a, handled)| (handled, a.order.created_at))
-                .collect();
+                .map(|(a, handled)| ((handled, a.order.created_at), attempt_span(&a)))
+                .unzip();
             report_finished(&fulfiller, &queue, &finished, &spans);
         }
         crate::failpoint::hit(crate::failpoint::AFTER_RECEIVE);
@@ -256,11 +251,9 @@ pub async fn receive_and_begin(
             };
             let found = get_order_and_request(conn, order_id)?;
             let plan = f.plan_begin(order_id, found.as_ref().map(|(o, _)| o));
-            if let (true, Begin::Start { number, change }, Some((current, request))) =
-                (at_once, &plan, &found)
-            {
-                let attempt = (*number, change, current, request);
-                if let Some(done) = begin_and_finish_in(conn, &f, &visible, attempt, now)? {
+            if let (true, Begin::Start { number, change }, Some(found)) = (at_once, &plan, &found) {
+                let begin = (*number, change);
+                if let Some(done) = begin_and_finish_in(conn, &f, &visible, found, begin, now)? {
                     begun.finished.push(done);
                     continue;
                 }
@@ -318,7 +311,8 @@ pub async fn receive_and_begin(
 }
 
 /// Begins and finishes, inside the writer's transaction, attempt `number`
-/// at `current` (as this transaction read it, `change` its begin), for the
+/// at `current` (as this transaction read it, with the request that
+/// accepted it; `change` the attempt's begin), for the
 /// message `visible` (not yet marked received), when the backend knows the
 /// outcome at once: the order's row is written once, with both changes'
 /// events, and the message is deleted, or received and hidden for the
@@ -330,7 +324,8 @@ fn begin_and_finish_in(
     conn: &Connection,
     f: &Fulfiller,
     visible: &Visible,
-    (number, change, current, request): (u32, &Transition, &Order, &Option<String>),
+    (current, request): &(Order, Option<String>),
+    (number, change): (u32, &Transition),
     now: Timestamp,
 ) -> Result<Option<(Attempt, Handled)>, PortError> {
     let Ok(order) = change.apply(current) else {
@@ -355,9 +350,7 @@ fn begin_and_finish_in(
     }
     match finish.message {
         // The message as the queue holds it: this attempt never marked it received.
-        AfterAttempt::Delete => {
-            delete_in(conn, &format!("{}#{}", visible.id, visible.receive_count))?
-        }
+        AfterAttempt::Delete => delete_in(conn, &visible.held_receipt())?,
         AfterAttempt::Hide(delay) => {
             let until = now.plus_millis(crate::queue::ms(delay));
             mark_received_in(conn, visible.clone(), until, now)?;

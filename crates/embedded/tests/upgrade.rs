@@ -10,7 +10,7 @@
 //! The current version always has its fixture (a test checks it), so the
 //! release that next changes the schema meets a file this one wrote.
 
-use dofs_core::ports::IdempotencyClaim;
+use dofs_core::ports::{Clock, IdempotencyClaim, SystemClock};
 use dofs_core::validation::{decode_order, Limits};
 use dofs_core::{FulfillmentPolicy, OrderId, OrderStatus};
 use dofs_embedded::db::{db_path, schema_plan, SchemaPlan, SCHEMA_VERSION};
@@ -160,10 +160,7 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
         .expect("add a running execution");
         // Idempotency keys live for a day; the fixture's were written when
         // it was made, so they are moved to now to stay within their window.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis() as i64;
+        let now = SystemClock.now().millis();
         conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
             .expect("renew the fixture's idempotency keys");
     }
