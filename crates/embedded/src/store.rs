@@ -42,6 +42,38 @@ impl SqliteOrderStore {
     }
 }
 
+/// The execution ARN of an order accepted here: Step Functions' form, in the
+/// region `local` of account `000000000000`, named by the order's id.
+pub(crate) fn local_execution_arn(state_machine: &str, id: &str) -> String {
+    dofs_core::ports::execution_arn("local", "000000000000", state_machine, id)
+}
+
+/// What the `execution_arn` column holds for an order with this ARN: only
+/// the state machine's name when the ARN is [`local_execution_arn`] of that
+/// name and the order's id (every ARN this build makes; 80 bytes less per
+/// row), else the whole ARN (written before schema version 5). A name has
+/// no `:`, so it never starts with `arn:` as a whole ARN does.
+fn arn_to_store<'a>(arn: &'a str, id: &str) -> &'a str {
+    let name = arn
+        .strip_suffix(id)
+        .and_then(|rest| rest.strip_suffix(':'))
+        .and_then(|rest| rest.rsplit_once(':'))
+        .map(|(_, name)| name);
+    match name {
+        Some(name) if local_execution_arn(name, id) == arn => name,
+        _ => arn,
+    }
+}
+
+/// The ARN that [`arn_to_store`] stored as `stored`.
+fn arn_from_stored(stored: String, id: &str) -> String {
+    if stored.starts_with("arn:") {
+        stored
+    } else {
+        local_execution_arn(&stored, id)
+    }
+}
+
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
 }
@@ -54,6 +86,7 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
     let product: String = row.get(2)?;
     let metadata: Option<String> = row.get(5)?;
     let status: String = row.get(6)?;
+    let execution_arn = arn_from_stored(row.get(10)?, &id);
     Ok(Order {
         id: OrderId::parse(&id).map_err(|_| corrupt("orders.id"))?,
         customer_id: CustomerId::parse(&customer).map_err(|_| corrupt("orders.customer_id"))?,
@@ -65,7 +98,7 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
         attempts: row.get(7)?,
         created_at: Timestamp(row.get(8)?),
         updated_at: Timestamp(row.get(9)?),
-        execution_arn: row.get(10)?,
+        execution_arn,
         failure_reason: row.get(11)?,
         fulfillment_reference: row.get(12)?,
         cancel_reason: row.get(13)?,
@@ -102,6 +135,7 @@ pub(crate) fn insert_order(
     request: Option<&str>,
 ) -> Result<(), PortError> {
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
+    let id = o.id.to_string();
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
          created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
@@ -110,7 +144,7 @@ pub(crate) fn insert_order(
     )
     .and_then(|mut st| {
         st.execute(params![
-            o.id.to_string(),
+            id,
             o.customer_id.as_str(),
             o.product_id.as_str(),
             o.quantity,
@@ -120,7 +154,7 @@ pub(crate) fn insert_order(
             o.attempts,
             o.created_at.millis(),
             o.updated_at.millis(),
-            o.execution_arn,
+            arn_to_store(&o.execution_arn, &id),
             o.failure_reason,
             workflow,
             o.fulfillment_reference,
@@ -573,6 +607,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
         (dir, db, sample_order(1, Timestamp(1_000)))
+    }
+
+    /// The local ARN of the order's own id is stored as its state machine's
+    /// name; any other ARN whole. Both read back as they were.
+    #[test]
+    fn an_execution_arn_is_stored_short_when_it_can_be_made_again() {
+        let id = "01900000-0000-7000-8000-000000000001";
+        let local = local_execution_arn("dofs-dev-order-processing", id);
+        assert_eq!(arn_to_store(&local, id), "dofs-dev-order-processing");
+        let other_id = local_execution_arn("dofs-dev-order-processing", "another");
+        let other_region = local.replace(":local:", ":eu-west-1:");
+        let unnamed = local_execution_arn("", id);
+        for arn in [&local, &other_id, &other_region, &unnamed] {
+            let stored = arn_to_store(arn, id).to_owned();
+            assert_eq!(&arn_from_stored(stored, id), arn);
+        }
+        assert_eq!(arn_to_store(&other_id, id), other_id);
+        assert_eq!(arn_to_store(&other_region, id), other_region);
     }
 
     /// An attempt's finish writes with one conditional UPDATE while the row

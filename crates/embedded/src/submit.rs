@@ -109,12 +109,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
         request: Option<String>,
     ) -> Result<Submitted, PortError> {
         let now = self.clock.now();
-        let arn = dofs_core::ports::execution_arn(
-            "local",
-            "000000000000",
-            &self.state_machine,
-            &id.to_string(),
-        );
+        let arn = crate::store::local_execution_arn(&self.state_machine, &id.to_string());
         let order = Order::new(id, order, arn, now);
         // Only the outcome is needed; the history too when the run cannot be made again.
         let mut run = self.workflow.run(&order, now, false).await;

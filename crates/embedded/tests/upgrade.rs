@@ -3,8 +3,9 @@
 //! `fixtures/schema-1.db` by the first release (commit fad55af), and
 //! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd), and
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
-//! `fixtures/schema-4.db` by schema version 4, the current one (commit
-//! 5038c2b). Each holds 40 orders (FULFILLED, and FAILED ones with their
+//! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
+//! `fixtures/schema-5.db` by schema version 5, the current one (the commit
+//! that made it version 5). Each holds 40 orders (FULFILLED, and FAILED ones with their
 //! dead letters and failed-orders rows), their executions, and three
 //! idempotency records; the third and fourth also their order events.
 //! The current version always has its fixture (a test checks it), so the
@@ -398,6 +399,43 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
         )
         .expect("count");
     assert_eq!(without, 40, "the old orders have none");
+    assert_intact(&conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_4_database_is_migrated_and_every_order_keeps_its_execution_arn() {
+    let (dir, embedded) = start_migrated(4).await;
+    let old = fixture_orders(&embedded).await;
+    let arn_of = |id: OrderId| {
+        format!("arn:aws:states:local:000000000000:execution:dofs-dev-order-processing:{id}")
+    };
+    for order in &old {
+        assert_eq!(order.execution_arn, arn_of(order.id));
+    }
+    retry_a_failed_order(&embedded, &old).await;
+    let id = fulfill_new_order(&embedded, None).await;
+    let new = embedded
+        .backend()
+        .orders
+        .get(id)
+        .await
+        .expect("read")
+        .expect("the new order");
+    assert_eq!(new.execution_arn, arn_of(id));
+    embedded.shutdown().await;
+
+    // The old rows keep the whole ARN; the new one stores only the name.
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let stored = |id: OrderId| -> String {
+        conn.query_row(
+            "SELECT execution_arn FROM orders WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .expect("the order's row")
+    };
+    assert_eq!(stored(old[0].id), arn_of(old[0].id));
+    assert_eq!(stored(id), "dofs-dev-order-processing");
     assert_intact(&conn);
 }
 
