@@ -7,8 +7,10 @@
 # oha from the same machine (HTTP/1.1 keep-alive):
 #   1. accepted orders/s, closed loop at 64 in flight
 #   2. end to end: ORDERS (default 100,000) accepted as fast as they come,
-#      time until all are terminal, the largest backlog seen, and the
-#      server's CPU per order (its SQLite writer thread and the others)
+#      time until all are terminal, the largest backlog seen, the pace at
+#      which orders reached a terminal status while the load ran (against
+#      the pace they were accepted), and the server's CPU per order (its
+#      SQLite writer thread and the others)
 #   3. latency at a fixed open-loop rate (default 5,000/s), corrected for
 #      coordinated omission (from the intended send time): p50, p99, p99.9
 #   4. size after SIZE_ORDERS (default 1,000,000): database bytes per order,
@@ -79,21 +81,40 @@ post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$body" "$
 
 # Polls /metrics until no order is PENDING or PROCESSING and the file
 # "$work/sent" exists (the load is over); prints the seconds waited after the
-# load and the largest backlog (PENDING + PROCESSING) seen, during and after.
+# load, the largest backlog (PENDING + PROCESSING) seen, during and after, and
+# fulfillment's pace under load: the orders/s that reached a terminal status
+# and the orders/s accepted, both over the steady window from STEADY_AFTER s
+# after the poller started to the end of the load (0 0 when the load was
+# shorter). Before that window an order's last retry (1 s, then 2 s of
+# backoff by default) cannot yet have come round.
 wait_terminal() {
   python3 - "$endpoint" "$work/sent" <<'PY'
 import os, sys, time, urllib.request
 url, sent = sys.argv[1] + "/metrics", sys.argv[2]
-peak, sent_at = 0, None
+STEADY_AFTER = 3.5
+TERMINAL = ("FULFILLED", "FAILED", "CANCELLED")
+peak, sent_at, began, samples = 0, None, time.time(), []
 while True:
     text = urllib.request.urlopen(url).read().decode()
-    open_now = sum(float(l.split()[-1]) for l in text.splitlines()
-                   if l.startswith('dofs_orders{status="PENDING"}') or l.startswith('dofs_orders{status="PROCESSING"}'))
+    now = time.time()
+    by_status = {}
+    for l in text.splitlines():
+        if l.startswith('dofs_orders{status="'):
+            by_status[l.split('"')[1]] = float(l.split()[-1])
+    open_now = by_status.get("PENDING", 0) + by_status.get("PROCESSING", 0)
     peak = max(peak, open_now)
-    if sent_at is None and os.path.exists(sent):
-        sent_at = time.time()
+    if sent_at is None:
+        samples.append((now, sum(by_status.get(s, 0) for s in TERMINAL), sum(by_status.values())))
+        if os.path.exists(sent):
+            sent_at = now
     if sent_at is not None and open_now == 0:
-        print(f"{time.time() - sent_at:.2f} {peak:.0f}")
+        steady = [s for s in samples if s[0] >= began + STEADY_AFTER]
+        if len(steady) >= 2 and steady[-1][0] - steady[0][0] >= 1.0:
+            (t0, done0, all0), (t1, done1, all1) = steady[0], steady[-1]
+            pace = f"{(done1 - done0) / (t1 - t0):.0f} {(all1 - all0) / (t1 - t0):.0f} {t1 - t0:.1f}"
+        else:
+            pace = "0 0 0"
+        print(f"{now - sent_at:.2f} {peak:.0f} {pace}")
         break
     time.sleep(0.1)
 PY
@@ -133,7 +154,7 @@ touch "$work/sent"
 wait "$poller"
 finished=$(date +%s.%N)
 cpu_after=$(thread_cpu)
-read -r terminal_after peak_backlog <"$work/terminal"
+read -r terminal_after peak_backlog pace_terminal pace_accepted pace_window <"$work/terminal"
 stop
 
 # 3: open loop at a fixed rate.
@@ -155,12 +176,13 @@ stop
 db_bytes=$(stat -c %s "$work/data/dofs.db")
 wal_bytes=$(stat -c %s "$work/data/dofs.db-wal" 2>/dev/null || echo 0)
 
-python3 - "$work" "$orders" "$size_orders" "$started" "$finished" "$terminal_after" "$peak_backlog" "$rss_kib" "$db_bytes" "$wal_bytes" "$rate" "$cpu_before" "$cpu_after" <<'PY'
+python3 - "$work" "$orders" "$size_orders" "$started" "$finished" "$terminal_after" "$peak_backlog" "$rss_kib" "$db_bytes" "$wal_bytes" "$rate" "$cpu_before" "$cpu_after" "$pace_terminal" "$pace_accepted" "$pace_window" <<'PY'
 import json, sys
 w, orders, size_orders = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 started, finished, terminal_after, peak = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
 rss_kib, db_bytes, wal_bytes, rate = int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10]), float(sys.argv[11])
 (writer0, others0), (writer1, others1) = (map(int, a.split()) for a in sys.argv[12:14])
+pace_terminal, pace_accepted, pace_window = float(sys.argv[14]), float(sys.argv[15]), float(sys.argv[16])
 
 def load(name):
     d = json.load(open(f"{w}/{name}.json"))
@@ -188,6 +210,11 @@ print(f"\n1. accepted, closed loop at 64 in flight: {a:10.0f} orders/s = {100*a/
 print(f"     accept latency p50 {pct(closed,'p50'):.2f} ms  p99 {pct(closed,'p99'):.2f} ms")
 e2e = orders / (finished - started)
 print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog (PENDING + PROCESSING) seen {peak} orders")
+if pace_window > 0:
+    print(f"     under load (the {pace_window:.1f} s from 3.5 s after the start to the last 202): {pace_terminal:.0f} orders/s reached a terminal status, "
+          f"{pace_accepted:.0f}/s were accepted")
+else:
+    print("     under load: the load was too short to show a steady pace (it needs more than 4.5 s)")
 print(f"     server CPU per order, submit to terminal: SQLite writer thread {(writer1 - writer0) / orders / 1000:.1f} us, "
       f"all other threads {(others1 - others0) / orders / 1000:.1f} us (CPU time, from schedstat)")
 print(f"3. open loop at {rate:.0f}/s for {opened['summary']['total']:.0f} s: achieved {opened['summary']['requestsPerSec']:.0f}/s ({codes(opened)}, client CPU {opened['clientCpu']:.2f} cores)")
