@@ -193,17 +193,24 @@ impl Order {
     /// The order as submitted (the workflow's input and the failed-orders record):
     /// id, customer, product, quantity, price and metadata.
     pub fn submitted_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "orderId": self.id.to_string(),
-            "customerId": self.customer_id.as_str(),
-            "productId": self.product_id.as_str(),
-            "quantity": self.quantity,
-            "price": price_json(self.price),
-        });
-        if let (Some(m), Some(obj)) = (&self.metadata, v.as_object_mut()) {
-            obj.insert("metadata".into(), m.to_json());
+        use serde_json::Value;
+        // Room for the workflow input's `acceptedAtMs` too (`tasks::workflow_input`).
+        let mut fields = serde_json::Map::with_capacity(7);
+        fields.insert("orderId".into(), Value::String(self.id.to_string()));
+        fields.insert(
+            "customerId".into(),
+            Value::String(self.customer_id.as_str().to_owned()),
+        );
+        fields.insert(
+            "productId".into(),
+            Value::String(self.product_id.as_str().to_owned()),
+        );
+        fields.insert("quantity".into(), self.quantity.into());
+        fields.insert("price".into(), price_json(self.price));
+        if let Some(m) = &self.metadata {
+            fields.insert("metadata".into(), m.to_json());
         }
-        v
+        Value::Object(fields)
     }
 }
 

@@ -76,7 +76,10 @@ pub fn workflow_input(order: &Order) -> Value {
     if let Some(fields) = submitted.as_object_mut() {
         fields.insert(ACCEPTED_AT_FIELD.into(), order.created_at.millis().into());
     }
-    json!({ "order": submitted })
+    // Moved in, not through `json!`, which would copy it by serializing it.
+    let mut input = serde_json::Map::with_capacity(1);
+    input.insert("order".into(), submitted);
+    Value::Object(input)
 }
 
 /// What a task's input describes.

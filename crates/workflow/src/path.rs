@@ -222,12 +222,14 @@ impl Template {
                     .map(|item| item.apply(input))
                     .collect::<Result<_, _>>()?,
             ),
-            Template::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(key, item)| Ok((key.clone(), item.apply(input)?)))
-                    .collect::<Result<Map<_, _>, String>>()?,
-            ),
+            Template::Object(fields) => {
+                // Sized once: collecting through `Result` would grow it entry by entry.
+                let mut out = Map::with_capacity(fields.len());
+                for (key, item) in fields {
+                    out.insert(key.clone(), item.apply(input)?);
+                }
+                Value::Object(out)
+            }
         })
     }
 }
