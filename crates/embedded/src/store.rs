@@ -50,18 +50,23 @@ pub(crate) fn local_execution_arn(state_machine: &str, id: &str) -> String {
 
 /// What the `execution_arn` column holds for an order with this ARN: only
 /// the state machine's name when the ARN is [`local_execution_arn`] of that
-/// name and the order's id (every ARN this build makes; 80 bytes less per
-/// row), else the whole ARN (written before schema version 5). A name has
-/// no `:`, so it never starts with `arn:` as a whole ARN does.
-fn arn_to_store<'a>(arn: &'a str, id: &str) -> &'a str {
+/// name and the order's id (every ARN this build makes; 81 of its 106 bytes
+/// not stored), else the whole ARN. A name has no `:`, so it never starts
+/// with `arn:` as a whole ARN does; a value that is neither cannot be told
+/// apart from a name when read, so it is refused.
+fn arn_to_store<'a>(arn: &'a str, id: &str) -> Result<&'a str, PortError> {
     let name = arn
         .strip_suffix(id)
         .and_then(|rest| rest.strip_suffix(':'))
         .and_then(|rest| rest.rsplit_once(':'))
         .map(|(_, name)| name);
     match name {
-        Some(name) if local_execution_arn(name, id) == arn => name,
-        _ => arn,
+        Some(name) if local_execution_arn(name, id) == arn => Ok(name),
+        _ if arn.starts_with("arn:") => Ok(arn),
+        _ => Err(PortError::new(
+            ErrorKind::Internal,
+            format!("order {id}: its execution ARN {arn:?} does not start with \"arn:\""),
+        )),
     }
 }
 
@@ -136,6 +141,7 @@ pub(crate) fn insert_order(
 ) -> Result<(), PortError> {
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
     let id = o.id.to_string();
+    let arn = arn_to_store(&o.execution_arn, &id)?;
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
          created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
@@ -154,7 +160,7 @@ pub(crate) fn insert_order(
             o.attempts,
             o.created_at.millis(),
             o.updated_at.millis(),
-            arn_to_store(&o.execution_arn, &id),
+            arn,
             o.failure_reason,
             workflow,
             o.fulfillment_reference,
@@ -614,17 +620,24 @@ mod tests {
     #[test]
     fn an_execution_arn_is_stored_short_when_it_can_be_made_again() {
         let id = "01900000-0000-7000-8000-000000000001";
+        let stored = |arn: &str| arn_to_store(arn, id).map(str::to_owned);
         let local = local_execution_arn("dofs-dev-order-processing", id);
-        assert_eq!(arn_to_store(&local, id), "dofs-dev-order-processing");
+        assert_eq!(
+            stored(&local).ok().as_deref(),
+            Some("dofs-dev-order-processing")
+        );
         let other_id = local_execution_arn("dofs-dev-order-processing", "another");
         let other_region = local.replace(":local:", ":eu-west-1:");
         let unnamed = local_execution_arn("", id);
         for arn in [&local, &other_id, &other_region, &unnamed] {
-            let stored = arn_to_store(arn, id).to_owned();
-            assert_eq!(&arn_from_stored(stored, id), arn);
+            let kept = stored(arn).expect("an ARN is stored");
+            assert_eq!(&arn_from_stored(kept, id), arn);
         }
-        assert_eq!(arn_to_store(&other_id, id), other_id);
-        assert_eq!(arn_to_store(&other_region, id), other_region);
+        assert_eq!(stored(&other_id).ok(), Some(other_id.clone()));
+        assert_eq!(stored(&other_region).ok(), Some(other_region.clone()));
+        // Not an ARN: it would read back as a state machine's name.
+        let refused = stored("exec-1").expect_err("not an ARN");
+        assert_eq!(refused.kind, ErrorKind::Internal);
     }
 
     /// An attempt's finish writes with one conditional UPDATE while the row

@@ -4,10 +4,10 @@
 //! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd), and
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
 //! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
-//! `fixtures/schema-5.db` by schema version 5, the current one (the commit
-//! that made it version 5). Each holds 40 orders (FULFILLED, and FAILED ones with their
+//! `fixtures/schema-5.db` by schema version 5, the current one (commit
+//! 05582b2). Each holds 40 orders (FULFILLED, and FAILED ones with their
 //! dead letters and failed-orders rows), their executions, and three
-//! idempotency records; the third and fourth also their order events.
+//! idempotency records; the third, fourth and fifth also their order events.
 //! The current version always has its fixture (a test checks it), so the
 //! release that next changes the schema meets a file this one wrote.
 
