@@ -84,9 +84,10 @@ post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$body" "$
 # load, the largest backlog (PENDING + PROCESSING) seen, during and after, and
 # fulfillment's pace under load: the orders/s that reached a terminal status
 # and the orders/s accepted, both over the steady window from STEADY_AFTER s
-# after the poller started to the end of the load (0 0 when the load was
-# shorter). Before that window an order's last retry (1 s, then 2 s of
-# backoff by default) cannot yet have come round.
+# after the poller started to the last sample in which orders were still
+# being accepted (0 0 0 when the load was shorter). Before that window an
+# order's last retry (1 s, then 2 s of backoff by default) cannot yet have
+# come round.
 wait_terminal() {
   python3 - "$endpoint" "$work/sent" <<'PY'
 import os, sys, time, urllib.request
@@ -104,11 +105,15 @@ while True:
     open_now = by_status.get("PENDING", 0) + by_status.get("PROCESSING", 0)
     peak = max(peak, open_now)
     if sent_at is None:
-        samples.append((now, sum(by_status.get(s, 0) for s in TERMINAL), sum(by_status.values())))
         if os.path.exists(sent):
             sent_at = now
+        else:
+            samples.append((now, sum(by_status.get(s, 0) for s in TERMINAL), sum(by_status.values())))
     if sent_at is not None and open_now == 0:
         steady = [s for s in samples if s[0] >= began + STEADY_AFTER]
+        # The load may have ended a sample or two before "sent" appeared.
+        while len(steady) >= 2 and steady[-1][2] <= steady[-2][2]:
+            steady.pop()
         if len(steady) >= 2 and steady[-1][0] - steady[0][0] >= 1.0:
             (t0, done0, all0), (t1, done1, all1) = steady[0], steady[-1]
             pace = f"{(done1 - done0) / (t1 - t0):.0f} {(all1 - all0) / (t1 - t0):.0f} {t1 - t0:.1f}"
@@ -211,7 +216,7 @@ print(f"     accept latency p50 {pct(closed,'p50'):.2f} ms  p99 {pct(closed,'p99
 e2e = orders / (finished - started)
 print(f"2. end to end, {orders} orders: {e2e:10.0f} orders/s, all terminal {terminal_after:.1f} s after the last 202; largest backlog (PENDING + PROCESSING) seen {peak} orders")
 if pace_window > 0:
-    print(f"     under load (the {pace_window:.1f} s from 3.5 s after the start to the last 202): {pace_terminal:.0f} orders/s reached a terminal status, "
+    print(f"     under load (the {pace_window:.1f} s from 3.5 s after the start to the end of the load): {pace_terminal:.0f} orders/s reached a terminal status, "
           f"{pace_accepted:.0f}/s were accepted")
 else:
     print("     under load: the load was too short to show a steady pace (it needs more than 4.5 s)")
