@@ -240,17 +240,35 @@ pub(crate) fn receive_in(
     limit: u32,
 ) -> Result<(Vec<Received>, usize), PortError> {
     let hide_until = now.plus_millis(ms(visibility));
-    let mut out = Vec::new();
+    let (receivable, dead) = receivable_in(conn, now, max, limit)?;
+    let out = receivable
+        .into_iter()
+        .map(|visible| mark_received_in(conn, visible, hide_until, now))
+        .collect::<Result<_, _>>()?;
+    Ok((out, dead))
+}
+
+/// Up to `max` messages visible at `now`, less those already received
+/// `limit` times, which move to the dead-letter queue here. Returns the
+/// messages that may be received once more (not yet marked received) and
+/// how many moved.
+pub(crate) fn receivable_in(
+    conn: &Connection,
+    now: Timestamp,
+    max: usize,
+    limit: u32,
+) -> Result<(Vec<Visible>, usize), PortError> {
+    let mut receivable = Vec::new();
     let mut dead = 0usize;
     for visible in visible_in(conn, now, max)? {
         if visible.receive_count >= limit {
             dead += 1;
             move_to_dlq(conn, &visible.id, now)?;
-            continue;
+        } else {
+            receivable.push(visible);
         }
-        out.push(mark_received_in(conn, visible, hide_until, now)?);
     }
-    Ok((out, dead))
+    Ok((receivable, dead))
 }
 
 /// A message that may be received now, as the queue holds it (its receive
@@ -276,11 +294,7 @@ impl Visible {
 }
 
 /// Up to `max` messages visible at `now`, the longest visible first.
-pub(crate) fn visible_in(
-    conn: &Connection,
-    now: Timestamp,
-    max: usize,
-) -> Result<Vec<Visible>, PortError> {
+fn visible_in(conn: &Connection, now: Timestamp, max: usize) -> Result<Vec<Visible>, PortError> {
     conn.prepare_cached(
         "SELECT id, body, sent_at, receive_count FROM queue \
          WHERE visible_at IS NOT NULL AND visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
@@ -323,7 +337,7 @@ pub(crate) fn mark_received_in(
 }
 
 /// Moves the message `id` from the queue to the dead-letter queue.
-pub(crate) fn move_to_dlq(conn: &Connection, id: &str, now: Timestamp) -> Result<(), PortError> {
+fn move_to_dlq(conn: &Connection, id: &str, now: Timestamp) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO dlq (id, body, sent_at, receive_count, first_received_at, dead_at) \
          SELECT id, body, sent_at, receive_count, first_received_at, ?2 FROM queue WHERE id = ?1 \

@@ -14,7 +14,7 @@
 use crate::db::{sql_err, Db};
 use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, mark_received_in,
-    move_to_dlq, visible_in, SqliteQueue, Visible,
+    receivable_in, SqliteQueue, Visible,
 };
 use crate::store::{
     apply_transition_from, apply_transition_to, get_order, get_order_and_request,
@@ -55,8 +55,8 @@ pub async fn run_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let batch = batch.clamp(1, BATCH);
+    let at_once = delay.is_zero();
     while !*stop.borrow() {
-        let at_once = delay.is_zero();
         let begun = match receive_and_begin(&db, &fulfiller, batch, visibility, at_once).await {
             Ok(b) => b,
             Err(e) => {
@@ -235,14 +235,13 @@ pub async fn receive_and_begin(
         // waits its backoff from now, not from when the job was queued.
         let now = f.clock.now();
         let hide_until = now.plus_millis(crate::queue::ms(visibility));
-        let mut begun = Begun::default();
-        for visible in visible_in(conn, now, max)? {
-            if visible.receive_count >= f.max_receive_count {
-                move_to_dlq(conn, &visible.id, now)?;
-                begun.dead += 1;
-                continue;
-            }
-            begun.received += 1;
+        let (receivable, dead) = receivable_in(conn, now, max, f.max_receive_count)?;
+        let mut begun = Begun {
+            received: receivable.len(),
+            dead,
+            ..Begun::default()
+        };
+        for visible in receivable {
             let Some(OrderMessage { order_id }) = OrderMessage::parse(&visible.body) else {
                 let msg = mark_received_in(conn, visible, hide_until, now)?;
                 delete_in(conn, &msg.receipt)?;
