@@ -24,11 +24,32 @@ impl OrderId {
             .map(OrderId)
             .map_err(|_| IdError::Invalid("orderId"))
     }
+
+    /// The hyphenated lower-case form on the stack, for SQL parameters and
+    /// keys: neither `fmt` nor an allocation (an order's lifecycle binds its
+    /// id about seven times).
+    pub fn text(&self) -> IdText {
+        let mut text = [0; 36];
+        self.0.hyphenated().encode_lower(&mut text);
+        IdText(text)
+    }
 }
 
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+        f.write_str(self.text().as_str())
+    }
+}
+
+/// An [`OrderId`] as text ([`OrderId::text`]).
+#[derive(Clone, Copy)]
+pub struct IdText([u8; 36]);
+
+impl IdText {
+    /// The 36 characters.
+    pub fn as_str(&self) -> &str {
+        // encode_lower writes only ASCII hex digits and hyphens.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -41,7 +62,7 @@ impl TryFrom<String> for OrderId {
 
 impl From<OrderId> for String {
     fn from(id: OrderId) -> String {
-        id.to_string()
+        id.text().as_str().to_owned()
     }
 }
 
@@ -139,6 +160,7 @@ mod tests {
         let a = OrderId::generate();
         let b = OrderId::generate();
         assert_eq!(OrderId::parse(&a.to_string()), Ok(a));
+        assert_eq!(a.text().as_str(), a.0.hyphenated().to_string());
         assert!(a < b);
         assert!(OrderId::parse("not-an-id").is_err());
     }

@@ -115,7 +115,7 @@ impl Run {
                 .effects
                 .sent
                 .as_ref()
-                .is_some_and(|(id, _)| *id == order.to_string())
+                .is_some_and(|(id, _)| id == order.text().as_str())
     }
 
     /// `SUCCEEDED` or `FAILED`.
@@ -333,7 +333,7 @@ fn record_run(
     )
     .and_then(|mut st| {
         st.execute(params![
-            order.id.to_string(),
+            order.id.text().as_str(),
             order.execution_arn,
             run.status(),
             workflow_input(order).to_string(),

@@ -34,7 +34,7 @@ pub(crate) fn record_in(
     )
     .and_then(|mut st| {
         st.execute(params![
-            order.id.to_string(),
+            order.id.text().as_str(),
             type_code(kind),
             order.attempts,
             order.updated_at.millis(),
@@ -205,7 +205,10 @@ impl EventLog for SqliteEventLog {
                     select_list()
                 );
                 conn.prepare_cached(&sql)
-                    .and_then(|mut st| st.query_map([id.to_string()], event_from_row)?.collect())
+                    .and_then(|mut st| {
+                        st.query_map([id.text().as_str()], event_from_row)?
+                            .collect()
+                    })
                     .map_err(sql_err)
             })
             .await

@@ -379,7 +379,8 @@ pub(crate) fn remove_order_messages_in(
     conn: &Connection,
     order: OrderId,
 ) -> Result<usize, PortError> {
-    let id = order.to_string();
+    let id = order.text();
+    let id = id.as_str();
     let from_queue = conn
         .prepare_cached("DELETE FROM queue WHERE id >= ?1 AND id < ?1 || '/'")
         .and_then(|mut st| st.execute([&id]))

@@ -140,8 +140,8 @@ pub(crate) fn insert_order(
     request: Option<&str>,
 ) -> Result<(), PortError> {
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
-    let id = o.id.to_string();
-    let arn = arn_to_store(&o.execution_arn, &id)?;
+    let id = o.id.text();
+    let arn = arn_to_store(&o.execution_arn, id.as_str())?;
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
          created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
@@ -150,7 +150,7 @@ pub(crate) fn insert_order(
     )
     .and_then(|mut st| {
         st.execute(params![
-            id,
+            id.as_str(),
             o.customer_id.as_str(),
             o.product_id.as_str(),
             o.quantity,
@@ -219,7 +219,10 @@ pub(crate) fn discard_counts() {
 /// Reads one order inside a connection (reader or writer).
 pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, PortError> {
     conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))
-        .and_then(|mut st| st.query_row([id.to_string()], order_from_row).optional())
+        .and_then(|mut st| {
+            st.query_row([id.text().as_str()], order_from_row)
+                .optional()
+        })
         .map_err(sql_err)
 }
 
@@ -233,7 +236,7 @@ pub(crate) fn get_order_and_request(
         "SELECT {ORDER_COLUMNS}, request_id FROM orders WHERE id = ?1"
     ))
     .and_then(|mut st| {
-        st.query_row([id.to_string()], |row| {
+        st.query_row([id.text().as_str()], |row| {
             Ok((order_from_row(row)?, row.get(ORDER_COLUMN_COUNT)?))
         })
         .optional()
@@ -331,7 +334,7 @@ fn write_change(conn: &Connection, before: &Order, order: &Order) -> Result<usiz
     )
     .and_then(|mut st| {
         st.execute(params![
-            order.id.to_string(),
+            order.id.text().as_str(),
             order.status.as_str(),
             order.attempts,
             order.failure_reason,
@@ -363,7 +366,9 @@ fn record_change(conn: &Connection, before: OrderStatus, order: &Order) -> Resul
     }
     if order.status == OrderStatus::Fulfilled {
         conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![order.id.to_string(), order.updated_at.millis()]))
+            .and_then(|mut st| {
+                st.execute(params![order.id.text().as_str(), order.updated_at.millis()])
+            })
             .map_err(sql_err)?;
     }
     Ok(())

@@ -94,7 +94,7 @@ fn claim_key(
         "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (key) DO UPDATE SET fingerprint = ?2, order_id = ?3, created_at = ?4",
     )
-    .and_then(|mut st| st.execute(params![claim.key, claim.fingerprint, id.to_string(), now.millis()]))
+    .and_then(|mut st| st.execute(params![claim.key, claim.fingerprint, id.text().as_str(), now.millis()]))
     .map_err(sql_err)?;
     Ok(None)
 }
@@ -109,7 +109,7 @@ impl WorkflowStarter for SqliteWorkflowStarter {
         request: Option<String>,
     ) -> Result<Submitted, PortError> {
         let now = self.clock.now();
-        let arn = crate::store::local_execution_arn(&self.state_machine, &id.to_string());
+        let arn = crate::store::local_execution_arn(&self.state_machine, id.text().as_str());
         let order = Order::new(id, order, arn, now);
         // Only the outcome is needed; the history too when the run cannot be made again.
         let mut run = self.workflow.run(&order, now, false).await;
