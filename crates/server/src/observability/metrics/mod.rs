@@ -25,10 +25,9 @@ pub use histogram::*;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-
-type Series<T> = RwLock<HashMap<Key, Arc<T>>>;
 
 /// Counters, gauges and histograms by name and labels.
 #[derive(Default)]
@@ -38,16 +37,102 @@ pub struct Registry {
     histograms: Series<Buckets>,
 }
 
-fn get_or_insert<T>(series: &Series<T>, key: &Key, make: impl FnOnce() -> T) -> Arc<T> {
-    if let Some(found) = series
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(key)
-    {
-        return Arc::clone(found);
+/// One kind's series, found by a hash of their name and labels, so that
+/// recording into a series that exists builds no [`Key`] (a request records
+/// three: building their keys was about nine allocations).
+struct Series<T>(RwLock<HashMap<u64, Bucket<T>>>);
+
+/// The series whose name and labels hash alike (nearly always one).
+type Bucket<T> = Vec<(Key, Arc<T>)>;
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Series(RwLock::default())
     }
-    let mut map = series.write().unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(map.entry(key.clone()).or_insert_with(|| Arc::new(make())))
+}
+
+fn fingerprint<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    for (k, v) in labels {
+        k.hash(&mut hasher);
+        v.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// `key` is `name{labels}`, labels in the same order.
+fn is(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
+    key.name() == name
+        && key.labels().len() == labels.len()
+        && key
+            .labels()
+            .zip(labels)
+            .all(|(l, (k, v))| l.key() == *k && l.value() == *v)
+}
+
+impl<T> Series<T> {
+    fn find(&self, hash: u64, is_it: impl Fn(&Key) -> bool) -> Option<Arc<T>> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let (_, found) = map.get(&hash)?.iter().find(|(k, _)| is_it(k))?;
+        Some(Arc::clone(found))
+    }
+
+    fn find_or_insert(
+        &self,
+        hash: u64,
+        is_it: impl Fn(&Key) -> bool,
+        key: impl FnOnce() -> Key,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        if let Some(found) = self.find(hash, &is_it) {
+            return found;
+        }
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let bucket = map.entry(hash).or_default();
+        if let Some((_, found)) = bucket.iter().find(|(k, _)| is_it(k)) {
+            return Arc::clone(found);
+        }
+        let made = Arc::new(make());
+        bucket.push((key(), Arc::clone(&made)));
+        made
+    }
+
+    /// The series `name{labels}`, made with `make` if new.
+    fn get_or_insert(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let hash = fingerprint(name, labels.iter().copied());
+        self.find_or_insert(hash, |k| is(k, name, labels), || key(name, labels), make)
+    }
+
+    /// The series `key`, made with `make` if new.
+    fn get_or_insert_key(&self, key: &Key, make: impl FnOnce() -> T) -> Arc<T> {
+        let hash = fingerprint(key.name(), key.labels().map(|l| (l.key(), l.value())));
+        self.find_or_insert(hash, |k| k == key, || key.clone(), make)
+    }
+
+    /// The series `name{labels}`, if it was ever recorded.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<Arc<T>> {
+        self.find(fingerprint(name, labels.iter().copied()), |k| {
+            is(k, name, labels)
+        })
+    }
+
+    /// Calls `f` with every series.
+    fn each(&self, mut f: impl FnMut(&Key, &T)) {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        for (k, v) in map.values().flatten() {
+            f(k, v);
+        }
+    }
+}
+
+fn buckets_for(name: &str) -> Buckets {
+    Buckets::new(info(name).map_or(DEFAULT_BUCKETS, |i| i.buckets))
 }
 
 fn key(name: &str, labels: &[(&str, &str)]) -> Key {
@@ -87,56 +172,52 @@ impl Registry {
 
     /// Adds `by` to the counter `name{labels}`.
     pub fn increment(&self, name: &str, labels: &[(&str, &str)], by: u64) {
-        get_or_insert(&self.counters, &key(name, labels), || AtomicU64::new(0))
+        self.counters
+            .get_or_insert(name, labels, || AtomicU64::new(0))
             .fetch_add(by, Ordering::Relaxed);
     }
 
     /// Sets the gauge `name{labels}`.
     pub fn set_gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        get_or_insert(&self.gauges, &key(name, labels), || AtomicU64::new(0))
+        self.gauges
+            .get_or_insert(name, labels, || AtomicU64::new(0))
             .store(value.to_bits(), Ordering::Relaxed);
     }
 
     /// The gauge `name{labels}`, if it was ever set.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.gauges
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key(name, labels))
+            .get(name, labels)
             .map(|v| f64::from_bits(v.load(Ordering::Relaxed)))
     }
 
     /// Records one observation in the histogram `name{labels}`.
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.histogram(&key(name, labels)).observe(value);
-    }
-
-    fn histogram(&self, key: &Key) -> Arc<Buckets> {
-        get_or_insert(&self.histograms, key, || {
-            Buckets::new(info(key.name()).map_or(DEFAULT_BUCKETS, |i| i.buckets))
-        })
+        self.histograms
+            .get_or_insert(name, labels, || buckets_for(name))
+            .observe(value);
     }
 
     /// The sum of every counter `name` whose labels include `filter`.
     pub fn counter_sum(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
-        self.counters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(k, _)| matches(k, name, filter))
-            .map(|(_, v)| v.load(Ordering::Relaxed))
-            .sum()
+        let mut sum = 0;
+        self.counters.each(|k, v| {
+            if matches(k, name, filter) {
+                sum += v.load(Ordering::Relaxed);
+            }
+        });
+        sum
     }
 
     /// The sum of every counter `name` whose labels satisfy `pick`.
     pub fn counter_sum_where(&self, name: &str, pick: impl Fn(&Key) -> bool) -> u64 {
-        self.counters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(k, _)| k.name() == name && pick(k))
-            .map(|(_, v)| v.load(Ordering::Relaxed))
-            .sum()
+        let mut sum = 0;
+        self.counters.each(|k, v| {
+            if k.name() == name && pick(k) {
+                sum += v.load(Ordering::Relaxed);
+            }
+        });
+        sum
     }
 
     /// Every histogram `name` whose labels include `filter`, merged.
@@ -147,37 +228,28 @@ impl Registry {
             sum: 0.0,
         };
         merged.counts = vec![0; merged.bounds.len() + 1];
-        for (k, v) in self
-            .histograms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        self.histograms.each(|k, v| {
             if matches(k, name, filter) {
                 merged.merge(&v.snapshot());
             }
-        }
+        });
         merged
     }
 
     /// Every counter series: (name, labels sorted by name) and its value.
     pub fn counter_series(&self) -> Vec<(SeriesKey, u64)> {
+        let mut all = Vec::new();
         self.counters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (series_key(k), v.load(Ordering::Relaxed)))
-            .collect()
+            .each(|k, v| all.push((series_key(k), v.load(Ordering::Relaxed))));
+        all
     }
 
     /// Every histogram series: (name, labels sorted by name) and its buckets.
     pub fn histogram_series(&self) -> Vec<(SeriesKey, HistogramSnapshot)> {
+        let mut all = Vec::new();
         self.histograms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (series_key(k), v.snapshot()))
-            .collect()
+            .each(|k, v| all.push((series_key(k), v.snapshot())));
+        all
     }
 
     /// Everything in the Prometheus text exposition format 0.0.4: catalog
@@ -196,34 +268,19 @@ impl Registry {
                 family.series.insert(sorted_labels(key), sample);
             }
         };
-        for (k, v) in self
-            .counters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        self.counters.each(|k, v| {
             add(k, Kind::Counter, Sample::Counter(v.load(Ordering::Relaxed)));
-        }
-        for (k, v) in self
-            .gauges
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        });
+        self.gauges.each(|k, v| {
             add(
                 k,
                 Kind::Gauge,
                 Sample::Gauge(f64::from_bits(v.load(Ordering::Relaxed))),
             );
-        }
-        for (k, v) in self
-            .histograms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        });
+        self.histograms.each(|k, v| {
             add(k, Kind::Histogram, Sample::Histogram(v.snapshot()));
-        }
+        });
 
         let mut order: Vec<&String> = families.keys().collect();
         order.sort_by_key(|name| {
@@ -353,14 +410,17 @@ impl Recorder for Registry {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(get_or_insert(&self.counters, key, || AtomicU64::new(0)))
+        Counter::from_arc(self.counters.get_or_insert_key(key, || AtomicU64::new(0)))
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(get_or_insert(&self.gauges, key, || AtomicU64::new(0)))
+        Gauge::from_arc(self.gauges.get_or_insert_key(key, || AtomicU64::new(0)))
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(self.histogram(key))
+        Histogram::from_arc(
+            self.histograms
+                .get_or_insert_key(key, || buckets_for(key.name())),
+        )
     }
 }

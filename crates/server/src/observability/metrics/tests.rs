@@ -226,3 +226,21 @@ fn numbers_follow_the_exposition_format() {
     assert_eq!(number(f64::INFINITY), "+Inf");
     assert_eq!(number(f64::NAN), "NaN");
 }
+
+#[test]
+fn a_series_is_one_whether_recorded_directly_or_through_the_facade() {
+    let registry = Registry::new();
+    let labels = [("outcome", "success")];
+    registry.increment(names::FULFILLMENT_ATTEMPTS, &labels, 2);
+    metrics::with_local_recorder(&registry, || {
+        metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "success").increment(3);
+        metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
+    });
+    registry.increment(names::FULFILLMENT_ATTEMPTS, &labels, 4);
+    assert_eq!(registry.counter_sum(names::FULFILLMENT_ATTEMPTS, &labels), 9);
+    assert_eq!(registry.counter_sum(names::FULFILLMENT_ATTEMPTS, &[]), 10);
+    assert_eq!(registry.counter_series().len(), 2);
+    registry.set_gauge(names::QUEUE_MESSAGES, &[], 5.0);
+    assert_eq!(registry.gauge(names::QUEUE_MESSAGES, &[]), Some(5.0));
+    assert_eq!(registry.gauge(names::QUEUE_MESSAGES, &labels), None);
+}
