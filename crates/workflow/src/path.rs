@@ -133,20 +133,28 @@ impl ReferencePath {
         self.get(value).cloned().ok_or_else(|| self.not_found())
     }
 
+    /// The node this path names in `value`, to change in place.
+    fn get_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
+        self.segments
+            .iter()
+            .try_fold(value, |node, segment| match (segment, node) {
+                (Segment::Field(name), Value::Object(map)) => map.get_mut(name),
+                (Segment::Index(i), Value::Array(items)) => items.get_mut(*i),
+                _ => None,
+            })
+    }
+
     /// The node this path names in `value`, moved out of it (no copy).
     fn take(&self, mut value: Value) -> Result<Value, String> {
-        let node =
-            self.segments
-                .iter()
-                .try_fold(&mut value, |node, segment| match (segment, node) {
-                    (Segment::Field(name), Value::Object(map)) => map.get_mut(name),
-                    (Segment::Index(i), Value::Array(items)) => items.get_mut(*i),
-                    _ => None,
-                });
-        match node {
+        match self.get_mut(&mut value) {
             Some(node) => Ok(std::mem::take(node)),
             None => Err(self.not_found()),
         }
+    }
+
+    /// This path names `other`'s node or a node inside it.
+    fn within(&self, other: &ReferencePath) -> bool {
+        self.segments.starts_with(&other.segments)
     }
 
     fn not_found(&self) -> String {
@@ -211,6 +219,80 @@ pub(crate) enum Template {
 }
 
 impl Template {
+    /// Whether [`lend`](Self::lend) can build this template: no path names
+    /// a node that another path names or holds.
+    pub fn lends(&self) -> bool {
+        let mut paths = Vec::new();
+        self.paths(&mut paths);
+        paths
+            .iter()
+            .enumerate()
+            .all(|(i, a)| paths[i + 1..].iter().all(|b| !a.within(b) && !b.within(a)))
+    }
+
+    fn paths<'t>(&'t self, out: &mut Vec<&'t ReferencePath>) {
+        match self {
+            Template::Literal(_) => {}
+            Template::Path(path) => out.push(path),
+            Template::Array(items) => items.iter().for_each(|item| item.paths(out)),
+            Template::Object(fields) => fields.iter().for_each(|(_, item)| item.paths(out)),
+        }
+    }
+
+    /// Builds the payload as [`apply`](Self::apply) does, but moves the
+    /// nodes its paths name out of `input` instead of copying them;
+    /// [`give_back`](Self::give_back) puts them back. For a template that
+    /// [`lends`](Self::lends). On an error, `input` has lost what was moved.
+    pub fn lend(&self, input: &mut Value) -> Result<Value, String> {
+        Ok(match self {
+            Template::Literal(value) => value.clone(),
+            Template::Path(path) => match path.get_mut(input) {
+                Some(node) => std::mem::take(node),
+                None => return Err(path.not_found()),
+            },
+            Template::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| item.lend(input))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Template::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for (key, item) in fields {
+                    out.insert(key.clone(), item.lend(input)?);
+                }
+                Value::Object(out)
+            }
+        })
+    }
+
+    /// Puts the nodes [`lend`](Self::lend) moved into `built` back where
+    /// they were in `input`.
+    pub fn give_back(&self, built: Value, input: &mut Value) {
+        match (self, built) {
+            (Template::Literal(_), _) => {}
+            (Template::Path(path), node) => {
+                if let Some(slot) = path.get_mut(input) {
+                    *slot = node;
+                }
+            }
+            (Template::Array(items), Value::Array(values)) => {
+                for (item, value) in items.iter().zip(values) {
+                    item.give_back(value, input);
+                }
+            }
+            (Template::Object(fields), Value::Object(mut values)) => {
+                for (key, item) in fields {
+                    if let Some(value) = values.get_mut(key) {
+                        item.give_back(std::mem::take(value), input);
+                    }
+                }
+            }
+            // What lend built has the template's shape.
+            _ => {}
+        }
+    }
+
     /// Builds the payload from `input`; a path that does not resolve is an error.
     pub fn apply(&self, input: &Value) -> Result<Value, String> {
         Ok(match self {
@@ -253,6 +335,11 @@ impl FilterPath {
                 .ok_or_else(|| path.not_found()),
             None => Ok(Cow::Owned(Value::Object(Map::new()))),
         }
+    }
+
+    /// The path is `$`: the whole input passes.
+    pub fn is_root(&self) -> bool {
+        self.0.as_ref().is_some_and(|p| p.segments.is_empty())
     }
 
     /// The part of `input` this path passes on, moved out of it.
@@ -378,5 +465,38 @@ mod tests {
         );
         let err = template.apply(&json!({"n": 3})).expect_err("missing");
         assert!(err.contains("$.order.id"), "{err}");
+    }
+
+    #[test]
+    fn a_template_lends_disjoint_nodes_and_gives_them_back() {
+        let field = |name: &str, t: Template| (name.to_owned(), t);
+        let template = Template::Object(vec![
+            field("order", Template::Path(path("$.order"))),
+            field("fixed", Template::Literal(json!(1))),
+            field(
+                "second",
+                Template::Array(vec![Template::Path(path("$.items[1]"))]),
+            ),
+        ]);
+        assert!(template.lends());
+        let before = json!({"order": {"id": 7}, "items": [1, 2], "z": 0});
+        let mut input = before.clone();
+        let built = template.lend(&mut input).expect("lend");
+        assert_eq!(Ok(built.clone()), template.apply(&before));
+        assert_eq!(input["order"], Value::Null, "moved, not copied");
+        template.give_back(built, &mut input);
+        assert_eq!(input, before);
+
+        let overlapping = |a: &str, b: &str| {
+            Template::Object(vec![
+                field("a", Template::Path(path(a))),
+                field("b", Template::Path(path(b))),
+            ])
+        };
+        assert!(!overlapping("$.order", "$.order.id").lends());
+        assert!(!overlapping("$.order.id", "$.order").lends());
+        assert!(!overlapping("$", "$.z").lends());
+        assert!(!overlapping("$.z", "$.z").lends());
+        assert!(overlapping("$.order", "$.z").lends());
     }
 }

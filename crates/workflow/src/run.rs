@@ -335,10 +335,19 @@ impl Run<'_> {
     async fn task(&mut self, name: &str, task: &Task, input: Value) -> Result<Step, String> {
         let state = Some(name);
         let resource = task.resource.as_str();
-        let effective = task.input_path.view(&input)?;
-        let task_input = match &task.parameters {
-            Some(parameters) => parameters.apply(&effective)?,
-            None => effective.into_owned(),
+        let mut input = input;
+        // The task's own input. Parameters that copy parts of the state's
+        // input (`"order.$": "$.order"`) lend them instead: moved into the
+        // task's input and given back when the task is done, as the state's
+        // output needs them.
+        let lent = task
+            .parameters
+            .as_ref()
+            .filter(|p| task.input_path.is_root() && p.lends());
+        let task_input = match (&task.parameters, lent) {
+            (_, Some(parameters)) => parameters.lend(&mut input)?,
+            (Some(parameters), None) => parameters.apply(&*task.input_path.view(&input)?)?,
+            (None, _) => task.input_path.view(&input)?.into_owned(),
         };
         // Each retrier counts its own retries within this visit of the state.
         let mut retries = vec![0_u64; task.retry.len()];
@@ -362,6 +371,9 @@ impl Run<'_> {
                         Some(selector) => selector.apply(&result)?,
                         None => result,
                     };
+                    if let Some(parameters) = lent {
+                        parameters.give_back(task_input, &mut input);
+                    }
                     let output = task.result_path.apply(input, result)?;
                     return Ok(transition(&task.transition, task.output_path.take(output)?));
                 }
@@ -404,6 +416,9 @@ impl Run<'_> {
                 }
             }
         };
+        if let Some(parameters) = lent {
+            parameters.give_back(task_input, &mut input);
+        }
         match task
             .catch
             .iter()
