@@ -171,7 +171,7 @@ pub fn with_layers(router: Router, request_timeout: Duration) -> Router {
 /// Answers 503 `Timeout` when the request takes longer than `limit`, or
 /// than the earlier deadline a layer outside marked on it.
 async fn timeout(limit: Duration, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     let now = std::time::Instant::now();
     let marked = request.extensions().get::<RequestDeadline>().copied();
     let deadline = RequestDeadline::within(limit, marked, now);
@@ -180,7 +180,7 @@ async fn timeout(limit: Duration, mut request: Request, next: Next) -> Response 
     match tokio::time::timeout(left, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(%path, "request timed out");
+            tracing::warn!(path = uri.path(), "request timed out");
             ApiError::Timeout.into_response()
         }
     }

@@ -41,16 +41,24 @@ pub struct AcceptedOrder {
 pub struct ErrorName(pub &'static str);
 
 /// The client's request id when acceptable, else a new UUID.
-pub fn request_id(request: &Request) -> String {
+pub fn request_id(request: &Request) -> HeaderValue {
     request
         .headers()
         .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.iter().all(u8::is_ascii_graphic)
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .cloned()
+        .unwrap_or_else(new_request_id)
+}
+
+/// A new time-ordered UUID, written straight into the header value.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0; 36];
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    // Hex digits and hyphens are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("-"))
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -75,39 +83,37 @@ fn is_submit(method: &Method, route: &str) -> bool {
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
-    let id_header = HeaderValue::from_str(&id).ok();
-    if let Some(value) = &id_header {
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), value.clone());
-    }
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), id.clone());
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let span = tracing::info_span!("request", requestId = %id, method, route = %route);
-    let submit = is_submit(request.method(), &route);
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        requestId = %id.to_str().unwrap_or_default(),
+        method,
+        route = %route
+    );
+    let submit = is_submit(request.method(), route);
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
-    if let Some(value) = id_header {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
+    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     let registry = Registry::global();
     let status = response.status();
     registry.increment(
         names::HTTP_REQUESTS,
         &[
             ("method", method),
-            ("route", &route),
+            ("route", route),
             ("status", status.as_str()),
         ],
         1,
     );
     registry.observe(
         names::HTTP_DURATION,
-        &[("method", method), ("route", &route)],
+        &[("method", method), ("route", route)],
         started.elapsed().as_secs_f64(),
     );
     if submit {
@@ -165,7 +171,7 @@ mod tests {
     #[test]
     fn a_missing_long_or_odd_request_id_is_replaced_by_a_new_one() {
         let fresh = request_id(&Request::new(Body::empty()));
-        assert_eq!(fresh.len(), 36, "{fresh}");
+        assert_eq!(fresh.len(), 36, "{fresh:?}");
         assert_ne!(request_id(&with_header(&"x".repeat(129))).len(), 129);
         assert_ne!(request_id(&with_header("has space")), "has space");
         assert_ne!(
