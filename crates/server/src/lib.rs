@@ -180,7 +180,7 @@ async fn timeout(limit: Duration, mut request: Request, next: Next) -> Response 
     match tokio::time::timeout(left, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(path = uri.path(), "request timed out");
+            tracing::warn!(path = %uri.path(), "request timed out");
             ApiError::Timeout.into_response()
         }
     }

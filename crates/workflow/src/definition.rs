@@ -56,6 +56,10 @@ pub(crate) struct Task {
     pub resource_pos: Pos,
     pub input_path: FilterPath,
     pub parameters: Option<Template>,
+    /// The `Parameters` build the task's input by lending the state input's
+    /// nodes ([`Template::lend`]): the `InputPath` is `$` and the template
+    /// [`lends`](Template::lends).
+    pub lends_parameters: bool,
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
     pub output_path: FilterPath,

@@ -340,10 +340,7 @@ impl Run<'_> {
         // input (`"order.$": "$.order"`) lend them instead: moved into the
         // task's input and given back when the task is done, as the state's
         // output needs them.
-        let lent = task
-            .parameters
-            .as_ref()
-            .filter(|p| task.input_path.is_root() && p.lends());
+        let lent = task.parameters.as_ref().filter(|_| task.lends_parameters);
         let task_input = match (&task.parameters, lent) {
             (_, Some(parameters)) => parameters.lend(&mut input)?,
             (Some(parameters), None) => parameters.apply(&*task.input_path.view(&input)?)?,

@@ -217,11 +217,15 @@ fn task(obj: &Object<'_>) -> Result<Task> {
             "Resource must not be empty",
         ));
     }
+    let input_path = obj.filter_path("InputPath")?;
+    let parameters = obj.template("Parameters")?;
+    let lends_parameters = input_path.is_root() && parameters.as_ref().is_some_and(Template::lends);
     Ok(Task {
         resource: resource_name.to_owned(),
         resource_pos: resource.value.pos,
-        input_path: obj.filter_path("InputPath")?,
-        parameters: obj.template("Parameters")?,
+        input_path,
+        parameters,
+        lends_parameters,
         result_selector: obj.template("ResultSelector")?,
         result_path: obj.result_path("ResultPath")?,
         output_path: obj.filter_path("OutputPath")?,

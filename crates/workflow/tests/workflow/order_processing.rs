@@ -213,6 +213,11 @@ async fn validation_error_routes_to_order_rejected() {
         run.input_of("Order Rejected")["error"],
         json!({"Error": "ValidationError", "Cause": "ValidationError from the fake"})
     );
+    // The task's Parameters lent the order to the task; the Catch sees it back.
+    assert_eq!(
+        run.input_of("Order Rejected")["order"],
+        order_input()["order"]
+    );
     let last = run.events.last().unwrap();
     assert_eq!(last.kind, EventKind::ExecutionFailed);
     assert_eq!(last.state.as_deref(), Some("Order Rejected"));
@@ -240,6 +245,17 @@ async fn transient_error_is_retried_with_backoff_then_succeeds() {
         run.outcome
     );
     assert_eq!(tasks.calls_to(STORAGE), 3);
+    let storage_inputs: Vec<_> = tasks
+        .calls()
+        .into_iter()
+        .filter(|(resource, _)| resource == STORAGE)
+        .map(|(_, input)| input)
+        .collect();
+    assert_eq!(
+        storage_inputs,
+        vec![json!({"order": order_input()["order"]}); 3],
+        "every attempt gets the whole order"
+    );
     assert_eq!(run.sleeps, [Duration::from_secs(1), Duration::from_secs(2)]);
     let retries: Vec<_> = run
         .events

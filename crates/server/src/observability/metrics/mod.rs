@@ -51,24 +51,26 @@ impl<T> Default for Series<T> {
     }
 }
 
+/// A hash of a series' name and labels that does not depend on the labels'
+/// order, as [`Key`]'s equality does not: the name's hash plus each label's.
 fn fingerprint<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    name.hash(&mut hasher);
-    for (k, v) in labels {
-        k.hash(&mut hasher);
-        v.hash(&mut hasher);
-    }
-    hasher.finish()
+    let hash = |part: &dyn Fn(&mut std::hash::DefaultHasher)| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        part(&mut hasher);
+        hasher.finish()
+    };
+    labels.fold(hash(&|h| name.hash(h)), |sum, (k, v)| {
+        sum.wrapping_add(hash(&|h| (k, v).hash(h)))
+    })
 }
 
-/// `key` is `name{labels}`, labels in the same order.
+/// `key` is `name{labels}`, in any order of the labels (as [`Key`]'s equality).
 fn is(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
     key.name() == name
         && key.labels().len() == labels.len()
         && key
             .labels()
-            .zip(labels)
-            .all(|(l, (k, v))| l.key() == *k && l.value() == *v)
+            .all(|l| labels.iter().any(|(k, v)| l.key() == *k && l.value() == *v))
 }
 
 impl<T> Series<T> {

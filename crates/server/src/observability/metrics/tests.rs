@@ -237,10 +237,29 @@ fn a_series_is_one_whether_recorded_directly_or_through_the_facade() {
         metrics::counter!(names::FULFILLMENT_ATTEMPTS, "outcome" => "failure").increment(1);
     });
     registry.increment(names::FULFILLMENT_ATTEMPTS, &labels, 4);
-    assert_eq!(registry.counter_sum(names::FULFILLMENT_ATTEMPTS, &labels), 9);
+    assert_eq!(
+        registry.counter_sum(names::FULFILLMENT_ATTEMPTS, &labels),
+        9
+    );
     assert_eq!(registry.counter_sum(names::FULFILLMENT_ATTEMPTS, &[]), 10);
     assert_eq!(registry.counter_series().len(), 2);
     registry.set_gauge(names::QUEUE_MESSAGES, &[], 5.0);
     assert_eq!(registry.gauge(names::QUEUE_MESSAGES, &[]), Some(5.0));
     assert_eq!(registry.gauge(names::QUEUE_MESSAGES, &labels), None);
+}
+
+#[test]
+fn the_order_of_a_series_labels_does_not_make_another_series() {
+    let registry = Registry::new();
+    let (method, route) = (("method", "POST"), ("route", "/order"));
+    registry.increment(names::HTTP_REQUESTS, &[method, route], 1);
+    registry.increment(names::HTTP_REQUESTS, &[route, method], 2);
+    metrics::with_local_recorder(&registry, || {
+        metrics::counter!(names::HTTP_REQUESTS, "route" => "/order", "method" => "POST")
+            .increment(4);
+    });
+    assert_eq!(registry.counter_series().len(), 1);
+    assert_eq!(registry.counter_sum(names::HTTP_REQUESTS, &[]), 7);
+    registry.increment(names::HTTP_REQUESTS, &[method, ("route", "/orders")], 1);
+    assert_eq!(registry.counter_series().len(), 2);
 }
