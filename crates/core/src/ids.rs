@@ -116,8 +116,13 @@ macro_rules! prefixed_id {
 
         impl TryFrom<String> for $name {
             type Error = IdError;
+            /// Like `parse`, keeping the string.
             fn try_from(s: String) -> Result<Self, IdError> {
-                $name::parse(&s)
+                if has_prefixed_digits(&s, $prefix) {
+                    Ok($name(s))
+                } else {
+                    Err(IdError::Invalid($field))
+                }
             }
         }
 

@@ -11,6 +11,7 @@ use crate::{CustomerId, Price, ProductId};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Configurable limits (`validation.max_quantity`, `validation.max_price`).
@@ -91,14 +92,11 @@ pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeErro
         Entries::parse(raw.get()).map_err(|e| DecodeError::Malformed(syntax_message(&e)))?;
 
     let mut errors = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, _) in &entries.0 {
-        if seen.contains(&key.as_str()) {
+    for (i, (key, _)) in entries.0.iter().enumerate() {
+        if entries.0[..i].iter().any(|(k, _)| k == key) {
             push_once(&mut errors, excerpt(key), "appears more than once");
-        } else {
-            seen.push(key);
         }
-        if !FIELDS.contains(&key.as_str()) {
+        if !FIELDS.contains(&key.as_ref()) {
             push_once(&mut errors, excerpt(key), "is not an allowed field");
         }
     }
@@ -112,29 +110,27 @@ pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeErro
 
     let customer_id = required(&mut errors, get("customerId"), "customerId", |raw| {
         let s = as_string(raw).ok_or("must be a string")?;
-        CustomerId::parse(&s).map_err(|_| "must be CUST- followed by 4 to 12 digits")
+        CustomerId::try_from(s).map_err(|_| "must be CUST- followed by 4 to 12 digits".into())
     });
     let product_id = required(&mut errors, get("productId"), "productId", |raw| {
         let s = as_string(raw).ok_or("must be a string")?;
-        ProductId::parse(&s).map_err(|_| "must be PROD- followed by 4 to 12 digits")
+        ProductId::try_from(s).map_err(|_| "must be PROD- followed by 4 to 12 digits".into())
     });
-    let quantity_rule = format!("must be an integer from 1 to {}", limits.max_quantity);
     let quantity = required(&mut errors, get("quantity"), "quantity", |raw| {
         number_text(raw)
             .and_then(Decimal::parse)
             .and_then(|d| d.as_integer())
             .filter(|q| (1..=i128::from(limits.max_quantity)).contains(q))
             .map(|q| q as u32)
-            .ok_or(quantity_rule.as_str())
+            .ok_or_else(|| format!("must be an integer from 1 to {}", limits.max_quantity).into())
     });
-    let too_large = format!("must be at most {}", limits.max_price);
     let price = required(&mut errors, get("price"), "price", |raw| {
         let text = number_text(raw).ok_or("must be a number")?;
         Price::from_decimal_text(text, limits.max_price.cents()).map_err(|e| match e {
-            PriceError::NotANumber => "must be a number",
-            PriceError::NotPositive => "must be greater than 0",
-            PriceError::TooPrecise => "must have at most 2 decimal places",
-            PriceError::TooLarge => too_large.as_str(),
+            PriceError::NotANumber => "must be a number".into(),
+            PriceError::NotPositive => "must be greater than 0".into(),
+            PriceError::TooPrecise => "must have at most 2 decimal places".into(),
+            PriceError::TooLarge => format!("must be at most {}", limits.max_price).into(),
         })
     });
     let metadata = get("metadata").and_then(|raw| decode_metadata(raw, &mut errors));
@@ -153,11 +149,12 @@ pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeErro
     }
 }
 
-fn required<'m, T>(
+/// Checks a required field; the message is made only for a refusal.
+fn required<T>(
     errors: &mut Vec<FieldError>,
     raw: Option<&str>,
     field: &str,
-    check: impl FnOnce(&str) -> Result<T, &'m str>,
+    check: impl FnOnce(&str) -> Result<T, Cow<'static, str>>,
 ) -> Option<T> {
     let Some(raw) = raw else {
         push_once(errors, field.to_owned(), "is required");
@@ -166,7 +163,7 @@ fn required<'m, T>(
     match check(raw) {
         Ok(v) => Some(v),
         Err(message) => {
-            push_once(errors, field.to_owned(), message);
+            push_once(errors, field.to_owned(), &message);
             None
         }
     }
@@ -190,13 +187,13 @@ fn decode_metadata(raw: &str, errors: &mut Vec<FieldError>) -> Option<Metadata> 
     }
     let mut out = Vec::with_capacity(entries.0.len());
     for (i, (key, value)) in entries.0.iter().enumerate() {
-        let field = format!("metadata.{}", excerpt(key));
+        let field = || format!("metadata.{}", excerpt(key));
         if entries.0[..i].iter().any(|(k, _)| k == key) {
-            bad(errors, field.clone(), "appears more than once");
+            bad(errors, field(), "appears more than once");
         }
         let chars = key.chars().count();
         if chars == 0 || chars > MAX_METADATA_KEY_CHARS {
-            bad(errors, field.clone(), "key must be 1 to 64 characters");
+            bad(errors, field(), "key must be 1 to 64 characters");
         }
         let v = value.get();
         // A number must fit a double: every JSON reader (and the order's
@@ -205,7 +202,7 @@ fn decode_metadata(raw: &str, errors: &mut Vec<FieldError>) -> Option<Metadata> 
         if number_text(v).is_some_and(|n| !n.parse::<f64>().is_ok_and(f64::is_finite)) {
             bad(
                 errors,
-                field,
+                field(),
                 "a number must be at most 1.7976931348623157e308 in magnitude",
             );
             continue;
@@ -220,10 +217,10 @@ fn decode_metadata(raw: &str, errors: &mut Vec<FieldError>) -> Option<Metadata> 
             number_text(v).map(|n| MetadataValue::Number(n.to_owned()))
         };
         match parsed {
-            Some(p) => out.push((key.clone(), p)),
+            Some(p) => out.push((key.to_string(), p)),
             None => bad(
                 errors,
-                field,
+                field(),
                 "must be a string of at most 256 characters, a number or a boolean",
             ),
         }
@@ -280,32 +277,56 @@ fn syntax_message(e: &serde_json::Error) -> String {
 }
 
 /// An object's entries in document order, duplicates kept, values unparsed.
-struct Entries(Vec<(String, Box<RawValue>)>);
+/// Keys and values borrow the body's text (a key is copied only when it
+/// has escapes to undo).
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-impl Entries {
-    fn parse(text: &str) -> Result<Entries, serde_json::Error> {
+impl<'a> Entries<'a> {
+    fn parse(text: &'a str) -> Result<Entries<'a>, serde_json::Error> {
         serde_json::from_str(text)
     }
 }
 
-impl<'de> Deserialize<'de> for Entries {
+impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Entries;
+            type Value = Entries<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
-                let mut out = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let value: Box<RawValue> = map.next_value()?;
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut out = Vec::with_capacity(8);
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &RawValue = map.next_value()?;
                     out.push((key, value));
                 }
                 Ok(Entries(out))
             }
         }
         d.deserialize_map(V).map_err(de::Error::custom)
+    }
+}
+
+/// An object's key, borrowed from the text when it can be.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -466,6 +487,20 @@ mod tests {
         let long = "k".repeat(500);
         let errs = fields(&with(&long, "1"));
         assert!(errs[0].0.len() <= 64, "the field name is cut to an excerpt");
+    }
+
+    #[test]
+    fn keys_with_escapes_are_read_as_their_text() {
+        let escaped = r#"{"customer\u0049d":"CUST-1001","productId":"PROD-2001","quantity":2,"price":1,"metadata":{"\u0073rc":"x"}}"#;
+        let order = decode(escaped).expect("escaped keys name the same fields");
+        assert_eq!(order.customer_id.as_str(), "CUST-1001");
+        let metadata = order.metadata.expect("metadata");
+        assert_eq!(metadata.0[0].0, "src");
+        let dup = r#"{"customerId":"CUST-1001","customer\u0049d":"CUST-1002","productId":"PROD-2001","quantity":2,"price":1}"#;
+        assert_eq!(
+            fields(dup),
+            [("customerId".to_owned(), "appears more than once".to_owned())]
+        );
     }
 
     #[test]
