@@ -86,20 +86,22 @@ fn corrupt(what: &str) -> rusqlite::Error {
 /// Reads an order row selected with [`ORDER_COLUMNS`] (its first
 /// [`ORDER_COLUMN_COUNT`] columns).
 pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
-    let id: String = row.get(0)?;
-    let customer: String = row.get(1)?;
-    let product: String = row.get(2)?;
+    // The id and status are read in place; the strings the order keeps are
+    // moved into it.
+    let id = row.get_ref(0)?.as_str()?;
+    let execution_arn = arn_from_stored(row.get(10)?, id);
     let metadata: Option<String> = row.get(5)?;
-    let status: String = row.get(6)?;
-    let execution_arn = arn_from_stored(row.get(10)?, &id);
     Ok(Order {
-        id: OrderId::parse(&id).map_err(|_| corrupt("orders.id"))?,
-        customer_id: CustomerId::parse(&customer).map_err(|_| corrupt("orders.customer_id"))?,
-        product_id: ProductId::parse(&product).map_err(|_| corrupt("orders.product_id"))?,
+        id: OrderId::parse(id).map_err(|_| corrupt("orders.id"))?,
+        customer_id: CustomerId::try_from(row.get::<_, String>(1)?)
+            .map_err(|_| corrupt("orders.customer_id"))?,
+        product_id: ProductId::try_from(row.get::<_, String>(2)?)
+            .map_err(|_| corrupt("orders.product_id"))?,
         quantity: row.get(3)?,
         price: Price::from_cents(row.get::<_, i64>(4)? as u64),
         metadata: metadata.map(|m| metadata_from_json(&m)).transpose()?,
-        status: OrderStatus::parse(&status).ok_or_else(|| corrupt("orders.status"))?,
+        status: OrderStatus::parse(row.get_ref(6)?.as_str()?)
+            .ok_or_else(|| corrupt("orders.status"))?,
         attempts: row.get(7)?,
         created_at: Timestamp(row.get(8)?),
         updated_at: Timestamp(row.get(9)?),
@@ -111,20 +113,18 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
 }
 
 fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|_| corrupt("orders.metadata"))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| corrupt("orders.metadata"))?;
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(text) else {
+        return Err(corrupt("orders.metadata"));
+    };
     let mut out = Vec::with_capacity(obj.len());
     for (k, v) in obj {
         let mv = match v {
-            serde_json::Value::String(s) => MetadataValue::String(s.clone()),
-            serde_json::Value::Bool(b) => MetadataValue::Bool(*b),
+            serde_json::Value::String(s) => MetadataValue::String(s),
+            serde_json::Value::Bool(b) => MetadataValue::Bool(b),
             serde_json::Value::Number(n) => MetadataValue::Number(n.to_string()),
             _ => return Err(corrupt("orders.metadata")),
         };
-        out.push((k.clone(), mv));
+        out.push((k, mv));
     }
     Ok(Metadata(out))
 }
