@@ -244,25 +244,9 @@ impl Template {
     /// [`give_back`](Self::give_back) puts them back. For a template that
     /// [`lends`](Self::lends). On an error, `input` has lost what was moved.
     pub fn lend(&self, input: &mut Value) -> Result<Value, String> {
-        Ok(match self {
-            Template::Literal(value) => value.clone(),
-            Template::Path(path) => match path.get_mut(input) {
-                Some(node) => std::mem::take(node),
-                None => return Err(path.not_found()),
-            },
-            Template::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|item| item.lend(input))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Template::Object(fields) => {
-                let mut out = Map::with_capacity(fields.len());
-                for (key, item) in fields {
-                    out.insert(key.clone(), item.lend(input)?);
-                }
-                Value::Object(out)
-            }
+        self.build(&mut |path| match path.get_mut(input) {
+            Some(node) => Ok(std::mem::take(node)),
+            None => Err(path.not_found()),
         })
     }
 
@@ -295,20 +279,28 @@ impl Template {
 
     /// Builds the payload from `input`; a path that does not resolve is an error.
     pub fn apply(&self, input: &Value) -> Result<Value, String> {
+        self.build(&mut |path| path.select(input))
+    }
+
+    /// The payload, each path's node given by `node`.
+    fn build(
+        &self,
+        node: &mut impl FnMut(&ReferencePath) -> Result<Value, String>,
+    ) -> Result<Value, String> {
         Ok(match self {
             Template::Literal(value) => value.clone(),
-            Template::Path(path) => path.select(input)?,
+            Template::Path(path) => node(path)?,
             Template::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|item| item.apply(input))
+                    .map(|item| item.build(node))
                     .collect::<Result<_, _>>()?,
             ),
             Template::Object(fields) => {
                 // Sized once: collecting through `Result` would grow it entry by entry.
                 let mut out = Map::with_capacity(fields.len());
                 for (key, item) in fields {
-                    out.insert(key.clone(), item.apply(input)?);
+                    out.insert(key.clone(), item.build(node)?);
                 }
                 Value::Object(out)
             }
