@@ -95,11 +95,7 @@ macro_rules! prefixed_id {
             #[doc = $prefix]
             /// ` followed by 4 to 12 digits.
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                if has_prefixed_digits(s, $prefix) {
-                    Ok($name(s.to_owned()))
-                } else {
-                    Err(IdError::Invalid($field))
-                }
+                $name::try_from(s.to_owned())
             }
 
             /// The id as text.
@@ -116,7 +112,7 @@ macro_rules! prefixed_id {
 
         impl TryFrom<String> for $name {
             type Error = IdError;
-            /// Like `parse`, keeping the string.
+            /// As `parse`, keeping the string.
             fn try_from(s: String) -> Result<Self, IdError> {
                 if has_prefixed_digits(&s, $prefix) {
                     Ok($name(s))

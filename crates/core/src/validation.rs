@@ -93,7 +93,7 @@ pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeErro
 
     let mut errors = Vec::new();
     for (i, (key, _)) in entries.0.iter().enumerate() {
-        if entries.0[..i].iter().any(|(k, _)| k == key) {
+        if entries.repeats(i) {
             push_once(&mut errors, excerpt(key), "appears more than once");
         }
         if !FIELDS.contains(&key.as_ref()) {
@@ -188,7 +188,7 @@ fn decode_metadata(raw: &str, errors: &mut Vec<FieldError>) -> Option<Metadata> 
     let mut out = Vec::with_capacity(entries.0.len());
     for (i, (key, value)) in entries.0.iter().enumerate() {
         let field = || format!("metadata.{}", excerpt(key));
-        if entries.0[..i].iter().any(|(k, _)| k == key) {
+        if entries.repeats(i) {
             bad(errors, field(), "appears more than once");
         }
         let chars = key.chars().count();
@@ -284,6 +284,12 @@ struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 impl<'a> Entries<'a> {
     fn parse(text: &'a str) -> Result<Entries<'a>, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Entry `i`'s key appeared before it.
+    fn repeats(&self, i: usize) -> bool {
+        let key = &self.0[i].0;
+        self.0[..i].iter().any(|(k, _)| k == key)
     }
 }
 
