@@ -56,18 +56,30 @@ pub(crate) fn local_execution_arn(state_machine: &str, id: &str) -> String {
 /// apart from a name when read, so it is refused.
 fn arn_to_store<'a>(arn: &'a str, id: &str) -> Result<&'a str, PortError> {
     let name = arn
-        .strip_suffix(id)
+        .strip_prefix(local_arn_prefix())
+        .and_then(|rest| rest.strip_suffix(id))
         .and_then(|rest| rest.strip_suffix(':'))
-        .and_then(|rest| rest.rsplit_once(':'))
-        .map(|(_, name)| name);
+        .filter(|name| !name.contains(':'));
     match name {
-        Some(name) if local_execution_arn(name, id) == arn => Ok(name),
+        Some(name) => Ok(name),
         _ if arn.starts_with("arn:") => Ok(arn),
         _ => Err(PortError::new(
             ErrorKind::Internal,
             format!("order {id}: its execution ARN {arn:?} does not start with \"arn:\""),
         )),
     }
+}
+
+/// What every [`local_execution_arn`] has before the state machine's name
+/// (which the order's id follows after a `:`), made once from that function
+/// so that the ARN's form stays in one place: each insert compares with it
+/// rather than making the ARN again.
+fn local_arn_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let unnamed = local_execution_arn("", "");
+        unnamed.strip_suffix(':').unwrap_or(&unnamed).to_owned()
+    })
 }
 
 /// The ARN that [`arn_to_store`] stored as `stored`.
@@ -634,12 +646,18 @@ mod tests {
         let other_id = local_execution_arn("dofs-dev-order-processing", "another");
         let other_region = local.replace(":local:", ":eu-west-1:");
         let unnamed = local_execution_arn("", id);
-        for arn in [&local, &other_id, &other_region, &unnamed] {
+        let colon = local_execution_arn("a:b", id);
+        for arn in [&local, &other_id, &other_region, &unnamed, &colon] {
             let kept = stored(arn).expect("an ARN is stored");
             assert_eq!(&arn_from_stored(kept, id), arn);
         }
         assert_eq!(stored(&other_id).ok(), Some(other_id.clone()));
         assert_eq!(stored(&other_region).ok(), Some(other_region.clone()));
+        assert_eq!(
+            stored(&colon).ok(),
+            Some(colon.clone()),
+            "a name has no ':'"
+        );
         // Not an ARN: it would read back as a state machine's name.
         let refused = stored("exec-1").expect_err("not an ARN");
         assert_eq!(refused.kind, ErrorKind::Internal);
