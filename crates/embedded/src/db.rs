@@ -20,7 +20,7 @@ pub const MAX_BATCH: usize = 2048;
 /// The schema version this build writes (`PRAGMA user_version`). Version 1
 /// is the first release's file, which carried no version. Version 5 changed
 /// no table: `orders.execution_arn` may hold only the state machine's name
-/// (the ARN is made again when read, see `store::arn_to_store`), which a
+/// (the ARN is made again when read, see `store::row::arn_to_store`), which a
 /// build of version 4 would show as the ARN, so such a build must refuse the
 /// file; rows written before keep their whole ARN and read as they are.
 pub const SCHEMA_VERSION: i64 = 5;
