@@ -67,13 +67,16 @@ pub(super) fn file_checks(
         integrity,
     );
 
-    let mut st = conn.prepare("SELECT id, status FROM orders")?;
+    // The file keeps an order's id as its 16 bytes: each is read as its
+    // 32 hex digits and compared with an id's digits.
+    let mut st = conn.prepare("SELECT lower(hex(id)), status FROM orders")?;
     let stored: HashMap<String, String> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let digits = |id: &str| id.replace('-', "").to_ascii_lowercase();
     let missing: Vec<&String> = acked
         .iter()
-        .filter(|id| !stored.contains_key(*id))
+        .filter(|id| !stored.contains_key(&digits(id)))
         .collect();
     check(
         checks,

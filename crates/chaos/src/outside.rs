@@ -124,9 +124,11 @@ pub(super) fn outside_checks(
             late.push(id.clone());
         }
         let status: Option<String> = conn
-            .query_row("SELECT status FROM orders WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT status FROM orders WHERE id = unhex(?1, '-')",
+                [id],
+                |r| r.get(0),
+            )
             .ok();
         if status.as_deref() != Some("CANCELLED") {
             not_cancelled.push(format!("{id} is {status:?}"));

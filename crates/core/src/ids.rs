@@ -25,9 +25,18 @@ impl OrderId {
             .map_err(|_| IdError::Invalid("orderId"))
     }
 
-    /// The hyphenated lower-case form on the stack, for SQL parameters and
-    /// keys: neither `fmt` nor an allocation (an order's lifecycle binds its
-    /// id about seven times).
+    /// The id's 16 bytes, as the SQLite file keys orders by them.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// The id whose [`OrderId::as_bytes`] are `bytes`; none unless there are 16.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        uuid::Uuid::from_slice(bytes).ok().map(OrderId)
+    }
+
+    /// The hyphenated lower-case form on the stack, for the queue's message
+    /// ids, execution ARNs and logs: neither `fmt` nor an allocation.
     pub fn text(&self) -> IdText {
         let mut text = [0; 36];
         self.0.hyphenated().encode_lower(&mut text);
@@ -164,5 +173,22 @@ mod tests {
         assert_eq!(a.text().as_str(), a.0.hyphenated().to_string());
         assert!(a < b);
         assert!(OrderId::parse("not-an-id").is_err());
+    }
+
+    /// The SQLite file keys orders by their bytes and lists them in that
+    /// order: it must be the order of the ids and of their text.
+    #[test]
+    fn an_order_id_s_bytes_give_it_back_and_sort_as_its_text() {
+        let ids: Vec<OrderId> = (0..50).map(|_| OrderId::generate()).collect();
+        let older = OrderId::parse("01900000-0000-7000-8000-00000000ffff").expect("id");
+        let newer = OrderId::parse("01900000-0001-7000-8000-000000000000").expect("id");
+        for pair in ids.windows(2).chain([[older, newer].as_slice()]) {
+            let (a, b) = (pair[0], pair[1]);
+            assert_eq!(OrderId::from_bytes(a.as_bytes()), Some(a));
+            assert_eq!(a.as_bytes() < b.as_bytes(), a.to_string() < b.to_string());
+            assert_eq!(a.as_bytes() < b.as_bytes(), a < b);
+        }
+        assert_eq!(OrderId::from_bytes(&[0; 15]), None);
+        assert_eq!(OrderId::from_bytes(&[0; 17]), None);
     }
 }

@@ -23,11 +23,15 @@ pub const MAX_BATCH: usize = 2048;
 /// (the ARN is made again when read, see `store::row::arn_to_store`), which a
 /// build of version 4 would show as the ARN, so such a build must refuse the
 /// file; rows written before keep their whole ARN and read as they are.
-pub const SCHEMA_VERSION: i64 = 5;
+/// Version 6 keeps every column that names an order (`orders.id`, and
+/// `order_id` in `fulfillments`, `events`, `failed_orders` and
+/// `idempotency_keys`) as the id's 16 bytes rather than its 36 characters:
+/// smaller keys in the b-trees every order writes (see [`ORDER_KEYED`]).
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
-    id TEXT PRIMARY KEY,
+    id BLOB PRIMARY KEY,
     customer_id TEXT NOT NULL,
     product_id TEXT NOT NULL,
     quantity INTEGER NOT NULL,
@@ -50,12 +54,12 @@ CREATE TABLE IF NOT EXISTS order_counts (
     n INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fulfillments (
-    order_id TEXT PRIMARY KEY,
+    order_id BLOB PRIMARY KEY,
     fulfilled_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failed_orders (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    order_id TEXT NOT NULL,
+    order_id BLOB NOT NULL,
     reason TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     failed_at INTEGER NOT NULL,
@@ -80,7 +84,7 @@ CREATE INDEX IF NOT EXISTS executions_running ON executions (status) WHERE statu
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
-    order_id TEXT NOT NULL,
+    order_id BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency_keys (created_at);
@@ -95,7 +99,7 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at) WHERE visible_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
-    order_id TEXT NOT NULL,
+    order_id BLOB NOT NULL,
     type INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     occurred_at INTEGER NOT NULL,
@@ -134,14 +138,15 @@ ALTER TABLE fulfillments RENAME TO fulfillments_v1;
 ALTER TABLE queue RENAME TO queue_v1;
 "#;
 
-/// From version 1 to 2, after [`SCHEMA`] ran: the rows of the old tables.
+/// From version 1 to 2, after [`SCHEMA`] ran: the rows of the old tables,
+/// their order ids as version 6 keeps them (see [`ORDER_KEYED`]).
 const MIGRATE_1_TO_2_COPY: &str = r#"
 INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
     created_at, updated_at, execution_arn, failure_reason)
-  SELECT id, customer_id, product_id, quantity, price_cents, metadata, status, attempts,
+  SELECT unhex(id, '-'), customer_id, product_id, quantity, price_cents, metadata, status, attempts,
     created_at, updated_at, execution_arn, failure_reason FROM orders_v1;
 DROP TABLE orders_v1;
-INSERT INTO fulfillments (order_id, fulfilled_at) SELECT order_id, fulfilled_at FROM fulfillments_v1;
+INSERT INTO fulfillments (order_id, fulfilled_at) SELECT unhex(order_id, '-'), fulfilled_at FROM fulfillments_v1;
 DROP TABLE fulfillments_v1;
 INSERT INTO queue (id, body, sent_at, visible_at, receive_count, first_received_at)
   SELECT id, body, sent_at, visible_at, receive_count, first_received_at FROM queue_v1;
@@ -162,6 +167,88 @@ ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
 const MIGRATE_3_TO_4: &str = r#"
 ALTER TABLE orders ADD COLUMN request_id TEXT;
 "#;
+
+/// The tables with a column that names an order, each with its rows' copy
+/// from the table as version 5 (or an earlier one) kept it, set aside as
+/// `{table}_v5` by [`set_aside_for_6`]: the same columns, the order's id
+/// as its 16 bytes (`unhex` of the text without its hyphens).
+const ORDER_KEYED: [(&str, &str); 5] = [
+    (
+        "orders",
+        "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
+           created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, \
+           cancel_reason, request_id) \
+         SELECT unhex(id, '-'), customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
+           created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, \
+           cancel_reason, request_id FROM orders_v5",
+    ),
+    (
+        "fulfillments",
+        "INSERT INTO fulfillments (order_id, fulfilled_at) \
+         SELECT unhex(order_id, '-'), fulfilled_at FROM fulfillments_v5",
+    ),
+    (
+        "failed_orders",
+        "INSERT INTO failed_orders (seq, order_id, reason, attempts, failed_at, order_json) \
+         SELECT seq, unhex(order_id, '-'), reason, attempts, failed_at, order_json FROM failed_orders_v5",
+    ),
+    (
+        "idempotency_keys",
+        "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) \
+         SELECT key, fingerprint, unhex(order_id, '-'), created_at FROM idempotency_keys_v5",
+    ),
+    (
+        "events",
+        "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) \
+         SELECT seq, unhex(order_id, '-'), type, attempts, occurred_at, failure_reason FROM events_v5",
+    ),
+];
+
+/// To version 6, before [`SCHEMA`] runs: each table of [`ORDER_KEYED`] the
+/// file has steps aside as `{table}_v5`, its indexes dropped (SCHEMA makes
+/// them again by the same names); the tables set aside. A version 1 file's
+/// `orders` and `fulfillments` were set aside already by [`MIGRATE_1_TO_2`].
+fn set_aside_for_6(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
+    let mut aside = Vec::new();
+    for (table, _) in ORDER_KEYED {
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            continue;
+        }
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+            )?
+            .query_map([table], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for index in indexes {
+            conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+        }
+        conn.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_v5"))?;
+        aside.push(table);
+    }
+    Ok(aside)
+}
+
+/// To version 6, after [`SCHEMA`] ran: the rows of the tables set aside,
+/// which are then dropped. An id that is not a UUID's text (none that DOFS
+/// wrote) would become NULL and fail the copy, and with it the migration.
+fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
+    for (table, copy) in ORDER_KEYED {
+        if aside.contains(&table) {
+            conn.execute_batch(copy)?;
+            conn.execute_batch(&format!("DROP TABLE {table}_v5"))?;
+        }
+    }
+    Ok(())
+}
 
 /// What opening a file would do to its schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,10 +337,16 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         if (2..=3).contains(&from) {
             conn.execute_batch(MIGRATE_3_TO_4)?;
         }
+        let aside = if from < 6 {
+            set_aside_for_6(conn)?
+        } else {
+            Vec::new()
+        };
         conn.execute_batch(SCHEMA)?;
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2_COPY)?;
         }
+        copy_for_6(conn, &aside)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(plan)
     });

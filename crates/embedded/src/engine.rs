@@ -465,7 +465,10 @@ pub(crate) async fn read_execution(
                 .prepare_cached(
                     "SELECT w.id, w.definition FROM orders o JOIN workflows w ON w.id = o.workflow WHERE o.id = ?1",
                 )
-                .and_then(|mut st| st.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .and_then(|mut st| {
+                    st.query_row([order_id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
                 .map_err(sql_err)?;
             Ok((None, workflow.map(|w| (order, w))))
         })

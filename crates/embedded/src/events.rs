@@ -34,7 +34,7 @@ pub(crate) fn record_in(
     )
     .and_then(|mut st| {
         st.execute(params![
-            order.id.text().as_str(),
+            order.id.as_bytes(),
             type_code(kind),
             order.attempts,
             order.updated_at.millis(),
@@ -205,10 +205,7 @@ impl EventLog for SqliteEventLog {
                     select_list()
                 );
                 conn.prepare_cached(&sql)
-                    .and_then(|mut st| {
-                        st.query_map([id.text().as_str()], event_from_row)?
-                            .collect()
-                    })
+                    .and_then(|mut st| st.query_map([id.as_bytes()], event_from_row)?.collect())
                     .map_err(sql_err)
             })
             .await

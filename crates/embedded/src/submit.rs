@@ -64,7 +64,7 @@ fn claim_key(
     id: OrderId,
     now: Timestamp,
 ) -> Result<Option<Submitted>, PortError> {
-    let seen: Option<(String, String)> = conn
+    let seen: Option<(String, Vec<u8>)> = conn
         .prepare_cached(
             "SELECT fingerprint, order_id FROM idempotency_keys WHERE key = ?1 AND created_at > ?2",
         )
@@ -80,8 +80,8 @@ fn claim_key(
         if fingerprint != claim.fingerprint {
             return Ok(Some(Submitted::KeyReused));
         }
-        let first = OrderId::parse(&first)
-            .map_err(|_| PortError::new(ErrorKind::Internal, "corrupt idempotency record"))?;
+        let first = OrderId::from_bytes(&first)
+            .ok_or_else(|| PortError::new(ErrorKind::Internal, "corrupt idempotency record"))?;
         return match get_order(conn, first)? {
             Some(order) => Ok(Some(Submitted::Replayed { order })),
             None => Err(PortError::new(
@@ -94,7 +94,7 @@ fn claim_key(
         "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (key) DO UPDATE SET fingerprint = ?2, order_id = ?3, created_at = ?4",
     )
-    .and_then(|mut st| st.execute(params![claim.key, claim.fingerprint, id.text().as_str(), now.millis()]))
+    .and_then(|mut st| st.execute(params![claim.key, claim.fingerprint, id.as_bytes(), now.millis()]))
     .map_err(sql_err)?;
     Ok(None)
 }

@@ -192,6 +192,16 @@ struct Snapshot {
     last_events: BTreeMap<String, (i64, u32)>,
 }
 
+/// The order id in column `i`, kept in the file as its 16 bytes, as text.
+fn id_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    let bytes = row.get_ref(i)?.as_blob()?;
+    OrderId::from_bytes(bytes)
+        .map(|id| id.to_string())
+        .ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(i, "order id".into(), rusqlite::types::Type::Blob)
+        })
+}
+
 async fn snapshot(db: &Db) -> Result<Snapshot, String> {
     db.read(|conn| {
         let q = |e: rusqlite::Error| PortError::new(ErrorKind::Internal, e.to_string());
@@ -201,11 +211,7 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             .map_err(q)?;
         let rows = st
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u32>(2)?,
-                ))
+                Ok((id_at(r, 0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
             })
             .map_err(q)?;
         for row in rows {
@@ -226,12 +232,19 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
                 .map_err(q)?;
             Ok(v)
         };
-        let fulfillments = strings("SELECT order_id FROM fulfillments ORDER BY order_id")?;
+        let mut st = conn
+            .prepare_cached("SELECT order_id FROM fulfillments ORDER BY order_id")
+            .map_err(q)?;
+        let fulfillments = st
+            .query_map([], |r| id_at(r, 0))
+            .map_err(q)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(q)?;
         let mut st = conn
             .prepare_cached("SELECT order_id, attempts, reason FROM failed_orders ORDER BY seq")
             .map_err(q)?;
         let failed_rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| Ok((id_at(r, 0)?, r.get(1)?, r.get(2)?)))
             .map_err(q)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(q)?;
@@ -273,7 +286,7 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             )
             .map_err(q)?;
         let last_events = st
-            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .query_map([], |r| Ok((id_at(r, 0)?, (r.get(1)?, r.get(2)?))))
             .map_err(q)?
             .collect::<rusqlite::Result<BTreeMap<String, (i64, u32)>>>()
             .map_err(q)?;

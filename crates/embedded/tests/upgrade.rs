@@ -4,10 +4,11 @@
 //! `fixtures/schema-2.db` by schema version 2 (commit 48f56cd), and
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
 //! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
-//! `fixtures/schema-5.db` by schema version 5, the current one (commit
-//! 05582b2). Each holds 40 orders (FULFILLED, and FAILED ones with their
-//! dead letters and failed-orders rows), their executions, and three
-//! idempotency records; the third, fourth and fifth also their order events.
+//! `fixtures/schema-5.db` by schema version 5 (commit 05582b2), and
+//! `fixtures/schema-6.db` by schema version 6, the current one. Each holds
+//! 40 orders (FULFILLED, and FAILED ones with their dead letters and
+//! failed-orders rows), their executions, and three idempotency records;
+//! the third and later ones also their order events.
 //! The current version always has its fixture (a test checks it), so the
 //! release that next changes the schema meets a file this one wrote.
 
@@ -54,12 +55,31 @@ async fn start_migrated(from: i64) -> (tempfile::TempDir, Embedded) {
     (dir, embedded)
 }
 
-/// `PRAGMA integrity_check` finds nothing wrong.
+/// `PRAGMA integrity_check` finds nothing wrong, and every column that
+/// names an order holds the id's 16 bytes (schema version 6).
 fn assert_intact(conn: &Connection) {
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity");
     assert_eq!(integrity, "ok");
+    for (table, column) in [
+        ("orders", "id"),
+        ("fulfillments", "order_id"),
+        ("events", "order_id"),
+        ("failed_orders", "order_id"),
+        ("idempotency_keys", "order_id"),
+    ] {
+        let other: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE typeof({column}) != 'blob' OR length({column}) != 16"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(other, 0, "{table}.{column} holds ids of another form");
+    }
 }
 
 /// Submits a new order (sent by `request`) and waits for it to be fulfilled.
@@ -386,7 +406,7 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
     let kept: Option<String> = conn
         .query_row(
             "SELECT request_id FROM orders WHERE id = ?1",
-            [id.to_string()],
+            [id.as_bytes()],
             |r| r.get(0),
         )
         .expect("the new order");
@@ -429,13 +449,130 @@ async fn a_schema_4_database_is_migrated_and_every_order_keeps_its_execution_arn
     let stored = |id: OrderId| -> String {
         conn.query_row(
             "SELECT execution_arn FROM orders WHERE id = ?1",
-            [id.to_string()],
+            [id.as_bytes()],
             |r| r.get(0),
         )
         .expect("the order's row")
     };
     assert_eq!(stored(old[0].id), arn_of(old[0].id));
     assert_eq!(stored(id), "dofs-dev-order-processing");
+    assert_intact(&conn);
+}
+
+/// Version 5 kept order ids as text; each of its orders, events, failed
+/// orders and idempotency records is found by its id after the migration,
+/// and the orders list in the same order, page by page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_5_database_is_migrated_and_everything_is_found_by_its_order_id() {
+    let dir = data_dir_with("schema-5.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        assert_eq!(
+            schema_plan(&conn).expect("plan"),
+            SchemaPlan::Migrate { from: 5 }
+        );
+        let now = SystemClock.now().millis();
+        conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
+            .expect("renew the fixture's idempotency keys");
+    }
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    let embedded = Embedded::start(config)
+        .await
+        .expect("start on the old file");
+    let backend = embedded.backend();
+    let old = fixture_orders(&embedded).await;
+    let mut newest_first: Vec<OrderId> = old.iter().map(|o| o.id).collect();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        old.iter().map(|o| o.id).collect::<Vec<_>>(),
+        newest_first,
+        "listed newest first, as the ids sort"
+    );
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = backend
+            .orders
+            .list(None, 7, cursor.as_deref())
+            .await
+            .expect("page");
+        paged.extend(page.items.iter().map(|o| o.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, newest_first, "the cursor walks the same order");
+    let mut events = 0;
+    for order in &old {
+        let again = backend
+            .orders
+            .get(order.id)
+            .await
+            .expect("get")
+            .expect("found by its id");
+        assert_eq!(&again, order);
+        let of_order = backend.events.of_order(order.id).await.expect("events");
+        assert!(of_order.len() >= 3, "{}: {of_order:?}", order.id);
+        assert!(of_order.iter().all(|e| e.order_id() == order.id));
+        events += of_order.len();
+    }
+    let feed = backend.events.after(None, 1000).await.expect("feed");
+    assert_eq!(feed.items.len(), events, "every event belongs to its order");
+    let failed = backend.orders.list_failed(100, None).await.expect("failed");
+    assert!(!failed.items.is_empty());
+    for f in &failed.items {
+        let order = old.iter().find(|o| o.id == f.order_id).expect("its order");
+        assert_eq!(order.status, OrderStatus::Failed);
+    }
+
+    // An idempotency key of the old file replays its own order.
+    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99,"metadata":{"n":1,"note":"fixture"}}"#;
+    let fingerprint: String = embedded
+        .db()
+        .read(|c| {
+            c.query_row(
+                "SELECT fingerprint FROM idempotency_keys WHERE key = 'fixture-1'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(dofs_embedded::db::sql_err)
+        })
+        .await
+        .expect("the fixture's key");
+    let replay = backend
+        .workflow
+        .start(
+            OrderId::generate(),
+            decode_order(body, &Limits::default()).expect("order"),
+            Some(IdempotencyClaim {
+                key: "fixture-1".into(),
+                fingerprint,
+            }),
+            None,
+        )
+        .await
+        .expect("replay");
+    match replay {
+        dofs_core::ports::Submitted::Replayed { order } => {
+            assert!(old.iter().any(|o| o.id == order.id), "{order:?}");
+        }
+        other => panic!("not replayed: {other:?}"),
+    }
+
+    retry_a_failed_order(&embedded, &old).await;
+    fulfill_new_order(&embedded, Some("upgrade-req-5")).await;
+    embedded.shutdown().await;
+
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let orders: i64 = conn
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(orders, 41);
     assert_intact(&conn);
 }
 

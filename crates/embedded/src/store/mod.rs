@@ -45,7 +45,7 @@ pub(crate) fn insert_order(
     )
     .and_then(|mut st| {
         st.execute(params![
-            id.as_str(),
+            o.id.as_bytes(),
             o.customer_id.as_str(),
             o.product_id.as_str(),
             o.quantity,
@@ -114,10 +114,7 @@ pub(crate) fn discard_counts() {
 /// Reads one order inside a connection (reader or writer).
 pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, PortError> {
     conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))
-        .and_then(|mut st| {
-            st.query_row([id.text().as_str()], order_from_row)
-                .optional()
-        })
+        .and_then(|mut st| st.query_row([id.as_bytes()], order_from_row).optional())
         .map_err(sql_err)
 }
 
@@ -131,7 +128,7 @@ pub(crate) fn get_order_and_request(
         "SELECT {ORDER_COLUMNS}, request_id FROM orders WHERE id = ?1"
     ))
     .and_then(|mut st| {
-        st.query_row([id.text().as_str()], |row| {
+        st.query_row([id.as_bytes()], |row| {
             Ok((order_from_row(row)?, row.get(ORDER_COLUMN_COUNT)?))
         })
         .optional()
@@ -229,7 +226,7 @@ fn write_change(conn: &Connection, before: &Order, order: &Order) -> Result<usiz
     )
     .and_then(|mut st| {
         st.execute(params![
-            order.id.text().as_str(),
+            order.id.as_bytes(),
             order.status.as_str(),
             order.attempts,
             order.failure_reason,
@@ -261,9 +258,7 @@ fn record_change(conn: &Connection, before: OrderStatus, order: &Order) -> Resul
     }
     if order.status == OrderStatus::Fulfilled {
         conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
-            .and_then(|mut st| {
-                st.execute(params![order.id.text().as_str(), order.updated_at.millis()])
-            })
+            .and_then(|mut st| st.execute(params![order.id.as_bytes(), order.updated_at.millis()]))
             .map_err(sql_err)?;
     }
     Ok(())
@@ -279,12 +274,13 @@ fn same_content(a: &Order, b: &Order) -> bool {
 }
 
 fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, FailedOrder)> {
-    let id: String = row.get(1)?;
+    let order_id = OrderId::from_bytes(row.get_ref(1)?.as_blob()?)
+        .ok_or_else(|| corrupt("failed_orders.order_id"))?;
     let order_json: String = row.get(5)?;
     Ok((
         row.get(0)?,
         FailedOrder {
-            order_id: OrderId::parse(&id).map_err(|_| corrupt("failed_orders.order_id"))?,
+            order_id,
             reason: row.get(2)?,
             attempts: row.get(3)?,
             failed_at: Timestamp(row.get(4)?),
@@ -328,7 +324,7 @@ impl OrderStore for SqliteOrderStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, PortError> {
         let cursor = match cursor {
-            Some(c) => Some(OrderId::parse(c).map_err(|_| bad_cursor())?.to_string()),
+            Some(c) => Some(OrderId::parse(c).map_err(|_| bad_cursor())?),
             None => None,
         };
         let limit = limit.clamp(1, 500);
@@ -348,7 +344,11 @@ impl OrderStore for SqliteOrderStore {
                 let mut st = conn.prepare_cached(&sql).map_err(sql_err)?;
                 let rows = st
                     .query_map(
-                        params![status.map(|s| s.as_str()), cursor, limit as i64 + 1],
+                        params![
+                            status.map(|s| s.as_str()),
+                            cursor.as_ref().map(OrderId::as_bytes),
+                            limit as i64 + 1
+                        ],
                         order_from_row,
                     )
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Order>>>())
@@ -453,7 +453,7 @@ pub(crate) fn insert_failed_row(conn: &Connection, failed: &FailedOrder) -> Resu
     )
     .and_then(|mut st| {
         st.execute(params![
-            failed.order_id.to_string(),
+            failed.order_id.as_bytes(),
             failed.reason,
             failed.attempts,
             failed.failed_at.millis(),
@@ -548,7 +548,7 @@ mod tests {
             .read(move |conn| {
                 conn.query_row(
                     "SELECT COUNT(*) FROM fulfillments WHERE order_id = ?1",
-                    [id.to_string()],
+                    [id.as_bytes()],
                     |r| r.get(0),
                 )
                 .map_err(sql_err)

@@ -85,11 +85,11 @@ pub(super) fn corrupt(what: &str) -> rusqlite::Error {
 pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
     // The id and status are read in place; the strings the order keeps are
     // moved into it.
-    let id = row.get_ref(0)?.as_str()?;
-    let execution_arn = arn_from_stored(row.get(10)?, id);
+    let id = OrderId::from_bytes(row.get_ref(0)?.as_blob()?).ok_or_else(|| corrupt("orders.id"))?;
+    let execution_arn = arn_from_stored(row.get(10)?, id.text().as_str());
     let metadata: Option<String> = row.get(5)?;
     Ok(Order {
-        id: OrderId::parse(id).map_err(|_| corrupt("orders.id"))?,
+        id,
         customer_id: CustomerId::try_from(row.get::<_, String>(1)?)
             .map_err(|_| corrupt("orders.customer_id"))?,
         product_id: ProductId::try_from(row.get::<_, String>(2)?)
