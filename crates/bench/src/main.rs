@@ -94,7 +94,7 @@ fn sqlite(rows: u64, batch: u64) -> anyhow::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(
-        "CREATE TABLE orders (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, product_id TEXT NOT NULL, \
+        "CREATE TABLE orders (id BLOB PRIMARY KEY, customer_id TEXT NOT NULL, product_id TEXT NOT NULL, \
          quantity INTEGER NOT NULL, price_cents INTEGER NOT NULL, metadata TEXT, status TEXT NOT NULL, \
          created_at INTEGER NOT NULL)",
     )?;
@@ -107,11 +107,8 @@ fn sqlite(rows: u64, batch: u64) -> anyhow::Result<()> {
                 "INSERT INTO orders VALUES (?1, 'CUST-1001', 'PROD-2001', 2, 2999, '{\"source\":\"bench\"}', 'PENDING', ?2)",
             )?;
             for _ in 0..batch.min(rows - n) {
-                // Time-ordered ids, as DOFS's UUIDv7 are.
-                st.execute(rusqlite::params![
-                    format!("{n:020}-bench-order-id"),
-                    n as i64
-                ])?;
+                // Time-ordered 16-byte ids, as DOFS keeps its UUIDv7 ids.
+                st.execute(rusqlite::params![u128::from(n).to_be_bytes(), n as i64])?;
                 n += 1;
             }
         }

@@ -67,16 +67,15 @@ pub(super) fn file_checks(
         integrity,
     );
 
-    // The file keeps an order's id as its 16 bytes: each is read as its
-    // 32 hex digits and compared with an id's digits.
+    // The file keeps an order's id as its 16 bytes: read as 32 hex digits,
+    // each is written again in the API's form to be compared with its ids.
     let mut st = conn.prepare("SELECT lower(hex(id)), status FROM orders")?;
     let stored: HashMap<String, String> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([], |r| Ok((uuid_text(&r.get::<_, String>(0)?), r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let digits = |id: &str| id.replace('-', "").to_ascii_lowercase();
     let missing: Vec<&String> = acked
         .iter()
-        .filter(|id| !stored.contains_key(&digits(id)))
+        .filter(|id| !stored.contains_key(*id))
         .collect();
     check(
         checks,
@@ -173,4 +172,19 @@ pub(super) fn file_checks(
         ),
     );
     Ok(())
+}
+
+/// A UUID's 32 hex digits in its hyphenated form (8-4-4-4-12); other text as it is.
+fn uuid_text(digits: &str) -> String {
+    if digits.len() != 32 || !digits.is_ascii() {
+        return digits.to_owned();
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &digits[..8],
+        &digits[8..12],
+        &digits[12..16],
+        &digits[16..20],
+        &digits[20..]
+    )
 }

@@ -168,13 +168,14 @@ const MIGRATE_3_TO_4: &str = r#"
 ALTER TABLE orders ADD COLUMN request_id TEXT;
 "#;
 
-/// The tables with a column that names an order, each with its rows' copy
-/// from the table as version 5 (or an earlier one) kept it, set aside as
-/// `{table}_v5` by [`set_aside_for_6`]: the same columns, the order's id
-/// as its 16 bytes (`unhex` of the text without its hyphens).
-const ORDER_KEYED: [(&str, &str); 5] = [
+/// The tables with a column that names an order: the table, the column,
+/// and its rows' copy from the table as version 5 (or an earlier one) kept
+/// it, set aside as `{table}_v5` by [`set_aside_for_6`]: the same columns,
+/// the order's id as its 16 bytes (`unhex` of the text without its hyphens).
+const ORDER_KEYED: [(&str, &str, &str); 5] = [
     (
         "orders",
+        "id",
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
            created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, \
            cancel_reason, request_id) \
@@ -184,21 +185,25 @@ const ORDER_KEYED: [(&str, &str); 5] = [
     ),
     (
         "fulfillments",
+        "order_id",
         "INSERT INTO fulfillments (order_id, fulfilled_at) \
          SELECT unhex(order_id, '-'), fulfilled_at FROM fulfillments_v5",
     ),
     (
         "failed_orders",
+        "order_id",
         "INSERT INTO failed_orders (seq, order_id, reason, attempts, failed_at, order_json) \
          SELECT seq, unhex(order_id, '-'), reason, attempts, failed_at, order_json FROM failed_orders_v5",
     ),
     (
         "idempotency_keys",
+        "order_id",
         "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) \
          SELECT key, fingerprint, unhex(order_id, '-'), created_at FROM idempotency_keys_v5",
     ),
     (
         "events",
+        "order_id",
         "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) \
          SELECT seq, unhex(order_id, '-'), type, attempts, occurred_at, failure_reason FROM events_v5",
     ),
@@ -210,7 +215,7 @@ const ORDER_KEYED: [(&str, &str); 5] = [
 /// `orders` and `fulfillments` were set aside already by [`MIGRATE_1_TO_2`].
 fn set_aside_for_6(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
     let mut aside = Vec::new();
-    for (table, _) in ORDER_KEYED {
+    for (table, _, _) in ORDER_KEYED {
         let exists = conn
             .query_row(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -237,14 +242,28 @@ fn set_aside_for_6(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
     Ok(aside)
 }
 
-/// To version 6, after [`SCHEMA`] ran: the rows of the tables set aside,
-/// which are then dropped. An id that is not a UUID's text (none that DOFS
-/// wrote) would become NULL and fail the copy, and with it the migration.
-fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
-    for (table, copy) in ORDER_KEYED {
+/// To version 6, after [`SCHEMA`] ran (and, from version 1,
+/// [`MIGRATE_1_TO_2_COPY`]): the rows of the tables set aside, which are
+/// then dropped. Every id must then be 16 bytes: text that was not a UUID's
+/// (none that DOFS wrote) fails the migration, which changes nothing.
+fn copy_for_6(conn: &Connection, aside: &[&str]) -> anyhow::Result<()> {
+    for (table, _, copy) in ORDER_KEYED {
         if aside.contains(&table) {
             conn.execute_batch(copy)?;
             conn.execute_batch(&format!("DROP TABLE {table}_v5"))?;
+        }
+    }
+    for (table, column, _) in ORDER_KEYED {
+        let bad: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE length({column}) IS NOT 16"),
+            [],
+            |r| r.get(0),
+        )?;
+        if bad > 0 {
+            anyhow::bail!(
+                "{table}.{column}: {bad} rows hold an order id that is not a UUID's text; \
+                 the file was left as it was"
+            );
         }
     }
     Ok(())
@@ -326,7 +345,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
             SchemaPlan::Migrate { from } => from,
             SchemaPlan::Create | SchemaPlan::Current => SCHEMA_VERSION,
         };
-        // Version 1's tables are made again by SCHEMA; later ones gain columns.
+        // Version 1's tables are made again by SCHEMA; versions 2 and 3 gain
+        // columns; up to version 5, the tables that name orders are made
+        // again with their ids as bytes.
         let from_1 = from < 2;
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2)?;
@@ -337,7 +358,8 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         if (2..=3).contains(&from) {
             conn.execute_batch(MIGRATE_3_TO_4)?;
         }
-        let aside = if from < 6 {
+        let to_6 = from < 6;
+        let aside = if to_6 {
             set_aside_for_6(conn)?
         } else {
             Vec::new()
@@ -346,7 +368,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2_COPY)?;
         }
-        copy_for_6(conn, &aside)?;
+        if to_6 {
+            copy_for_6(conn, &aside)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(plan)
     });
@@ -499,6 +523,11 @@ impl Db {
         let plan = migrate(&conn).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         if let SchemaPlan::Migrate { from } = plan {
             tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
+            // A migration that made tables again wrote them whole into the
+            // WAL; the file takes them now and the WAL goes back to nothing,
+            // rather than staying at that size on the disk.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         // Checkpoints stay in the writer, between transactions, every 1000
         // WAL pages (SQLite's default). Measured: a checkpoint thread of its

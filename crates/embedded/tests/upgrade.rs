@@ -5,10 +5,10 @@
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
 //! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
 //! `fixtures/schema-5.db` by schema version 5 (commit 05582b2), and
-//! `fixtures/schema-6.db` by schema version 6, the current one. Each holds
-//! 40 orders (FULFILLED, and FAILED ones with their dead letters and
-//! failed-orders rows), their executions, and three idempotency records;
-//! the third and later ones also their order events.
+//! `fixtures/schema-6.db` by schema version 6, the current one (commit
+//! fcafdba). Each holds 40 orders (FULFILLED, and FAILED ones with their
+//! dead letters and failed-orders rows) and three idempotency records; the
+//! first also their executions, the third and later ones their order events.
 //! The current version always has its fixture (a test checks it), so the
 //! release that next changes the schema meets a file this one wrote.
 
@@ -521,8 +521,18 @@ async fn a_schema_5_database_is_migrated_and_everything_is_found_by_its_order_id
         assert!(of_order.iter().all(|e| e.order_id() == order.id));
         events += of_order.len();
     }
-    let feed = backend.events.after(None, 1000).await.expect("feed");
-    assert_eq!(feed.items.len(), events, "every event belongs to its order");
+    let stored_events: i64 = embedded
+        .db()
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+                .map_err(dofs_embedded::db::sql_err)
+        })
+        .await
+        .expect("count");
+    assert_eq!(
+        stored_events as usize, events,
+        "every event belongs to its order"
+    );
     let failed = backend.orders.list_failed(100, None).await.expect("failed");
     assert!(!failed.items.is_empty());
     for f in &failed.items {
@@ -574,6 +584,43 @@ async fn a_schema_5_database_is_migrated_and_everything_is_found_by_its_order_id
         .expect("count");
     assert_eq!(orders, 41);
     assert_intact(&conn);
+}
+
+/// An order id that is not a UUID's text cannot become 16 bytes: the
+/// migration stops with a message that names it, and the file stays as it was.
+#[tokio::test]
+async fn a_schema_5_database_with_an_id_that_is_not_a_uuid_is_refused_as_it_is() {
+    let dir = data_dir_with("schema-5.db");
+    {
+        let conn = Connection::open(db_path(dir.path())).expect("open");
+        let changed = conn
+            .execute(
+                "UPDATE fulfillments SET order_id = 'abcd' WHERE order_id = (SELECT min(order_id) FROM fulfillments)",
+                [],
+            )
+            .expect("change an id");
+        assert_eq!(changed, 1);
+    }
+    let e = match Embedded::start(EmbeddedConfig::new(dir.path())).await {
+        Ok(_) => panic!("an id that is not a UUID must stop the migration"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("fulfillments.order_id"), "{e}");
+    assert!(e.contains("not a UUID"), "{e}");
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    assert_eq!(
+        schema_plan(&conn).expect("plan"),
+        SchemaPlan::Migrate { from: 5 },
+        "the file is left as it was"
+    );
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM fulfillments WHERE order_id = 'abcd'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(kept, 1);
 }
 
 /// A file this release wrote opens as it is and runs on. Its fixture is the
