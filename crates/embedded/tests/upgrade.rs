@@ -33,6 +33,24 @@ fn data_dir_with(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The configuration of these tests, on `dir`: every attempt succeeds.
+fn config_in(dir: &Path) -> EmbeddedConfig {
+    let mut config = EmbeddedConfig::new(dir);
+    config.policy = FulfillmentPolicy {
+        success_rate: 1.0,
+        seed: Some(3),
+    };
+    config
+}
+
+/// Idempotency keys live for a day; a fixture's were written when it was
+/// made, so they are moved to now to stay within their window.
+fn renew_idempotency_keys(conn: &Connection) {
+    let now = SystemClock.now().millis();
+    conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
+        .expect("renew the fixture's idempotency keys");
+}
+
 /// Starts on a copy of `fixtures/schema-{from}.db`, which start-up must
 /// migrate from that version; every attempt succeeds.
 async fn start_migrated(from: i64) -> (tempfile::TempDir, Embedded) {
@@ -43,16 +61,59 @@ async fn start_migrated(from: i64) -> (tempfile::TempDir, Embedded) {
             schema_plan(&conn).expect("plan"),
             SchemaPlan::Migrate { from }
         );
+        renew_idempotency_keys(&conn);
     }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
-    let embedded = Embedded::start(config)
+    let embedded = Embedded::start(config_in(dir.path()))
         .await
         .expect("start on the old file");
     (dir, embedded)
+}
+
+/// Sends again the order the fixture sent with the idempotency key
+/// `fixture-1`, with that key: what the submit answers.
+async fn send_again_with_the_fixture_key(embedded: &Embedded) -> dofs_core::ports::Submitted {
+    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99,"metadata":{"n":1,"note":"fixture"}}"#;
+    let fingerprint: String = embedded
+        .db()
+        .read(|c| {
+            c.query_row(
+                "SELECT fingerprint FROM idempotency_keys WHERE key = 'fixture-1'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(dofs_embedded::db::sql_err)
+        })
+        .await
+        .expect("the fixture's key");
+    embedded
+        .backend()
+        .workflow
+        .start(
+            OrderId::generate(),
+            decode_order(body, &Limits::default()).expect("order"),
+            Some(IdempotencyClaim {
+                key: "fixture-1".into(),
+                fingerprint,
+            }),
+            None,
+        )
+        .await
+        .expect("send again")
+}
+
+/// The old file runs on: one of its `FAILED` orders is retried and a new
+/// order (sent by `request`) fulfilled; after a stop the file holds 41
+/// orders and is intact.
+async fn runs_on(embedded: Embedded, dir: &Path, old: &[dofs_core::Order], request: &str) {
+    retry_a_failed_order(&embedded, old).await;
+    fulfill_new_order(&embedded, Some(request)).await;
+    embedded.shutdown().await;
+    let conn = Connection::open(db_path(dir)).expect("open");
+    let orders: i64 = conn
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(orders, 41);
+    assert_intact(&conn);
 }
 
 /// `PRAGMA integrity_check` finds nothing wrong, and every column that
@@ -179,17 +240,9 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
              VALUES ('01900000-0000-7000-8000-000000000001', '{\"orderId\":\"01900000-0000-7000-8000-000000000001\"}', 1750000000000, NULL);",
         )
         .expect("add a running execution");
-        // Idempotency keys live for a day; the fixture's were written when
-        // it was made, so they are moved to now to stay within their window.
-        let now = SystemClock.now().millis();
-        conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
-            .expect("renew the fixture's idempotency keys");
+        renew_idempotency_keys(&conn);
     }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
+    let mut config = config_in(dir.path());
     config.backoff.base = Duration::from_millis(10);
     let embedded = Embedded::start(config)
         .await
@@ -245,39 +298,18 @@ async fn a_first_release_database_is_migrated_and_runs_on() {
     assert_eq!(execution.status, "SUCCEEDED");
 
     // An idempotency key of the old file still replays its order.
-    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99,"metadata":{"n":1,"note":"fixture"}}"#;
-    let fingerprint: String = embedded
-        .db()
-        .read(|c| {
-            c.query_row(
-                "SELECT fingerprint FROM idempotency_keys WHERE key = 'fixture-1'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(dofs_embedded::db::sql_err)
-        })
-        .await
-        .expect("the fixture's key");
-    let order = decode_order(body, &Limits::default()).expect("order");
-    let replay = backend
-        .workflow
-        .start(
-            OrderId::generate(),
-            order.clone(),
-            Some(IdempotencyClaim {
-                key: "fixture-1".into(),
-                fingerprint,
-            }),
-            None,
-        )
-        .await
-        .expect("replay");
+    let replay = send_again_with_the_fixture_key(&embedded).await;
     assert!(
         matches!(replay, dofs_core::ports::Submitted::Replayed { .. }),
         "{replay:?}"
     );
 
     // And new orders go through, their history shown from the definition.
+    let order = decode_order(
+        br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99}"#,
+        &Limits::default(),
+    )
+    .expect("order");
     let id = OrderId::generate();
     backend
         .workflow
@@ -464,25 +496,7 @@ async fn a_schema_4_database_is_migrated_and_every_order_keeps_its_execution_arn
 /// and the orders list in the same order, page by page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_5_database_is_migrated_and_everything_is_found_by_its_order_id() {
-    let dir = data_dir_with("schema-5.db");
-    {
-        let conn = Connection::open(db_path(dir.path())).expect("open");
-        assert_eq!(
-            schema_plan(&conn).expect("plan"),
-            SchemaPlan::Migrate { from: 5 }
-        );
-        let now = SystemClock.now().millis();
-        conn.execute("UPDATE idempotency_keys SET created_at = ?1", [now])
-            .expect("renew the fixture's idempotency keys");
-    }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
-    let embedded = Embedded::start(config)
-        .await
-        .expect("start on the old file");
+    let (dir, embedded) = start_migrated(5).await;
     let backend = embedded.backend();
     let old = fixture_orders(&embedded).await;
     let mut newest_first: Vec<OrderId> = old.iter().map(|o| o.id).collect();
@@ -541,49 +555,13 @@ async fn a_schema_5_database_is_migrated_and_everything_is_found_by_its_order_id
     }
 
     // An idempotency key of the old file replays its own order.
-    let body = br#"{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":19.99,"metadata":{"n":1,"note":"fixture"}}"#;
-    let fingerprint: String = embedded
-        .db()
-        .read(|c| {
-            c.query_row(
-                "SELECT fingerprint FROM idempotency_keys WHERE key = 'fixture-1'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(dofs_embedded::db::sql_err)
-        })
-        .await
-        .expect("the fixture's key");
-    let replay = backend
-        .workflow
-        .start(
-            OrderId::generate(),
-            decode_order(body, &Limits::default()).expect("order"),
-            Some(IdempotencyClaim {
-                key: "fixture-1".into(),
-                fingerprint,
-            }),
-            None,
-        )
-        .await
-        .expect("replay");
-    match replay {
+    match send_again_with_the_fixture_key(&embedded).await {
         dofs_core::ports::Submitted::Replayed { order } => {
             assert!(old.iter().any(|o| o.id == order.id), "{order:?}");
         }
         other => panic!("not replayed: {other:?}"),
     }
-
-    retry_a_failed_order(&embedded, &old).await;
-    fulfill_new_order(&embedded, Some("upgrade-req-5")).await;
-    embedded.shutdown().await;
-
-    let conn = Connection::open(db_path(dir.path())).expect("open");
-    let orders: i64 = conn
-        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(orders, 41);
-    assert_intact(&conn);
+    runs_on(embedded, dir.path(), &old, "upgrade-req-5").await;
 }
 
 /// An order id that is not a UUID's text cannot become 16 bytes: the
@@ -637,23 +615,11 @@ async fn a_database_of_this_release_opens_as_it_is_and_runs_on() {
         let conn = Connection::open(db_path(dir.path())).expect("open");
         assert_eq!(schema_plan(&conn).expect("plan"), SchemaPlan::Current);
     }
-    let mut config = EmbeddedConfig::new(dir.path());
-    config.policy = FulfillmentPolicy {
-        success_rate: 1.0,
-        seed: Some(3),
-    };
-    let embedded = Embedded::start(config).await.expect("start on the file");
+    let embedded = Embedded::start(config_in(dir.path()))
+        .await
+        .expect("start on the file");
     let old = fixture_orders(&embedded).await;
-    retry_a_failed_order(&embedded, &old).await;
-    fulfill_new_order(&embedded, Some("current-req-1")).await;
-    embedded.shutdown().await;
-
-    let conn = Connection::open(db_path(dir.path())).expect("open");
-    let orders: i64 = conn
-        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(orders, 41);
-    assert_intact(&conn);
+    runs_on(embedded, dir.path(), &old, "current-req-1").await;
 }
 
 #[tokio::test]
