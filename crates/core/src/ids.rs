@@ -1,5 +1,6 @@
 //! Identifiers. Each is a newtype that can only be built by `parse` (or, for
-//! [`OrderId`], generated), so a value of the type is always well formed.
+//! [`OrderId`], generated, or made from its 16 bytes), so a value of the type
+//! is always well formed.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -25,14 +26,14 @@ impl OrderId {
             .map_err(|_| IdError::Invalid("orderId"))
     }
 
-    /// The id's 16 bytes, as the SQLite file keys orders by them.
+    /// The id's 16 bytes: the compact form, for storage that keys by it.
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
 
-    /// The id whose [`OrderId::as_bytes`] are `bytes`; none unless there are 16.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        uuid::Uuid::from_slice(bytes).ok().map(OrderId)
+    /// The id whose [`OrderId::as_bytes`] are `bytes` (any 16 bytes are a UUID).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        OrderId(uuid::Uuid::from_bytes(bytes))
     }
 
     /// The hyphenated lower-case form on the stack, for the queue's message
@@ -175,20 +176,18 @@ mod tests {
         assert!(OrderId::parse("not-an-id").is_err());
     }
 
-    /// The SQLite file keys orders by their bytes and lists them in that
-    /// order: it must be the order of the ids and of their text.
+    /// Storage that keys orders by their bytes lists them in that order: it
+    /// must be the order of the ids and of their text.
     #[test]
-    fn an_order_id_s_bytes_give_it_back_and_sort_as_its_text() {
+    fn order_ids_come_back_from_their_bytes_which_sort_as_their_text() {
         let ids: Vec<OrderId> = (0..50).map(|_| OrderId::generate()).collect();
         let older = OrderId::parse("01900000-0000-7000-8000-00000000ffff").expect("id");
         let newer = OrderId::parse("01900000-0001-7000-8000-000000000000").expect("id");
         for pair in ids.windows(2).chain([[older, newer].as_slice()]) {
             let (a, b) = (pair[0], pair[1]);
-            assert_eq!(OrderId::from_bytes(a.as_bytes()), Some(a));
+            assert_eq!(OrderId::from_bytes(*a.as_bytes()), a);
             assert_eq!(a.as_bytes() < b.as_bytes(), a.to_string() < b.to_string());
             assert_eq!(a.as_bytes() < b.as_bytes(), a < b);
         }
-        assert_eq!(OrderId::from_bytes(&[0; 15]), None);
-        assert_eq!(OrderId::from_bytes(&[0; 17]), None);
     }
 }

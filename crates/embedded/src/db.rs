@@ -23,15 +23,18 @@ pub const MAX_BATCH: usize = 2048;
 /// (the ARN is made again when read, see `store::row::arn_to_store`), which a
 /// build of version 4 would show as the ARN, so such a build must refuse the
 /// file; rows written before keep their whole ARN and read as they are.
-/// Version 6 keeps every column that names an order (`orders.id`, and
-/// `order_id` in `fulfillments`, `events`, `failed_orders` and
-/// `idempotency_keys`) as the id's 16 bytes rather than its 36 characters:
-/// smaller keys in the b-trees every order writes (see [`ORDER_KEYED`]).
+/// Version 6 keeps the order id in the five tables that name an order
+/// (`orders.id`, and `order_id` in `fulfillments`, `events`, `failed_orders`
+/// and `idempotency_keys`; see [`ORDER_KEYED`]) as its 16 bytes rather than
+/// its 36 characters: smaller keys in the b-trees every order writes. A
+/// `CHECK` on each refuses any other form, so text bound by mistake fails
+/// loudly instead of matching nothing. The queue's message ids and the
+/// executions' ids stay text.
 pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
-    id BLOB PRIMARY KEY,
+    id BLOB PRIMARY KEY CHECK (typeof(id) = 'blob' AND length(id) = 16),
     customer_id TEXT NOT NULL,
     product_id TEXT NOT NULL,
     quantity INTEGER NOT NULL,
@@ -54,12 +57,12 @@ CREATE TABLE IF NOT EXISTS order_counts (
     n INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fulfillments (
-    order_id BLOB PRIMARY KEY,
+    order_id BLOB PRIMARY KEY CHECK (typeof(order_id) = 'blob' AND length(order_id) = 16),
     fulfilled_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failed_orders (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    order_id BLOB NOT NULL,
+    order_id BLOB NOT NULL CHECK (typeof(order_id) = 'blob' AND length(order_id) = 16),
     reason TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     failed_at INTEGER NOT NULL,
@@ -84,7 +87,7 @@ CREATE INDEX IF NOT EXISTS executions_running ON executions (status) WHERE statu
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
-    order_id BLOB NOT NULL,
+    order_id BLOB NOT NULL CHECK (typeof(order_id) = 'blob' AND length(order_id) = 16),
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency_keys (created_at);
@@ -99,7 +102,7 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at) WHERE visible_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
-    order_id BLOB NOT NULL,
+    order_id BLOB NOT NULL CHECK (typeof(order_id) = 'blob' AND length(order_id) = 16),
     type INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     occurred_at INTEGER NOT NULL,
@@ -168,10 +171,11 @@ const MIGRATE_3_TO_4: &str = r#"
 ALTER TABLE orders ADD COLUMN request_id TEXT;
 "#;
 
-/// The tables with a column that names an order: the table, the column,
-/// and its rows' copy from the table as version 5 (or an earlier one) kept
-/// it, set aside as `{table}_v5` by [`set_aside_for_6`]: the same columns,
-/// the order's id as its 16 bytes (`unhex` of the text without its hyphens).
+/// The tables with a column that names an order, each with that column and
+/// the copy of its rows into the table of version 6. The copy reads the
+/// table as an older version kept it, set aside as `{table}_old` by
+/// [`set_aside_for_6`], and writes each order id as its 16 bytes: the text
+/// without its hyphens, as hex digits (`unhex`).
 const ORDER_KEYED: [(&str, &str, &str); 5] = [
     (
         "orders",
@@ -181,50 +185,55 @@ const ORDER_KEYED: [(&str, &str, &str); 5] = [
            cancel_reason, request_id) \
          SELECT unhex(id, '-'), customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
            created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, \
-           cancel_reason, request_id FROM orders_v5",
+           cancel_reason, request_id FROM orders_old",
     ),
     (
         "fulfillments",
         "order_id",
         "INSERT INTO fulfillments (order_id, fulfilled_at) \
-         SELECT unhex(order_id, '-'), fulfilled_at FROM fulfillments_v5",
+         SELECT unhex(order_id, '-'), fulfilled_at FROM fulfillments_old",
     ),
     (
         "failed_orders",
         "order_id",
         "INSERT INTO failed_orders (seq, order_id, reason, attempts, failed_at, order_json) \
-         SELECT seq, unhex(order_id, '-'), reason, attempts, failed_at, order_json FROM failed_orders_v5",
+         SELECT seq, unhex(order_id, '-'), reason, attempts, failed_at, order_json FROM failed_orders_old",
     ),
     (
         "idempotency_keys",
         "order_id",
         "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) \
-         SELECT key, fingerprint, unhex(order_id, '-'), created_at FROM idempotency_keys_v5",
+         SELECT key, fingerprint, unhex(order_id, '-'), created_at FROM idempotency_keys_old",
     ),
     (
         "events",
         "order_id",
         "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) \
-         SELECT seq, unhex(order_id, '-'), type, attempts, occurred_at, failure_reason FROM events_v5",
+         SELECT seq, unhex(order_id, '-'), type, attempts, occurred_at, failure_reason FROM events_old",
     ),
 ];
 
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
 /// To version 6, before [`SCHEMA`] runs: each table of [`ORDER_KEYED`] the
-/// file has steps aside as `{table}_v5`, its indexes dropped (SCHEMA makes
-/// them again by the same names); the tables set aside. A version 1 file's
-/// `orders` and `fulfillments` were set aside already by [`MIGRATE_1_TO_2`].
+/// file has steps aside as `{table}_old`; the tables set aside. Their
+/// indexes are dropped, since an index keeps its name through the rename and
+/// SCHEMA's `CREATE INDEX IF NOT EXISTS` would then make none for the new
+/// table; SCHEMA makes DOFS's own again (an index someone added by hand is
+/// not). A version 1 file's `orders` and `fulfillments` were set aside
+/// already, as `{table}_v1`, by [`MIGRATE_1_TO_2`].
 fn set_aside_for_6(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
     let mut aside = Vec::new();
     for (table, _, _) in ORDER_KEYED {
-        let exists = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !exists {
+        if !table_exists(conn, table)? {
             continue;
         }
         let indexes: Vec<String> = conn
@@ -236,34 +245,50 @@ fn set_aside_for_6(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
         for index in indexes {
             conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
         }
-        conn.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_v5"))?;
+        conn.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_old"))?;
         aside.push(table);
     }
     Ok(aside)
 }
 
+/// To version 6, before any row is copied: every order id set aside (as
+/// `{table}_old`, or `{table}_v1` from version 1) must become 16 bytes.
+/// Text that is not a UUID's (none that DOFS wrote) stops the migration,
+/// which then changes nothing, with the first such value named.
+fn check_ids_for_6(conn: &Connection) -> anyhow::Result<()> {
+    for (table, column, _) in ORDER_KEYED {
+        for source in [format!("{table}_old"), format!("{table}_v1")] {
+            if !table_exists(conn, &source)? {
+                continue;
+            }
+            let (bad, first): (i64, Option<String>) = conn.query_row(
+                &format!(
+                    "SELECT count(*), min({column}) FROM {source} \
+                     WHERE length(unhex({column}, '-')) IS NOT 16"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if bad > 0 {
+                anyhow::bail!(
+                    "{table}.{column} holds {bad} order id(s) that are not a UUID (the first: {:?}); \
+                     the file was left as it was",
+                    first.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// To version 6, after [`SCHEMA`] ran (and, from version 1,
 /// [`MIGRATE_1_TO_2_COPY`]): the rows of the tables set aside, which are
-/// then dropped. Every id must then be 16 bytes: text that was not a UUID's
-/// (none that DOFS wrote) fails the migration, which changes nothing.
-fn copy_for_6(conn: &Connection, aside: &[&str]) -> anyhow::Result<()> {
+/// then dropped.
+fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
     for (table, _, copy) in ORDER_KEYED {
         if aside.contains(&table) {
             conn.execute_batch(copy)?;
-            conn.execute_batch(&format!("DROP TABLE {table}_v5"))?;
-        }
-    }
-    for (table, column, _) in ORDER_KEYED {
-        let bad: i64 = conn.query_row(
-            &format!("SELECT count(*) FROM {table} WHERE length({column}) IS NOT 16"),
-            [],
-            |r| r.get(0),
-        )?;
-        if bad > 0 {
-            anyhow::bail!(
-                "{table}.{column}: {bad} rows hold an order id that is not a UUID's text; \
-                 the file was left as it was"
-            );
+            conn.execute_batch(&format!("DROP TABLE {table}_old"))?;
         }
     }
     Ok(())
@@ -360,7 +385,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         }
         let to_6 = from < 6;
         let aside = if to_6 {
-            set_aside_for_6(conn)?
+            let aside = set_aside_for_6(conn)?;
+            check_ids_for_6(conn)?;
+            aside
         } else {
             Vec::new()
         };
@@ -524,10 +551,22 @@ impl Db {
         if let SchemaPlan::Migrate { from } = plan {
             tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
             // A migration that made tables again wrote them whole into the
-            // WAL; the file takes them now and the WAL goes back to nothing,
-            // rather than staying at that size on the disk.
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            // WAL; the file takes them now and the WAL is truncated, rather
+            // than staying at that size on the disk. The migration is
+            // committed either way, so a checkpoint that cannot finish is
+            // only worth a warning (SQLite's own checkpoints follow).
+            let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+            match checkpoint {
+                Ok(0) => {}
+                Ok(_) => tracing::warn!(
+                    "the WAL was not truncated after the migration: a reader held it"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the WAL was not truncated after the migration")
+                }
+            }
         }
         // Checkpoints stay in the writer, between transactions, every 1000
         // WAL pages (SQLite's default). Measured: a checkpoint thread of its

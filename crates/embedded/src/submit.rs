@@ -64,7 +64,7 @@ fn claim_key(
     id: OrderId,
     now: Timestamp,
 ) -> Result<Option<Submitted>, PortError> {
-    let seen: Option<(String, Vec<u8>)> = conn
+    let seen: Option<(String, [u8; 16])> = conn
         .prepare_cached(
             "SELECT fingerprint, order_id FROM idempotency_keys WHERE key = ?1 AND created_at > ?2",
         )
@@ -80,9 +80,7 @@ fn claim_key(
         if fingerprint != claim.fingerprint {
             return Ok(Some(Submitted::KeyReused));
         }
-        let first = OrderId::from_bytes(&first)
-            .ok_or_else(|| PortError::new(ErrorKind::Internal, "corrupt idempotency record"))?;
-        return match get_order(conn, first)? {
+        return match get_order(conn, OrderId::from_bytes(first))? {
             Some(order) => Ok(Some(Submitted::Replayed { order })),
             None => Err(PortError::new(
                 ErrorKind::Internal,

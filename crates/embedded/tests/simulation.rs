@@ -192,14 +192,9 @@ struct Snapshot {
     last_events: BTreeMap<String, (i64, u32)>,
 }
 
-/// The order id in column `i`, kept in the file as its 16 bytes, as text.
+/// The order id in column `i` (kept in the file as its 16 bytes), as text.
 fn id_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
-    let bytes = row.get_ref(i)?.as_blob()?;
-    OrderId::from_bytes(bytes)
-        .map(|id| id.to_string())
-        .ok_or_else(|| {
-            rusqlite::Error::InvalidColumnType(i, "order id".into(), rusqlite::types::Type::Blob)
-        })
+    Ok(OrderId::from_bytes(row.get(i)?).to_string())
 }
 
 async fn snapshot(db: &Db) -> Result<Snapshot, String> {
@@ -211,13 +206,15 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             .map_err(q)?;
         let rows = st
             .query_map([], |r| {
-                Ok((id_at(r, 0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
+                Ok((
+                    OrderId::from_bytes(r.get(0)?),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
             })
             .map_err(q)?;
         for row in rows {
             let (id, status, attempts) = row.map_err(q)?;
-            let id = OrderId::parse(&id)
-                .map_err(|_| PortError::new(ErrorKind::Internal, format!("bad id {id}")))?;
             let status = OrderStatus::parse(&status).ok_or_else(|| {
                 PortError::new(ErrorKind::Internal, format!("bad status {status}"))
             })?;

@@ -274,8 +274,7 @@ fn same_content(a: &Order, b: &Order) -> bool {
 }
 
 fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, FailedOrder)> {
-    let order_id = OrderId::from_bytes(row.get_ref(1)?.as_blob()?)
-        .ok_or_else(|| corrupt("failed_orders.order_id"))?;
+    let order_id = OrderId::from_bytes(row.get(1)?);
     let order_json: String = row.get(5)?;
     Ok((
         row.get(0)?,
@@ -513,6 +512,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
         (dir, db, sample_order(1, Timestamp(1_000)))
+    }
+
+    /// An order id bound as text by mistake is refused by the table's
+    /// `CHECK`, rather than stored where no lookup by its bytes finds it.
+    #[tokio::test]
+    async fn an_order_id_written_as_text_is_refused() {
+        let (_dir, db, order) = database_and_order();
+        let written = db
+            .write(move |conn| {
+                Ok(conn
+                    .execute(
+                        "INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, 1)",
+                        [order.id.to_string()],
+                    )
+                    .map_err(|e| e.to_string()))
+            })
+            .await
+            .expect("the transaction");
+        let refused = written.expect_err("text is not an order id here");
+        assert!(refused.contains("CHECK constraint failed"), "{refused}");
     }
 
     /// An attempt's finish writes with one conditional UPDATE while the row

@@ -85,7 +85,8 @@ pub(super) fn corrupt(what: &str) -> rusqlite::Error {
 pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
     // The id and status are read in place; the strings the order keeps are
     // moved into it.
-    let id = OrderId::from_bytes(row.get_ref(0)?.as_blob()?).ok_or_else(|| corrupt("orders.id"))?;
+    // A value that is not 16 bytes fails here, named by its column.
+    let id = OrderId::from_bytes(row.get(0)?);
     let execution_arn = arn_from_stored(row.get(10)?, id.text().as_str());
     let metadata: Option<String> = row.get(5)?;
     Ok(Order {
