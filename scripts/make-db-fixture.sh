@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes a small database with the checked-out release of `dofs serve`, for
-# the upgrade test (crates/embedded/tests/upgrade.rs): a few orders in every
-# status, one RUNNING execution left by a stop, dead letters, an idempotency
-# record. Run it at the commit whose schema the fixture should hold; it prints
-# where the file went.
+# the upgrade test (crates/embedded/tests/upgrade.rs): 40 orders, FULFILLED and
+# FAILED (with their dead letters and failed-orders rows), their events, and
+# three idempotency records. A run that succeeded is not stored, so the file
+# holds no executions; the test adds what a stop could leave when it needs it.
+# Run it at the commit whose schema the fixture should hold; it prints where
+# the file went.
 #
 # Usage: scripts/make-db-fixture.sh OUT.db   (DOFS_BIN: a dofs binary of this commit
 # to use instead of building one)
