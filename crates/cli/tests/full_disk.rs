@@ -210,3 +210,78 @@ async fn a_full_disk_makes_ready_say_why_and_everything_recovers_once_space_is_b
         "every acknowledged order is stored"
     );
 }
+
+/// `PRAGMA user_version` of the file, read without changing it.
+fn schema_version(db: &Path) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open read-only");
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version")
+}
+
+/// Migrating a schema-5 file writes its order tables again, which needs room
+/// on the disk. Without it `dofs migrate` refuses, saying how much it needs
+/// and how much is free, and the file stays at version 5, intact; once there
+/// is room, the same command migrates it.
+#[test]
+fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("mnt");
+    let _tmpfs = match Tmpfs::mount(&mnt, "2m") {
+        Ok(t) => t,
+        Err(why) => {
+            assert!(!ci(), "cannot mount a tmpfs (CI=true: mandatory): {why}");
+            eprintln!("SKIP: cannot mount a tmpfs for the full-disk test (needs root): {why}");
+            return;
+        }
+    };
+    let data = mnt.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let db = data.join("dofs.db");
+    let fixture = Path::new(&common::manifest_dir()).join("../embedded/tests/fixtures/schema-5.db");
+    std::fs::copy(&fixture, &db).expect("copy the schema-5 fixture");
+    // Leave room for the start-up's own checks (a probe file, the WAL's
+    // first pages) but not for the tables written again.
+    let filler = mnt.join("filler");
+    fill(&filler);
+    let full = std::fs::metadata(&filler).expect("filler").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .expect("open the filler");
+    file.set_len(full.saturating_sub(24 * 1024))
+        .expect("free 24 KiB");
+    drop(file);
+
+    let migrate = || {
+        Command::new(env!("CARGO_BIN_EXE_dofs"))
+            .args(["migrate", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("run dofs migrate")
+    };
+    let refused = migrate();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("free on its disk"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(schema_version(&db), 5, "the file is left at its version");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open read-only");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+    drop(conn);
+
+    std::fs::remove_file(&filler).expect("make room");
+    let done = migrate();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(schema_version(&db), 6);
+}

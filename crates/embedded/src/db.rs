@@ -294,6 +294,38 @@ fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The free disk that migrating the file at `path` from version `from`
+/// needs, refused as [`crate::preflight::StartupRefused`] (nothing changed)
+/// when the disk has less. Up to version 5 the order tables are written
+/// again, into the WAL first: about the file's size (a file of 1,000,000
+/// orders, 765 MB, took a WAL of 545 MB and grew by 24 MB).
+fn room_to_migrate(from: i64, path: &Path) -> anyhow::Result<u64> {
+    if from >= 6 {
+        return Ok(0);
+    }
+    let needed = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+        .len();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match crate::preflight::free_bytes(dir) {
+        Some(free) if free < needed => Err(crate::preflight::StartupRefused(format!(
+            "{}: migrating schema version {from} to {SCHEMA_VERSION} writes the order tables \
+             again and needs about {} free on its disk; {} are free. Free space on that disk \
+             (or move the data directory) and start again; nothing was changed",
+            path.display(),
+            megabytes(needed),
+            megabytes(free)
+        ))
+        .into()),
+        _ => Ok(needed),
+    }
+}
+
+/// `n` bytes in megabytes of 10^6, for messages.
+fn megabytes(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
 /// What opening a file would do to its schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemaPlan {
@@ -545,9 +577,33 @@ impl Db {
     pub fn open(data_dir: &Path) -> anyhow::Result<Db> {
         let path = db_path(data_dir);
         crate::preflight::check(data_dir, &path)?;
+        let room = match inspect(data_dir)? {
+            Some(SchemaPlan::Migrate { from }) => room_to_migrate(from, &path)?,
+            _ => 0,
+        };
         let conn = open(&path, OpenFlags::default())
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        let plan = migrate(&conn).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        let plan = migrate(&conn).map_err(|e| {
+            let full = e
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code)
+                .is_some_and(|c| {
+                    matches!(
+                        c,
+                        rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+                    )
+                });
+            let hint = if full {
+                format!(
+                    "; nothing was changed. The migration needs about {} free on the disk \
+                     holding the file, which may be full",
+                    megabytes(room)
+                )
+            } else {
+                String::new()
+            };
+            anyhow::anyhow!("{}: {e:#}{hint}", path.display())
+        })?;
         if let SchemaPlan::Migrate { from } = plan {
             tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
             // A migration that made tables again wrote them whole into the

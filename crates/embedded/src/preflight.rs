@@ -82,3 +82,26 @@ pub fn check(data_dir: &Path, db: &Path) -> Result<(), StartupRefused> {
         },
     }
 }
+
+/// The bytes free for this user on the file system holding `path` (a
+/// directory or a file); `None` where they cannot be read.
+#[cfg(unix)]
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: fstatvfs writes only into `stat`, a zeroed struct of ours; the
+    // descriptor is open for the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut stat) } != 0 {
+        return None;
+    }
+    // The fields' types differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+    Some(free)
+}
+
+#[cfg(not(unix))]
+pub fn free_bytes(_: &Path) -> Option<u64> {
+    None
+}
