@@ -593,7 +593,7 @@ impl Db {
                         rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
                     )
                 });
-            let hint = if full {
+            let hint = if full && room > 0 {
                 format!(
                     "; nothing was changed. The migration needs about {} free on the disk \
                      holding the file, which may be full",
