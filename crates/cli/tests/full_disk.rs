@@ -46,6 +46,19 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A tmpfs of `size` at `path`; `None` (the test skips, saying why) where
+/// mounting is refused, which under `CI=true` is a failure.
+fn mount_or_skip(path: &Path, size: &str) -> Option<Tmpfs> {
+    match Tmpfs::mount(path, size) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            assert!(!ci(), "cannot mount a tmpfs (CI=true: mandatory): {why}");
+            eprintln!("SKIP: cannot mount a tmpfs for the full-disk test (needs root): {why}");
+            None
+        }
+    }
+}
+
 fn ci() -> bool {
     matches!(
         std::env::var("CI").as_deref(),
@@ -89,13 +102,8 @@ async fn alert_state(app: &App) -> String {
 async fn a_full_disk_makes_ready_say_why_and_everything_recovers_once_space_is_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mnt = dir.path().join("mnt");
-    let _tmpfs = match Tmpfs::mount(&mnt, "24m") {
-        Ok(t) => t,
-        Err(why) => {
-            assert!(!ci(), "cannot mount a tmpfs (CI=true: mandatory): {why}");
-            eprintln!("SKIP: cannot mount a tmpfs for the full-disk test (needs root): {why}");
-            return;
-        }
+    let Some(_tmpfs) = mount_or_skip(&mnt, "24m") else {
+        return;
     };
     // Big enough for the WAL to reach its checkpoint size (1000 pages, 4 MB).
     let data = mnt.join("data");
@@ -228,13 +236,8 @@ fn schema_version(db: &Path) -> i64 {
 fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mnt = dir.path().join("mnt");
-    let _tmpfs = match Tmpfs::mount(&mnt, "2m") {
-        Ok(t) => t,
-        Err(why) => {
-            assert!(!ci(), "cannot mount a tmpfs (CI=true: mandatory): {why}");
-            eprintln!("SKIP: cannot mount a tmpfs for the full-disk test (needs root): {why}");
-            return;
-        }
+    let Some(_tmpfs) = mount_or_skip(&mnt, "2m") else {
+        return;
     };
     let data = mnt.join("data");
     std::fs::create_dir_all(&data).expect("data dir");
