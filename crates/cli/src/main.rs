@@ -55,7 +55,8 @@ enum Command {
         /// Directory holding dofs.db.
         #[arg(long, value_name = "DIR", default_value = "./dofs-data")]
         data_dir: PathBuf,
-        /// Say what would be done, change nothing (exit 2 if this build cannot open it).
+        /// Say what would be done, change nothing (exit 2 if this build cannot open it
+        /// or its disk lacks the room the migration needs).
         #[arg(long)]
         check: bool,
     },
@@ -149,10 +150,26 @@ fn migrate(data_dir: &std::path::Path, check: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    use dofs_embedded::db::SchemaPlan;
+    use dofs_embedded::db::{Room, SchemaPlan};
     let done = matches!(plan, SchemaPlan::Current);
     if check || done {
         println!("{}: {plan}", path.display());
+        if let SchemaPlan::Migrate { from } = plan {
+            // Start-up checks the same room and refuses without it.
+            match Room::check(from, &path) {
+                Ok(room) if room.needed > 0 => {
+                    println!(
+                        "{}: the migration writes the order tables again and {room}",
+                        path.display()
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("dofs migrate: start-up would refuse: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         return ExitCode::SUCCESS;
     }
     match dofs_embedded::Db::open(data_dir) {

@@ -229,9 +229,10 @@ fn schema_version(db: &Path) -> i64 {
 }
 
 /// Migrating a schema-5 file writes its order tables again, which needs room
-/// on the disk. Without it `dofs migrate` refuses, saying how much it needs
-/// and how much is free, and the file stays at version 5, intact; once there
-/// is room, the same command migrates it.
+/// on the disk. Without it `dofs migrate --check` says start-up would refuse,
+/// and `dofs migrate` refuses, saying how much it needs and how much is free;
+/// the file stays at version 5, intact. Once there is room, the same command
+/// migrates it.
 #[test]
 fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -257,14 +258,20 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
         .expect("free 24 KiB");
     drop(file);
 
-    let migrate = || {
+    let migrate = |more: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_dofs"))
             .args(["migrate", "--data-dir"])
             .arg(&data)
+            .args(more)
             .output()
             .expect("run dofs migrate")
     };
-    let refused = migrate();
+    // --check says so first (exit 2), as start-up would.
+    let checked = migrate(&["--check"]);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("start-up would refuse"), "{stderr}");
+    let refused = migrate(&[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
     assert!(stderr.contains("free on its disk"), "{stderr}");
@@ -280,7 +287,7 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     drop(conn);
 
     std::fs::remove_file(&filler).expect("make room");
-    let done = migrate();
+    let done = migrate(&[]);
     assert!(
         done.status.success(),
         "{}",

@@ -49,6 +49,10 @@ fn migrate_checks_migrates_and_refuses_a_newer_file() {
         )),
         "{out}"
     );
+    assert!(
+        out.contains("the migration writes the order tables again and needs about"),
+        "{out}"
+    );
     assert_eq!(version(&db), 0, "--check changes nothing");
 
     let (code, out, err) = migrate(dir.path(), false);

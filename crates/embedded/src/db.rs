@@ -294,30 +294,64 @@ fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The free disk that migrating the file at `path` from version `from`
-/// needs, refused as [`crate::preflight::StartupRefused`] (nothing changed)
-/// when the disk has less. Up to version 5 the order tables are written
-/// again, into the WAL first: about the file's size (a file of 1,000,000
-/// orders, 765 MB, took a WAL of 545 MB and grew by 24 MB).
-fn room_to_migrate(from: i64, path: &Path) -> anyhow::Result<u64> {
-    if from >= 6 {
-        return Ok(0);
+/// The free disk that migrating a file needs, and what its disk has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// Bytes the migration needs free: up to version 5 the order tables are
+    /// written again, into the WAL first, so about the file's size (a file of
+    /// 1,000,000 orders, 765 MB, took a WAL of 545 MB and grew by 24 MB);
+    /// none from version 6 on.
+    pub needed: u64,
+    /// Bytes free for this user on the file's disk, where they can be read.
+    pub free: Option<u64>,
+}
+
+impl Room {
+    /// The room migrating the file at `path` from version `from` needs.
+    pub fn to_migrate(from: i64, path: &Path) -> anyhow::Result<Room> {
+        let needed = if from >= 6 {
+            0
+        } else {
+            std::fs::metadata(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+                .len()
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Room {
+            needed,
+            free: crate::preflight::free_bytes(dir),
+        })
     }
-    let needed = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
-        .len();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    match crate::preflight::free_bytes(dir) {
-        Some(free) if free < needed => Err(crate::preflight::StartupRefused(format!(
+
+    /// Whether the disk has the room (or its free space cannot be read).
+    pub fn is_enough(&self) -> bool {
+        self.free.is_none_or(|free| free >= self.needed)
+    }
+
+    /// Refused as [`crate::preflight::StartupRefused`], changing nothing,
+    /// when the disk of `path` has less than a migration from `from` needs.
+    pub fn check(from: i64, path: &Path) -> anyhow::Result<Room> {
+        let room = Room::to_migrate(from, path)?;
+        if room.is_enough() {
+            return Ok(room);
+        }
+        Err(crate::preflight::StartupRefused(format!(
             "{}: migrating schema version {from} to {SCHEMA_VERSION} writes the order tables \
-             again and needs about {} free on its disk; {} are free. Free space on that disk \
-             (or move the data directory) and start again; nothing was changed",
-            path.display(),
-            megabytes(needed),
-            megabytes(free)
+             again and {room}. Free space on that disk (or move the data directory) and start \
+             again; nothing was changed",
+            path.display()
         ))
-        .into()),
-        _ => Ok(needed),
+        .into())
+    }
+}
+
+impl std::fmt::Display for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "needs about {} free on its disk", megabytes(self.needed))?;
+        match self.free {
+            Some(free) => write!(f, "; {} are free", megabytes(free)),
+            None => f.write_str(" (its free space could not be read)"),
+        }
     }
 }
 
@@ -578,7 +612,7 @@ impl Db {
         let path = db_path(data_dir);
         crate::preflight::check(data_dir, &path)?;
         let room = match inspect(data_dir)? {
-            Some(SchemaPlan::Migrate { from }) => room_to_migrate(from, &path)?,
+            Some(SchemaPlan::Migrate { from }) => Room::check(from, &path)?.needed,
             _ => 0,
         };
         let conn = open(&path, OpenFlags::default())
