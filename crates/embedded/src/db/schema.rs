@@ -1,21 +1,10 @@
-//! The SQLite file: schema, the single writer with group commit, and readers.
-//!
-//! One thread owns the write connection. Callers hand it closures; it runs as
-//! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, commits
-//! once, and only then answers every caller (see [`Db::write`] for what a
-//! failing closure does). Throughput is set by batches,
-//! not by fsyncs. Readers use their own WAL connections.
+//! The file's schema: the tables this build writes, and how a file written
+//! by an earlier release is brought to them at start, in one transaction.
 
-use dofs_core::ports::{ErrorKind, PortError};
+use super::db_path;
+use crate::preflight::StartupRefused;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
-
-/// The most closures committed in one transaction.
-pub const MAX_BATCH: usize = 2048;
+use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`). Version 1
 /// is the first release's file, which carried no version. Version 5 changed
@@ -328,14 +317,14 @@ impl Room {
         self.free.is_none_or(|free| free >= self.needed)
     }
 
-    /// Refused as [`crate::preflight::StartupRefused`], changing nothing,
+    /// Refused as [`StartupRefused`], changing nothing,
     /// when the disk of `path` has less than a migration from `from` needs.
     pub fn check(from: i64, path: &Path) -> anyhow::Result<Room> {
         let room = Room::to_migrate(from, path)?;
         if room.is_enough() {
             return Ok(room);
         }
-        Err(crate::preflight::StartupRefused(format!(
+        Err(StartupRefused(format!(
             "{}: migrating schema version {from} to {SCHEMA_VERSION} writes the order tables \
              again and {room}. Free space on that disk (or move the data directory) and start \
              again; nothing was changed",
@@ -393,14 +382,7 @@ impl std::fmt::Display for SchemaPlan {
 /// error when a newer release wrote it.
 pub fn schema_plan(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let has_orders: bool = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orders'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let has_orders = table_exists(conn, "orders")?;
     match (version, has_orders) {
         (0, false) => Ok(SchemaPlan::Create),
         (0, true) => Ok(SchemaPlan::Migrate { from: 1 }),
@@ -479,398 +461,61 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
     }
 }
 
-/// The writer connection's page cache, in KiB: enough for the pages every
-/// transaction touches, and no more. SQLite (3.53) rekeys a page to the
-/// lock-byte page's number while it balances a b-tree, so at the end of most
-/// transactions it scans its whole page cache to drop pages past the end of
-/// the file (`pcache1TruncateUnsafe`): 8% of the writer's time with a
-/// 32 MiB cache, under 2% with this one (bench/PROFILE.md).
-const WRITER_CACHE_KIB: i64 = 4 * 1024;
-
-/// The path of the database inside the data directory.
-pub fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("dofs.db")
-}
-
-/// Maps a SQLite error to a port error: busy and locked are transient.
-pub fn sql_err(e: rusqlite::Error) -> PortError {
-    let kind = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            ErrorKind::Transient
-        }
-        _ => ErrorKind::Internal,
-    };
-    PortError::with_source(kind, "sqlite", e)
-}
-
-/// Prepared statements each connection keeps (more than the code has).
-const STATEMENT_CACHE: usize = 128;
-
-fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    // Every statement the code runs stays prepared: rusqlite keeps 16 by
-    // default, fewer than the writer's hot path uses, so under load it
-    // evicted and prepared statements again on every few jobs.
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
-}
-
-type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
-/// A closure run by the writer: its reply (given the transaction's fate)
-/// and whether it failed.
-type Job = Box<dyn FnOnce(&Connection) -> (Reply, bool) + Send>;
-
-/// The database: one writer thread and a pool of readers.
-#[derive(Clone)]
-pub struct Db {
-    jobs: mpsc::Sender<Job>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    path: Arc<PathBuf>,
-    stats: Arc<Stats>,
-    health: Arc<Health>,
-}
-
-/// Whether the file takes writes, as the writer last saw a commit end.
-#[derive(Debug, Default)]
-struct Health {
-    /// Why the last commit could not reach the disk; `None` while commits do.
-    unwritable: Mutex<Option<String>>,
-    /// A [`Db::probe_write`] ran in the transaction being built.
-    probed: AtomicBool,
-}
-
-impl Health {
-    fn set(&self, now: Option<String>) {
-        let mut state = self.unwritable.lock().unwrap_or_else(|e| e.into_inner());
-        if *state == now {
-            return;
-        }
-        match &now {
-            Some(reason) => tracing::error!(%reason, "the database cannot take writes"),
-            None => tracing::info!("the database takes writes again"),
-        }
-        metrics::gauge!(dofs_core::metric_names::STORAGE_WRITABLE).set(if now.is_some() {
-            0.0
-        } else {
-            1.0
-        });
-        *state = now;
+/// The free disk that bringing the file at `path` to [`SCHEMA_VERSION`]
+/// needs (none unless it is migrated), refused when its disk has less. It is
+/// read before the write connection opens: opening in WAL mode on a full
+/// disk already fails, with an error that does not say why.
+pub(super) fn room_to_open(data_dir: &Path, path: &Path) -> anyhow::Result<u64> {
+    match inspect(data_dir)? {
+        Some(SchemaPlan::Migrate { from }) => Ok(Room::check(from, path)?.needed),
+        _ => Ok(0),
     }
 }
 
-/// Why a failed commit means the file cannot take writes now (rather than
-/// one transaction's bad luck), in words for the operator.
-fn unwritable_reason(e: &PortError, path: &Path) -> Option<String> {
-    let code = e
-        .source
-        .as_deref()
-        .and_then(|s| s.downcast_ref::<rusqlite::Error>())
-        .and_then(rusqlite::Error::sqlite_error_code)?;
-    let path = path.display();
-    match code {
-        rusqlite::ErrorCode::DiskFull => Some(format!(
-            "the disk holding {path} is full (SQLITE_FULL): free space on it; writes resume by themselves"
-        )),
-        rusqlite::ErrorCode::ReadOnly => Some(format!(
-            "{path} is read-only (SQLITE_READONLY): make it and its directory writable by this user"
-        )),
-        rusqlite::ErrorCode::SystemIoFailure => Some(format!(
-            "writing {path} failed (SQLITE_IOERR): check the disk and the kernel log"
-        )),
-        _ => None,
-    }
-}
-
-/// What the writer has done since the database was opened.
-#[derive(Debug, Default)]
-struct Stats {
-    changing_jobs: AtomicU64,
-    row_changes: AtomicU64,
-    changing_transactions: AtomicU64,
-}
-
-/// Counts of the writer's work that changed the file (jobs and
-/// transactions that changed no row are not counted).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Closures passed to [`Db::write`] that changed at least one row.
-    pub changing_jobs: u64,
-    /// Rows inserted, updated or deleted.
-    pub row_changes: u64,
-    /// Committed transactions that changed at least one row.
-    pub changing_transactions: u64,
-}
-
-impl Db {
-    /// Opens (creating if needed) the database in `data_dir` and starts the writer thread.
-    /// A data directory that cannot be written, or a file that fails its
-    /// check, is a [`crate::preflight::StartupRefused`] that changes nothing.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Db> {
-        let path = db_path(data_dir);
-        crate::preflight::check(data_dir, &path)?;
-        let room = match inspect(data_dir)? {
-            Some(SchemaPlan::Migrate { from }) => Room::check(from, &path)?.needed,
-            _ => 0,
-        };
-        let conn = open(&path, OpenFlags::default())
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        let plan = migrate(&conn).map_err(|e| {
-            let full = e
-                .downcast_ref::<rusqlite::Error>()
-                .and_then(rusqlite::Error::sqlite_error_code)
-                .is_some_and(|c| {
-                    matches!(
-                        c,
-                        rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
-                    )
-                });
-            let hint = if full && room > 0 {
-                format!(
-                    "; nothing was changed. The migration needs about {} free on the disk \
-                     holding the file, which may be full",
-                    megabytes(room)
+/// Creates or migrates the file on `conn` (the write connection) to
+/// [`SCHEMA_VERSION`]; `room` is what [`room_to_open`] found the migration
+/// needs, named when the disk fills during it anyway.
+pub(super) fn bring_to_current(conn: &Connection, path: &Path, room: u64) -> anyhow::Result<()> {
+    let plan = migrate(conn).map_err(|e| {
+        let full = e
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
                 )
-            } else {
-                String::new()
-            };
-            anyhow::anyhow!("{}: {e:#}{hint}", path.display())
-        })?;
-        if let SchemaPlan::Migrate { from } = plan {
-            tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
-            // A migration that made tables again wrote them whole into the
-            // WAL; the file takes them now and the WAL is truncated, rather
-            // than staying at that size on the disk. The migration is
-            // committed either way, so a checkpoint that cannot finish is
-            // only worth a warning (SQLite's own checkpoints follow).
-            let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
             });
-            match checkpoint {
-                Ok(0) => {}
-                Ok(_) => tracing::warn!(
-                    "the WAL was not truncated after the migration: a reader held it"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the WAL was not truncated after the migration")
-                }
-            }
-        }
-        // Checkpoints stay in the writer, between transactions, every 1000
-        // WAL pages (SQLite's default). Measured: a checkpoint thread of its
-        // own took them off the commit path but its fsyncs slowed the commits'
-        // own (p99 at 5,000 orders/s open loop 40 to 85 ms, against 6 to 7 ms
-        // inline; bench/PROFILE.md).
-        conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
-        // Temporary structures (a statement journal) stay in memory.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // The pages every transaction touches (the tails of the tables and
-        // their indexes) stay cached between transactions.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let stats = Arc::new(Stats::default());
-        let counted = stats.clone();
-        let health = Arc::new(Health::default());
-        metrics::gauge!(dofs_core::metric_names::STORAGE_WRITABLE).set(1.0);
-        let watched = health.clone();
-        let file = path.clone();
-        std::thread::Builder::new()
-            .name("dofs-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &counted, &watched, &file))?;
-        Ok(Db {
-            jobs: tx,
-            readers: Arc::new(Mutex::new(Vec::new())),
-            path: Arc::new(path),
-            stats,
-            health,
-        })
-    }
-
-    /// What the writer has done so far (for the regression test that keeps
-    /// the work per order from growing, and for benchmarks).
-    pub fn write_stats(&self) -> WriteStats {
-        WriteStats {
-            changing_jobs: self.stats.changing_jobs.load(Ordering::Relaxed),
-            row_changes: self.stats.row_changes.load(Ordering::Relaxed),
-            changing_transactions: self.stats.changing_transactions.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Runs `f` inside the next group-committed transaction and returns its
-    /// result once that transaction is durable.
-    ///
-    /// `f` should check before it writes: a closure that fails having
-    /// changed nothing costs the others nothing, but one that fails after a
-    /// change rolls back the whole transaction, and every closure in it is
-    /// answered with a transient error (nothing of theirs was written). Only
-    /// SQLite's own failures (a full disk, an I/O error) do that here; a
-    /// savepoint per closure would cost a copy of every page it touches.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, PortError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let result = f(conn);
-            let failed = result.is_err();
-            let reply: Reply = Box::new(move |commit: Result<(), PortError>| {
-                // A failed closure's own error says more than the rollback.
-                let _ = tx.send(result.and_then(|v| commit.map(|()| v)));
-            });
-            (reply, failed)
+        let hint = if full && room > 0 {
+            format!(
+                "; nothing was changed. The migration needs about {} free on the disk \
+                 holding the file, which may be full",
+                megabytes(room)
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("{}: {e:#}{hint}", path.display())
+    })?;
+    if let SchemaPlan::Migrate { from } = plan {
+        tracing::info!(from, to = SCHEMA_VERSION, "migrated the database schema");
+        // A migration that made tables again wrote them whole into the
+        // WAL; the file takes them now and the WAL is truncated, rather
+        // than staying at that size on the disk. The migration is
+        // committed either way, so a checkpoint that cannot finish is
+        // only worth a warning (SQLite's own checkpoints follow).
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?;
-        rx.await
-            .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?
-    }
-
-    /// Rewrites the file's header page (its schema version, unchanged) in the
-    /// next transaction: a write that must reach the disk, as an order's
-    /// would. Its success marks the file writable again after a failure.
-    pub async fn probe_write(&self) -> Result<(), PortError> {
-        let health = self.health.clone();
-        self.write(move |conn| {
-            health.probed.store(true, Ordering::Relaxed);
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(sql_err)
-        })
-        .await
-    }
-
-    /// Why the file cannot take writes, as the last commit showed (a full
-    /// disk, a read-only file); `None` while commits succeed.
-    pub fn unwritable(&self) -> Option<String> {
-        self.health
-            .unwritable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Runs `f` on a read connection, off the async threads.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, PortError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
-    {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
-            let conn = match pooled {
-                Some(c) => c,
-                None => open(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(sql_err)?,
-            };
-            let r = f(&conn);
-            if let Ok(mut pool) = readers.lock() {
-                if pool.len() < 16 {
-                    pool.push(conn);
-                }
+        match checkpoint {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!("the WAL was not truncated after the migration: a reader held it")
             }
-            r
-        })
-        .await
-        .map_err(|e| PortError::with_source(ErrorKind::Internal, "reader task failed", e))?
-    }
-}
-
-/// Runs one statement of transaction control, prepared once per connection.
-fn run(conn: &Connection, sql: &str) -> Result<(), PortError> {
-    conn.prepare_cached(sql)
-        .and_then(|mut st| st.execute([]))
-        .map(|_| ())
-        .map_err(sql_err)
-}
-
-fn writer_loop(
-    conn: Connection,
-    jobs: mpsc::Receiver<Job>,
-    stats: &Stats,
-    health: &Health,
-    path: &Path,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let began = run(&conn, "BEGIN IMMEDIATE");
-        if let Err(e) = began {
-            let msg = e.to_string();
-            for job in batch.drain(..) {
-                drop(job);
-            }
-            tracing::error!(error = %msg, "could not begin a write transaction");
-            continue;
-        }
-        let at_begin = conn.total_changes();
-        let mut undone = false;
-        for job in batch.drain(..) {
-            let before = conn.total_changes();
-            let (reply, failed) = job(&conn);
-            replies.push(reply);
-            let changed = conn.total_changes() > before;
-            undone |= failed && changed;
-            if changed {
-                stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let counted = if undone {
-            Ok(())
-        } else {
-            crate::store::flush_counts(&conn)
-        };
-        let changed = conn.total_changes() - at_begin;
-        let committed = if undone || counted.is_err() || conn.is_autocommit() {
-            crate::store::discard_counts();
-            // A closure failed midway (or SQLite ended the transaction).
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(PortError::new(
-                ErrorKind::Transient,
-                "a write failed midway; its whole transaction was rolled back",
-            ))
-        } else {
-            run(&conn, "COMMIT").inspect_err(|_| {
-                let _ = conn.execute_batch("ROLLBACK");
-            })
-        };
-        if committed.is_ok() && changed > 0 {
-            stats.row_changes.fetch_add(changed, Ordering::Relaxed);
-            stats.changing_transactions.fetch_add(1, Ordering::Relaxed);
-        }
-        // A commit that wrote nothing says nothing about the disk.
-        let probed = health.probed.swap(false, Ordering::Relaxed);
-        match &committed {
-            Ok(()) if changed > 0 || probed => health.set(None),
-            Ok(()) => {}
             Err(e) => {
-                if let Some(reason) = unwritable_reason(e, path) {
-                    health.set(Some(reason));
-                }
+                tracing::warn!(error = %e, "the WAL was not truncated after the migration")
             }
         }
-        for reply in replies.drain(..) {
-            reply(match &committed {
-                Ok(()) => Ok(()),
-                Err(e) => Err(PortError::new(
-                    ErrorKind::Transient,
-                    format!("commit failed: {e}"),
-                )),
-            });
-        }
     }
+    Ok(())
 }
