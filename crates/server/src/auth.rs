@@ -8,11 +8,10 @@
 //! Keys are kept only as SHA-256 digests and compared in constant time; the
 //! presented key is never logged or echoed.
 
+use crate::layer::Check;
 use crate::{ApiError, AppState};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 /// The configured keys, hashed.
@@ -141,24 +140,13 @@ fn check_request(keys: &Keys, request: &Request, needed: Access) -> Result<(), A
     }
 }
 
-/// The reader group's middleware: any valid key (when keys are configured).
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match check_request(state.keys(), &request, Access::Submit) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// The operator group's middleware: an operator key (when keys are configured).
-pub async fn require_operator_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match check_request(state.keys(), &request, Access::Operator) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
+/// The layer a route group is mounted with: a key that gives `needed`
+/// (when keys are configured), or the contract's 401 or 403.
+pub fn require(
+    state: AppState,
+    needed: Access,
+) -> Check<impl Fn(&Request) -> Result<(), ApiError> + Clone + Send + Sync + 'static> {
+    Check::new(move |request: &Request| check_request(state.keys(), request, needed))
 }
 
 #[cfg(test)]

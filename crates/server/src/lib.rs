@@ -32,6 +32,7 @@ pub mod auth;
 pub mod deadline;
 pub mod error;
 pub mod extract;
+pub mod layer;
 pub mod observability;
 pub mod overload;
 pub mod routes;
@@ -42,17 +43,11 @@ pub use error::ApiError;
 pub use state::AppState;
 
 use auth::Access;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::Router;
-use deadline::RequestDeadline;
 use std::time::Duration;
-use tower_http::trace::{
-    DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer,
-};
-use tracing::Level;
 
 /// The whole API: every route, JSON fallbacks for unknown routes (404) and
 /// wrong methods (405), and the layers.
@@ -97,10 +92,7 @@ pub fn router_with(state: AppState, obs: observability::Observability) -> Router
         .limited(
             Router::new()
                 .fallback(unknown_route)
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::require_key,
-                )),
+                .layer(auth::require(state.clone(), Access::Submit)),
         )
         .with_state(state.clone());
     let routes = Router::new()
@@ -128,62 +120,26 @@ impl Groups {
         let state = self.state.clone();
         match needed {
             Access::None => routes,
-            Access::Submit => {
-                routes.route_layer(middleware::from_fn_with_state(state, auth::require_key))
-            }
-            Access::Operator => routes.route_layer(middleware::from_fn_with_state(
-                state,
-                auth::require_operator_key,
-            )),
+            Access::Submit | Access::Operator => routes.route_layer(auth::require(state, needed)),
         }
     }
 
     /// `routes` behind the rate limit and the in-flight limit.
     fn limited(&self, routes: Router<AppState>) -> Router<AppState> {
-        routes.layer(middleware::from_fn_with_state(
-            self.state.clone(),
-            overload::guard,
-        ))
+        routes.layer(overload::guard(self.state.clone()))
     }
 }
 
 /// The cross-cutting layers, outermost last: the per-request timeout
-/// (`request_timeout`, which marks the request with its
-/// [`deadline::RequestDeadline`]), then request tracing, then the request id, request
-/// span and request metrics ([`observability::http::observe`]) around
+/// ([`layer::Timeout`], which marks the request with its
+/// [`deadline::RequestDeadline`]), then the request id, request span, request
+/// metrics and request log ([`observability::http::observe`]) around
 /// everything, so they also see answers given by the other layers. The
 /// overload limits and authentication sit inside, in [`router_with`].
 pub fn with_layers(router: Router, request_timeout: Duration) -> Router {
     router
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            timeout(request_timeout, request, next)
-        }))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
-                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
-        )
+        .layer(layer::Timeout::new(request_timeout))
         .layer(middleware::from_fn(observability::http::observe))
-}
-
-/// Answers 503 `Timeout` when the request takes longer than `limit`, or
-/// than the earlier deadline a layer outside marked on it.
-async fn timeout(limit: Duration, mut request: Request, next: Next) -> Response {
-    let uri = request.uri().clone();
-    let now = std::time::Instant::now();
-    let marked = request.extensions().get::<RequestDeadline>().copied();
-    let deadline = RequestDeadline::within(limit, marked, now);
-    request.extensions_mut().insert(deadline);
-    let left = deadline.0.saturating_duration_since(now);
-    match tokio::time::timeout(left, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(path = %uri.path(), "request timed out");
-            ApiError::Timeout.into_response()
-        }
-    }
 }
 
 async fn unknown_route() -> ApiError {
@@ -209,6 +165,7 @@ async fn method_not_allowed() -> ApiError {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::http::StatusCode;
     use axum::routing::get;
     use tower::ServiceExt;

@@ -25,11 +25,10 @@
 //! (408), whole requests by [`OverloadConfig::request_timeout`] (503 `Timeout`).
 
 use crate::error::ApiError;
+use crate::layer::Check;
 use crate::observability::metrics::{names, Registry};
 use crate::AppState;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Request};
 use dofs_core::ports::{IdempotencyClaim, Queue};
 use dofs_core::{Order, OrderId};
 use std::collections::HashMap;
@@ -37,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The limits. [`OverloadConfig::default`] limits nothing but the time a
 /// request and its body may take; `dofs serve` sets the configured values.
@@ -335,33 +334,40 @@ pub fn count_rejection(reason: &'static str) {
     Registry::global().increment(names::OVERLOAD_REJECTIONS, &[("reason", reason)], 1);
 }
 
-/// The middleware: the rate limit, then the in-flight limit. Add it outside
-/// authentication, so that guessing keys is rate limited too. Route groups
-/// that are never limited (probes, the metrics scrape) are mounted without
-/// it ([`crate::router_with`]).
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The layer: the rate limit, then the in-flight limit, whose permit the
+/// request holds until it is answered. Add it outside authentication, so
+/// that guessing keys is rate limited too. Route groups that are never
+/// limited (probes, the metrics scrape) are mounted without it
+/// ([`crate::router_with`]).
+pub fn guard(
+    state: AppState,
+) -> Check<
+    impl Fn(&Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> + Clone + Send + Sync + 'static,
+> {
+    Check::new(move |request: &Request| admit(&state, request))
+}
+
+fn admit(state: &AppState, request: &Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
     let overload = state.overload();
     if let Some(limiter) = &overload.rate {
-        let client = client_of(&state, &request);
+        let client = client_of(state, request);
         if let Err(wait) = limiter.check(&client, Instant::now()) {
             count_rejection("rate_limit");
-            return ApiError::RateLimited {
+            return Err(ApiError::RateLimited {
                 retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
-            .into_response();
+            });
         }
     }
-    let _permit = match &overload.in_flight {
+    match &overload.in_flight {
         Some(semaphore) => match Arc::clone(semaphore).try_acquire_owned() {
-            Ok(permit) => Some(permit),
+            Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 count_rejection("in_flight");
-                return ApiError::ServerBusy.into_response();
+                Err(ApiError::ServerBusy)
             }
         },
-        None => None,
-    };
-    next.run(request).await
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

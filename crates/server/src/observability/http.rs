@@ -4,7 +4,8 @@
 //!   characters, generated otherwise, and returned on the response;
 //! - a `request` span carrying `requestId`, the method and the route template,
 //!   so every line logged while serving the request carries them; an accepted
-//!   order's line adds its `orderId` and `executionId`;
+//!   order's line adds its `orderId` and `executionId`; at `DEBUG`, a line for
+//!   every answer with its status and time;
 //! - `dofs_http_requests_total` and `dofs_http_request_duration_seconds` by
 //!   method and route template (never the raw path: ids stay out of labels);
 //! - `dofs_orders_accepted_total` and `dofs_orders_rejected_total{reason}`
@@ -111,10 +112,17 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         ],
         1,
     );
+    let elapsed = started.elapsed();
     registry.observe(
         names::HTTP_DURATION,
         &[("method", method), ("route", route)],
-        started.elapsed().as_secs_f64(),
+        elapsed.as_secs_f64(),
+    );
+    tracing::debug!(
+        parent: &span,
+        status = status.as_u16(),
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+        "request answered"
     );
     if submit {
         span.in_scope(|| count_submission(&registry, &response));
