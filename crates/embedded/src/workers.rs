@@ -230,7 +230,7 @@ pub async fn receive_and_begin(
     at_once: bool,
 ) -> Result<Begun, PortError> {
     let f = fulfiller.clone();
-    db.write(move |conn| {
+    db.write_after(move |conn| {
         // Read in the writer, as the finish does: an attempt finished here
         // waits its backoff from now, not from when the job was queued.
         let now = f.clock.now();
@@ -374,7 +374,7 @@ pub async fn finish_attempts(
     attempts: Vec<(Attempt, Outcome)>,
 ) -> Result<Vec<(Handled, Timestamp)>, PortError> {
     let f = fulfiller.clone();
-    db.write(move |conn| {
+    db.write_after(move |conn| {
         let now = f.clock.now();
         let mut out = Vec::with_capacity(attempts.len());
         for (attempt, outcome) in attempts {

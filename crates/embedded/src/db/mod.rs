@@ -4,8 +4,11 @@
 //! One thread owns the write connection. Callers hand it closures; it runs as
 //! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, commits
 //! once, and only then answers every caller (see [`Db::write`] for what a
-//! failing closure does). Throughput is set by batches,
-//! not by fsyncs. Readers use their own WAL connections.
+//! failing closure does). The fulfillment workers' closures
+//! ([`Db::write_after`]) waiting at the same time run in a second
+//! transaction, after the first has committed and answered its callers.
+//! Throughput is set by batches, not by fsyncs. Readers use their own WAL
+//! connections.
 
 use dofs_core::ports::{ErrorKind, PortError};
 use rusqlite::{Connection, OpenFlags};
@@ -66,10 +69,17 @@ type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 /// and whether it failed.
 type Job = Box<dyn FnOnce(&Connection) -> (Reply, bool) + Send>;
 
+/// Whether a job's transaction may wait for the others in its batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Now,
+    After,
+}
+
 /// The database: one writer thread and a pool of readers.
 #[derive(Clone)]
 pub struct Db {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<(Job, Lane)>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
     stats: Arc<Stats>,
@@ -169,7 +179,7 @@ impl Db {
         // The pages every transaction touches (the tails of the tables and
         // their indexes) stay cached between transactions.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<(Job, Lane)>();
         let stats = Arc::new(Stats::default());
         let counted = stats.clone();
         let health = Arc::new(Health::default());
@@ -212,6 +222,24 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
     {
+        self.write_in(Lane::Now, f).await
+    }
+
+    /// [`Db::write`] for work no caller waits on (the fulfillment workers'):
+    /// when a batch holds both, this one commits after the others.
+    pub async fn write_after<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        self.write_in(Lane::After, f).await
+    }
+
+    async fn write_in<T, F>(&self, lane: Lane, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = f(conn);
@@ -223,7 +251,7 @@ impl Db {
             (reply, failed)
         });
         self.jobs
-            .send(job)
+            .send((job, lane))
             .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?;
         rx.await
             .map_err(|_| PortError::new(ErrorKind::Transient, "the database writer has stopped"))?
@@ -293,84 +321,110 @@ fn run(conn: &Connection, sql: &str) -> Result<(), PortError> {
 
 fn writer_loop(
     conn: Connection,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<(Job, Lane)>,
     stats: &Stats,
     health: &Health,
     path: &Path,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut now: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut after: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some((job, lane)) = next.take() {
+            match lane {
+                Lane::Now => now.push(job),
+                Lane::After => after.push(job),
+            }
+            taken += 1;
+            if taken < MAX_BATCH {
+                next = jobs.try_recv().ok();
             }
         }
-        let began = run(&conn, "BEGIN IMMEDIATE");
-        if let Err(e) = began {
-            let msg = e.to_string();
-            for job in batch.drain(..) {
-                drop(job);
-            }
-            tracing::error!(error = %msg, "could not begin a write transaction");
-            continue;
+        // Callers waiting on an answer (a submit's 202) commit first; the
+        // workers' attempts, which can take a millisecond of the writer's
+        // time, commit in a transaction of their own after them.
+        if !now.is_empty() {
+            transact(&conn, &mut now, &mut replies, stats, health, path);
         }
-        let at_begin = conn.total_changes();
-        let mut undone = false;
+        if !after.is_empty() {
+            transact(&conn, &mut after, &mut replies, stats, health, path);
+        }
+    }
+}
+
+/// Runs `batch` in one transaction, commits, and answers each job.
+fn transact(
+    conn: &Connection,
+    batch: &mut Vec<Job>,
+    replies: &mut Vec<Reply>,
+    stats: &Stats,
+    health: &Health,
+    path: &Path,
+) {
+    let began = run(conn, "BEGIN IMMEDIATE");
+    if let Err(e) = began {
+        let msg = e.to_string();
         for job in batch.drain(..) {
-            let before = conn.total_changes();
-            let (reply, failed) = job(&conn);
-            replies.push(reply);
-            let changed = conn.total_changes() > before;
-            undone |= failed && changed;
-            if changed {
-                stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
-            }
+            drop(job);
         }
-        let counted = if undone {
-            Ok(())
-        } else {
-            crate::store::flush_counts(&conn)
-        };
-        let changed = conn.total_changes() - at_begin;
-        let committed = if undone || counted.is_err() || conn.is_autocommit() {
-            crate::store::discard_counts();
-            // A closure failed midway (or SQLite ended the transaction).
+        tracing::error!(error = %msg, "could not begin a write transaction");
+        return;
+    }
+    let at_begin = conn.total_changes();
+    let mut undone = false;
+    for job in batch.drain(..) {
+        let before = conn.total_changes();
+        let (reply, failed) = job(conn);
+        replies.push(reply);
+        let changed = conn.total_changes() > before;
+        undone |= failed && changed;
+        if changed {
+            stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let counted = if undone {
+        Ok(())
+    } else {
+        crate::store::flush_counts(conn)
+    };
+    let changed = conn.total_changes() - at_begin;
+    let committed = if undone || counted.is_err() || conn.is_autocommit() {
+        crate::store::discard_counts();
+        // A closure failed midway (or SQLite ended the transaction).
+        let _ = conn.execute_batch("ROLLBACK");
+        Err(PortError::new(
+            ErrorKind::Transient,
+            "a write failed midway; its whole transaction was rolled back",
+        ))
+    } else {
+        run(conn, "COMMIT").inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
-            Err(PortError::new(
-                ErrorKind::Transient,
-                "a write failed midway; its whole transaction was rolled back",
-            ))
-        } else {
-            run(&conn, "COMMIT").inspect_err(|_| {
-                let _ = conn.execute_batch("ROLLBACK");
-            })
-        };
-        if committed.is_ok() && changed > 0 {
-            stats.row_changes.fetch_add(changed, Ordering::Relaxed);
-            stats.changing_transactions.fetch_add(1, Ordering::Relaxed);
-        }
-        // A commit that wrote nothing says nothing about the disk.
-        let probed = health.probed.swap(false, Ordering::Relaxed);
-        match &committed {
-            Ok(()) if changed > 0 || probed => health.set(None),
-            Ok(()) => {}
-            Err(e) => {
-                if let Some(reason) = unwritable_reason(e, path) {
-                    health.set(Some(reason));
-                }
+        })
+    };
+    if committed.is_ok() && changed > 0 {
+        stats.row_changes.fetch_add(changed, Ordering::Relaxed);
+        stats.changing_transactions.fetch_add(1, Ordering::Relaxed);
+    }
+    // A commit that wrote nothing says nothing about the disk.
+    let probed = health.probed.swap(false, Ordering::Relaxed);
+    match &committed {
+        Ok(()) if changed > 0 || probed => health.set(None),
+        Ok(()) => {}
+        Err(e) => {
+            if let Some(reason) = unwritable_reason(e, path) {
+                health.set(Some(reason));
             }
         }
-        for reply in replies.drain(..) {
-            reply(match &committed {
-                Ok(()) => Ok(()),
-                Err(e) => Err(PortError::new(
-                    ErrorKind::Transient,
-                    format!("commit failed: {e}"),
-                )),
-            });
-        }
+    }
+    for reply in replies.drain(..) {
+        reply(match &committed {
+            Ok(()) => Ok(()),
+            Err(e) => Err(PortError::new(
+                ErrorKind::Transient,
+                format!("commit failed: {e}"),
+            )),
+        });
     }
 }
