@@ -3,7 +3,7 @@
 //! `x-api-key`; operator routes (retry, redrive, purge) need an operator key.
 //! Which routes need what is decided by the route group they are mounted in
 //! ([`crate::router_with`]), not here: this module checks keys and offers
-//! one middleware per level.
+//! the layer that requires a level ([`require`]).
 //!
 //! Keys are kept only as SHA-256 digests and compared in constant time; the
 //! presented key is never logged or echoed.

@@ -157,12 +157,14 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
+        let now = Instant::now();
         let marked = request.extensions().get::<RequestDeadline>().copied();
-        let deadline = RequestDeadline::within(self.limit, marked, Instant::now());
+        let deadline = RequestDeadline::within(self.limit, marked, now);
         request.extensions_mut().insert(deadline);
+        let left = deadline.0.saturating_duration_since(now);
         let uri = request.uri().clone();
         TimedOutFuture {
-            inner: tokio::time::timeout_at(deadline.0.into(), self.inner.call(request)),
+            inner: tokio::time::timeout(left, self.inner.call(request)),
             uri,
         }
     }

@@ -18,6 +18,8 @@
 //! - [`api_doc`]: the OpenAPI 3.1 document of every route, `GET /openapi.json`,
 //!   and the list of the contract's routes. The shapes themselves are `dofs_wire`'s.
 //! - [`overload`]: rate limits, the in-flight limit and queue back-pressure (429).
+//! - [`layer`]: the middleware shapes the groups are mounted with (a check
+//!   before the routes, the request timeout), as plain tower services.
 //! - [`deadline`]: the request's deadline, and when work that grows with the
 //!   data (the DLQ actions) stops by it.
 //! - [`serve`]: the HTTP/1 server loop with slow-client protection.

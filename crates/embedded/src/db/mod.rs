@@ -6,7 +6,7 @@
 //! once, and only then answers every caller (see [`Db::write`] for what a
 //! failing closure does). The fulfillment workers' closures
 //! ([`Db::write_after`]) waiting at the same time run in a second
-//! transaction, after the first has committed and answered its callers.
+//! transaction, after the first has ended and answered its callers.
 //! Throughput is set by batches, not by fsyncs. Readers use their own WAL
 //! connections.
 
@@ -149,7 +149,8 @@ struct Stats {
 /// transactions that changed no row are not counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
-    /// Closures passed to [`Db::write`] that changed at least one row.
+    /// Closures passed to [`Db::write`] or [`Db::write_after`] that changed
+    /// at least one row.
     pub changing_jobs: u64,
     /// Rows inserted, updated or deleted.
     pub row_changes: u64,
@@ -225,8 +226,9 @@ impl Db {
         self.write_in(Lane::Now, f).await
     }
 
-    /// [`Db::write`] for work no caller waits on (the fulfillment workers'):
-    /// when a batch holds both, this one commits after the others.
+    /// [`Db::write`] for work no client request is waiting on (the
+    /// fulfillment workers'): when the writer finds both kinds waiting, these
+    /// run in a transaction of their own after the others' has ended.
     pub async fn write_after<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
@@ -426,5 +428,107 @@ fn transact(
                 format!("commit failed: {e}"),
             )),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    /// Polls `write` once: that hands its job to the writer.
+    async fn queue<F: Future>(write: Pin<&mut F>) {
+        let mut write = Some(write);
+        std::future::poll_fn(|cx| {
+            if let Some(w) = write.take() {
+                assert!(w.poll(cx).is_pending(), "answered before the writer ran");
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    fn insert(conn: &Connection, name: &str) -> Result<(), PortError> {
+        conn.execute("INSERT INTO ran (name) VALUES (?1)", [name])
+            .map(|_| ())
+            .map_err(sql_err)
+    }
+
+    #[tokio::test]
+    async fn the_workers_jobs_commit_after_the_others_of_their_round_and_apart_from_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        db.write(|conn| {
+            conn.execute_batch("CREATE TABLE ran (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+                .map_err(sql_err)
+        })
+        .await
+        .expect("table");
+        let before = db.write_stats();
+
+        // A job that holds the writer until released, so that the two
+        // queued meanwhile are drained in one round.
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let holder = db.write(move |_| {
+            let _ = started.send(());
+            let _ = held.recv();
+            Ok(())
+        });
+        tokio::pin!(holder);
+        queue(holder.as_mut()).await;
+        running
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer runs the holding job");
+
+        // Queued in this order: a worker's job, then a request's job that
+        // writes and then fails.
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let seen = ran.clone();
+        let worker = db.write_after(move |conn| {
+            seen.lock().expect("ran").push("worker");
+            insert(conn, "worker")
+        });
+        tokio::pin!(worker);
+        queue(worker.as_mut()).await;
+        let seen = ran.clone();
+        let failing = db.write(move |conn| {
+            seen.lock().expect("ran").push("request");
+            insert(conn, "request")?;
+            Err::<(), _>(PortError::new(ErrorKind::Conflict, "fails after a write"))
+        });
+        tokio::pin!(failing);
+        queue(failing.as_mut()).await;
+        drop(release);
+        holder.await.expect("the holding job");
+
+        let failed = failing.await.expect_err("the failing job");
+        assert_eq!(failed.kind, ErrorKind::Conflict, "{failed:?}");
+        worker
+            .await
+            .expect("the worker's job commits although the request's rolled back");
+        assert_eq!(
+            *ran.lock().expect("ran"),
+            ["request", "worker"],
+            "the request's job ran first although queued second"
+        );
+        let names: Vec<String> = db
+            .read(|conn| {
+                conn.prepare("SELECT name FROM ran ORDER BY seq")
+                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                    .map_err(sql_err)
+            })
+            .await
+            .expect("read");
+        assert_eq!(names, ["worker"]);
+        let after = db.write_stats();
+        assert_eq!(
+            after.changing_transactions - before.changing_transactions,
+            1,
+            "only the worker's transaction committed a change"
+        );
     }
 }

@@ -97,6 +97,8 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         route = %route
     );
     let submit = is_submit(request.method(), route);
+    // The path only for the DEBUG line (an unmatched route has no template).
+    let uri = tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().clone());
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
@@ -120,6 +122,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     );
     tracing::debug!(
         parent: &span,
+        path = uri.as_ref().map(|u| u.path()),
         status = status.as_u16(),
         elapsed_ms = elapsed.as_secs_f64() * 1000.0,
         "request answered"
