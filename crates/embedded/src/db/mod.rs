@@ -69,7 +69,8 @@ type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 /// and whether it failed.
 type Job = Box<dyn FnOnce(&Connection) -> (Reply, bool) + Send>;
 
-/// Whether a job's transaction may wait for the others in its batch.
+/// Which of a round's two transactions a job runs in: `Now` first, `After`
+/// once that one has ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lane {
     Now,
