@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{fast_env, seed_order, App};
+use common::{db_fixture, dofs_migrate, fast_env, schema_version, seed_order, App};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -219,15 +219,6 @@ async fn a_full_disk_makes_ready_say_why_and_everything_recovers_once_space_is_b
     );
 }
 
-/// `PRAGMA user_version` of the file, read without changing it.
-fn schema_version(db: &Path) -> i64 {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open read-only");
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-        .expect("version")
-}
-
 /// Migrating a schema-5 file writes its order tables again, which needs room
 /// on the disk. Without it `dofs migrate --check` says start-up would refuse,
 /// and `dofs migrate` refuses, saying how much it needs and how much is free;
@@ -243,8 +234,7 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     let data = mnt.join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     let db = data.join("dofs.db");
-    let fixture = Path::new(&common::manifest_dir()).join("../embedded/tests/fixtures/schema-5.db");
-    std::fs::copy(&fixture, &db).expect("copy the schema-5 fixture");
+    std::fs::copy(db_fixture("schema-5.db"), &db).expect("copy the schema-5 fixture");
     // Leave room for the start-up's own checks (a probe file, the WAL's
     // first pages) but not for the tables written again.
     let filler = mnt.join("filler");
@@ -258,22 +248,12 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
         .expect("free 24 KiB");
     drop(file);
 
-    let migrate = |more: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_dofs"))
-            .args(["migrate", "--data-dir"])
-            .arg(&data)
-            .args(more)
-            .output()
-            .expect("run dofs migrate")
-    };
     // --check says so first (exit 2), as start-up would.
-    let checked = migrate(&["--check"]);
-    let stderr = String::from_utf8_lossy(&checked.stderr);
-    assert_eq!(checked.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = dofs_migrate(&data, true);
+    assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("start-up would refuse"), "{stderr}");
-    let refused = migrate(&[]);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{stderr}");
+    let (code, _, stderr) = dofs_migrate(&data, false);
+    assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("free on its disk"), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert_eq!(schema_version(&db), 5, "the file is left at its version");
@@ -287,11 +267,7 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     drop(conn);
 
     std::fs::remove_file(&filler).expect("make room");
-    let done = migrate(&[]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let (code, _, stderr) = dofs_migrate(&data, false);
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(schema_version(&db), 6);
 }

@@ -5,6 +5,8 @@
 //! `dofs-blackbox`.
 #![allow(dead_code)]
 
+// Not every test file that includes this module sends the seed order.
+#[allow(unused_imports)]
 pub use dofs_blackbox::seed_order;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -174,4 +176,35 @@ impl App {
 /// into a new folder each run).
 pub fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
+/// The embedded crate's database fixture `name` (`schema-1.db`, ...).
+pub fn db_fixture(name: &str) -> PathBuf {
+    Path::new(&manifest_dir())
+        .join("../embedded/tests/fixtures")
+        .join(name)
+}
+
+/// Runs `dofs migrate --data-dir DATA`, with `--check` when `check`: its
+/// exit code, standard output and standard error.
+pub fn dofs_migrate(data: &Path, check: bool) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dofs"));
+    cmd.arg("migrate").arg("--data-dir").arg(data);
+    if check {
+        cmd.arg("--check");
+    }
+    let out = cmd.output().expect("run dofs migrate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The schema version (`PRAGMA user_version`) of the file `db`, read
+/// without changing it.
+pub fn schema_version(db: &Path) -> i64 {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .expect("read the schema version")
 }
