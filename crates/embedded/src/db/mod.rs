@@ -368,11 +368,9 @@ fn transact(
 ) {
     let began = run(conn, "BEGIN IMMEDIATE");
     if let Err(e) = began {
-        let msg = e.to_string();
-        for job in batch.drain(..) {
-            drop(job);
-        }
-        tracing::error!(error = %msg, "could not begin a write transaction");
+        // Dropping the jobs answers their callers that the writer stopped.
+        batch.clear();
+        tracing::error!(error = %e, "could not begin a write transaction");
         return;
     }
     let at_begin = conn.total_changes();

@@ -297,7 +297,7 @@ pub struct Room {
 
 impl Room {
     /// The room migrating the file at `path` from version `from` needs.
-    pub fn to_migrate(from: i64, path: &Path) -> anyhow::Result<Room> {
+    fn to_migrate(from: i64, path: &Path) -> anyhow::Result<Room> {
         let needed = if from >= 6 {
             0
         } else {
@@ -313,7 +313,7 @@ impl Room {
     }
 
     /// Whether the disk has the room (or its free space cannot be read).
-    pub fn is_enough(&self) -> bool {
+    fn is_enough(&self) -> bool {
         self.free.is_none_or(|free| free >= self.needed)
     }
 
