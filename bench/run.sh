@@ -3,8 +3,10 @@
 # run on the same machine. A benchmark, not a test: it prints numbers and
 # never fails on them. Run it on a quiet machine (no build, no test).
 #
-# Prints, for `dofs serve` (release build, WAL + synchronous=FULL) driven by
-# oha from the same machine (HTTP/1.1 keep-alive):
+# Prints, for `dofs serve` (release build, WAL + synchronous=FULL, logging at
+# RUST_LOG=warn: no line per order; the README's performance section says what
+# the default `info` costs) driven by oha from the same machine (HTTP/1.1
+# keep-alive):
 #   1. accepted orders/s, closed loop at 64 in flight
 #   2. end to end: ORDERS (default 100,000) accepted as fast as they come,
 #      time until all are terminal, the largest backlog seen, the pace at
@@ -35,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --dofs) dofs=$(realpath "$2"); shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -126,7 +128,7 @@ PY
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "dofs:    $dofs ($(git rev-parse --short HEAD 2>/dev/null || echo unknown) checked out), release build, WAL + synchronous=FULL; load generator oha $(oha --version | awk '{print $2}') on the same machine"
+echo "dofs:    $dofs ($(git rev-parse --short HEAD 2>/dev/null || echo unknown) checked out), release build, WAL + synchronous=FULL, RUST_LOG=warn; load generator oha $(oha --version | awk '{print $2}') on the same machine"
 
 # Ceilings.
 "$bench" sqlite --rows 200000 --batch 64 >"$work/sqlite.json"
