@@ -6,12 +6,13 @@
 //! time, one fulfillment per `FULFILLED` order, one failed-orders row per
 //! `FAILED` order, no order seen moving backwards, `integrity_check` ok.
 //!
-//! By default the server runs in `http` fulfillment mode against a service
-//! the campaign runs (it outlives the kills), delivers its order events to a
-//! webhook the campaign runs, and an operator cancels orders as they come;
-//! then also: no cancelled order attempted after its cancel returned or
-//! ever fulfilled, and each order's final event delivered. `--simulated`
-//! runs the seed's coin flip instead, without webhook or cancels.
+//! The server delivers its order events to a webhook the campaign runs (it
+//! outlives the kills), and an operator cancels orders as they come; then
+//! also: no cancelled order begun again after its cancel's event or ever
+//! fulfilled, and each order's final event delivered. By default the server
+//! runs in `http` fulfillment mode against a service the campaign runs, and
+//! no cancelled order may reach it after its cancel returned; `--simulated`
+//! runs the seed's coin flip instead.
 //!
 //! It needs a `dofs` built with the `fail-points` feature:
 //! `cargo build -p dofs-cli --features fail-points` (see `scripts/kill-campaign.sh`).
@@ -89,11 +90,11 @@ struct Args {
     /// Seconds to wait for an armed fail point to be reached.
     #[arg(long, default_value_t = 60)]
     fail_point_timeout_s: u64,
-    /// The seed's simulated fulfillment, no webhook and no cancels (instead
-    /// of `http` mode against the campaign's service, with both).
+    /// The seed's simulated fulfillment (instead of `http` mode against the
+    /// campaign's service).
     #[arg(long)]
     simulated: bool,
-    /// Milliseconds between two cancels (not with --simulated).
+    /// Milliseconds between two cancels.
     #[arg(long, default_value_t = 100)]
     cancel_every_ms: u64,
     /// The settings that point the server at the campaign's service and webhook.
@@ -138,12 +139,16 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let outside = if args.simulated {
+    let hook = outside::webhook().await;
+    args.outside_env = vec![(
+        "DOFS_EVENTS_WEBHOOK_URLS".into(),
+        format!("{}/events", hook.base),
+    )];
+    let service = if args.simulated {
         None
     } else {
         let service = outside::fulfillment_service(seed).await;
-        let hook = outside::webhook().await;
-        args.outside_env = vec![
+        args.outside_env.extend([
             ("DOFS_FULFILLMENT_MODE".into(), "http".into()),
             (
                 "DOFS_FULFILLMENT_HTTP_URL".into(),
@@ -154,12 +159,8 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
                 "DOFS_FULFILLMENT_HTTP_TIMEOUT_MS".into(),
                 (args.visibility_timeout_ms / 2).max(1).to_string(),
             ),
-            (
-                "DOFS_EVENTS_WEBHOOK_URLS".into(),
-                format!("{}/events", hook.base),
-            ),
-        ];
-        Some((service, hook))
+        ]);
+        Some(service)
     };
     println!(
         "kill campaign: seed {seed}, {} orders, {} clients, {} kills, dofs {}, data {}",
@@ -189,14 +190,12 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     }
     let sampler_task = tokio::spawn(sampler(shared.clone(), seed, seen.clone()));
     let cancelled: outside::Cancelled = Arc::default();
-    let canceller_task = outside.as_ref().map(|_| {
-        tokio::spawn(outside::canceller(
-            shared.clone(),
-            seed,
-            Duration::from_millis(args.cancel_every_ms.max(1)),
-            cancelled.clone(),
-        ))
-    });
+    let canceller_task = tokio::spawn(outside::canceller(
+        shared.clone(),
+        seed,
+        Duration::from_millis(args.cancel_every_ms.max(1)),
+        cancelled.clone(),
+    ));
 
     let args = Arc::new(args);
     let kills = {
@@ -226,9 +225,7 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     for c in clients {
         let _ = c.await;
     }
-    if let Some(c) = canceller_task {
-        let _ = c.await;
-    }
+    let _ = canceller_task.await;
     let load_end = Instant::now();
     let load_time = load_end - started;
 
@@ -241,9 +238,7 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     };
     shared.stop_sampler.store(true, Ordering::Relaxed);
     let _ = sampler_task.await;
-    if let Some((_, hook)) = &outside {
-        outside::wait_delivered(&data_dir, hook, Duration::from_secs(60)).await;
-    }
+    outside::wait_delivered(&data_dir, &hook, Duration::from_secs(60)).await;
     let stopped_cleanly = server.terminate(Duration::from_secs(30));
 
     let acked: Vec<String> = shared.acked.lock().map(|a| a.clone()).unwrap_or_default();
@@ -315,10 +310,8 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
         String::new(),
     );
     file_checks(&data_dir, &acked, &seen, &mut checks)?;
-    if let Some((service, hook)) = &outside {
-        let cancelled = cancelled.lock().map(|c| c.clone()).unwrap_or_default();
-        outside::outside_checks(&data_dir, service, hook, &cancelled, &mut checks)?;
-    }
+    let cancelled = cancelled.lock().map(|c| c.clone()).unwrap_or_default();
+    outside::outside_checks(&data_dir, service.as_ref(), &hook, &cancelled, &mut checks)?;
 
     let statuses = shared
         .statuses

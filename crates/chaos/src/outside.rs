@@ -1,6 +1,7 @@
 //! What the campaign runs outside the server, so that it outlives every
-//! kill: the user's fulfillment service (`fulfillment.mode = http`), the
-//! event webhook, and an operator cancelling orders as they come.
+//! kill: the event webhook, an operator cancelling orders as they come, and
+//! (without `--simulated`) the user's fulfillment service
+//! (`fulfillment.mode = http`).
 
 use super::*;
 use dofs_blackbox::receiver::{Receiver, Reply, Request};
@@ -35,9 +36,14 @@ pub(super) async fn webhook() -> Receiver {
 /// A cancel that the server answered 200: the order and when the answer came.
 pub(super) type Cancelled = Arc<Mutex<Vec<(String, Instant)>>>;
 
-/// Cancels one recently acknowledged order every `every`, until the load
-/// stops; records the cancels answered 200. Cancels cut by a kill (no
-/// answer) are not recorded: their outcome is unknown.
+/// Cancels one of the 64 orders acknowledged last every `every`, and every
+/// other time also a `FAILED` order, until the load stops; records the
+/// cancels answered 200. A recent order may still wait for an attempt; a
+/// `FAILED` order can always be cancelled (its message leaves the DLQ),
+/// which with simulated fulfillment and no delay, where an order is
+/// terminal within milliseconds, is nearly the only cancel that wins.
+/// Cancels cut by a kill (no answer) are not recorded: their outcome is
+/// unknown.
 pub(super) async fn canceller(shared: Arc<Shared>, seed: u64, every: Duration, done: Cancelled) {
     let Ok(http) = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -46,31 +52,58 @@ pub(super) async fn canceller(shared: Arc<Shared>, seed: u64, every: Duration, d
         return;
     };
     let mut rng = Rng::new(seed ^ 0xca9c);
+    let mut also_failed = false;
     while !shared.stop_load.load(Ordering::Relaxed) {
         tokio::time::sleep(every).await;
         let Some(base) = shared.base() else { continue };
-        let pick = match shared.acked.lock() {
+        let recent = match shared.acked.lock() {
             Ok(a) if !a.is_empty() => {
                 let from = a.len().saturating_sub(64) as u64;
                 Some(a[rng.range(from, a.len() as u64 - 1) as usize].clone())
             }
             _ => None,
         };
-        let Some(id) = pick else { continue };
-        let answer = http
-            .post(format!("{base}/orders/{id}/cancel"))
-            .header("content-type", "application/json")
-            .body(r#"{"reason": "kill campaign"}"#)
-            .send()
-            .await;
-        if let Ok(r) = answer {
-            if r.status().as_u16() == 200 {
-                if let Ok(mut d) = done.lock() {
-                    d.push((id, Instant::now()));
+        also_failed = !also_failed;
+        let failed = if also_failed {
+            a_failed_order(&http, &base, &mut rng).await
+        } else {
+            None
+        };
+        for id in recent.into_iter().chain(failed) {
+            let answer = http
+                .post(format!("{base}/orders/{id}/cancel"))
+                .header("content-type", "application/json")
+                .body(r#"{"reason": "kill campaign"}"#)
+                .send()
+                .await;
+            if let Ok(r) = answer {
+                if r.status().as_u16() == 200 {
+                    if let Ok(mut d) = done.lock() {
+                        d.push((id, Instant::now()));
+                    }
                 }
             }
         }
     }
+}
+
+/// One of the orders on the first page of `GET /failed-orders`, if any.
+async fn a_failed_order(http: &reqwest::Client, base: &str, rng: &mut Rng) -> Option<String> {
+    let page: Value = http
+        .get(format!("{base}/failed-orders?limit=50"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let ids: Vec<&str> = page["items"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f["orderId"].as_str())
+        .collect();
+    let last = ids.len().checked_sub(1)? as u64;
+    Some(ids[rng.range(0, last) as usize].to_owned())
 }
 
 /// Each order's last event id, and those of them the webhook has not taken.
@@ -102,26 +135,55 @@ pub(super) async fn wait_delivered(data_dir: &Path, hook: &Receiver, limit: Dura
     }
 }
 
+/// The events the webhook took for each order, once each, in the order
+/// they were recorded: (event id, type).
+fn delivered_by_order(hook: &Receiver) -> HashMap<String, Vec<(u64, String)>> {
+    let mut by_order: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for r in hook.requests().iter().filter(|r| r.taken()) {
+        let (Some(id), Some(order), Some(kind)) = (
+            r.header("webhook-id").and_then(|e| e.parse::<u64>().ok()),
+            r.body["orderId"].as_str(),
+            r.body["type"].as_str(),
+        ) else {
+            continue;
+        };
+        by_order
+            .entry(order.to_owned())
+            .or_default()
+            .push((id, kind.to_owned()));
+    }
+    for events in by_order.values_mut() {
+        events.sort();
+        events.dedup();
+    }
+    by_order
+}
+
 /// The checks of what happened outside the server: no cancelled order
-/// attempted after its cancel returned or left other than CANCELLED, and
-/// each order's last event delivered to the webhook.
+/// begun again after its `order.cancelled` event (and, with a fulfillment
+/// service, none attempted after its cancel returned) or left other than
+/// CANCELLED, and each order's last event delivered to the webhook.
 pub(super) fn outside_checks(
     data_dir: &Path,
-    service: &Receiver,
+    service: Option<&Receiver>,
     hook: &Receiver,
     cancelled: &[(String, Instant)],
     checks: &mut Vec<checks::Check>,
 ) -> anyhow::Result<()> {
     let conn = rusqlite::Connection::open(data_dir.join("dofs.db"))?;
-    let attempts = service.requests();
-    let mut late = Vec::new();
+    let events = delivered_by_order(hook);
+    let mut begun_after = Vec::new();
     let mut not_cancelled = Vec::new();
-    for (id, returned) in cancelled {
-        if attempts
+    for (id, _) in cancelled {
+        let order_events = events.get(id).map(Vec::as_slice).unwrap_or_default();
+        let mut after_cancel = order_events
             .iter()
-            .any(|r| r.header("idempotency-key") == Some(id.as_str()) && r.at > *returned)
+            .skip_while(|(_, kind)| kind != "order.cancelled")
+            .skip(1);
+        if let Some((_, kind)) =
+            after_cancel.find(|(_, kind)| kind == "order.processing" || kind == "order.fulfilled")
         {
-            late.push(id.clone());
+            begun_after.push(format!("{id}: {kind}"));
         }
         let status: Option<String> = conn
             .query_row(
@@ -136,17 +198,43 @@ pub(super) fn outside_checks(
     }
     check(
         checks,
-        "no cancelled order attempted after its cancel returned 200",
-        late.is_empty(),
+        "no order cancelled with a 200 begun or fulfilled after its order.cancelled event",
+        begun_after.is_empty(),
         format!(
-            "{} cancels answered 200, {} attempted later{}",
+            "{} cancels answered 200, {} with such an event{}",
             cancelled.len(),
-            late.len(),
-            late.first()
+            begun_after.len(),
+            begun_after
+                .first()
                 .map(|l| format!(" (first: {l})"))
                 .unwrap_or_default()
         ),
     );
+    if let Some(service) = service {
+        let attempts = service.requests();
+        let late: Vec<&String> = cancelled
+            .iter()
+            .filter(|(id, returned)| {
+                attempts
+                    .iter()
+                    .any(|r| r.header("idempotency-key") == Some(id.as_str()) && r.at > *returned)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        check(
+            checks,
+            "no cancelled order attempted after its cancel returned 200",
+            late.is_empty(),
+            format!(
+                "{} cancels answered 200, {} attempted later{}",
+                cancelled.len(),
+                late.len(),
+                late.first()
+                    .map(|l| format!(" (first: {l})"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
     check(
         checks,
         "every order cancelled with a 200 is CANCELLED",
