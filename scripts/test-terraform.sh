@@ -290,9 +290,9 @@ run_script() {
     started=$(date +%s)
     "$@" >"$log" 2>&1 && return 0
     id="$(own_lock "$log" "$started")" || return 1
-    echo "NOTE: $(basename "$1") failed on the state lock its own run took ($id; its lock request was sent twice); force-unlock and run it again"
+    echo "NOTE: $(basename "$1") failed on a state lock taken during its own run ($id; most likely its own lock request, sent again after a lost answer; first run's log: $log.first); force-unlock and run it again"
     cp "$log" "$log.first"
-    terraform -chdir="$root/terraform/environments/dev" force-unlock -force "$id" >"$log.unlock" 2>&1 || {
+    terraform -chdir="$root/terraform/environments/$ENVIRONMENT" force-unlock -force "$id" >"$log.unlock" 2>&1 || {
         cat "$log.unlock"
         return 1
     }

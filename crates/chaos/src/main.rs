@@ -192,7 +192,6 @@ async fn campaign(mut args: Args) -> anyhow::Result<bool> {
     let cancelled: outside::Cancelled = Arc::default();
     let canceller_task = tokio::spawn(outside::canceller(
         shared.clone(),
-        seed,
         Duration::from_millis(args.cancel_every_ms.max(1)),
         cancelled.clone(),
     ));

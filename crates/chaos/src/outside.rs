@@ -33,77 +33,81 @@ pub(super) async fn webhook() -> Receiver {
     .await
 }
 
-/// A cancel that the server answered 200: the order and when the answer came.
-pub(super) type Cancelled = Arc<Mutex<Vec<(String, Instant)>>>;
+/// A cancel that the server answered 200.
+#[derive(Clone, Debug)]
+pub(super) struct Cancel {
+    pub(super) order: String,
+    /// When the answer came.
+    pub(super) returned: Instant,
+    /// Whether the order was picked as a `FAILED` one (else as the latest acknowledged).
+    pub(super) of_failed: bool,
+}
 
-/// Cancels one of the 64 orders acknowledged last every `every`, and every
-/// other time also a `FAILED` order, until the load stops; records the
-/// cancels answered 200. A recent order may still wait for an attempt; a
-/// `FAILED` order can always be cancelled (its message leaves the DLQ),
-/// which with simulated fulfillment and no delay, where an order is
-/// terminal within milliseconds, is nearly the only cancel that wins.
-/// Cancels cut by a kill (no answer) are not recorded: their outcome is
-/// unknown.
-pub(super) async fn canceller(shared: Arc<Shared>, seed: u64, every: Duration, done: Cancelled) {
+/// The cancels answered 200, in the order they were answered.
+pub(super) type Cancelled = Arc<Mutex<Vec<Cancel>>>;
+
+/// Every `every`, until the load stops, cancels the order acknowledged
+/// last, and every other time also a `FAILED` order; records the cancels
+/// answered 200. The latest order may still wait for its first attempt:
+/// that cancel races the workers. A `FAILED` order can always be cancelled
+/// (its message leaves the DLQ); with simulated fulfillment and no delay,
+/// where an order is terminal within milliseconds, those are most of the
+/// cancels that win. Cancels cut by a kill (no answer) are not recorded:
+/// their outcome is unknown.
+pub(super) async fn canceller(shared: Arc<Shared>, every: Duration, done: Cancelled) {
     let Ok(http) = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
     else {
         return;
     };
-    let mut rng = Rng::new(seed ^ 0xca9c);
     let mut also_failed = false;
     while !shared.stop_load.load(Ordering::Relaxed) {
         tokio::time::sleep(every).await;
         let Some(base) = shared.base() else { continue };
-        let recent = match shared.acked.lock() {
-            Ok(a) if !a.is_empty() => {
-                let from = a.len().saturating_sub(64) as u64;
-                Some(a[rng.range(from, a.len() as u64 - 1) as usize].clone())
-            }
-            _ => None,
-        };
+        let latest = shared.acked.lock().ok().and_then(|a| a.last().cloned());
         also_failed = !also_failed;
         let failed = if also_failed {
-            a_failed_order(&http, &base, &mut rng).await
+            a_failed_order(&http, &base).await
         } else {
             None
         };
-        for id in recent.into_iter().chain(failed) {
+        let picks = latest
+            .map(|id| (id, false))
+            .into_iter()
+            .chain(failed.map(|id| (id, true)));
+        for (order, of_failed) in picks {
             let answer = http
-                .post(format!("{base}/orders/{id}/cancel"))
+                .post(format!("{base}/orders/{order}/cancel"))
                 .header("content-type", "application/json")
                 .body(r#"{"reason": "kill campaign"}"#)
                 .send()
                 .await;
-            if let Ok(r) = answer {
-                if r.status().as_u16() == 200 {
-                    if let Ok(mut d) = done.lock() {
-                        d.push((id, Instant::now()));
-                    }
+            if answer.is_ok_and(|r| r.status().as_u16() == 200) {
+                if let Ok(mut d) = done.lock() {
+                    d.push(Cancel {
+                        order,
+                        returned: Instant::now(),
+                        of_failed,
+                    });
                 }
             }
         }
     }
 }
 
-/// One of the orders on the first page of `GET /failed-orders`, if any.
-async fn a_failed_order(http: &reqwest::Client, base: &str, rng: &mut Rng) -> Option<String> {
+/// The newest `FAILED` order (`GET /orders?status=FAILED`), if any: one
+/// not cancelled yet.
+async fn a_failed_order(http: &reqwest::Client, base: &str) -> Option<String> {
     let page: Value = http
-        .get(format!("{base}/failed-orders?limit=50"))
+        .get(format!("{base}/orders?status=FAILED&limit=1"))
         .send()
         .await
         .ok()?
         .json()
         .await
         .ok()?;
-    let ids: Vec<&str> = page["items"]
-        .as_array()?
-        .iter()
-        .filter_map(|f| f["orderId"].as_str())
-        .collect();
-    let last = ids.len().checked_sub(1)? as u64;
-    Some(ids[rng.range(0, last) as usize].to_owned())
+    page["items"][0]["orderId"].as_str().map(str::to_owned)
 }
 
 /// Each order's last event id, and those of them the webhook has not taken.
@@ -136,15 +140,19 @@ pub(super) async fn wait_delivered(data_dir: &Path, hook: &Receiver, limit: Dura
 }
 
 /// The events the webhook took for each order, once each, in the order
-/// they were recorded: (event id, type).
-fn delivered_by_order(hook: &Receiver) -> HashMap<String, Vec<(u64, String)>> {
+/// they were recorded (their ids, the `webhook-id`s, are the events'
+/// sequence numbers): (event id, type); and how many deliveries lacked a
+/// numeric id, an order or a type.
+fn delivered_by_order(hook: &Receiver) -> (HashMap<String, Vec<(u64, String)>>, usize) {
     let mut by_order: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    let mut unreadable = 0;
     for r in hook.requests().iter().filter(|r| r.taken()) {
         let (Some(id), Some(order), Some(kind)) = (
             r.header("webhook-id").and_then(|e| e.parse::<u64>().ok()),
             r.body["orderId"].as_str(),
             r.body["type"].as_str(),
         ) else {
+            unreadable += 1;
             continue;
         };
         by_order
@@ -156,26 +164,34 @@ fn delivered_by_order(hook: &Receiver) -> HashMap<String, Vec<(u64, String)>> {
         events.sort();
         events.dedup();
     }
-    by_order
+    (by_order, unreadable)
 }
 
-/// The checks of what happened outside the server: no cancelled order
-/// begun again after its `order.cancelled` event (and, with a fulfillment
-/// service, none attempted after its cancel returned) or left other than
-/// CANCELLED, and each order's last event delivered to the webhook.
+/// The checks of what happened outside the server: every order cancelled
+/// with a 200 is CANCELLED and never begun again after its
+/// `order.cancelled` event (which also catches one that was begun and
+/// cancelled again), and, with a fulfillment service, never attempted after
+/// its cancel returned; and each order's last event delivered to the
+/// webhook.
 pub(super) fn outside_checks(
     data_dir: &Path,
     service: Option<&Receiver>,
     hook: &Receiver,
-    cancelled: &[(String, Instant)],
+    cancelled: &[Cancel],
     checks: &mut Vec<checks::Check>,
 ) -> anyhow::Result<()> {
     let conn = rusqlite::Connection::open(data_dir.join("dofs.db"))?;
-    let events = delivered_by_order(hook);
+    let (events, unreadable) = delivered_by_order(hook);
+    let orders: HashSet<&str> = cancelled.iter().map(|c| c.order.as_str()).collect();
+    let of_failed: HashSet<&str> = cancelled
+        .iter()
+        .filter(|c| c.of_failed)
+        .map(|c| c.order.as_str())
+        .collect();
     let mut begun_after = Vec::new();
     let mut not_cancelled = Vec::new();
-    for (id, _) in cancelled {
-        let order_events = events.get(id).map(Vec::as_slice).unwrap_or_default();
+    for id in &orders {
+        let order_events = events.get(*id).map(Vec::as_slice).unwrap_or_default();
         let mut after_cancel = order_events
             .iter()
             .skip_while(|(_, kind)| kind != "order.cancelled")
@@ -196,13 +212,18 @@ pub(super) fn outside_checks(
             not_cancelled.push(format!("{id} is {status:?}"));
         }
     }
+    let won = format!(
+        "{} orders cancelled with a 200: {} of them the latest acknowledged, {} FAILED",
+        orders.len(),
+        orders.len() - of_failed.len(),
+        of_failed.len()
+    );
     check(
         checks,
         "no order cancelled with a 200 begun or fulfilled after its order.cancelled event",
         begun_after.is_empty(),
         format!(
-            "{} cancels answered 200, {} with such an event{}",
-            cancelled.len(),
+            "{won}; {} with such an event{}",
             begun_after.len(),
             begun_after
                 .first()
@@ -212,22 +233,21 @@ pub(super) fn outside_checks(
     );
     if let Some(service) = service {
         let attempts = service.requests();
-        let late: Vec<&String> = cancelled
+        let late: Vec<&str> = cancelled
             .iter()
-            .filter(|(id, returned)| {
-                attempts
-                    .iter()
-                    .any(|r| r.header("idempotency-key") == Some(id.as_str()) && r.at > *returned)
+            .filter(|c| {
+                attempts.iter().any(|r| {
+                    r.header("idempotency-key") == Some(c.order.as_str()) && r.at > c.returned
+                })
             })
-            .map(|(id, _)| id)
+            .map(|c| c.order.as_str())
             .collect();
         check(
             checks,
             "no cancelled order attempted after its cancel returned 200",
             late.is_empty(),
             format!(
-                "{} cancels answered 200, {} attempted later{}",
-                cancelled.len(),
+                "{won}; {} attempted later{}",
                 late.len(),
                 late.first()
                     .map(|l| format!(" (first: {l})"))
@@ -258,10 +278,10 @@ pub(super) fn outside_checks(
     let (orders, undelivered) = final_events(&conn, hook)?;
     check(
         checks,
-        "each order's final event delivered to the webhook",
-        undelivered.is_empty() && orders > 0,
+        "each order's final event delivered to the webhook, every delivery readable",
+        undelivered.is_empty() && orders > 0 && unreadable == 0,
         format!(
-            "{orders} orders' final events, {} undelivered; {} distinct events delivered",
+            "{orders} orders' final events, {} undelivered; {} distinct events delivered, {unreadable} without a numeric webhook-id, an orderId or a type",
             undelivered.len(),
             hook.taken_ids().len()
         ),
