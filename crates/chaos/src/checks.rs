@@ -157,15 +157,9 @@ pub(super) fn file_checks(
         .iter()
         .filter(|(id, s)| {
             is_terminal(&s.status)
-                && stored.get(*id).is_none_or(|now| {
-                    crate::load::backwards(
-                        s,
-                        &Seen {
-                            status: now.clone(),
-                        },
-                    )
-                    .is_some()
-                })
+                && stored
+                    .get(*id)
+                    .is_none_or(|now| crate::load::backwards(&s.status, now).is_some())
         })
         .map(|(id, s)| format!("{id} was {} and is now {:?}", s.status, stored.get(id)))
         .collect();

@@ -151,7 +151,7 @@ pub(super) async fn sampler(
         for (id, now) in observed {
             shared.samples.fetch_add(1, Ordering::Relaxed);
             if let Some(before) = seen.get(&id) {
-                if let Some(why) = backwards(before, &now) {
+                if let Some(why) = backwards(&before.status, &now.status) {
                     if let Ok(mut b) = shared.backwards.lock() {
                         b.push(format!("order {id}: {why}"));
                     }
@@ -168,10 +168,10 @@ pub(super) fn seen_of(order: &Value) -> Option<Seen> {
     })
 }
 
-pub(super) fn backwards(before: &Seen, now: &Seen) -> Option<String> {
-    let cancelled_failure = before.status == "FAILED" && now.status == "CANCELLED";
-    if is_terminal(&before.status) && now.status != before.status && !cancelled_failure {
-        return Some(format!("{} then {}", before.status, now.status));
+pub(super) fn backwards(before: &str, now: &str) -> Option<String> {
+    let cancelled_failure = before == "FAILED" && now == "CANCELLED";
+    if is_terminal(before) && now != before && !cancelled_failure {
+        return Some(format!("{before} then {now}"));
     }
     None
 }

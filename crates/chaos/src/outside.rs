@@ -233,7 +233,7 @@ pub(super) fn outside_checks(
     );
     if let Some(service) = service {
         let attempts = service.requests();
-        let late: Vec<&str> = cancelled
+        let late: HashSet<&str> = cancelled
             .iter()
             .filter(|c| {
                 attempts.iter().any(|r| {
@@ -249,8 +249,9 @@ pub(super) fn outside_checks(
             format!(
                 "{won}; {} attempted later{}",
                 late.len(),
-                late.first()
-                    .map(|l| format!(" (first: {l})"))
+                late.iter()
+                    .next()
+                    .map(|l| format!(" (one: {l})"))
                     .unwrap_or_default()
             ),
         );
