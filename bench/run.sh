@@ -17,7 +17,7 @@
 #      coordinated omission (from the intended send time): p50, p99, p99.9
 #   4. size after SIZE_ORDERS (default 1,000,000): database bytes per order,
 #      the server's peak RSS, and the p99 of the reads /orders,
-#      /orders/{id}, /executions/{id} and /stats at that size
+#      /orders/{id}, /executions/{id}, /events?orderId= and /stats at that size
 # and beside them the ceilings: the same load generator against a bare axum
 # handler that validates the order and stores nothing (dofs-bench http), and
 # SQLite's batch-insert rate (dofs-bench sqlite). Each DOFS figure is also
@@ -176,7 +176,8 @@ touch "$work/sent"
 wait_terminal >/dev/null
 rss_kib=$(awk '/VmHWM/{print $2}' "/proc/$server_pid/status")
 some_id=$(curl -s "$endpoint/orders?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["orderId"])')
-for read in "list orders?limit=50" "one orders/$some_id" "execution executions/$some_id" "stats stats"; do
+for read in "list orders?limit=50" "one orders/$some_id" "execution executions/$some_id" \
+  "events events?orderId=$some_id" "stats stats"; do
   oha_json "$work/read-${read%% *}.json" -z 5s -c 8 "$endpoint/${read#* }"
 done
 stop
@@ -227,7 +228,8 @@ print(f"     server CPU per order, submit to terminal: SQLite writer thread {(wr
 print(f"3. open loop at {rate:.0f}/s for {opened['summary']['total']:.0f} s: achieved {opened['summary']['requestsPerSec']:.0f}/s ({codes(opened)}, client CPU {opened['clientCpu']:.2f} cores)")
 print(f"     latency from the intended send time: p50 {pct(opened,'p50'):.2f} ms  p99 {pct(opened,'p99'):.2f} ms  p99.9 {pct(opened,'p99.9'):.2f} ms  max {opened['summary']['slowest']*1000:.2f} ms")
 print(f"4. after {size_orders} orders: database {db_bytes/size_orders:.0f} bytes per order ({db_bytes/2**20:.0f} MiB; WAL {wal_bytes/2**20:.0f} MiB beside it), peak RSS {rss_kib/1024:.0f} MiB")
-for name, what in (("list", "GET /orders?limit=50"), ("one", "GET /orders/{id}"), ("execution", "GET /executions/{id}"), ("stats", "GET /stats")):
+for name, what in (("list", "GET /orders?limit=50"), ("one", "GET /orders/{id}"), ("execution", "GET /executions/{id}"),
+                   ("events", "GET /events?orderId={id}"), ("stats", "GET /stats")):
     d = load(f"read-{name}")
     print(f"     {what:24} p50 {pct(d,'p50'):.2f} ms  p99 {pct(d,'p99'):.2f} ms  ({d['summary']['requestsPerSec']:.0f}/s at 8 in flight; {codes(d)})")
 PY

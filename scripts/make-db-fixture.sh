@@ -21,7 +21,7 @@ data=$(mktemp -d)
 log=$(mktemp)
 trap 'kill "$pid" 2>/dev/null; rm -rf "$data" "$log"' EXIT
 
-DOFS_FULFILLMENT_SEED=7 DOFS_QUEUE_BACKOFF_BASE_MS=10 DOFS_QUEUE_BACKOFF_MAX_MS=10 \
+DOFS_FULFILLMENT_SEED=7 DOFS_FULFILLMENT_SUCCESS_RATE=0.5 DOFS_QUEUE_BACKOFF_BASE_MS=10 DOFS_QUEUE_BACKOFF_MAX_MS=10 \
   "$dofs" serve --bind 127.0.0.1:0 --data-dir "$data" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
@@ -42,5 +42,14 @@ c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA wal_checkpoint(TRUNCATE)"); 
 PY
 }
 sqlite3_checkpoint "$data/dofs.db"
+# The upgrade test needs both outcomes: at a success rate of 0.5, 40 orders
+# all fulfilled within three attempts happen once in 200 runs.
+python3 - "$data/dofs.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+n = dict(c.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall())
+if not n.get("FULFILLED") or not n.get("FAILED"):
+    sys.exit(f"make-db-fixture: the file needs FULFILLED and FAILED orders, it holds {n}; run it again")
+PY
 cp "$data/dofs.db" "$out"
 echo "fixture written to $out ($(stat -c %s "$out") bytes)"

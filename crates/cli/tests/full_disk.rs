@@ -269,5 +269,5 @@ fn a_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
     std::fs::remove_file(&filler).expect("make room");
     let (code, _, stderr) = dofs_migrate(&data, false);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(schema_version(&db), 6);
+    assert_eq!(schema_version(&db), dofs_embedded::db::SCHEMA_VERSION);
 }

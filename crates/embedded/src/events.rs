@@ -10,9 +10,9 @@
 use crate::db::{sql_err, Db};
 use crate::store::{order_from_row, ORDER_COLUMNS, ORDER_COLUMN_COUNT};
 use async_trait::async_trait;
-use dofs_core::ports::{EventLog, Page, PortError};
+use dofs_core::ports::{ErrorKind, EventLog, Page, PortError};
 use dofs_core::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp};
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::OnceLock;
 
 /// The most events one page of the feed holds.
@@ -22,18 +22,28 @@ fn type_code(kind: EventType) -> i64 {
     EventType::ALL.iter().position(|t| *t == kind).unwrap_or(0) as i64
 }
 
-/// Records the event of `order`'s change (the order as it is after it),
+/// The sequence number the next event will take: one past the newest (the
+/// writer's own transaction is the only one adding events, and pruning
+/// never deletes the newest, so a number is never used twice).
+pub(crate) fn next_seq(conn: &Connection) -> Result<i64, PortError> {
+    Ok(last_seq(conn)? + 1)
+}
+
+/// Records the event of `order`'s change (the order as it is after it) as
+/// event `seq` (from [`next_seq`], already listed in the order's row),
 /// inside the writer's transaction.
 pub(crate) fn record_in(
     conn: &Connection,
+    seq: i64,
     kind: EventType,
     order: &Order,
 ) -> Result<(), PortError> {
     conn.prepare_cached(
-        "INSERT INTO events (order_id, type, attempts, occurred_at, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .and_then(|mut st| {
         st.execute(params![
+            seq,
             order.id.as_bytes(),
             type_code(kind),
             order.attempts,
@@ -67,8 +77,13 @@ fn corrupt() -> rusqlite::Error {
 
 /// An event from a row of [`select_list`]: the order as it was right after the change.
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OrderEvent> {
-    let mut order = order_from_row(row)?;
-    let n = ORDER_COLUMN_COUNT;
+    event_of(order_from_row(row)?, row, ORDER_COLUMN_COUNT)
+}
+
+/// The event whose columns (seq, type, attempts, occurred_at,
+/// failure_reason) start at column `n` of `row`, of `order` (its row as it
+/// is now): the order as it was right after the change.
+fn event_of(mut order: Order, row: &Row<'_>, n: usize) -> rusqlite::Result<OrderEvent> {
     let seq: i64 = row.get(n)?;
     let kind = usize::try_from(row.get::<_, i64>(n + 1)?)
         .ok()
@@ -197,19 +212,63 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn of_order(&self, id: OrderId) -> Result<Vec<OrderEvent>, PortError> {
-        self.db
-            .read(move |conn| {
-                let sql = format!(
-                    "SELECT {} FROM events e JOIN orders o ON o.id = e.order_id \
-                     WHERE e.order_id = ?1 ORDER BY e.seq LIMIT 100",
-                    select_list()
-                );
-                conn.prepare_cached(&sql)
-                    .and_then(|mut st| st.query_map([id.as_bytes()], event_from_row)?.collect())
-                    .map_err(sql_err)
-            })
-            .await
+        self.db.read(move |conn| events_of_order(conn, id)).await
     }
+}
+
+/// The most events [`events_of_order`] returns.
+const MAX_OF_ORDER: usize = 100;
+
+/// The events of order `id`, oldest first (at most [`MAX_OF_ORDER`]): its
+/// row lists their numbers (`event_seqs`), so each is read by its key
+/// rather than found through an index on `events.order_id` that every event
+/// would also write. Numbers of events pruned since are passed over.
+fn events_of_order(conn: &Connection, id: OrderId) -> Result<Vec<OrderEvent>, PortError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS}, event_seqs FROM orders WHERE id = ?1"
+        ))
+        .and_then(|mut st| {
+            st.query_row([id.as_bytes()], |row| {
+                Ok((
+                    order_from_row(row)?,
+                    row.get::<_, Option<String>>(ORDER_COLUMN_COUNT)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(sql_err)?;
+    let Some((order, Some(listed))) = found else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, type, attempts, occurred_at, failure_reason FROM events \
+             WHERE seq = ?1 AND order_id = ?2",
+        )
+        .map_err(sql_err)?;
+    let mut events = Vec::new();
+    for seq in listed.split(',') {
+        let seq: i64 = seq.parse().map_err(|_| {
+            PortError::new(
+                ErrorKind::Internal,
+                format!("order {id}: its event list {listed:?} is not a list of numbers"),
+            )
+        })?;
+        let event = st
+            .query_row(params![seq, id.as_bytes()], |row| {
+                event_of(order.clone(), row, 0)
+            })
+            .optional()
+            .map_err(sql_err)?;
+        if let Some(event) = event {
+            events.push(event);
+            if events.len() == MAX_OF_ORDER {
+                break;
+            }
+        }
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -222,20 +281,26 @@ mod tests {
             .expect("count")
     }
 
+    /// The number of events each of `ids` lists and still has.
+    fn listed(conn: &Connection, ids: &[OrderId]) -> Result<Vec<usize>, PortError> {
+        ids.iter()
+            .map(|id| events_of_order(conn, *id).map(|e| e.len()))
+            .collect()
+    }
+
     #[tokio::test]
     async fn pruning_keeps_the_newest_event_and_what_a_webhook_has_yet_to_take() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
-        let left = db
+        let (left, of_orders) = db
             .write(|conn| {
+                let mut ids = Vec::new();
                 for at in 1..=10 {
-                    crate::store::insert_order(
-                        conn,
-                        &sample_order(0, Timestamp(at * 1000)),
-                        None,
-                        None,
-                    )?;
+                    let order = sample_order(0, Timestamp(at * 1000));
+                    crate::store::insert_order(conn, &order, None, None)?;
+                    ids.push(order.id);
                 }
+                let before = listed(conn, &ids)?;
                 // A webhook that has taken events 1 to 4.
                 conn.execute(
                     "INSERT INTO event_deliveries (url, after_seq) VALUES ('http://hook', 4)",
@@ -249,15 +314,21 @@ mod tests {
                     .map_err(sql_err)?;
                 let pruned_after = prune_in(conn, Timestamp(1_000_000), 100)?;
                 Ok((
-                    pruned,
-                    left_then,
-                    pruned_after,
-                    count(conn),
-                    last_seq(conn)?,
+                    (
+                        pruned,
+                        left_then,
+                        pruned_after,
+                        count(conn),
+                        last_seq(conn)?,
+                    ),
+                    (before, listed(conn, &ids)?),
                 ))
             })
             .await
             .expect("write");
+        // An order's list keeps a pruned event's number; reading passes it over.
+        assert_eq!(of_orders.0, [1; 10]);
+        assert_eq!(of_orders.1, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(
             left,
             (4, 6, 5, 1, 10),

@@ -5,11 +5,13 @@
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
 //! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
 //! `fixtures/schema-5.db` by schema version 5 (commit 05582b2), and
-//! `fixtures/schema-6.db` by schema version 6, the current one (made at
-//! commit fcafdba, its first: to be made again at its last if the schema
-//! changes before the next version). Each holds 40 orders (FULFILLED, and FAILED ones with their
-//! dead letters and failed-orders rows) and three idempotency records; the
-//! first also their executions, the third and later ones their order events.
+//! `fixtures/schema-6.db` by schema version 6 (commit fcafdba, its first;
+//! its tables did not change after it), and `fixtures/schema-7.db` by schema
+//! version 7, the current one (made at its first commit: to be made again at
+//! its last if the schema changes before the next version). Each holds 40
+//! orders (FULFILLED, and FAILED ones with their dead letters and
+//! failed-orders rows) and three idempotency records; the first also their
+//! executions, the third and later ones their order events.
 //! The current version always has its fixture (a test checks it), so the
 //! release that next changes the schema meets a file this one wrote.
 
@@ -609,6 +611,79 @@ async fn a_schema_5_database_with_an_id_that_is_not_a_uuid_is_refused_as_it_is()
             .expect("count");
         assert_eq!(kept, 1);
     }
+}
+
+/// The seqs of `id`'s events as the file keeps them, oldest first (read by
+/// scanning `events`, not through the order's list).
+fn event_seqs_in_file(conn: &Connection, id: OrderId) -> Vec<i64> {
+    let mut st = conn
+        .prepare("SELECT seq FROM events WHERE order_id = ?1 ORDER BY seq")
+        .expect("prepare");
+    st.query_map([id.as_bytes()], |r| r.get(0))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+        .expect("seqs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_6_database_is_migrated_and_each_order_finds_its_events_by_its_row() {
+    let (dir, embedded) = start_migrated(6).await;
+    let backend = embedded.backend();
+    let old = fixture_orders(&embedded).await;
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    let index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events_by_order'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(index, 0, "the index on events.order_id is dropped");
+    let mut listed = 0;
+    for order in &old {
+        let in_file = event_seqs_in_file(&conn, order.id);
+        assert!(in_file.len() >= 3, "{}: {in_file:?}", order.id);
+        let of_order = backend.events.of_order(order.id).await.expect("events");
+        let seqs: Vec<i64> = of_order
+            .iter()
+            .map(|e| e.id.parse().expect("a seq"))
+            .collect();
+        assert_eq!(seqs, in_file, "{}: every event, oldest first", order.id);
+        assert!(of_order.iter().all(|e| e.order_id() == order.id));
+        listed += seqs.len();
+    }
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(stored as usize, listed, "every event is its order's");
+
+    // A migrated order's next changes join its list.
+    let failed = old
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .expect("the fixture has a FAILED order");
+    let before = backend.events.of_order(failed.id).await.expect("events");
+    retry_a_failed_order(&embedded, &old).await;
+    let after = backend.events.of_order(failed.id).await.expect("events");
+    assert_eq!(after[..before.len()], before[..]);
+    assert_eq!(
+        after[before.len()..]
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["order.retried", "order.processing", "order.fulfilled"]
+    );
+    assert_eq!(
+        after
+            .iter()
+            .map(|e| e.id.parse::<i64>().expect("a seq"))
+            .collect::<Vec<_>>(),
+        event_seqs_in_file(&conn, failed.id)
+    );
+    drop(conn);
+    fulfill_new_order(&embedded, None).await;
+    embedded.shutdown().await;
+    let conn = Connection::open(db_path(dir.path())).expect("open");
+    assert_intact(&conn);
 }
 
 /// A file this release wrote opens as it is and runs on. Its fixture is the

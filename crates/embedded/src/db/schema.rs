@@ -18,8 +18,11 @@ use std::path::Path;
 /// its 36 characters: smaller keys in the b-trees every order writes. A
 /// `CHECK` on each refuses any other form, so text bound by mistake fails
 /// loudly instead of matching nothing. The queue's message ids and the
-/// executions' ids stay text.
-pub const SCHEMA_VERSION: i64 = 6;
+/// executions' ids stay text. Version 7 lists an order's events in its own
+/// row (`orders.event_seqs`, their `events.seq` numbers) in place of the
+/// index on `events.order_id`, which every event wrote (three per order):
+/// the row is written with each change anyway.
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
@@ -38,7 +41,10 @@ CREATE TABLE IF NOT EXISTS orders (
     workflow INTEGER,
     fulfillment_reference TEXT,
     cancel_reason TEXT,
-    request_id TEXT
+    request_id TEXT,
+    -- The order's events, as their numbers (events.seq), oldest first,
+    -- separated by commas: how its events are found.
+    event_seqs TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, id);
 CREATE TABLE IF NOT EXISTS order_counts (
@@ -97,7 +103,6 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at INTEGER NOT NULL,
     failure_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id, seq);
 CREATE TABLE IF NOT EXISTS event_deliveries (
     url TEXT PRIMARY KEY,
     after_seq INTEGER NOT NULL,
@@ -158,6 +163,22 @@ ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
 /// orders have none.
 const MIGRATE_3_TO_4: &str = r#"
 ALTER TABLE orders ADD COLUMN request_id TEXT;
+"#;
+
+/// From version 6 to 7, before [`SCHEMA`] runs: orders list their events.
+/// (From an older version, [`SCHEMA`] makes `orders` again with the column.)
+const MIGRATE_6_TO_7: &str = r#"
+ALTER TABLE orders ADD COLUMN event_seqs TEXT;
+"#;
+
+/// To version 7, after every row is in its table: each order's list of its
+/// events (from the index on `events.order_id` while a version 6 file still
+/// has it), and that index dropped.
+const MIGRATE_TO_7_LIST_EVENTS: &str = r#"
+UPDATE orders SET event_seqs = e.seqs
+  FROM (SELECT order_id, group_concat(seq, ',' ORDER BY seq) AS seqs FROM events GROUP BY order_id) AS e
+  WHERE orders.id = e.order_id;
+DROP INDEX IF EXISTS events_by_order;
 "#;
 
 /// The tables with a column that names an order, each with that column and
@@ -286,10 +307,10 @@ fn copy_for_6(conn: &Connection, aside: &[&str]) -> rusqlite::Result<()> {
 /// The free disk that migrating a file needs, and what its disk has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Room {
-    /// Bytes the migration needs free: up to version 5 the order tables are
-    /// written again, into the WAL first, so about the file's size (a file of
-    /// 1,000,000 orders, 765 MB, took a WAL of 545 MB and grew by 24 MB);
-    /// none from version 6 on.
+    /// Bytes the migration needs free: up to version 6 the order tables (or,
+    /// from version 6, every order's row) are written again, into the WAL
+    /// first, so about the file's size (a file of 1,000,000 orders, 765 MB,
+    /// took a WAL of 545 MB and grew by 24 MB); none from version 7 on.
     pub needed: u64,
     /// Bytes free for this user on the file's disk, where they can be read.
     pub free: Option<u64>,
@@ -298,7 +319,7 @@ pub struct Room {
 impl Room {
     /// The room migrating the file at `path` from version `from` needs.
     fn to_migrate(from: i64, path: &Path) -> anyhow::Result<Room> {
-        let needed = if from >= 6 {
+        let needed = if from >= 7 {
             0
         } else {
             std::fs::metadata(path)
@@ -418,9 +439,10 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
             SchemaPlan::Migrate { from } => from,
             SchemaPlan::Create | SchemaPlan::Current => SCHEMA_VERSION,
         };
-        // Version 1's tables are made again by SCHEMA; versions 2 and 3 gain
-        // columns; up to version 5, the tables that name orders are made
-        // again with their ids as bytes.
+        // Version 1's tables are made again by SCHEMA; versions 2, 3 and 6
+        // gain columns; up to version 5, the tables that name orders are
+        // made again with their ids as bytes; up to version 6, orders list
+        // their events.
         let from_1 = from < 2;
         if from_1 {
             conn.execute_batch(MIGRATE_1_TO_2)?;
@@ -430,6 +452,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         }
         if (2..=3).contains(&from) {
             conn.execute_batch(MIGRATE_3_TO_4)?;
+        }
+        if from == 6 {
+            conn.execute_batch(MIGRATE_6_TO_7)?;
         }
         let to_6 = from < 6;
         let aside = if to_6 {
@@ -445,6 +470,9 @@ fn migrate(conn: &Connection) -> anyhow::Result<SchemaPlan> {
         }
         if to_6 {
             copy_for_6(conn, &aside)?;
+        }
+        if from < 7 {
+            conn.execute_batch(MIGRATE_TO_7_LIST_EVENTS)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(plan)

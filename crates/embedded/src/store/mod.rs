@@ -24,8 +24,8 @@ impl SqliteOrderStore {
     }
 }
 
-/// Inserts a new order, counts it and records its `order.accepted` event.
-/// Fails on a duplicate id. `workflow`
+/// Inserts a new order, counts it and records its `order.accepted` event
+/// (listed in the row's `event_seqs`). Fails on a duplicate id. `workflow`
 /// names the definition whose run for it can be made again (see
 /// [`crate::engine`]); `request` is the id of the request that sent it.
 pub(crate) fn insert_order(
@@ -37,11 +37,12 @@ pub(crate) fn insert_order(
     let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
     let id = o.id.text();
     let arn = arn_to_store(&o.execution_arn, id.as_str())?;
+    let seq = crate::events::next_seq(conn)?;
     conn.prepare_cached(
         "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
          created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
-         request_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         request_id, event_seqs) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -61,11 +62,12 @@ pub(crate) fn insert_order(
             o.fulfillment_reference,
             o.cancel_reason,
             request,
+            seq.to_string(),
         ])
     })
     .map_err(sql_err)?;
     bump_count(o.status, 1);
-    crate::events::record_in(conn, EventType::Accepted, o)
+    crate::events::record_in(conn, seq, EventType::Accepted, o)
 }
 
 thread_local! {
@@ -157,14 +159,7 @@ pub(crate) fn apply_transition_to(
     change: &Transition,
 ) -> Result<Order, PortError> {
     let order = change.apply(current)?;
-    if write_change(conn, current, &order)? == 0 {
-        // `current` was read in this same transaction, which nothing else writes.
-        return Err(PortError::new(
-            ErrorKind::Internal,
-            format!("order {} changed under its own transaction", order.id),
-        ));
-    }
-    record_change(conn, current.status, &order)?;
+    write_steps(conn, current, &[&order])?;
     Ok(order)
 }
 
@@ -181,18 +176,15 @@ pub(crate) fn write_steps(
     let Some(last) = steps.last() else {
         return Ok(());
     };
-    if write_change(conn, before, last)? == 0 {
+    let first = crate::events::next_seq(conn)?;
+    if write_change(conn, before, last, first, steps.len())? == 0 {
+        // `before` was read in this same transaction, which nothing else writes.
         return Err(PortError::new(
             ErrorKind::Internal,
             format!("order {} changed under its own transaction", before.id),
         ));
     }
-    let mut from = before.status;
-    for step in steps {
-        record_change(conn, from, step)?;
-        from = step.status;
-    }
-    Ok(())
+    record_steps(conn, before.status, steps, first)
 }
 
 /// As [`apply_transition`], for an order this writer last saw as `seen` (an
@@ -208,19 +200,33 @@ pub(crate) fn apply_transition_from(
     let Ok(order) = change.apply(seen) else {
         return apply_transition(conn, seen.id, change);
     };
-    if write_change(conn, seen, &order)? == 0 {
+    let seq = crate::events::next_seq(conn)?;
+    if write_change(conn, seen, &order, seq, 1)? == 0 {
         return apply_transition(conn, seen.id, change);
     }
-    record_change(conn, seen.status, &order)?;
+    record_steps(conn, seen.status, &[&order], seq)?;
     Ok(order)
 }
 
 /// Writes `order`'s changeable fields over the row of `before`, only while
-/// the row still holds every one of `before`'s; the rows changed (0 or 1).
-fn write_change(conn: &Connection, before: &Order, order: &Order) -> Result<usize, PortError> {
+/// the row still holds every one of `before`'s, and adds the `events` event
+/// numbers from `first_seq` to the row's list (`event_seqs`); the rows
+/// changed (0 or 1).
+fn write_change(
+    conn: &Connection,
+    before: &Order,
+    order: &Order,
+    first_seq: i64,
+    events: usize,
+) -> Result<usize, PortError> {
+    let seqs = (first_seq..first_seq + events as i64)
+        .map(|seq| seq.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
-         fulfillment_reference = ?6, cancel_reason = ?7 WHERE id = ?1 AND status = ?8 \
+         fulfillment_reference = ?6, cancel_reason = ?7, \
+         event_seqs = COALESCE(event_seqs || ',', '') || ?14 WHERE id = ?1 AND status = ?8 \
          AND attempts = ?9 AND failure_reason IS ?10 AND updated_at = ?11 \
          AND fulfillment_reference IS ?12 AND cancel_reason IS ?13",
     )
@@ -239,16 +245,41 @@ fn write_change(conn: &Connection, before: &Order, order: &Order) -> Result<usiz
             before.updated_at.millis(),
             before.fulfillment_reference,
             before.cancel_reason,
+            seqs,
         ])
     })
     .map_err(sql_err)
 }
 
-/// What goes with a status change of an order that was `before`, in the
-/// same transaction: its event, the status counts, and the fulfillment's row.
-fn record_change(conn: &Connection, before: OrderStatus, order: &Order) -> Result<(), PortError> {
+/// What goes with each of `steps`, status changes of an order that was
+/// `before`, in the same transaction: its event (numbered from `first_seq`,
+/// as [`write_change`] listed them), the status counts, and the
+/// fulfillment's row.
+fn record_steps(
+    conn: &Connection,
+    before: OrderStatus,
+    steps: &[&Order],
+    first_seq: i64,
+) -> Result<(), PortError> {
+    let mut from = before;
+    for (seq, step) in (first_seq..).zip(steps) {
+        record_change(conn, seq, from, step)?;
+        from = step.status;
+    }
+    Ok(())
+}
+
+/// What goes with a status change of an order that was `before`: its
+/// event `seq`, the status counts, and the fulfillment's row.
+fn record_change(
+    conn: &Connection,
+    seq: i64,
+    before: OrderStatus,
+    order: &Order,
+) -> Result<(), PortError> {
     crate::events::record_in(
         conn,
+        seq,
         EventType::for_change(Some(before), order.status),
         order,
     )?;
@@ -638,6 +669,19 @@ mod tests {
                 (EventType::Fulfilled, OrderStatus::Fulfilled)
             ]
         );
+        let (listed, in_file): (String, String) = db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT event_seqs, (SELECT group_concat(seq, ',' ORDER BY seq) FROM events \
+                     WHERE order_id = ?1) FROM orders WHERE id = ?1",
+                    [id.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sql_err)
+            })
+            .await
+            .expect("read");
+        assert_eq!(listed, in_file, "the row lists its events, and only them");
         let counts = SqliteOrderStore::new(db)
             .count_by_status()
             .await
