@@ -159,8 +159,9 @@ fn migrate(data_dir: &std::path::Path, check: bool) -> ExitCode {
             match Room::check(from, &path) {
                 Ok(room) if room.needed > 0 => {
                     println!(
-                        "{}: the migration writes the order tables again and {room}",
-                        path.display()
+                        "{}: the migration {} and {room}",
+                        path.display(),
+                        Room::writes(from)
                     );
                 }
                 Ok(_) => {}

@@ -190,6 +190,9 @@ struct Snapshot {
     counts: BTreeMap<String, i64>,
     /// The last event of each order: its type and attempts.
     last_events: BTreeMap<String, (i64, u32)>,
+    /// Orders whose row's list of events (`event_seqs`) is not the numbers
+    /// of the events the file holds for them, oldest first.
+    mislisted: i64,
 }
 
 /// The order id in column `i` (kept in the file as its 16 bytes), as text.
@@ -287,7 +290,16 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             .map_err(q)?
             .collect::<rusqlite::Result<BTreeMap<String, (i64, u32)>>>()
             .map_err(q)?;
+        let mislisted: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM orders o LEFT JOIN \
+                 (SELECT order_id, group_concat(seq, ',' ORDER BY seq) AS seqs FROM events GROUP BY order_id) e \
+                 ON e.order_id = o.id WHERE o.event_seqs IS NOT e.seqs",
+            )
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(q)?;
         Ok(Snapshot {
+            mislisted,
             orders,
             fulfillments,
             failed_rows,
@@ -435,6 +447,12 @@ fn check_step(model: &mut Model, s: &Snapshot) -> Result<(), String> {
                 "order {id} is {status} after {attempts} attempts but its last event is {kind:?} after {event_attempts}"
             ));
         }
+    }
+    if s.mislisted != 0 {
+        return Err(format!(
+            "{} order(s) list other events than the file holds for them",
+            s.mislisted
+        ));
     }
     let queued: BTreeSet<&String> = s.queue.iter().map(|(id, _, _)| id).collect();
     for (id, body) in &s.dlq {

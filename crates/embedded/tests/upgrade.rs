@@ -5,8 +5,8 @@
 //! `fixtures/schema-3.db` by schema version 3 (commit a60f64b), and
 //! `fixtures/schema-4.db` by schema version 4 (commit 5038c2b), and
 //! `fixtures/schema-5.db` by schema version 5 (commit 05582b2), and
-//! `fixtures/schema-6.db` by schema version 6 (commit fcafdba, its first;
-//! its tables did not change after it), and `fixtures/schema-7.db` by schema
+//! `fixtures/schema-6.db` by schema version 6 (made again at 3914fb8, with
+//! version 6's final tables), and `fixtures/schema-7.db` by schema
 //! version 7, the current one (made at its first commit: to be made again at
 //! its last if the schema changes before the next version). Each holds 40
 //! orders (FULFILLED, and FAILED ones with their dead letters and
@@ -655,6 +655,15 @@ async fn a_schema_6_database_is_migrated_and_each_order_finds_its_events_by_its_
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .expect("count");
     assert_eq!(stored as usize, listed, "every event is its order's");
+    let mislisted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM orders WHERE event_seqs IS NOT \
+             (SELECT group_concat(seq, ',' ORDER BY seq) FROM events WHERE order_id = orders.id)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(mislisted, 0, "each row lists exactly its events");
 
     // A migrated order's next changes join its list.
     let failed = old

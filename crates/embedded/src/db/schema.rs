@@ -346,12 +346,23 @@ impl Room {
             return Ok(room);
         }
         Err(StartupRefused(format!(
-            "{}: migrating schema version {from} to {SCHEMA_VERSION} writes the order tables \
-             again and {room}. Free space on that disk (or move the data directory) and start \
-             again; nothing was changed",
-            path.display()
+            "{}: migrating schema version {from} to {SCHEMA_VERSION} {} and {room}. Free space \
+             on that disk (or move the data directory) and start again; nothing was changed",
+            path.display(),
+            Room::writes(from)
         ))
         .into())
+    }
+
+    /// What migrating from version `from` writes again, for messages. The
+    /// room asked for is the whole file's size either way: an upper bound
+    /// (from version 6, only the orders' rows are written again).
+    pub fn writes(from: i64) -> &'static str {
+        if from >= 6 {
+            "writes every order's row again"
+        } else {
+            "writes the order tables again"
+        }
     }
 }
 
