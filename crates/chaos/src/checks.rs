@@ -151,6 +151,21 @@ pub(super) fn file_checks(
         running == 0,
         format!("{running} RUNNING"),
     );
+    // Each order's row lists its events (schema version 7): exactly the
+    // numbers of the events the file holds for it, oldest first.
+    let events = count(&conn, "SELECT COUNT(*) FROM events")?;
+    let mislisted = count(
+        &conn,
+        "SELECT COUNT(*) FROM orders o LEFT JOIN \
+         (SELECT order_id, group_concat(seq, ',' ORDER BY seq) AS seqs FROM events GROUP BY order_id) e \
+         ON e.order_id = o.id WHERE o.event_seqs IS NOT e.seqs",
+    )?;
+    check(
+        checks,
+        "each order's row lists exactly its events",
+        mislisted == 0,
+        format!("{events} events, {mislisted} orders listing others"),
+    );
     // The last status each sampled order showed must not be undone in the
     // file: a terminal one stays, but for a FAILED order since cancelled.
     let undone: Vec<String> = seen
