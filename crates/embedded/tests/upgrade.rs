@@ -46,6 +46,12 @@ fn config_in(dir: &Path) -> EmbeddedConfig {
     config
 }
 
+/// The one number that `sql` (a `count(*)`) reads from `conn`.
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Idempotency keys live for a day; a fixture's were written when it was
 /// made, so they are moved to now to stay within their window.
 fn renew_idempotency_keys(conn: &Connection) {
@@ -112,9 +118,7 @@ async fn runs_on(embedded: Embedded, dir: &Path, old: &[dofs_core::Order], reque
     fulfill_new_order(&embedded, Some(request)).await;
     embedded.shutdown().await;
     let conn = Connection::open(db_path(dir)).expect("open");
-    let orders: i64 = conn
-        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
-        .expect("count");
+    let orders = count(&conn, "SELECT count(*) FROM orders");
     assert_eq!(orders, 41);
     assert_intact(&conn);
 }
@@ -133,15 +137,12 @@ fn assert_intact(conn: &Connection) {
         ("failed_orders", "order_id"),
         ("idempotency_keys", "order_id"),
     ] {
-        let other: i64 = conn
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM {table} WHERE typeof({column}) != 'blob' OR length({column}) != 16"
-                ),
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
+        let other = count(
+            conn,
+            &format!(
+                "SELECT count(*) FROM {table} WHERE typeof({column}) != 'blob' OR length({column}) != 16"
+            ),
+        );
         assert_eq!(other, 0, "{table}.{column} holds ids of another form");
     }
 }
@@ -446,13 +447,10 @@ async fn a_schema_3_database_is_migrated_and_new_orders_keep_their_request_id() 
         )
         .expect("the new order");
     assert_eq!(kept.as_deref(), Some("upgrade-req-1"));
-    let without: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM orders WHERE request_id IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let without = count(
+        &conn,
+        "SELECT count(*) FROM orders WHERE request_id IS NULL",
+    );
     assert_eq!(without, 40, "the old orders have none");
     assert_intact(&conn);
 }
@@ -630,13 +628,10 @@ async fn a_schema_6_database_is_migrated_and_each_order_finds_its_events_by_its_
     let backend = embedded.backend();
     let old = fixture_orders(&embedded).await;
     let conn = Connection::open(db_path(dir.path())).expect("open");
-    let index: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'events_by_order'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let index = count(
+        &conn,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'events_by_order'",
+    );
     assert_eq!(index, 0, "the index on events.order_id is dropped");
     let mut listed = 0;
     for order in &old {
@@ -651,18 +646,13 @@ async fn a_schema_6_database_is_migrated_and_each_order_finds_its_events_by_its_
         assert!(of_order.iter().all(|e| e.order_id() == order.id));
         listed += seqs.len();
     }
-    let stored: i64 = conn
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-        .expect("count");
+    let stored = count(&conn, "SELECT count(*) FROM events");
     assert_eq!(stored as usize, listed, "every event is its order's");
-    let mislisted: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM orders WHERE event_seqs IS NOT \
-             (SELECT group_concat(seq, ',' ORDER BY seq) FROM events WHERE order_id = orders.id)",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let mislisted = count(
+        &conn,
+        "SELECT count(*) FROM orders WHERE event_seqs IS NOT \
+         (SELECT group_concat(seq, ',' ORDER BY seq) FROM events WHERE order_id = orders.id)",
+    );
     assert_eq!(mislisted, 0, "each row lists exactly its events");
 
     // A migrated order's next changes join its list.
