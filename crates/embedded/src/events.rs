@@ -216,6 +216,20 @@ impl EventLog for SqliteEventLog {
     }
 }
 
+/// How many orders' rows list other events than the file holds for them
+/// (their `event_seqs` is not the numbers of their events, oldest first):
+/// none while the store keeps its lists. One pass over `events`, for
+/// checks after the fact (the tests, an upgrade), not for the hot path.
+pub fn orders_listing_other_events(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM orders o LEFT JOIN \
+         (SELECT order_id, group_concat(seq, ',' ORDER BY seq) AS seqs FROM events GROUP BY order_id) e \
+         ON e.order_id = o.id WHERE o.event_seqs IS NOT e.seqs",
+        [],
+        |r| r.get(0),
+    )
+}
+
 /// The most events [`events_of_order`] returns.
 const MAX_OF_ORDER: usize = 100;
 

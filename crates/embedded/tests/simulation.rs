@@ -290,14 +290,7 @@ async fn snapshot(db: &Db) -> Result<Snapshot, String> {
             .map_err(q)?
             .collect::<rusqlite::Result<BTreeMap<String, (i64, u32)>>>()
             .map_err(q)?;
-        let mislisted: i64 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM orders o LEFT JOIN \
-                 (SELECT order_id, group_concat(seq, ',' ORDER BY seq) AS seqs FROM events GROUP BY order_id) e \
-                 ON e.order_id = o.id WHERE o.event_seqs IS NOT e.seqs",
-            )
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(q)?;
+        let mislisted = dofs_embedded::events::orders_listing_other_events(conn).map_err(q)?;
         Ok(Snapshot {
             mislisted,
             orders,

@@ -173,18 +173,37 @@ pub(crate) fn write_steps(
     before: &Order,
     steps: &[&Order],
 ) -> Result<(), PortError> {
-    let Some(last) = steps.last() else {
-        return Ok(());
-    };
-    let first = crate::events::next_seq(conn)?;
-    if write_change(conn, before, last, first, steps.len())? == 0 {
+    if !write_steps_over(conn, before, steps)? {
         // `before` was read in this same transaction, which nothing else writes.
         return Err(PortError::new(
             ErrorKind::Internal,
             format!("order {} changed under its own transaction", before.id),
         ));
     }
-    record_steps(conn, before.status, steps, first)
+    Ok(())
+}
+
+/// As [`write_steps`], only while the row still holds `before`: false,
+/// with nothing written, when it does not. The steps' events take the next
+/// numbers, listed in the row as it is written.
+fn write_steps_over(
+    conn: &Connection,
+    before: &Order,
+    steps: &[&Order],
+) -> Result<bool, PortError> {
+    let Some(last) = steps.last() else {
+        return Ok(true);
+    };
+    let first = crate::events::next_seq(conn)?;
+    if write_change(conn, before, last, first, steps.len())? == 0 {
+        return Ok(false);
+    }
+    let mut from = before.status;
+    for (seq, step) in (first..).zip(steps) {
+        record_change(conn, seq, from, step)?;
+        from = step.status;
+    }
+    Ok(true)
 }
 
 /// As [`apply_transition`], for an order this writer last saw as `seen` (an
@@ -200,11 +219,9 @@ pub(crate) fn apply_transition_from(
     let Ok(order) = change.apply(seen) else {
         return apply_transition(conn, seen.id, change);
     };
-    let seq = crate::events::next_seq(conn)?;
-    if write_change(conn, seen, &order, seq, 1)? == 0 {
+    if !write_steps_over(conn, seen, &[&order])? {
         return apply_transition(conn, seen.id, change);
     }
-    record_steps(conn, seen.status, &[&order], seq)?;
     Ok(order)
 }
 
@@ -249,24 +266,6 @@ fn write_change(
         ])
     })
     .map_err(sql_err)
-}
-
-/// What goes with each of `steps`, status changes of an order that was
-/// `before`, in the same transaction: its event (numbered from `first_seq`,
-/// as [`write_change`] listed them), the status counts, and the
-/// fulfillment's row.
-fn record_steps(
-    conn: &Connection,
-    before: OrderStatus,
-    steps: &[&Order],
-    first_seq: i64,
-) -> Result<(), PortError> {
-    let mut from = before;
-    for (seq, step) in (first_seq..).zip(steps) {
-        record_change(conn, seq, from, step)?;
-        from = step.status;
-    }
-    Ok(())
 }
 
 /// What goes with a status change of an order that was `before`: its
