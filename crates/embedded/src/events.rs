@@ -24,9 +24,59 @@ fn type_code(kind: EventType) -> i64 {
 
 /// The sequence number the next event will take: one past the newest (the
 /// writer's own transaction is the only one adding events, and pruning
-/// never deletes the newest, so a number is never used twice).
+/// never deletes the newest, so a number is never used twice). Inside the
+/// writer's transaction ([`Numbering`]) the newest is read once and then
+/// counted here.
 pub(crate) fn next_seq(conn: &Connection) -> Result<i64, PortError> {
-    Ok(last_seq(conn)? + 1)
+    match NEXT_SEQ.get() {
+        Numbering::Known(next) => Ok(next),
+        state => {
+            let next = last_seq(conn)? + 1;
+            if state == Numbering::Unread {
+                NEXT_SEQ.set(Numbering::Known(next));
+            }
+            Ok(next)
+        }
+    }
+}
+
+thread_local! {
+    /// What the writer's current transaction knows of the next event number.
+    static NEXT_SEQ: std::cell::Cell<Numbering> = const { std::cell::Cell::new(Numbering::Off) };
+}
+
+/// The next event number as the writer's transaction counts it: from its
+/// first [`next_seq`], which reads the newest event, to its end, each event
+/// [`record_in`] writes moves it on, so a transaction of many changes reads
+/// `MAX(seq)` once rather than once per change. Outside a transaction of
+/// the writer (tests, tools) every [`next_seq`] reads the table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Numbering {
+    /// No writer transaction is running on this thread.
+    Off,
+    /// One is, and has not yet read the newest event.
+    Unread,
+    /// One is, and the next event takes this number.
+    Known(i64),
+}
+
+impl Numbering {
+    /// Starts counting for the transaction the writer has just begun; the
+    /// count is forgotten when the guard drops (after its COMMIT or
+    /// ROLLBACK), so a rolled-back transaction's numbers are read again.
+    pub(crate) fn begin() -> NumberingGuard {
+        NEXT_SEQ.set(Numbering::Unread);
+        NumberingGuard(())
+    }
+}
+
+/// Ends [`Numbering`] for the transaction when dropped.
+pub(crate) struct NumberingGuard(());
+
+impl Drop for NumberingGuard {
+    fn drop(&mut self) {
+        NEXT_SEQ.set(Numbering::Off);
+    }
 }
 
 /// Records the event of `order`'s change (the order as it is after it) as
@@ -52,6 +102,9 @@ pub(crate) fn record_in(
         ])
     })
     .map_err(sql_err)?;
+    if let Numbering::Known(next) = NEXT_SEQ.get() {
+        NEXT_SEQ.set(Numbering::Known(next.max(seq + 1)));
+    }
     Ok(())
 }
 
@@ -133,8 +186,10 @@ pub(crate) fn events_after(
 }
 
 /// The sequence number of the newest event (0 when there is none).
+const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM events";
+
 pub(crate) fn last_seq(conn: &Connection) -> Result<i64, PortError> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+    conn.prepare_cached(LAST_SEQ)
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(sql_err)
 }
@@ -300,6 +355,66 @@ mod tests {
         ids.iter()
             .map(|id| events_of_order(conn, *id).map(|e| e.len()))
             .collect()
+    }
+
+    /// The event numbers in the table, and the list of each order's row.
+    fn numbers(conn: &Connection) -> (Vec<i64>, Vec<String>) {
+        let seqs = conn
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("events");
+        let lists = conn
+            .prepare("SELECT event_seqs FROM orders ORDER BY event_seqs")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("orders");
+        (seqs, lists)
+    }
+
+    #[tokio::test]
+    async fn the_writer_counts_event_numbers_within_a_transaction_and_reads_them_again_after_a_rollback(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        db.write(|conn| {
+            for at in 1..=3 {
+                crate::store::insert_order(conn, &sample_order(0, Timestamp(at)), None, None)?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("three orders in one transaction");
+        let failed = db
+            .write(|conn| {
+                crate::store::insert_order(conn, &sample_order(0, Timestamp(4)), None, None)?;
+                Err::<(), _>(PortError::new(ErrorKind::Conflict, "fails after a write"))
+            })
+            .await
+            .expect_err("the failing job");
+        assert_eq!(failed.kind, ErrorKind::Conflict, "{failed:?}");
+        db.write(|conn| {
+            crate::store::insert_order(conn, &sample_order(0, Timestamp(5)), None, None)
+        })
+        .await
+        .expect("an order after the rollback");
+        let (seqs, lists) = db.read(|conn| Ok(numbers(conn))).await.expect("read");
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4],
+            "the rolled-back event's number is taken again"
+        );
+        assert_eq!(lists, ["1", "2", "3", "4"]);
+        let reads = db
+            .write(|conn| {
+                conn.prepare_cached(LAST_SEQ)
+                    .map(|st| st.get_status(rusqlite::StatementStatus::Run))
+                    .map_err(sql_err)
+            })
+            .await
+            .expect("the writer's statement");
+        assert_eq!(
+            reads, 3,
+            "the newest event read once per transaction, not per order"
+        );
     }
 
     #[tokio::test]

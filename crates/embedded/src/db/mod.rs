@@ -11,6 +11,7 @@
 //! connections.
 
 use dofs_core::ports::{ErrorKind, PortError};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +60,12 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     // default, fewer than the writer's hot path uses, so under load it
     // evicted and prepared statements again on every few jobs.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans that do not depend on the values bound. Without this SQLite
+    // marks a statement with `LIMIT ?` to be prepared again whenever its
+    // parameters are bound anew, and rusqlite clears them each time it
+    // returns a statement to the cache: the workers' receive was parsed
+    // and planned again on every batch.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
@@ -373,6 +380,8 @@ fn transact(
         tracing::error!(error = %e, "could not begin a write transaction");
         return;
     }
+    // Event numbers counted in memory until the transaction ends.
+    let _numbering = crate::events::Numbering::begin();
     let at_begin = conn.total_changes();
     let mut undone = false;
     for job in batch.drain(..) {
@@ -454,6 +463,35 @@ mod tests {
         conn.execute("INSERT INTO ran (name) VALUES (?1)", [name])
             .map(|_| ())
             .map_err(sql_err)
+    }
+
+    #[tokio::test]
+    async fn a_statement_with_a_bound_limit_is_prepared_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let sql = "SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?2";
+        let reprepared = db
+            .write(move |conn| {
+                for limit in 1..=5_i64 {
+                    conn.prepare_cached(sql)
+                        .and_then(|mut st| {
+                            st.query_map(rusqlite::params![limit * 1000, limit], |r| {
+                                r.get::<_, String>(0)
+                            })?
+                            .collect::<Result<Vec<_>, _>>()
+                        })
+                        .map_err(sql_err)?;
+                }
+                conn.prepare_cached(sql)
+                    .map(|st| st.get_status(rusqlite::StatementStatus::RePrepare))
+                    .map_err(sql_err)
+            })
+            .await
+            .expect("queries");
+        assert_eq!(
+            reprepared, 0,
+            "the statement was prepared again when its parameters were bound anew"
+        );
     }
 
     #[tokio::test]
