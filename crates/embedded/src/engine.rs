@@ -17,7 +17,7 @@
 //! ([`replay`]). Runs that ended otherwise keep their whole history in the
 //! `executions` table, as do executions of databases written before.
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use crate::store::{get_order, record_failure_in};
 use async_trait::async_trait;
 use dofs_core::history::{EventKind, ExecutionEvent};
@@ -29,7 +29,7 @@ use dofs_workflow::{
     Definition, Event, EventKind as WorkflowEventKind, EventSink, NoHistory, Outcome, TaskError,
     TaskHandler, Timer,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -296,7 +296,7 @@ fn output_text(outcome: &Outcome) -> Option<String> {
 /// cannot be replayed, its history; a run that failed fails the order.
 /// Returns whether the order was failed.
 pub(crate) fn apply_run(
-    conn: &Connection,
+    conn: &Tx<'_>,
     order: &Order,
     run: &Run,
     now: Timestamp,
@@ -310,7 +310,7 @@ pub(crate) fn apply_run(
 
 /// Sends the message the run's Queue For Fulfillment asked for (releasing it,
 /// when an earlier release's submit transaction wrote it held).
-fn send_message_of(conn: &Connection, run: &Run, now: Timestamp) -> Result<(), PortError> {
+fn send_message_of(conn: &Tx<'_>, run: &Run, now: Timestamp) -> Result<(), PortError> {
     match &run.effects.sent {
         Some((id, body)) => crate::queue::send_in(conn, id, body, now),
         None => Ok(()),
@@ -320,12 +320,7 @@ fn send_message_of(conn: &Connection, run: &Run, now: Timestamp) -> Result<(), P
 /// Stores a run's whole history (a new row, or the row of an execution an
 /// earlier release left `RUNNING`); a run that failed fails its order.
 /// Returns whether the order was failed.
-fn record_run(
-    conn: &Connection,
-    order: &Order,
-    run: &Run,
-    now: Timestamp,
-) -> Result<bool, PortError> {
+fn record_run(conn: &Tx<'_>, order: &Order, run: &Run, now: Timestamp) -> Result<bool, PortError> {
     conn.prepare_cached(
         "INSERT INTO executions (id, arn, status, input, output, started_at, stopped_at, events) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
@@ -353,7 +348,7 @@ fn history_text(run: &Run) -> String {
 
 /// A failed run fails its order: a failed-orders row and the order `FAILED`.
 fn fail_order_of(
-    conn: &Connection,
+    conn: &Tx<'_>,
     order: OrderId,
     run: &Run,
     now: Timestamp,

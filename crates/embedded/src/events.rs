@@ -7,7 +7,7 @@
 //! the rest of the order, which never changes, is read from its row when
 //! the event is read, so an event costs tens of bytes, not a copy of the order.
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use crate::store::{order_from_row, ORDER_COLUMNS, ORDER_COLUMN_COUNT};
 use async_trait::async_trait;
 use dofs_core::ports::{ErrorKind, EventLog, Page, PortError};
@@ -83,15 +83,15 @@ impl Drop for NumberingGuard {
 /// event `seq` (from [`next_seq`], already listed in the order's row),
 /// inside the writer's transaction.
 pub(crate) fn record_in(
-    conn: &Connection,
+    conn: &Tx<'_>,
     seq: i64,
     kind: EventType,
     order: &Order,
 ) -> Result<(), PortError> {
-    conn.prepare_cached(
-        "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .and_then(|mut st| {
+    static INSERT: &str =
+        "INSERT INTO events (seq, order_id, type, attempts, occurred_at, failure_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    conn.held(INSERT, |st| {
         st.execute(params![
             seq,
             order.id.as_bytes(),

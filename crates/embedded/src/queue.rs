@@ -6,7 +6,7 @@
 //! databases written by the first release held each order's message until
 //! its execution ran; [`crate::engine::finish_running`] releases them.
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use async_trait::async_trait;
 use dofs_core::ports::{DeadLetter, Page, PortError, Queue, QueueDepth, Received};
 use dofs_core::{Clock, OrderId, Timestamp};
@@ -61,25 +61,24 @@ fn parse_receipt(receipt: &str) -> Result<(String, u32), PortError> {
 
 /// Sends a message inside the writer's transaction (see [`Queue::send`]).
 pub(crate) fn send_in(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: &str,
     body: &str,
     now: Timestamp,
 ) -> Result<(), PortError> {
+    static IN_DLQ: &str = "SELECT 1 FROM dlq WHERE id = ?1";
     let in_dlq: bool = conn
-        .prepare_cached("SELECT 1 FROM dlq WHERE id = ?1")
-        .and_then(|mut st| st.query_row([id], |_| Ok(())).optional())
+        .held(IN_DLQ, |st| st.query_row([id], |_| Ok(())).optional())
         .map_err(sql_err)?
         .is_some();
     if in_dlq {
         return Ok(());
     }
-    conn.prepare_cached(
+    static INSERT: &str =
         "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3) \
-         ON CONFLICT (id) DO UPDATE SET visible_at = ?3 WHERE visible_at IS NULL",
-    )
-    .and_then(|mut st| st.execute(params![id, body, now.millis()]))
-    .map_err(sql_err)?;
+         ON CONFLICT (id) DO UPDATE SET visible_at = ?3 WHERE visible_at IS NULL";
+    conn.held(INSERT, |st| st.execute(params![id, body, now.millis()]))
+        .map_err(sql_err)?;
     Ok(())
 }
 
@@ -393,11 +392,11 @@ pub(crate) fn remove_order_messages_in(
 }
 
 /// Deletes a received message inside the writer's transaction (see [`Queue::delete`]).
-pub(crate) fn delete_in(conn: &Connection, receipt: &str) -> Result<(), PortError> {
+pub(crate) fn delete_in(conn: &Tx<'_>, receipt: &str) -> Result<(), PortError> {
     let (id, n) = parse_receipt(receipt)?;
+    static DELETE: &str = "DELETE FROM queue WHERE id = ?1 AND receive_count = ?2";
     let deleted = conn
-        .prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")
-        .and_then(|mut st| st.execute(params![id, n]))
+        .held(DELETE, |st| st.execute(params![id, n]))
         .map_err(sql_err)?;
     if deleted == 0 && message_count(conn, &id)?.is_some() {
         return Err(PortError::conflict(

@@ -7,7 +7,7 @@
 //! transaction before the 202 is sent, so there is no moment in which one
 //! exists without the others.
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use crate::engine::{apply_run, read_execution, Definitions, Workflow};
 use crate::queue::{redrive_in, remove_order_messages_in, SqliteQueue};
 use crate::store::{apply_transition, get_order, insert_order};
@@ -201,7 +201,7 @@ fn back_to_pending(at: Timestamp) -> Transition {
     }
 }
 
-fn requeue_in(conn: &Connection, order: OrderId, now: Timestamp) -> Result<(), PortError> {
+fn requeue_in(conn: &Tx<'_>, order: OrderId, now: Timestamp) -> Result<(), PortError> {
     conn.prepare_cached("DELETE FROM dlq WHERE json_extract(body, '$.orderId') = ?1")
         .and_then(|mut st| st.execute([order.to_string()]))
         .map_err(sql_err)?;

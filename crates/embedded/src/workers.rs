@@ -11,7 +11,7 @@
 //! dead letter (failed-orders row and order `FAILED`) in the same
 //! transaction that reads it.
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use crate::queue::{
     change_visibility_in, dead_letter_in, dead_letters_after, delete_in, mark_received_in,
     receivable_in, SqliteQueue, Visible,
@@ -27,7 +27,7 @@ use dofs_core::service::{
 };
 use dofs_core::{Clock, Order, Outcome, Timestamp};
 use futures_util::{stream, StreamExt};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -320,7 +320,7 @@ pub async fn receive_and_begin(
 /// called, or when either change does not apply to the order (the
 /// two-transaction path then decides).
 fn begin_and_finish_in(
-    conn: &Connection,
+    conn: &Tx<'_>,
     f: &Fulfiller,
     visible: &Visible,
     (current, request): &(Order, Option<String>),
@@ -387,7 +387,7 @@ pub async fn finish_attempts(
 }
 
 fn finish_in(
-    conn: &Connection,
+    conn: &Tx<'_>,
     f: &Fulfiller,
     attempt: &Attempt,
     outcome: &Outcome,
@@ -581,7 +581,7 @@ pub struct DeadLetterPass {
 /// `FAILED` with a failed-orders row, unless it is terminal already. Returns
 /// when the order was accepted, if it was failed now.
 pub(crate) fn record_dead_letter_in(
-    conn: &Connection,
+    conn: &Tx<'_>,
     dead: &DeadLetter,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, PortError> {

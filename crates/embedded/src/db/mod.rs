@@ -12,7 +12,9 @@
 
 use dofs_core::ports::{ErrorKind, PortError};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, PrepFlags, Statement};
+use std::cell::RefCell;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -74,7 +76,60 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 /// A closure run by the writer: its reply (given the transaction's fate)
 /// and whether it failed.
-type Job = Box<dyn FnOnce(&Connection) -> (Reply, bool) + Send>;
+type Job = Box<dyn FnOnce(&Tx<'_>) -> (Reply, bool) + Send>;
+
+/// The writer's connection as the closures given to [`Db::write`] see it:
+/// the connection itself (through `Deref`), and the statements of the hot
+/// path held prepared for the writer's life ([`Tx::held`]).
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    /// The statements held prepared, each with its text.
+    held: RefCell<Vec<(&'static str, Statement<'c>)>>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl<'c> Tx<'c> {
+    /// Runs `f` with the statement for `sql`, prepared at its first use and
+    /// held by the writer from then on. For the statements every order
+    /// runs: rusqlite's cache ([`Connection::prepare_cached`]) hashes and
+    /// copies a statement's text at each use and again when it takes it
+    /// back, which came to a twentieth of the writer's time
+    /// (bench/PROFILE.md). `sql` is told apart by its address, so it should
+    /// be a `static`.
+    pub(crate) fn held<T>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut Statement<'c>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let taken = {
+            let mut held = self.held.borrow_mut();
+            let at = held.iter().position(|(text, _)| std::ptr::eq(*text, sql));
+            at.map(|i| held.swap_remove(i).1)
+        };
+        let mut statement = match taken {
+            Some(statement) => statement,
+            // Persistent: kept out of the connection's lookaside memory,
+            // which the statements of each use then have to themselves.
+            None => self
+                .conn
+                .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
+        };
+        let result = f(&mut statement);
+        let mut held = self.held.borrow_mut();
+        // A use of the same statement inside `f` has put one back already.
+        if !held.iter().any(|(text, _)| std::ptr::eq(*text, sql)) {
+            held.push((sql, statement));
+        }
+        result
+    }
+}
 
 /// Which of a round's two transactions a job runs in: `Now` first, `After`
 /// once that one has ended.
@@ -229,7 +284,7 @@ impl Db {
     pub async fn write<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, PortError> + Send + 'static,
     {
         self.write_in(Lane::Now, f).await
     }
@@ -240,7 +295,7 @@ impl Db {
     pub async fn write_after<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, PortError> + Send + 'static,
     {
         self.write_in(Lane::After, f).await
     }
@@ -248,10 +303,10 @@ impl Db {
     async fn write_in<T, F>(&self, lane: Lane, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PortError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, PortError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
-        let job: Job = Box::new(move |conn: &Connection| {
+        let job: Job = Box::new(move |conn: &Tx<'_>| {
             let result = f(conn);
             let failed = result.is_err();
             let reply: Reply = Box::new(move |commit: Result<(), PortError>| {
@@ -339,6 +394,11 @@ fn writer_loop(
     let mut now: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut after: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    // Dropped before `conn`, as its statements must be.
+    let tx = Tx {
+        conn: &conn,
+        held: RefCell::new(Vec::new()),
+    };
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
         let mut taken = 0;
@@ -356,17 +416,17 @@ fn writer_loop(
         // workers' attempts, which can take a millisecond of the writer's
         // time, commit in a transaction of their own after them.
         if !now.is_empty() {
-            transact(&conn, &mut now, &mut replies, stats, health, path);
+            transact(&tx, &mut now, &mut replies, stats, health, path);
         }
         if !after.is_empty() {
-            transact(&conn, &mut after, &mut replies, stats, health, path);
+            transact(&tx, &mut after, &mut replies, stats, health, path);
         }
     }
 }
 
 /// Runs `batch` in one transaction, commits, and answers each job.
 fn transact(
-    conn: &Connection,
+    conn: &Tx<'_>,
     batch: &mut Vec<Job>,
     replies: &mut Vec<Reply>,
     stats: &Stats,
@@ -463,6 +523,38 @@ mod tests {
         conn.execute("INSERT INTO ran (name) VALUES (?1)", [name])
             .map(|_| ())
             .map_err(sql_err)
+    }
+
+    #[tokio::test]
+    async fn the_writer_prepares_a_held_statement_once_and_runs_it_again() {
+        static SQL: &str = "SELECT ?1 + 1";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let add =
+            |tx: &Tx<'_>, n: i64| tx.held(SQL, |st| st.query_row([n], |r| r.get::<_, i64>(0)));
+        let (sums, nested, runs, held) = db
+            .write(move |tx| {
+                let sums = (1..=3).map(|n| add(tx, n)).collect::<Result<Vec<_>, _>>();
+                let runs = tx.held(SQL, |st| Ok(st.get_status(rusqlite::StatementStatus::Run)));
+                // The same text used while its statement is in use: a second
+                // statement, and one of the two kept.
+                let nested = tx.held(SQL, |outer| {
+                    let inner = add(tx, 10)?;
+                    outer.query_row([inner], |r| r.get::<_, i64>(0))
+                });
+                let held = tx.held.borrow().len();
+                Ok((sums, nested, runs, held))
+            })
+            .await
+            .expect("write");
+        assert_eq!(sums.expect("sums"), [2, 3, 4]);
+        assert_eq!(nested.expect("nested"), 12);
+        assert_eq!(
+            runs.expect("runs"),
+            3,
+            "the three runs were of one statement"
+        );
+        assert_eq!(held, 1, "one statement held for the text");
     }
 
     #[tokio::test]

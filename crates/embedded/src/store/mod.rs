@@ -1,11 +1,12 @@
 //! `SqliteOrderStore`: orders, their status counts, fulfillments and failed orders.
 //! How an order is read back from its row, and its execution ARN stored, is in [`row`].
 
-use crate::db::{sql_err, Db};
+use crate::db::{sql_err, Db, Tx};
 use async_trait::async_trait;
 use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
 use dofs_core::{EventType, FailedOrder, Order, OrderId, OrderStatus, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::sync::LazyLock;
 
 mod row;
 
@@ -29,7 +30,7 @@ impl SqliteOrderStore {
 /// names the definition whose run for it can be made again (see
 /// [`crate::engine`]); `request` is the id of the request that sent it.
 pub(crate) fn insert_order(
-    conn: &Connection,
+    conn: &Tx<'_>,
     o: &Order,
     workflow: Option<i64>,
     request: Option<&str>,
@@ -38,13 +39,12 @@ pub(crate) fn insert_order(
     let id = o.id.text();
     let arn = arn_to_store(&o.execution_arn, id.as_str())?;
     let seq = crate::events::next_seq(conn)?;
-    conn.prepare_cached(
-        "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, status, attempts, \
-         created_at, updated_at, execution_arn, failure_reason, workflow, fulfillment_reference, cancel_reason, \
-         request_id, event_seqs) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )
-    .and_then(|mut st| {
+    static INSERT: &str =
+        "INSERT INTO orders (id, customer_id, product_id, quantity, price_cents, metadata, \
+         status, attempts, created_at, updated_at, execution_arn, failure_reason, workflow, \
+         fulfillment_reference, cancel_reason, request_id, event_seqs) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    conn.held(INSERT, |st| {
         st.execute(params![
             o.id.as_bytes(),
             o.customer_id.as_str(),
@@ -123,13 +123,12 @@ pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>,
 /// The order `id` and the id of the request that accepted it (none for
 /// orders accepted before schema version 4, or not through the API).
 pub(crate) fn get_order_and_request(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: OrderId,
 ) -> Result<Option<(Order, Option<String>)>, PortError> {
-    conn.prepare_cached(&format!(
-        "SELECT {ORDER_COLUMNS}, request_id FROM orders WHERE id = ?1"
-    ))
-    .and_then(|mut st| {
+    static SELECT: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {ORDER_COLUMNS}, request_id FROM orders WHERE id = ?1"));
+    conn.held(SELECT.as_str(), |st| {
         st.query_row([id.as_bytes()], |row| {
             Ok((order_from_row(row)?, row.get(ORDER_COLUMN_COUNT)?))
         })
@@ -141,7 +140,7 @@ pub(crate) fn get_order_and_request(
 /// Applies a conditional status change inside the writer's transaction, and
 /// records its event in the same transaction.
 pub(crate) fn apply_transition(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: OrderId,
     change: &Transition,
 ) -> Result<Order, PortError> {
@@ -154,7 +153,7 @@ pub(crate) fn apply_transition(
 /// As [`apply_transition`], to `current`, the order as this same transaction
 /// read it (so it is not read again).
 pub(crate) fn apply_transition_to(
-    conn: &Connection,
+    conn: &Tx<'_>,
     current: &Order,
     change: &Transition,
 ) -> Result<Order, PortError> {
@@ -169,7 +168,7 @@ pub(crate) fn apply_transition_to(
 /// the last step, and each step records what [`apply_transition_to`] would
 /// have recorded for it (its event, the status counts, a fulfillment's row).
 pub(crate) fn write_steps(
-    conn: &Connection,
+    conn: &Tx<'_>,
     before: &Order,
     steps: &[&Order],
 ) -> Result<(), PortError> {
@@ -186,11 +185,7 @@ pub(crate) fn write_steps(
 /// As [`write_steps`], only while the row still holds `before`: false,
 /// with nothing written, when it does not. The steps' events take the next
 /// numbers, listed in the row as it is written.
-fn write_steps_over(
-    conn: &Connection,
-    before: &Order,
-    steps: &[&Order],
-) -> Result<bool, PortError> {
+fn write_steps_over(conn: &Tx<'_>, before: &Order, steps: &[&Order]) -> Result<bool, PortError> {
     let Some(last) = steps.last() else {
         return Ok(true);
     };
@@ -212,7 +207,7 @@ fn write_steps_over(
 /// changed since (a cancel, a newer attempt), the row is read and the change
 /// applied to what it holds, as [`apply_transition`] does.
 pub(crate) fn apply_transition_from(
-    conn: &Connection,
+    conn: &Tx<'_>,
     seen: &Order,
     change: &Transition,
 ) -> Result<Order, PortError> {
@@ -230,24 +225,23 @@ pub(crate) fn apply_transition_from(
 /// numbers from `first_seq` to the row's list (`event_seqs`); the rows
 /// changed (0 or 1).
 fn write_change(
-    conn: &Connection,
+    conn: &Tx<'_>,
     before: &Order,
     order: &Order,
     first_seq: i64,
     events: usize,
 ) -> Result<usize, PortError> {
-    let seqs = (first_seq..first_seq + events as i64)
-        .map(|seq| seq.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    conn.prepare_cached(
-        "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, updated_at = ?5, \
-         fulfillment_reference = ?6, cancel_reason = ?7, \
+    let mut seqs = first_seq.to_string();
+    for seq in first_seq + 1..first_seq + events as i64 {
+        seqs.push(',');
+        seqs.push_str(&seq.to_string());
+    }
+    static UPDATE: &str = "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, \
+         updated_at = ?5, fulfillment_reference = ?6, cancel_reason = ?7, \
          event_seqs = COALESCE(event_seqs || ',', '') || ?14 WHERE id = ?1 AND status = ?8 \
          AND attempts = ?9 AND failure_reason IS ?10 AND updated_at = ?11 \
-         AND fulfillment_reference IS ?12 AND cancel_reason IS ?13",
-    )
-    .and_then(|mut st| {
+         AND fulfillment_reference IS ?12 AND cancel_reason IS ?13";
+    conn.held(UPDATE, |st| {
         st.execute(params![
             order.id.as_bytes(),
             order.status.as_str(),
@@ -271,7 +265,7 @@ fn write_change(
 /// What goes with a status change of an order that was `before`: its
 /// event `seq`, the status counts, and the fulfillment's row.
 fn record_change(
-    conn: &Connection,
+    conn: &Tx<'_>,
     seq: i64,
     before: OrderStatus,
     order: &Order,
@@ -287,9 +281,11 @@ fn record_change(
         bump_count(order.status, 1);
     }
     if order.status == OrderStatus::Fulfilled {
-        conn.prepare_cached("INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![order.id.as_bytes(), order.updated_at.millis()]))
-            .map_err(sql_err)?;
+        static INSERT: &str = "INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)";
+        conn.held(INSERT, |st| {
+            st.execute(params![order.id.as_bytes(), order.updated_at.millis()])
+        })
+        .map_err(sql_err)?;
     }
     Ok(())
 }
@@ -456,10 +452,7 @@ impl OrderStore for SqliteOrderStore {
 
 /// Records a failure inside the writer's transaction: once per failure, gated
 /// on the order not being `FAILED` or `FULFILLED` already.
-pub(crate) fn record_failure_in(
-    conn: &Connection,
-    failed: &FailedOrder,
-) -> Result<bool, PortError> {
+pub(crate) fn record_failure_in(conn: &Tx<'_>, failed: &FailedOrder) -> Result<bool, PortError> {
     let Some(order) = get_order(conn, failed.order_id)? else {
         return Ok(false);
     };
