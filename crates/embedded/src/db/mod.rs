@@ -75,8 +75,9 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 
 type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 /// A closure run by the writer: its reply (given the transaction's fate)
-/// and whether it failed.
-type Job = Box<dyn FnOnce(&Tx<'_>) -> (Reply, bool) + Send>;
+/// and whether it failed. Given `None`, it does not run, and its reply
+/// answers its caller with the transaction's failure.
+type Job = Box<dyn FnOnce(Option<&Tx<'_>>) -> (Reply, bool) + Send>;
 
 /// The writer's connection as the closures given to [`Db::write`] see it:
 /// the connection itself (through `Deref`), and the statements of the hot
@@ -100,17 +101,18 @@ impl<'c> Tx<'c> {
     /// held by the writer from then on. For the statements every order
     /// runs: rusqlite's cache ([`Connection::prepare_cached`]) hashes and
     /// copies a statement's text at each use and again when it takes it
-    /// back, which came to a twentieth of the writer's time
-    /// (bench/PROFILE.md). `sql` is told apart by its address, so it should
-    /// be a `static`.
+    /// back, which came to a twentieth of the writer's time under load and
+    /// a tenth of its instructions (bench/PROFILE.md). `sql` is found by its
+    /// address, which a `static` keeps, and else by its text.
     pub(crate) fn held<T>(
         &self,
         sql: &'static str,
         f: impl FnOnce(&mut Statement<'c>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
+        let same = |text: &str| std::ptr::eq(text, sql) || text == sql;
         let taken = {
             let mut held = self.held.borrow_mut();
-            let at = held.iter().position(|(text, _)| std::ptr::eq(*text, sql));
+            let at = held.iter().position(|(text, _)| same(text));
             at.map(|i| held.swap_remove(i).1)
         };
         let mut statement = match taken {
@@ -124,7 +126,7 @@ impl<'c> Tx<'c> {
         let result = f(&mut statement);
         let mut held = self.held.borrow_mut();
         // A use of the same statement inside `f` has put one back already.
-        if !held.iter().any(|(text, _)| std::ptr::eq(*text, sql)) {
+        if !held.iter().any(|(text, _)| same(text)) {
             held.push((sql, statement));
         }
         result
@@ -306,7 +308,15 @@ impl Db {
         F: FnOnce(&Tx<'_>) -> Result<T, PortError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, PortError>>();
-        let job: Job = Box::new(move |conn: &Tx<'_>| {
+        let job: Job = Box::new(move |conn: Option<&Tx<'_>>| {
+            let Some(conn) = conn else {
+                let reply: Reply = Box::new(move |commit: Result<(), PortError>| {
+                    let _ = tx.send(Err(commit.err().unwrap_or_else(|| {
+                        PortError::new(ErrorKind::Transient, "the write did not run")
+                    })));
+                });
+                return (reply, false);
+            };
             let result = f(conn);
             let failed = result.is_err();
             let reply: Reply = Box::new(move |commit: Result<(), PortError>| {
@@ -435,24 +445,40 @@ fn transact(
 ) {
     let began = run(conn, "BEGIN IMMEDIATE");
     if let Err(e) = began {
-        // Dropping the jobs answers their callers that the writer stopped.
-        batch.clear();
         tracing::error!(error = %e, "could not begin a write transaction");
+        for job in batch.drain(..) {
+            let (reply, _) = job(None);
+            reply(Err(PortError::new(
+                ErrorKind::Transient,
+                format!("could not begin a write transaction: {e}"),
+            )));
+        }
         return;
     }
     // Event numbers counted in memory until the transaction ends.
     let _numbering = crate::events::Numbering::begin();
     let at_begin = conn.total_changes();
     let mut undone = false;
-    for job in batch.drain(..) {
+    let mut jobs = batch.drain(..);
+    for job in jobs.by_ref() {
         let before = conn.total_changes();
-        let (reply, failed) = job(conn);
+        let (reply, failed) = job(Some(conn));
         replies.push(reply);
         let changed = conn.total_changes() > before;
         undone |= failed && changed;
         if changed {
             stats.changing_jobs.fetch_add(1, Ordering::Relaxed);
         }
+        if conn.is_autocommit() {
+            // SQLite ended the transaction itself (a full disk, an I/O
+            // error): each statement of a job run now would commit on its own.
+            undone = true;
+            break;
+        }
+    }
+    for job in jobs {
+        let (reply, _) = job(None);
+        replies.push(reply);
     }
     let counted = if undone {
         Ok(())
@@ -557,33 +583,95 @@ mod tests {
         assert_eq!(held, 1, "one statement held for the text");
     }
 
+    /// Runs `sql` (two parameters, a time and a limit) with five bindings
+    /// and returns how often SQLite prepared it again.
+    fn reprepares(conn: &Connection, sql: &str) -> Result<i32, PortError> {
+        for limit in 1..=5_i64 {
+            conn.prepare_cached(sql)
+                .and_then(|mut st| {
+                    st.query_map(rusqlite::params![limit * 1000, limit], |r| {
+                        r.get::<_, String>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(sql_err)?;
+        }
+        conn.prepare_cached(sql)
+            .map(|st| st.get_status(rusqlite::StatementStatus::RePrepare))
+            .map_err(sql_err)
+    }
+
     #[tokio::test]
     async fn a_statement_with_a_bound_limit_is_prepared_once() {
+        const SQL: &str =
+            "SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?2";
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
-        let sql = "SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?2";
-        let reprepared = db
-            .write(move |conn| {
-                for limit in 1..=5_i64 {
-                    conn.prepare_cached(sql)
-                        .and_then(|mut st| {
-                            st.query_map(rusqlite::params![limit * 1000, limit], |r| {
-                                r.get::<_, String>(0)
-                            })?
-                            .collect::<Result<Vec<_>, _>>()
-                        })
-                        .map_err(sql_err)?;
-                }
-                conn.prepare_cached(sql)
-                    .map(|st| st.get_status(rusqlite::StatementStatus::RePrepare))
+        let by_writer = db.write(|conn| reprepares(conn, SQL)).await;
+        let by_reader = db.read(|conn| reprepares(conn, SQL)).await;
+        assert_eq!(
+            (by_writer.expect("writer"), by_reader.expect("reader")),
+            (0, 0),
+            "the statement was prepared again when its parameters were bound anew"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_job_runs_after_sqlite_ended_the_transaction_and_none_of_it_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        db.write(|conn| {
+            conn.execute_batch("CREATE TABLE ran (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+                .map_err(sql_err)
+        })
+        .await
+        .expect("table");
+
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let holder = db.write(move |_| {
+            let _ = started.send(());
+            let _ = held.recv();
+            Ok(())
+        });
+        tokio::pin!(holder);
+        queue(holder.as_mut()).await;
+        running
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer runs the holding job");
+
+        // One round: a write, then a job after which the connection is out
+        // of its transaction (as when SQLite rolls back on a full disk),
+        // then a write that would commit on its own if it ran.
+        let first = db.write(|conn| insert(conn, "first"));
+        tokio::pin!(first);
+        queue(first.as_mut()).await;
+        let ending = db.write(|conn| conn.execute_batch("ROLLBACK").map_err(sql_err));
+        tokio::pin!(ending);
+        queue(ending.as_mut()).await;
+        let last = db.write(|conn| insert(conn, "last"));
+        tokio::pin!(last);
+        queue(last.as_mut()).await;
+        drop(release);
+        holder.await.expect("the holding job");
+
+        for (job, answer) in [
+            ("first", first.await),
+            ("ending", ending.await),
+            ("last", last.await),
+        ] {
+            let e = answer.expect_err(job);
+            assert_eq!(e.kind, ErrorKind::Transient, "{job}: {e:?}");
+        }
+        let names: Vec<String> = db
+            .read(|conn| {
+                conn.prepare("SELECT name FROM ran ORDER BY seq")
+                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
                     .map_err(sql_err)
             })
             .await
-            .expect("queries");
-        assert_eq!(
-            reprepared, 0,
-            "the statement was prepared again when its parameters were bound anew"
-        );
+            .expect("read");
+        assert!(names.is_empty(), "kept: {names:?}");
     }
 
     #[tokio::test]
