@@ -534,7 +534,7 @@ mod tests {
     use std::time::Duration;
 
     /// Polls `write` once: that hands its job to the writer.
-    async fn queue<F: Future>(write: Pin<&mut F>) {
+    async fn queue<F: Future + ?Sized>(write: Pin<&mut F>) {
         let mut write = Some(write);
         std::future::poll_fn(|cx| {
             if let Some(w) = write.take() {
@@ -543,6 +543,49 @@ mod tests {
             Poll::Ready(())
         })
         .await;
+    }
+
+    /// A database with the table `ran`, which [`insert`] writes to.
+    async fn with_ran_table(dir: &Path) -> Db {
+        let db = Db::open(dir).expect("open");
+        db.write(|conn| {
+            conn.execute_batch("CREATE TABLE ran (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+                .map_err(sql_err)
+        })
+        .await
+        .expect("table");
+        db
+    }
+
+    /// The names in `ran`, oldest first.
+    async fn names_in_ran(db: &Db) -> Vec<String> {
+        db.read(|conn| {
+            conn.prepare("SELECT name FROM ran ORDER BY seq")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql_err)
+        })
+        .await
+        .expect("read")
+    }
+
+    type Holder<'a> = Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + 'a>>;
+
+    /// A job that holds the writer until the returned sender is dropped, so
+    /// that the jobs queued meanwhile are drained in one round; returned
+    /// once the writer runs it.
+    async fn hold_writer(db: &Db) -> (mpsc::Sender<()>, Holder<'_>) {
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let mut holder: Holder<'_> = Box::pin(db.write(move |_| {
+            let _ = started.send(());
+            let _ = held.recv();
+            Ok(())
+        }));
+        queue(holder.as_mut()).await;
+        running
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer runs the holding job");
+        (release, holder)
     }
 
     fn insert(conn: &Connection, name: &str) -> Result<(), PortError> {
@@ -619,26 +662,9 @@ mod tests {
     #[tokio::test]
     async fn no_job_runs_after_sqlite_ended_the_transaction_and_none_of_it_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        db.write(|conn| {
-            conn.execute_batch("CREATE TABLE ran (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-                .map_err(sql_err)
-        })
-        .await
-        .expect("table");
+        let db = with_ran_table(dir.path()).await;
 
-        let (release, held) = mpsc::channel::<()>();
-        let (started, running) = mpsc::channel::<()>();
-        let holder = db.write(move |_| {
-            let _ = started.send(());
-            let _ = held.recv();
-            Ok(())
-        });
-        tokio::pin!(holder);
-        queue(holder.as_mut()).await;
-        running
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the writer runs the holding job");
+        let (release, holder) = hold_writer(&db).await;
 
         // One round: a write, then a job after which the connection is out
         // of its transaction (as when SQLite rolls back on a full disk),
@@ -663,43 +689,17 @@ mod tests {
             let e = answer.expect_err(job);
             assert_eq!(e.kind, ErrorKind::Transient, "{job}: {e:?}");
         }
-        let names: Vec<String> = db
-            .read(|conn| {
-                conn.prepare("SELECT name FROM ran ORDER BY seq")
-                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-                    .map_err(sql_err)
-            })
-            .await
-            .expect("read");
+        let names = names_in_ran(&db).await;
         assert!(names.is_empty(), "kept: {names:?}");
     }
 
     #[tokio::test]
     async fn the_workers_jobs_commit_after_the_others_of_their_round_and_apart_from_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        db.write(|conn| {
-            conn.execute_batch("CREATE TABLE ran (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-                .map_err(sql_err)
-        })
-        .await
-        .expect("table");
+        let db = with_ran_table(dir.path()).await;
         let before = db.write_stats();
 
-        // A job that holds the writer until released, so that the two
-        // queued meanwhile are drained in one round.
-        let (release, held) = mpsc::channel::<()>();
-        let (started, running) = mpsc::channel::<()>();
-        let holder = db.write(move |_| {
-            let _ = started.send(());
-            let _ = held.recv();
-            Ok(())
-        });
-        tokio::pin!(holder);
-        queue(holder.as_mut()).await;
-        running
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the writer runs the holding job");
+        let (release, holder) = hold_writer(&db).await;
 
         // Queued in this order: a worker's job, then a request's job that
         // writes and then fails.
@@ -732,14 +732,7 @@ mod tests {
             ["request", "worker"],
             "the request's job ran first although queued second"
         );
-        let names: Vec<String> = db
-            .read(|conn| {
-                conn.prepare("SELECT name FROM ran ORDER BY seq")
-                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-                    .map_err(sql_err)
-            })
-            .await
-            .expect("read");
+        let names = names_in_ran(&db).await;
         assert_eq!(names, ["worker"]);
         let after = db.write_stats();
         assert_eq!(
