@@ -319,6 +319,14 @@ fn bad_cursor() -> PortError {
     PortError::not_found("cursor is not valid")
 }
 
+/// A page of failed orders, newest first, before the cursor `?1` (none:
+/// from the newest). The cursor is a bound on the primary key, so a page
+/// deep in the table is found by a search, not a scan from the newest
+/// (an `?1 IS NULL OR seq < ?1` form scans).
+const FAILED_PAGE: &str =
+    "SELECT seq, order_id, reason, attempts, failed_at, order_json FROM failed_orders \
+     WHERE seq < COALESCE(?1, 9223372036854775807) ORDER BY seq DESC LIMIT ?2";
+
 #[async_trait]
 impl OrderStore for SqliteOrderStore {
     async fn put_new(&self, order: &Order) -> Result<Order, PortError> {
@@ -409,18 +417,16 @@ impl OrderStore for SqliteOrderStore {
         let limit = limit.clamp(1, 500);
         self.db
             .read(move |conn| {
-                let mut st = conn
-                    .prepare_cached(
-                        "SELECT seq, order_id, reason, attempts, failed_at, order_json FROM failed_orders \
-                         WHERE (?1 IS NULL OR seq < ?1) ORDER BY seq DESC LIMIT ?2",
-                    )
-                    .map_err(sql_err)?;
+                let mut st = conn.prepare_cached(FAILED_PAGE).map_err(sql_err)?;
                 let rows = st
                     .query_map(params![cursor, limit as i64 + 1], failed_from_row)
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(sql_err)?;
                 let p = page(rows, limit, |(seq, _)| seq.to_string());
-                Ok(Page { items: p.items.into_iter().map(|(_, f)| f).collect(), next_cursor: p.next_cursor })
+                Ok(Page {
+                    items: p.items.into_iter().map(|(_, f)| f).collect(),
+                    next_cursor: p.next_cursor,
+                })
             })
             .await
     }
@@ -506,6 +512,28 @@ mod tests {
     use super::*;
     use dofs_core::conformance::sample_order;
     use dofs_core::ports::EventLog;
+
+    #[tokio::test]
+    async fn a_page_of_failed_orders_is_found_by_its_cursor_not_by_a_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let plan: Vec<String> = db
+            .read(|conn| {
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {FAILED_PAGE}"))
+                    .and_then(|mut st| {
+                        st.query_map(params![7_i64, 10_i64], |r| r.get(3))?
+                            .collect()
+                    })
+                    .map_err(sql_err)
+            })
+            .await
+            .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("SEARCH failed_orders USING INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+    }
 
     fn begin(attempt: u32, at: i64) -> Transition {
         Transition {
