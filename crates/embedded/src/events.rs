@@ -24,59 +24,17 @@ fn type_code(kind: EventType) -> i64 {
 
 /// The sequence number the next event will take: one past the newest (the
 /// writer's own transaction is the only one adding events, and pruning
-/// never deletes the newest, so a number is never used twice). Inside the
-/// writer's transaction ([`Numbering`]) the newest is read once and then
-/// counted here.
-pub(crate) fn next_seq(conn: &Connection) -> Result<i64, PortError> {
-    match NEXT_SEQ.get() {
-        Numbering::Known(next) => Ok(next),
-        state => {
-            let next = last_seq(conn)? + 1;
-            if state == Numbering::Unread {
-                NEXT_SEQ.set(Numbering::Known(next));
-            }
-            Ok(next)
-        }
+/// never deletes the newest, so a number is never used twice). The
+/// transaction reads the newest once; each event [`record_in`] writes then
+/// moves the number on ([`Tx`]'s `next_seq`, forgotten when the transaction
+/// ends, so a rolled-back transaction's numbers are read again).
+pub(crate) fn next_seq(conn: &Tx<'_>) -> Result<i64, PortError> {
+    if let Some(next) = conn.next_seq.get() {
+        return Ok(next);
     }
-}
-
-thread_local! {
-    /// What the writer's current transaction knows of the next event number.
-    static NEXT_SEQ: std::cell::Cell<Numbering> = const { std::cell::Cell::new(Numbering::Off) };
-}
-
-/// The next event number as the writer's transaction counts it: from its
-/// first [`next_seq`], which reads the newest event, to its end, each event
-/// [`record_in`] writes moves it on, so a transaction of many changes reads
-/// `MAX(seq)` once rather than once per change. Outside a transaction of
-/// the writer (tests, tools) every [`next_seq`] reads the table.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Numbering {
-    /// No writer transaction is running on this thread.
-    Off,
-    /// One is, and has not yet read the newest event.
-    Unread,
-    /// One is, and the next event takes this number.
-    Known(i64),
-}
-
-impl Numbering {
-    /// Starts counting for the transaction the writer has just begun; the
-    /// count is forgotten when the guard drops (after its COMMIT or
-    /// ROLLBACK), so a rolled-back transaction's numbers are read again.
-    pub(crate) fn begin() -> NumberingGuard {
-        NEXT_SEQ.set(Numbering::Unread);
-        NumberingGuard(())
-    }
-}
-
-/// Ends [`Numbering`] for the transaction when dropped.
-pub(crate) struct NumberingGuard(());
-
-impl Drop for NumberingGuard {
-    fn drop(&mut self) {
-        NEXT_SEQ.set(Numbering::Off);
-    }
+    let next = last_seq(conn)? + 1;
+    conn.next_seq.set(Some(next));
+    Ok(next)
 }
 
 /// Records the event of `order`'s change (the order as it is after it) as
@@ -102,8 +60,8 @@ pub(crate) fn record_in(
         ])
     })
     .map_err(sql_err)?;
-    if let Numbering::Known(next) = NEXT_SEQ.get() {
-        NEXT_SEQ.set(Numbering::Known(next.max(seq + 1)));
+    if let Some(next) = conn.next_seq.get() {
+        conn.next_seq.set(Some(next.max(seq + 1)));
     }
     Ok(())
 }

@@ -11,9 +11,10 @@
 //! connections.
 
 use dofs_core::ports::{ErrorKind, PortError};
+use dofs_core::OrderStatus;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, PrepFlags, Statement};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,12 +81,22 @@ type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 type Job = Box<dyn FnOnce(Option<&Tx<'_>>) -> (Reply, bool) + Send>;
 
 /// The writer's connection as the closures given to [`Db::write`] see it:
-/// the connection itself (through `Deref`), and the statements of the hot
-/// path held prepared for the writer's life ([`Tx::held`]).
+/// the connection itself (through `Deref`), the statements of the hot path
+/// held prepared for the writer's life ([`Tx::held`]), and what the current
+/// transaction keeps in memory until it ends.
 pub struct Tx<'c> {
     conn: &'c Connection,
     /// The statements held prepared, each with its text.
     held: RefCell<Vec<(&'static str, Statement<'c>)>>,
+    /// The number the transaction's next event takes, once it has read the
+    /// newest event ([`crate::events::next_seq`]): `MAX(seq)` read once per
+    /// transaction rather than once per change.
+    pub(crate) next_seq: Cell<Option<i64>>,
+    /// The transaction's changes to the counts of orders by status, in the
+    /// order of [`OrderStatus::ALL`], written once before it commits
+    /// ([`crate::store::flush_counts`]): one upsert per status per
+    /// transaction rather than two per change.
+    pub(crate) counts: Cell<[i64; OrderStatus::ALL.len()]>,
 }
 
 impl Deref for Tx<'_> {
@@ -408,6 +419,8 @@ fn writer_loop(
     let tx = Tx {
         conn: &conn,
         held: RefCell::new(Vec::new()),
+        next_seq: Cell::new(None),
+        counts: Cell::new([0; OrderStatus::ALL.len()]),
     };
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
@@ -455,8 +468,9 @@ fn transact(
         }
         return;
     }
-    // Event numbers counted in memory until the transaction ends.
-    let _numbering = crate::events::Numbering::begin();
+    // What an earlier transaction kept in memory is not this one's.
+    conn.next_seq.set(None);
+    conn.counts.set([0; OrderStatus::ALL.len()]);
     let at_begin = conn.total_changes();
     let mut undone = false;
     let mut jobs = batch.drain(..);
@@ -487,7 +501,6 @@ fn transact(
     };
     let changed = conn.total_changes() - at_begin;
     let committed = if undone || counted.is_err() || conn.is_autocommit() {
-        crate::store::discard_counts();
         // A closure failed midway (or SQLite ended the transaction).
         let _ = conn.execute_batch("ROLLBACK");
         Err(PortError::new(

@@ -66,36 +66,27 @@ pub(crate) fn insert_order(
         ])
     })
     .map_err(sql_err)?;
-    bump_count(o.status, 1);
+    bump_count(conn, o.status, 1);
     crate::events::record_in(conn, seq, EventType::Accepted, o)
 }
 
-thread_local! {
-    /// The changes to `order_counts` made by the writer's current
-    /// transaction, written once before it commits ([`flush_counts`]).
-    static PENDING_COUNTS: std::cell::Cell<[i64; OrderStatus::ALL.len()]> =
-        const { std::cell::Cell::new([0; OrderStatus::ALL.len()]) };
-}
-
 /// Counts an order into (or out of) `status`. The count is kept with the
-/// writer's transaction and written by [`flush_counts`] before it commits:
-/// one upsert per status per transaction rather than two per change.
-fn bump_count(status: OrderStatus, delta: i64) {
+/// writer's transaction ([`Tx`]'s `counts`) and written by [`flush_counts`]
+/// before it commits.
+fn bump_count(conn: &Tx<'_>, status: OrderStatus, delta: i64) {
     let i = OrderStatus::ALL
         .iter()
         .position(|s| *s == status)
         .unwrap_or_default();
-    PENDING_COUNTS.with(|c| {
-        let mut counts = c.get();
-        counts[i] += delta;
-        c.set(counts);
-    });
+    let mut counts = conn.counts.get();
+    counts[i] += delta;
+    conn.counts.set(counts);
 }
 
 /// Writes the counts the current transaction changed (called by the writer
-/// just before COMMIT, on the writer's thread).
-pub(crate) fn flush_counts(conn: &Connection) -> Result<(), PortError> {
-    let counts = PENDING_COUNTS.with(|c| c.replace([0; OrderStatus::ALL.len()]));
+/// just before COMMIT).
+pub(crate) fn flush_counts(conn: &Tx<'_>) -> Result<(), PortError> {
+    let counts = conn.counts.replace([0; OrderStatus::ALL.len()]);
     for (status, delta) in OrderStatus::ALL.iter().zip(counts) {
         if delta != 0 {
             conn.prepare_cached(
@@ -106,11 +97,6 @@ pub(crate) fn flush_counts(conn: &Connection) -> Result<(), PortError> {
         }
     }
     Ok(())
-}
-
-/// Forgets the counts of a transaction that was rolled back.
-pub(crate) fn discard_counts() {
-    PENDING_COUNTS.with(|c| c.set([0; OrderStatus::ALL.len()]));
 }
 
 /// Reads one order inside a connection (reader or writer).
@@ -277,8 +263,8 @@ fn record_change(
         order,
     )?;
     if before != order.status {
-        bump_count(before, -1);
-        bump_count(order.status, 1);
+        bump_count(conn, before, -1);
+        bump_count(conn, order.status, 1);
     }
     if order.status == OrderStatus::Fulfilled {
         static INSERT: &str = "INSERT INTO fulfillments (order_id, fulfilled_at) VALUES (?1, ?2)";
