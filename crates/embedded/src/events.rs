@@ -143,9 +143,9 @@ pub(crate) fn events_after(
         .map_err(sql_err)
 }
 
-/// The sequence number of the newest event (0 when there is none).
 const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM events";
 
+/// The sequence number of the newest event (0 when there is none).
 pub(crate) fn last_seq(conn: &Connection) -> Result<i64, PortError> {
     conn.prepare_cached(LAST_SEQ)
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
@@ -241,6 +241,18 @@ pub fn orders_listing_other_events(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |r| r.get(0),
     )
+}
+
+/// How an order's row lists `count` event numbers from `first`
+/// (`orders.event_seqs`, as [`events_of_order`] reads it): comma-separated,
+/// oldest first.
+pub(crate) fn seq_list(first: i64, count: usize) -> String {
+    let mut list = first.to_string();
+    for seq in first + 1..first + count as i64 {
+        list.push(',');
+        list.push_str(&seq.to_string());
+    }
+    list
 }
 
 /// The most events [`events_of_order`] returns.

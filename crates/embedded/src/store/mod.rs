@@ -62,7 +62,7 @@ pub(crate) fn insert_order(
             o.fulfillment_reference,
             o.cancel_reason,
             request,
-            seq.to_string(),
+            crate::events::seq_list(seq, 1),
         ])
     })
     .map_err(sql_err)?;
@@ -217,11 +217,7 @@ fn write_change(
     first_seq: i64,
     events: usize,
 ) -> Result<usize, PortError> {
-    let mut seqs = first_seq.to_string();
-    for seq in first_seq + 1..first_seq + events as i64 {
-        seqs.push(',');
-        seqs.push_str(&seq.to_string());
-    }
+    let seqs = crate::events::seq_list(first_seq, events);
     static UPDATE: &str = "UPDATE orders SET status = ?2, attempts = ?3, failure_reason = ?4, \
          updated_at = ?5, fulfillment_reference = ?6, cancel_reason = ?7, \
          event_seqs = COALESCE(event_seqs || ',', '') || ?14 WHERE id = ?1 AND status = ?8 \
