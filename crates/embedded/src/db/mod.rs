@@ -1,5 +1,6 @@
 //! The SQLite file: the single writer with group commit, and readers. Its
-//! schema and how older files are brought to it are in [`schema`].
+//! schema and how older files are brought to it are in [`schema`]; the
+//! writer's connection as its closures see it ([`Tx`]) is in [`tx`].
 //!
 //! One thread owns the write connection. Callers hand it closures; it runs as
 //! many as are waiting (up to [`MAX_BATCH`]) inside one transaction, commits
@@ -13,9 +14,7 @@
 use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::OrderStatus;
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, PrepFlags, Statement};
-use std::cell::{Cell, RefCell};
-use std::ops::Deref;
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -23,8 +22,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 mod schema;
+mod tx;
 
 pub use schema::{inspect, schema_plan, Room, SchemaPlan, SCHEMA_VERSION};
+pub use tx::Tx;
 
 /// The most closures committed in one transaction.
 pub const MAX_BATCH: usize = 2048;
@@ -79,70 +80,6 @@ type Reply = Box<dyn FnOnce(Result<(), PortError>) + Send>;
 /// and whether it failed. Given `None`, it does not run, and its reply
 /// answers its caller with the transaction's failure.
 type Job = Box<dyn FnOnce(Option<&Tx<'_>>) -> (Reply, bool) + Send>;
-
-/// The writer's connection as the closures given to [`Db::write`] see it:
-/// the connection itself (through `Deref`), the statements of the hot path
-/// held prepared for the writer's life ([`Tx::held`]), and what the current
-/// transaction keeps in memory until it ends.
-pub struct Tx<'c> {
-    conn: &'c Connection,
-    /// The statements held prepared, each with its text.
-    held: RefCell<Vec<(&'static str, Statement<'c>)>>,
-    /// The number the transaction's next event takes, once it has read the
-    /// newest event ([`crate::events::next_seq`]): `MAX(seq)` read once per
-    /// transaction rather than once per change.
-    pub(crate) next_seq: Cell<Option<i64>>,
-    /// The transaction's changes to the counts of orders by status, in the
-    /// order of [`OrderStatus::ALL`], written once before it commits
-    /// ([`crate::store::flush_counts`]): one upsert per status per
-    /// transaction rather than two per change.
-    pub(crate) counts: Cell<[i64; OrderStatus::ALL.len()]>,
-}
-
-impl Deref for Tx<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-impl<'c> Tx<'c> {
-    /// Runs `f` with the statement for `sql`, prepared at its first use and
-    /// held by the writer from then on. For the statements every order
-    /// runs: rusqlite's cache ([`Connection::prepare_cached`]) hashes and
-    /// copies a statement's text at each use and again when it takes it
-    /// back, which came to a twentieth of the writer's time under load and
-    /// a tenth of its instructions (bench/PROFILE.md). `sql` is found by its
-    /// address, which a `static` keeps, and else by its text.
-    pub(crate) fn held<T>(
-        &self,
-        sql: &'static str,
-        f: impl FnOnce(&mut Statement<'c>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let same = |text: &str| std::ptr::eq(text, sql) || text == sql;
-        let taken = {
-            let mut held = self.held.borrow_mut();
-            let at = held.iter().position(|(text, _)| same(text));
-            at.map(|i| held.swap_remove(i).1)
-        };
-        let mut statement = match taken {
-            Some(statement) => statement,
-            // Persistent: kept out of the connection's lookaside memory,
-            // which the statements of each use then have to themselves.
-            None => self
-                .conn
-                .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
-        };
-        let result = f(&mut statement);
-        let mut held = self.held.borrow_mut();
-        // A use of the same statement inside `f` has put one back already.
-        if !held.iter().any(|(text, _)| same(text)) {
-            held.push((sql, statement));
-        }
-        result
-    }
-}
 
 /// Which of a round's two transactions a job runs in: `Now` first, `After`
 /// once that one has ended.
@@ -416,12 +353,7 @@ fn writer_loop(
     let mut after: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     // Dropped before `conn`, as its statements must be.
-    let tx = Tx {
-        conn: &conn,
-        held: RefCell::new(Vec::new()),
-        next_seq: Cell::new(None),
-        counts: Cell::new([0; OrderStatus::ALL.len()]),
-    };
+    let tx = Tx::new(&conn);
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
         let mut taken = 0;
@@ -605,38 +537,6 @@ mod tests {
         conn.execute("INSERT INTO ran (name) VALUES (?1)", [name])
             .map(|_| ())
             .map_err(sql_err)
-    }
-
-    #[tokio::test]
-    async fn the_writer_prepares_a_held_statement_once_and_runs_it_again() {
-        static SQL: &str = "SELECT ?1 + 1";
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let add =
-            |tx: &Tx<'_>, n: i64| tx.held(SQL, |st| st.query_row([n], |r| r.get::<_, i64>(0)));
-        let (sums, nested, runs, held) = db
-            .write(move |tx| {
-                let sums = (1..=3).map(|n| add(tx, n)).collect::<Result<Vec<_>, _>>();
-                let runs = tx.held(SQL, |st| Ok(st.get_status(rusqlite::StatementStatus::Run)));
-                // The same text used while its statement is in use: a second
-                // statement, and one of the two kept.
-                let nested = tx.held(SQL, |outer| {
-                    let inner = add(tx, 10)?;
-                    outer.query_row([inner], |r| r.get::<_, i64>(0))
-                });
-                let held = tx.held.borrow().len();
-                Ok((sums, nested, runs, held))
-            })
-            .await
-            .expect("write");
-        assert_eq!(sums.expect("sums"), [2, 3, 4]);
-        assert_eq!(nested.expect("nested"), 12);
-        assert_eq!(
-            runs.expect("runs"),
-            3,
-            "the three runs were of one statement"
-        );
-        assert_eq!(held, 1, "one statement held for the text");
     }
 
     /// Runs `sql` (two parameters, a time and a limit) with five bindings
