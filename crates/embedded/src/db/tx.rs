@@ -12,8 +12,10 @@ use std::ops::Deref;
 /// transaction keeps in memory until it ends.
 pub struct Tx<'c> {
     conn: &'c Connection,
-    /// The statements held prepared, each with its text.
-    held: RefCell<Vec<(&'static str, Statement<'c>)>>,
+    /// A slot per statement text, holding its statement while no use has
+    /// it out. Slots are only ever added, so a use puts its statement back
+    /// by the slot's place.
+    held: RefCell<Vec<(&'static str, Option<Statement<'c>>)>>,
     /// The number the transaction's next event takes, once it has read the
     /// newest event ([`crate::events::next_seq`]): `MAX(seq)` read once per
     /// transaction rather than once per change.
@@ -56,11 +58,19 @@ impl<'c> Tx<'c> {
         sql: &'static str,
         f: impl FnOnce(&mut Statement<'c>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let same = |text: &str| std::ptr::eq(text, sql) || text == sql;
-        let taken = {
+        let (slot, taken) = {
             let mut held = self.held.borrow_mut();
-            let at = held.iter().position(|(text, _)| same(text));
-            at.map(|i| held.swap_remove(i).1)
+            let found = held
+                .iter()
+                .position(|(text, _)| std::ptr::eq(*text, sql))
+                .or_else(|| held.iter().position(|(text, _)| *text == sql));
+            match found {
+                Some(slot) => (slot, held[slot].1.take()),
+                None => {
+                    held.push((sql, None));
+                    (held.len() - 1, None)
+                }
+            }
         };
         let mut statement = match taken {
             Some(statement) => statement,
@@ -71,10 +81,11 @@ impl<'c> Tx<'c> {
                 .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
         };
         let result = f(&mut statement);
+        // A use of the same text inside `f` (its statement being out) may
+        // have filled the slot already; then this one is dropped.
         let mut held = self.held.borrow_mut();
-        // A use of the same statement inside `f` has put one back already.
-        if !held.iter().any(|(text, _)| same(text)) {
-            held.push((sql, statement));
+        if let Some((_, empty @ None)) = held.get_mut(slot) {
+            *empty = Some(statement);
         }
         result
     }
