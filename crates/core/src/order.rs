@@ -117,6 +117,95 @@ impl Metadata {
         }
         serde_json::Value::Object(map)
     }
+
+    /// Reads back the JSON text that [`Metadata`]'s `Serialize` wrote (a
+    /// store's copy), straight into entries: no map is built. Numbers come
+    /// back as serde_json writes them. It checks the form only, not the
+    /// limits that [`crate::validation::decode_order`] applies. `None` for
+    /// anything but an object of strings, numbers and booleans.
+    pub fn from_json(text: &str) -> Option<Metadata> {
+        serde_json::from_str::<StoredMetadata>(text)
+            .ok()
+            .map(|m| m.0)
+    }
+}
+
+impl Serialize for Metadata {
+    /// The object [`Metadata::to_json`] makes, written without making it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                MetadataValue::String(text) => map.serialize_entry(k, text)?,
+                MetadataValue::Bool(b) => map.serialize_entry(k, b)?,
+                MetadataValue::Number(n) => map.serialize_entry(k, &number_json(n))?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// [`Metadata`] as [`Metadata::from_json`] reads it.
+struct StoredMetadata(Metadata);
+
+impl<'de> Deserialize<'de> for StoredMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = StoredMetadata;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of strings, numbers and booleans")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StoredMetadata, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(1));
+                while let Some(key) = map.next_key::<String>()? {
+                    out.push((key, map.next_value::<StoredValue>()?.0));
+                }
+                Ok(StoredMetadata(Metadata(out)))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// One [`MetadataValue`] as [`Metadata::from_json`] reads it.
+struct StoredValue(MetadataValue);
+
+impl<'de> Deserialize<'de> for StoredValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl serde::de::Visitor<'_> for Value {
+            type Value = StoredValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StoredValue, E> {
+                Ok(StoredValue(MetadataValue::String(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StoredValue, E> {
+                Ok(StoredValue(MetadataValue::String(v)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StoredValue, E> {
+                Ok(StoredValue(MetadataValue::Bool(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StoredValue, E> {
+                Ok(StoredValue(MetadataValue::Number(v.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StoredValue, E> {
+                Ok(StoredValue(MetadataValue::Number(v.to_string())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StoredValue, E> {
+                serde_json::Number::from_f64(v)
+                    .map(|n| StoredValue(MetadataValue::Number(n.to_string())))
+                    .ok_or_else(|| E::custom("a number that is not finite"))
+            }
+        }
+        d.deserialize_any(Value)
+    }
 }
 
 /// A metadata number's text as a JSON number: an integer when it is one
@@ -234,6 +323,57 @@ pub struct FailedOrder {
 mod tests {
     use super::OrderStatus::*;
     use super::*;
+
+    /// What a store writes (`Serialize`) is the object `to_json` makes, and
+    /// reads back (`from_json`) as the entries that object holds: the old
+    /// way, through a `serde_json::Value`, gave the same.
+    #[test]
+    fn metadata_written_and_read_back_is_its_json_object() {
+        let metadata = Metadata(vec![
+            ("z".into(), MetadataValue::String("a \"quoted\" ü".into())),
+            ("n".into(), MetadataValue::Number("1.50".into())),
+            ("e".into(), MetadataValue::Number("2e3".into())),
+            ("i".into(), MetadataValue::Number("-7".into())),
+            (
+                "u".into(),
+                MetadataValue::Number("18446744073709551615".into()),
+            ),
+            ("b".into(), MetadataValue::Bool(false)),
+        ]);
+        let text = serde_json::to_string(&metadata).expect("serialize");
+        assert_eq!(text, metadata.to_json().to_string());
+        let through_value = |text: &str| {
+            let serde_json::Value::Object(map) = serde_json::from_str(text).expect("object") else {
+                panic!("not an object");
+            };
+            let entries = map.into_iter().map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => MetadataValue::String(s),
+                    serde_json::Value::Bool(b) => MetadataValue::Bool(b),
+                    serde_json::Value::Number(n) => MetadataValue::Number(n.to_string()),
+                    other => panic!("{other}"),
+                };
+                (k, v)
+            });
+            Metadata(entries.collect())
+        };
+        let read = Metadata::from_json(&text).expect("read back");
+        assert_eq!(read, through_value(&text));
+        assert_eq!(read.0[1].1, MetadataValue::Number("1.5".into()));
+        assert_eq!(read.0[2].1, MetadataValue::Number("2000.0".into()));
+        assert_eq!(read.0[4].1, MetadataValue::Number(u64::MAX.to_string()));
+        assert_eq!(read.to_json(), metadata.to_json());
+        for bad in [
+            "[1]",
+            "{\"a\":null}",
+            "{\"a\":{}}",
+            "{\"a\":[1]}",
+            "{",
+            "\"s\"",
+        ] {
+            assert_eq!(Metadata::from_json(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn fulfilled_is_final_and_failed_only_goes_back_to_pending() {

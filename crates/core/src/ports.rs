@@ -472,7 +472,19 @@ pub fn execution_arn(
     state_machine: &str,
     execution_id: &str,
 ) -> String {
-    format!("arn:aws:states:{region}:{account}:execution:{state_machine}:{execution_id}")
+    // Not `format!`, which took three times the instructions (callgrind):
+    // every read of an order makes its ARN.
+    [
+        "arn:aws:states:",
+        region,
+        ":",
+        account,
+        ":execution:",
+        state_machine,
+        ":",
+        execution_id,
+    ]
+    .concat()
 }
 
 /// The execution id of an ARN (its last `:`-separated part), or the input when it has no `:`.

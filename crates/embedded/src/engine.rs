@@ -291,17 +291,24 @@ fn output_text(outcome: &Outcome) -> Option<String> {
     }
 }
 
-/// Makes the writes of `run` for `order` inside the submit transaction (the
-/// order row itself is the caller's): the queue message, and for a run that
-/// cannot be replayed, its history; a run that failed fails the order.
-/// Returns whether the order was failed.
+/// Makes the writes of `run` for `order` inside the transaction that
+/// inserted the order (the row itself is the caller's): the queue message,
+/// and for a run that cannot be replayed, its history; a run that failed
+/// fails the order. Returns whether the order was failed.
 pub(crate) fn apply_run(
     conn: &Tx<'_>,
     order: &Order,
     run: &Run,
     now: Timestamp,
 ) -> Result<bool, PortError> {
-    send_message_of(conn, run, now)?;
+    match &run.effects.sent {
+        // The message of the order this transaction inserted: its id cannot
+        // have been dead-lettered.
+        Some((id, body)) if id == order.id.text().as_str() => {
+            crate::queue::send_new_in(conn, id, body, now)?
+        }
+        _ => send_message_of(conn, run, now)?,
+    }
     if run.replayable(order.id) {
         return Ok(false);
     }

@@ -74,6 +74,19 @@ pub(crate) fn send_in(
     if in_dlq {
         return Ok(());
     }
+    send_new_in(conn, id, body, now)
+}
+
+/// [`send_in`] for a message whose id was never sent before, so cannot be
+/// dead-lettered: the message of the order inserted in this transaction
+/// (ids are an order's, and orders are never deleted). The dead-letter
+/// queue is not looked at.
+pub(crate) fn send_new_in(
+    conn: &Tx<'_>,
+    id: &str,
+    body: &str,
+    now: Timestamp,
+) -> Result<(), PortError> {
     static INSERT: &str =
         "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3) \
          ON CONFLICT (id) DO UPDATE SET visible_at = ?3 WHERE visible_at IS NULL";

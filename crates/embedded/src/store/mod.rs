@@ -35,7 +35,13 @@ pub(crate) fn insert_order(
     workflow: Option<i64>,
     request: Option<&str>,
 ) -> Result<(), PortError> {
-    let metadata = o.metadata.as_ref().map(|m| m.to_json().to_string());
+    let metadata = match &o.metadata {
+        Some(m) => Some(
+            serde_json::to_string(m)
+                .map_err(|e| PortError::new(ErrorKind::Internal, format!("order metadata: {e}")))?,
+        ),
+        None => None,
+    };
     let id = o.id.text();
     let arn = arn_to_store(&o.execution_arn, id.as_str())?;
     let seq = crate::events::next_seq(conn)?;

@@ -1,7 +1,7 @@
 //! An order's row: the columns read, how the execution ARN is stored, and
 //! the order made again from them.
 
-use dofs_core::order::{Metadata, MetadataValue};
+use dofs_core::order::Metadata;
 use dofs_core::ports::{ErrorKind, PortError};
 use dofs_core::{CustomerId, Order, OrderId, OrderStatus, Price, ProductId, Timestamp};
 use rusqlite::Row;
@@ -97,7 +97,9 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
             .map_err(|_| corrupt("orders.product_id"))?,
         quantity: row.get(3)?,
         price: Price::from_cents(row.get::<_, i64>(4)? as u64),
-        metadata: metadata.map(|m| metadata_from_json(&m)).transpose()?,
+        metadata: metadata
+            .map(|m| Metadata::from_json(&m).ok_or_else(|| corrupt("orders.metadata")))
+            .transpose()?,
         status: OrderStatus::parse(row.get_ref(6)?.as_str()?)
             .ok_or_else(|| corrupt("orders.status"))?,
         attempts: row.get(7)?,
@@ -108,23 +110,6 @@ pub(crate) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
         fulfillment_reference: row.get(12)?,
         cancel_reason: row.get(13)?,
     })
-}
-
-fn metadata_from_json(text: &str) -> rusqlite::Result<Metadata> {
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(text) else {
-        return Err(corrupt("orders.metadata"));
-    };
-    let mut out = Vec::with_capacity(obj.len());
-    for (k, v) in obj {
-        let mv = match v {
-            serde_json::Value::String(s) => MetadataValue::String(s),
-            serde_json::Value::Bool(b) => MetadataValue::Bool(b),
-            serde_json::Value::Number(n) => MetadataValue::Number(n.to_string()),
-            _ => return Err(corrupt("orders.metadata")),
-        };
-        out.push((k, mv));
-    }
-    Ok(Metadata(out))
 }
 
 #[cfg(test)]
