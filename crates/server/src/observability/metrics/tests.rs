@@ -263,3 +263,26 @@ fn the_order_of_a_series_labels_does_not_make_another_series() {
     registry.increment(names::HTTP_REQUESTS, &[method, ("route", "/orders")], 1);
     assert_eq!(registry.counter_series().len(), 2);
 }
+
+/// Two series whose fingerprints are equal (the hash is fast, not proof
+/// against collisions) stay two series in one bucket.
+#[test]
+fn series_that_hash_alike_stay_apart() {
+    let series: Series<AtomicU64> = Series::default();
+    let get = |name: &str| {
+        series.find_or_insert(
+            7,
+            |k| is(k, name, &[]),
+            || key(name, &[]),
+            || AtomicU64::new(0),
+        )
+    };
+    get("dofs_a").fetch_add(1, Ordering::Relaxed);
+    get("dofs_b").fetch_add(5, Ordering::Relaxed);
+    get("dofs_a").fetch_add(1, Ordering::Relaxed);
+    assert_eq!(get("dofs_a").load(Ordering::Relaxed), 2);
+    assert_eq!(get("dofs_b").load(Ordering::Relaxed), 5);
+    let mut names = Vec::new();
+    series.each(|k, _| names.push(k.name().to_owned()));
+    assert_eq!(names, ["dofs_a", "dofs_b"]);
+}
