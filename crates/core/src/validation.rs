@@ -81,15 +81,12 @@ const FIELDS: [&str; 5] = ["customerId", "productId", "quantity", "price", "meta
 
 /// Decodes and validates an order body.
 pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeError> {
-    let raw: &RawValue =
-        serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(syntax_message(&e)))?;
-    if !raw.get().starts_with('{') {
-        return Err(DecodeError::Malformed(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    let entries =
-        Entries::parse(raw.get()).map_err(|e| DecodeError::Malformed(syntax_message(&e)))?;
+    // A well-formed object is read in one pass; anything else is read again
+    // in two (the body as JSON, then as an object) for the words of its refusal.
+    let entries = match serde_json::from_slice::<Entries>(body) {
+        Ok(entries) => entries,
+        Err(_) => body_entries(body)?,
+    };
 
     let mut errors = Vec::new();
     for (i, (key, _)) in entries.0.iter().enumerate() {
@@ -147,6 +144,18 @@ pub fn decode_order(body: &[u8], limits: &Limits) -> Result<NewOrder, DecodeErro
         }
         _ => Err(DecodeError::Invalid(errors)),
     }
+}
+
+/// The body's entries, or why it is not a JSON object.
+fn body_entries(body: &[u8]) -> Result<Entries<'_>, DecodeError> {
+    let raw: &RawValue =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(syntax_message(&e)))?;
+    if !raw.get().starts_with('{') {
+        return Err(DecodeError::Malformed(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    Entries::parse(raw.get()).map_err(|e| DecodeError::Malformed(syntax_message(&e)))
 }
 
 /// Checks a required field; the message is made only for a refusal.
