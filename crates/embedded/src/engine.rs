@@ -301,14 +301,7 @@ pub(crate) fn apply_run(
     run: &Run,
     now: Timestamp,
 ) -> Result<bool, PortError> {
-    match &run.effects.sent {
-        // The message of the order this transaction inserted: its id cannot
-        // have been dead-lettered.
-        Some((id, body)) if id == order.id.text().as_str() => {
-            crate::queue::send_new_in(conn, id, body, now)?
-        }
-        _ => send_message_of(conn, run, now)?,
-    }
+    send_message_of(conn, run, Some(order.id), now)?;
     if run.replayable(order.id) {
         return Ok(false);
     }
@@ -316,9 +309,19 @@ pub(crate) fn apply_run(
 }
 
 /// Sends the message the run's Queue For Fulfillment asked for (releasing it,
-/// when an earlier release's submit transaction wrote it held).
-fn send_message_of(conn: &Tx<'_>, run: &Run, now: Timestamp) -> Result<(), PortError> {
+/// when an earlier release's submit transaction wrote it held). `inserted`
+/// is the order this transaction inserted, if it did: a message named by
+/// its id cannot have been dead-lettered, and the DLQ is not looked at.
+fn send_message_of(
+    conn: &Tx<'_>,
+    run: &Run,
+    inserted: Option<OrderId>,
+    now: Timestamp,
+) -> Result<(), PortError> {
     match &run.effects.sent {
+        Some((id, body)) if inserted.is_some_and(|o| id == o.text().as_str()) => {
+            crate::queue::send_new_in(conn, id, body, now)
+        }
         Some((id, body)) => crate::queue::send_in(conn, id, body, now),
         None => Ok(()),
     }
@@ -407,7 +410,7 @@ pub async fn finish_running(
         let accepted_at = order.created_at;
         let failed = db
             .write(move |conn| {
-                send_message_of(conn, &run, now)?;
+                send_message_of(conn, &run, None, now)?;
                 record_run(conn, &order, &run, now)
             })
             .await?;

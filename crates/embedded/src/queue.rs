@@ -66,27 +66,35 @@ pub(crate) fn send_in(
     body: &str,
     now: Timestamp,
 ) -> Result<(), PortError> {
-    static IN_DLQ: &str = "SELECT 1 FROM dlq WHERE id = ?1";
-    let in_dlq: bool = conn
-        .held(IN_DLQ, |st| st.query_row([id], |_| Ok(())).optional())
-        .map_err(sql_err)?
-        .is_some();
-    if in_dlq {
+    if in_dlq(conn, id)? {
         return Ok(());
     }
     send_new_in(conn, id, body, now)
 }
 
-/// [`send_in`] for a message whose id was never sent before, so cannot be
-/// dead-lettered: the message of the order inserted in this transaction
-/// (ids are an order's, and orders are never deleted). The dead-letter
-/// queue is not looked at.
+/// Whether a dead letter has the id `id`.
+fn in_dlq(conn: &Tx<'_>, id: &str) -> Result<bool, PortError> {
+    static IN_DLQ: &str = "SELECT 1 FROM dlq WHERE id = ?1";
+    conn.held(IN_DLQ, |st| st.query_row([id], |_| Ok(())).optional())
+        .map(|found| found.is_some())
+        .map_err(sql_err)
+}
+
+/// [`send_in`] without looking at the dead-letter queue, for a message that
+/// cannot be there: the one named by the id of the order inserted in this
+/// transaction. A message id is its order's id (or, for a retry, that id and
+/// a suffix), and orders are never deleted, so no message with a new order's
+/// id was ever sent. Debug builds (the tests) check it.
 pub(crate) fn send_new_in(
     conn: &Tx<'_>,
     id: &str,
     body: &str,
     now: Timestamp,
 ) -> Result<(), PortError> {
+    debug_assert!(
+        !in_dlq(conn, id).unwrap_or(false),
+        "a new order's message {id} is in the DLQ"
+    );
     static INSERT: &str =
         "INSERT INTO queue (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3) \
          ON CONFLICT (id) DO UPDATE SET visible_at = ?3 WHERE visible_at IS NULL";

@@ -24,6 +24,9 @@ use std::path::Path;
 /// the row is written with each change anyway.
 pub const SCHEMA_VERSION: i64 = 7;
 
+/// The tables. No code deletes a row of `orders`: an order id is never
+/// used twice, which `queue::send_new_in` relies on (a new order's message
+/// cannot have been dead-lettered).
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS orders (
     id BLOB PRIMARY KEY CHECK (typeof(id) = 'blob' AND length(id) = 16),
