@@ -1,101 +1,138 @@
 #!/usr/bin/env bash
-# Instructions per order, counted by callgrind: the measure of the hot path
-# that does not move with the machine's load, where the timed figures of
-# bench/run.sh move by a quarter within an hour on a shared VM. A benchmark,
-# not a test: it prints numbers and never fails on them.
+# Instructions per order, counted by callgrind: a measure of the hot path
+# that does not follow the machine's speed, where the timed figures of
+# bench/run.sh moved by a quarter within an hour on a shared VM. A
+# benchmark, not a test: it prints numbers and never fails on them.
 #
-# Runs `dofs serve` (release build, RUST_LOG=warn, the default simulated
-# fulfillment) under `valgrind --tool=callgrind --separate-threads=yes`,
-# sends ORDERS orders (default 3,000) with oha at CONCURRENCY in flight
-# (default 64), waits until none is PENDING or PROCESSING, stops the server,
-# and prints the instructions of its SQLite writer thread, of its tokio
-# runtime threads and of all its other threads, in total and per order.
-# Under callgrind the threads take turns on one core, so the counts do not
-# depend on what else the machine runs. The writer's count still moves by
-# about 3% from run to run with how its rounds fall (bench/PROFILE.md):
-# compare builds over a few runs each.
+# Runs `dofs serve` (RUST_LOG=warn, the default simulated fulfillment)
+# under `valgrind --tool=callgrind --separate-threads=yes`. Once it listens,
+# the counts are zeroed; oha sends ORDERS orders (default 3,000) at
+# CONCURRENCY in flight (default 64); when /metrics has shown no order
+# PENDING or PROCESSING twice in a row, the counts are taken. So they cover
+# the orders from submit to a terminal status, and also what the server
+# does meanwhile on its own clock (the workers' polls of the queue, the
+# retries' backoff, the alert rules, this script's polls of /metrics), which
+# takes longer, and counts a little more, when the machine is busy. The
+# writer's count moves by about 3% from run to run with how its rounds fall
+# (bench/PROFILE.md): compare builds over a few runs each.
 #
-# Usage: bench/instructions.sh [--orders N] [--concurrency C] [--dofs BINARY]
+# Prints the instructions of the SQLite writer thread, of the tokio worker
+# threads and of all the others (the main thread, the readers' blocking
+# threads, valgrind's own), in total and per order accepted, and the
+# attempts and outcomes, which vary with the simulated coin flips.
+#
+# Usage: bench/instructions.sh [--orders N] [--concurrency C] [--dofs BINARY] [--keep DIR]
 #   --dofs: count another build (an earlier commit's, say).
-# Needs valgrind (apt-get install valgrind) and oha (installed if missing).
+#   --keep: copy callgrind's files to DIR, for callgrind_annotate.
+# Needs valgrind (apt-get install valgrind); installs oha if it is missing.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 
-orders=3000 concurrency=64 dofs_arg=""
+orders=3000 concurrency=64 dofs_arg="" keep=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --orders) orders=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
-    --dofs) dofs_arg=$(realpath "$2"); shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --dofs) dofs_arg=$(cd "$caller" && realpath "$2"); shift 2 ;;
+    --keep) keep=$(cd "$caller" && realpath -m "$2"); shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
-for tool in valgrind curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench/instructions.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
+for tool in valgrind callgrind_control curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench/instructions.sh needs $tool (valgrind's tools: apt-get install valgrind)" >&2; exit 1; }
 done
-command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
 
 # shellcheck source=bench/server.sh
 source bench/server.sh
+need_oha
 bench_setup "$dofs_arg"
 
 counts="$work/callgrind"
 mkdir -p "$counts"
-RUST_LOG=warn valgrind --tool=callgrind --separate-threads=yes \
-  --callgrind-out-file="$counts/out.%p" \
-  "$dofs" serve --bind 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/valgrind.log" &
-server_pid=$!
-endpoint=""
-for _ in $(seq 600); do
-  endpoint=$(sed -n 's/^dofs listening on //p' "$work/out")
-  [[ -n "$endpoint" ]] && break
-  sleep 0.2
-done
-[[ -n "$endpoint" ]] || { echo "dofs did not start under valgrind:" >&2; tail -5 "$work/valgrind.log" >&2; exit 1; }
+server_launcher=(valgrind --tool=callgrind --separate-threads=yes "--callgrind-out-file=$counts/out.%p")
+server_start_s=120
+server_stderr="$work/valgrind.log"
+start_server RUST_LOG=warn
+callgrind_control -z "$server_pid" >/dev/null 2>&1
 
-body='{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"bench"}}'
 oha --no-tui --output-format json -n "$orders" -c "$concurrency" -m POST \
-  -H 'Content-Type: application/json' -d "$body" "$endpoint/order" >"$work/oha.json"
+  -H 'Content-Type: application/json' -d "$order_body" "$endpoint/order" >"$work/oha.json"
 
-# Until no order is PENDING or PROCESSING (the retries' backoff included).
-for _ in $(seq 600); do
-  open=0
-  for status in PENDING PROCESSING; do
-    n=$(curl -s "$endpoint/orders?status=$status&limit=1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
-    open=$((open + n))
-  done
-  (( open == 0 )) && break
+# status_counts: "PENDING PROCESSING FULFILLED FAILED CANCELLED ATTEMPTS" from
+# one read of /metrics, or nothing when the read fails.
+status_counts() {
+  curl -sf --max-time 10 "$endpoint/metrics" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+def value(pattern):
+    m = re.search(pattern + r" (\S+)", text, re.M)
+    return int(float(m.group(1))) if m else 0
+statuses = [value(r"^dofs_orders\{status=\"%s\"\}" % s) for s in ("PENDING", "PROCESSING", "FULFILLED", "FAILED", "CANCELLED")]
+attempts = sum(int(float(v)) for v in re.findall(r"^dofs_fulfillment_attempts_total\{[^}]*\} (\S+)", text, re.M))
+print(*statuses, attempts)
+' 2>/dev/null || true
+}
+
+zeros=0
+for _ in $(seq 900); do
+  read -r pending processing _ <<<"$(status_counts)" || true
+  if [[ "${pending:-x}" == 0 && "${processing:-x}" == 0 ]]; then
+    zeros=$((zeros + 1))
+    (( zeros >= 2 )) && break
+  else
+    zeros=0
+  fi
   sleep 1
 done
-(( open == 0 )) || echo "warning: orders still open after 600 s; the counts include a partial run" >&2
+(( zeros >= 2 )) || { echo "orders still open after 900 s; no counts taken" >&2; exit 1; }
+fulfilled="" failed="" cancelled="" attempts=""
+read -r _ _ fulfilled failed cancelled attempts <<<"$(status_counts)" || true
 
-# A graceful stop, so that callgrind writes every thread's counts.
-kill -INT "$server_pid"
-wait "$server_pid" || true
+callgrind_control -d "$server_pid" >/dev/null 2>&1
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
 server_pid=""
+if (( status != 0 )); then
+  echo "dofs serve exited with status $status under valgrind:" >&2
+  tail -5 "$work/valgrind.log" >&2
+  exit 1
+fi
+if [[ -n "$keep" ]]; then
+  mkdir -p "$keep"
+  cp "$counts"/out.* "$keep"/
+fi
 
-python3 - "$counts" "$orders" "$work/oha.json" "$dofs" <<'PY'
+echo "dofs:    $dofs ($(git rev-parse --short HEAD 2>/dev/null || echo unknown) checked out), RUST_LOG=warn, under $(valgrind --version)"
+python3 - "$counts" "$orders" "$work/oha.json" "${fulfilled:-?}" "${failed:-?}" "${cancelled:-?}" "${attempts:-?}" <<'PY'
 import glob, json, os, sys
-counts, orders, oha, dofs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-accepted = json.load(open(oha))["statusCodeDistribution"].get("202", 0)
-kinds = {"writer": 0, "runtime": 0, "other": 0}
-threads = {"writer": 0, "runtime": 0, "other": 0}
-for path in sorted(glob.glob(os.path.join(counts, "out.*"))):
+counts, orders, oha = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fulfilled, failed, cancelled, attempts = sys.argv[4:8]
+codes = json.load(open(oha))["statusCodeDistribution"]
+accepted = int(codes.get("202", 0))
+if accepted == 0:
+    sys.exit(f"no order was accepted (answers: {codes})")
+# The counts taken once all orders were terminal: the files of dump 1.
+files = sorted(glob.glob(os.path.join(counts, "out.*.1-*")))
+kinds = {"writer": [], "runtime": [], "other": []}
+for path in files:
     text = open(path, errors="replace").read()
-    total = next((int(l.split()[1]) for l in text.splitlines() if l.startswith(("summary:", "totals:"))), 0)
+    total = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("summary:")), None)
+    if total is None:
+        sys.exit(f"{path} has no summary line: a partial dump")
     if "dofs_embedded::db::writer_loop" in text:
-        kind = "writer"
+        kinds["writer"].append(total)
     elif "multi_thread::worker::run" in text:
-        kind = "runtime"
+        kinds["runtime"].append(total)
     else:
-        kind = "other"
-    kinds[kind] += total
-    threads[kind] += 1
-print(f"dofs: {dofs}, release build, RUST_LOG=warn, under callgrind")
-print(f"orders: {orders} sent, {accepted} answered 202, all terminal before the counts were taken")
-for kind, label in [("writer", "SQLite writer thread"), ("runtime", "tokio runtime threads"), ("other", "other threads")]:
-    per = kinds[kind] / accepted if accepted else 0
-    print(f"  {label:24} {kinds[kind] / 1e6:9.1f}M instructions  {per / 1e3:7.1f}k per order  ({threads[kind]} thread(s))")
+        kinds["other"].append(total)
+if len(kinds["writer"]) != 1 or not kinds["runtime"]:
+    sys.exit(f"could not tell the threads apart ({len(kinds['writer'])} writer, {len(kinds['runtime'])} runtime threads found by name); is the binary stripped?")
+print(f"orders:  {orders} sent, {accepted} answered 202 (answers: {codes}); then {fulfilled} FULFILLED, {failed} FAILED, {cancelled} CANCELLED after {attempts} attempts")
+for kind, label in [("writer", "SQLite writer thread"), ("runtime", "tokio worker threads"), ("other", "other threads")]:
+    total = sum(kinds[kind])
+    print(f"  {label:22} {total / 1e6:9.1f}M instructions  {total / accepted / 1e3:7.1f}k per order  ({len(kinds[kind])} thread(s))")
 PY
