@@ -22,6 +22,7 @@
 #   the backup under CMD (e.g. "nice -n 19"); --dofs measures that build (and both
 #   serves and backs up with it) instead of building this checkout.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 
 orders=200000 rate=2000 window=8s rounds=3 backup_prefix="" dofs=""
@@ -32,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --window) window=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --backup-prefix) backup_prefix=$2; shift 2 ;;
-    --dofs) dofs=$2; shift 2 ;;
+    --dofs) dofs=$(cd "$caller" && realpath "$2"); shift 2 ;;
     -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac

@@ -27,6 +27,7 @@
 #   --dofs: measure another build of dofs (an earlier release, say) in the
 #   same run conditions; the ceilings are measured again beside it.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 
 orders=100000 size_orders=1000000 rate=5000 duration=20 concurrency=64 dofs=""
@@ -36,13 +37,14 @@ while [[ $# -gt 0 ]]; do
     --size-orders) size_orders=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
-    --dofs) dofs=$(realpath "$2"); shift 2 ;;
+    --dofs) dofs=$(cd "$caller" && realpath "$2"); shift 2 ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
+command -v oha >/dev/null || { echo "oha is not on PATH (cargo installs it in ~/.cargo/bin)" >&2; exit 1; }
 cargo build --release --locked -p dofs-cli -p dofs-bench >&2
 target="${CARGO_TARGET_DIR:-target}/release"
 dofs=${dofs:-$target/dofs}

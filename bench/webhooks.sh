@@ -28,6 +28,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
+command -v oha >/dev/null || { echo "oha is not on PATH (cargo installs it in ~/.cargo/bin)" >&2; exit 1; }
 cargo build --release --locked -p dofs-cli >&2
 dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
 work=$(mktemp -d)
