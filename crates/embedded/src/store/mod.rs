@@ -1,16 +1,19 @@
 //! `SqliteOrderStore`: orders, their status counts, fulfillments and failed orders.
-//! How an order is read back from its row, and its execution ARN stored, is in [`row`].
+//! How an order is read back from its row, and its execution ARN stored, is in [`row`];
+//! the failed-orders table in [`failed`].
 
 use crate::db::{sql_err, Db, Tx};
 use async_trait::async_trait;
 use dofs_core::ports::{ErrorKind, OrderStore, Page, PortError, Transition};
-use dofs_core::{EventType, FailedOrder, Order, OrderId, OrderStatus, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use dofs_core::{EventType, FailedOrder, Order, OrderId, OrderStatus};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::LazyLock;
 
+mod failed;
 mod row;
 
-use row::{arn_to_store, corrupt};
+pub(crate) use failed::{insert_failed_row, record_failure_in};
+use row::arn_to_store;
 pub(crate) use row::{local_execution_arn, order_from_row, ORDER_COLUMNS, ORDER_COLUMN_COUNT};
 
 /// The order store on the SQLite file.
@@ -287,33 +290,9 @@ fn same_content(a: &Order, b: &Order) -> bool {
         && a.metadata == b.metadata
 }
 
-fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, FailedOrder)> {
-    let order_id = OrderId::from_bytes(row.get(1)?);
-    let order_json: String = row.get(5)?;
-    Ok((
-        row.get(0)?,
-        FailedOrder {
-            order_id,
-            reason: row.get(2)?,
-            attempts: row.get(3)?,
-            failed_at: Timestamp(row.get(4)?),
-            order: serde_json::from_str(&order_json)
-                .map_err(|_| corrupt("failed_orders.order_json"))?,
-        },
-    ))
-}
-
 fn bad_cursor() -> PortError {
     PortError::not_found("cursor is not valid")
 }
-
-/// A page of failed orders, newest first, before the cursor `?1` (none:
-/// from the newest). The cursor is a bound on the primary key, so a page
-/// deep in the table is found by a search, not a scan from the newest
-/// (an `?1 IS NULL OR seq < ?1` form scans).
-const FAILED_PAGE: &str =
-    "SELECT seq, order_id, reason, attempts, failed_at, order_json FROM failed_orders \
-     WHERE seq < COALESCE(?1, 9223372036854775807) ORDER BY seq DESC LIMIT ?2";
 
 #[async_trait]
 impl OrderStore for SqliteOrderStore {
@@ -404,18 +383,7 @@ impl OrderStore for SqliteOrderStore {
         };
         let limit = limit.clamp(1, 500);
         self.db
-            .read(move |conn| {
-                let mut st = conn.prepare_cached(FAILED_PAGE).map_err(sql_err)?;
-                let rows = st
-                    .query_map(params![cursor, limit as i64 + 1], failed_from_row)
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(sql_err)?;
-                let p = page(rows, limit, |(seq, _)| seq.to_string());
-                Ok(Page {
-                    items: p.items.into_iter().map(|(_, f)| f).collect(),
-                    next_cursor: p.next_cursor,
-                })
-            })
+            .read(move |conn| failed::page_in(conn, cursor, limit))
             .await
     }
 
@@ -444,42 +412,6 @@ impl OrderStore for SqliteOrderStore {
     }
 }
 
-/// Records a failure inside the writer's transaction: once per failure, gated
-/// on the order not being `FAILED` or `FULFILLED` already.
-pub(crate) fn record_failure_in(conn: &Tx<'_>, failed: &FailedOrder) -> Result<bool, PortError> {
-    let Some(order) = get_order(conn, failed.order_id)? else {
-        return Ok(false);
-    };
-    if order.status.is_terminal() {
-        return Ok(false);
-    }
-    apply_transition(
-        conn,
-        failed.order_id,
-        &Transition::failure(failed, order.status),
-    )?;
-    insert_failed_row(conn, failed)?;
-    Ok(true)
-}
-
-/// Adds `failed` to the failed-orders table (its order's change is the caller's).
-pub(crate) fn insert_failed_row(conn: &Connection, failed: &FailedOrder) -> Result<(), PortError> {
-    conn.prepare_cached(
-        "INSERT INTO failed_orders (order_id, reason, attempts, failed_at, order_json) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            failed.order_id.as_bytes(),
-            failed.reason,
-            failed.attempts,
-            failed.failed_at.millis(),
-            failed.order.to_string()
-        ])
-    })
-    .map_err(sql_err)?;
-    Ok(())
-}
-
 /// Cuts `limit + 1` rows to a page, with a cursor when there are more.
 fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() > limit;
@@ -500,28 +432,7 @@ mod tests {
     use super::*;
     use dofs_core::conformance::sample_order;
     use dofs_core::ports::EventLog;
-
-    #[tokio::test]
-    async fn a_page_of_failed_orders_is_found_by_its_cursor_not_by_a_scan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let plan: Vec<String> = db
-            .read(|conn| {
-                conn.prepare(&format!("EXPLAIN QUERY PLAN {FAILED_PAGE}"))
-                    .and_then(|mut st| {
-                        st.query_map(params![7_i64, 10_i64], |r| r.get(3))?
-                            .collect()
-                    })
-                    .map_err(sql_err)
-            })
-            .await
-            .expect("plan");
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("SEARCH failed_orders USING INTEGER PRIMARY KEY")),
-            "{plan:?}"
-        );
-    }
+    use dofs_core::Timestamp;
 
     fn begin(attempt: u32, at: i64) -> Transition {
         Transition {
