@@ -38,13 +38,12 @@ pub(crate) fn insert_order(
     workflow: Option<i64>,
     request: Option<&str>,
 ) -> Result<(), PortError> {
-    let metadata = match &o.metadata {
-        Some(m) => Some(
-            serde_json::to_string(m)
-                .map_err(|e| PortError::new(ErrorKind::Internal, format!("order metadata: {e}")))?,
-        ),
-        None => None,
-    };
+    let metadata = o
+        .metadata
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| PortError::new(ErrorKind::Internal, format!("order metadata: {e}")))?;
     let id = o.id.text();
     let arn = arn_to_store(&o.execution_arn, id.as_str())?;
     let seq = crate::events::next_seq(conn)?;
@@ -110,7 +109,9 @@ pub(crate) fn flush_counts(conn: &Tx<'_>) -> Result<(), PortError> {
 
 /// Reads one order inside a connection (reader or writer).
 pub(crate) fn get_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, PortError> {
-    conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))
+    static SELECT: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"));
+    conn.prepare_cached(SELECT.as_str())
         .and_then(|mut st| st.query_row([id.as_bytes()], order_from_row).optional())
         .map_err(sql_err)
 }
