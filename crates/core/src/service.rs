@@ -22,9 +22,18 @@ impl OrderMessage {
         format!(r#"{{"orderId":"{}"}}"#, self.order_id)
     }
 
-    /// Parses a body; `None` when it is not an order message.
+    /// Parses a body; `None` when it is not an order message. A body as
+    /// [`OrderMessage::to_body`] writes it (every body DOFS sends) is read
+    /// without the JSON parser; any other is parsed as JSON.
     pub fn parse(body: &str) -> Option<OrderMessage> {
-        serde_json::from_str(body).ok()
+        let written = body
+            .strip_prefix(r#"{"orderId":""#)
+            .and_then(|rest| rest.strip_suffix(r#""}"#))
+            .and_then(|id| OrderId::parse(id).ok());
+        match written {
+            Some(order_id) => Some(OrderMessage { order_id }),
+            None => serde_json::from_str(body).ok(),
+        }
     }
 }
 
@@ -522,5 +531,39 @@ mod tests {
         assert_eq!(OrderMessage::parse(&m.to_body()), Some(m));
         assert_eq!(OrderMessage::parse("{}"), None);
         assert_eq!(OrderMessage::parse("garbage"), None);
+    }
+
+    /// The parse without the JSON parser answers as the JSON parser does,
+    /// for bodies that look like the written form and for those that do not.
+    #[test]
+    fn the_written_form_reads_as_json_would_read_it() {
+        let id = "01900000-0000-7000-8000-00000000000a";
+        let bodies = [
+            format!(r#"{{"orderId":"{id}"}}"#),
+            format!(r#"{{"orderId":"{}"}}"#, id.to_uppercase()),
+            format!(r#"{{ "orderId": "{id}" }}"#),
+            format!(r#"{{"orderId":"{id}","extra":1}}"#),
+            format!(r#"{{"orderId":"{id}"}} "#),
+            format!(r#"{{"orderId":"{}"}}"#, &id[1..]),
+            format!(r#"{{"orderId":"\u0030{}"}}"#, &id[1..]),
+            format!(r#"{{"orderId":"{id}"}}{{"orderId":"{id}"}}"#),
+            format!(r#"{{"orderId":"{}"}}"#, id.replace('-', "")),
+            format!(r#"{{"orderId":"{{{id}}}"}}"#),
+            r#"{"orderId":""}"#.to_owned(),
+            r#"{"orderId":"x","a":"y"}"#.to_owned(),
+        ];
+        for body in &bodies {
+            let json = serde_json::from_str::<OrderMessage>(body).ok();
+            assert_eq!(OrderMessage::parse(body), json, "{body}");
+        }
+        assert!(OrderMessage::parse(&bodies[0]).is_some());
+        assert!(
+            OrderMessage::parse(&bodies[6]).is_some(),
+            "an escaped id still reads"
+        );
+        assert!(
+            OrderMessage::parse(&bodies[3]).is_none(),
+            "unknown fields are refused"
+        );
     }
 }
