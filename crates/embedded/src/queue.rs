@@ -302,11 +302,6 @@ pub(crate) struct Visible {
 }
 
 impl Visible {
-    /// The receipt of the message as the queue holds it (its last receive's).
-    pub fn held_receipt(&self) -> String {
-        format!("{}#{}", self.id, self.receive_count)
-    }
-
     /// The receipt this message's next receive gets.
     pub fn next_receipt(&self) -> String {
         format!("{}#{}", self.id, self.receive_count + 1)
@@ -415,11 +410,17 @@ pub(crate) fn remove_order_messages_in(
 /// Deletes a received message inside the writer's transaction (see [`Queue::delete`]).
 pub(crate) fn delete_in(conn: &Tx<'_>, receipt: &str) -> Result<(), PortError> {
     let (id, n) = parse_receipt(receipt)?;
+    delete_held_in(conn, &id, n)
+}
+
+/// Deletes message `id` while its receive count is still `n` (the receipt
+/// `{id}#{n}`, already taken apart).
+pub(crate) fn delete_held_in(conn: &Tx<'_>, id: &str, n: u32) -> Result<(), PortError> {
     static DELETE: &str = "DELETE FROM queue WHERE id = ?1 AND receive_count = ?2";
     let deleted = conn
         .held(DELETE, |st| st.execute(params![id, n]))
         .map_err(sql_err)?;
-    if deleted == 0 && message_count(conn, &id)?.is_some() {
+    if deleted == 0 && message_count(conn, id)?.is_some() {
         return Err(PortError::conflict(
             "the receipt is stale: the message was received again",
         ));

@@ -13,8 +13,8 @@
 
 use crate::db::{sql_err, Db, Tx};
 use crate::queue::{
-    change_visibility_in, dead_letter_in, dead_letters_after, delete_in, mark_received_in,
-    receivable_in, SqliteQueue, Visible,
+    change_visibility_in, dead_letter_in, dead_letters_after, delete_held_in, delete_in,
+    mark_received_in, receivable_in, SqliteQueue, Visible,
 };
 use crate::store::{
     apply_transition_from, apply_transition_to, get_order, get_order_and_request,
@@ -349,7 +349,7 @@ fn begin_and_finish_in(
     }
     match finish.message {
         // The message as the queue holds it: this attempt never marked it received.
-        AfterAttempt::Delete => delete_in(conn, &visible.held_receipt())?,
+        AfterAttempt::Delete => delete_held_in(conn, &visible.id, visible.receive_count)?,
         AfterAttempt::Hide(delay) => {
             let until = now.plus_millis(crate::queue::ms(delay));
             mark_received_in(conn, visible.clone(), until, now)?;
