@@ -254,7 +254,10 @@ impl Order {
         use serde_json::Value;
         // Room for the workflow input's `acceptedAtMs` too (`tasks::workflow_input`).
         let mut fields = serde_json::Map::with_capacity(7);
-        fields.insert("orderId".into(), Value::String(self.id.to_string()));
+        fields.insert(
+            "orderId".into(),
+            Value::String(self.id.text().as_str().to_owned()),
+        );
         fields.insert(
             "customerId".into(),
             Value::String(self.customer_id.as_str().to_owned()),
@@ -272,9 +275,18 @@ impl Order {
     }
 }
 
-/// A price as a JSON number with its exact decimal text.
+/// A price as a JSON number with its exact decimal text: an integer when
+/// it is whole, else the double nearest its decimal value (which prints as
+/// that decimal). Below 2^53 cents, the quotient `cents / 100` of two exact
+/// doubles is that nearest double; above, the decimal text is parsed.
 pub fn price_json(price: Price) -> serde_json::Value {
-    serde_json::from_str(&price.to_string()).unwrap_or(serde_json::Value::Null)
+    const EXACT_CENTS: u64 = 1 << 53;
+    let cents = price.cents();
+    match (cents % 100, cents < EXACT_CENTS) {
+        (0, _) => serde_json::Value::from(cents / 100),
+        (_, true) => serde_json::Value::from(cents as f64 / 100.0),
+        (_, false) => serde_json::from_str(&price.to_string()).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 /// A row of the failed-orders table: a dead letter, recorded once.
@@ -410,5 +422,40 @@ mod tests {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(OrderStatus::parse("pending"), None);
+    }
+    /// A price's JSON number prints as the price's own decimal text, for
+    /// every price up to 1,000.00 and a spread of larger ones up to the
+    /// largest `validation.max_price` allows; past that, it is the double
+    /// nearest the price.
+    #[test]
+    fn price_numbers_print_as_the_price_text() {
+        let mut cents: Vec<u64> = (0..=100_000).collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cents.push(x % 100_000_000_001);
+        }
+        cents.extend([
+            99_999_999_999,
+            100_000_000_000,
+            (1 << 53) - 1,
+            1 << 53,
+            u64::MAX,
+        ]);
+        for c in cents {
+            let price = Price::from_cents(c);
+            let json = price_json(price);
+            // Past 15 significant digits a double cannot hold every decimal.
+            if c <= 100_000_000_000 {
+                assert_eq!(json.to_string(), price.to_string(), "{c} cents");
+            }
+            assert_eq!(
+                json.as_f64(),
+                price.to_string().parse::<f64>().ok(),
+                "{c} cents"
+            );
+        }
     }
 }

@@ -158,7 +158,7 @@ pub fn store_known(input: &Value, limits: &Limits, order: &Order) -> Result<Valu
 
 /// Store Order's answer for the order stored.
 pub fn stored_answer(order: &Order) -> Value {
-    json!({ "orderId": order.id.to_string(), "status": order.status.as_str() })
+    json!({ "orderId": order.id.text().as_str(), "status": order.status.as_str() })
 }
 
 /// The id of the input's order once it is checked.

@@ -86,7 +86,7 @@ pub struct Accepted {
 impl From<&dofs_core::Order> for Accepted {
     fn from(order: &dofs_core::Order) -> Accepted {
         Accepted {
-            order_id: order.id.to_string(),
+            order_id: order.id.text().as_str().to_owned(),
             status: "ACCEPTED".into(),
             execution_arn: order.execution_arn.clone(),
             message: "Order received and processing started".into(),

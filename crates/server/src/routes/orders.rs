@@ -152,16 +152,18 @@ async fn submit(
 /// The 202 for an order, first time or replayed.
 fn accepted(order: &Order, replayed: bool) -> Response {
     let body = dofs_wire::Accepted::from(order);
+    let location = HeaderValue::from_str(&["/orders/", &body.order_id].concat());
+    let order_id = body.order_id.clone();
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     response
         .extensions_mut()
         .insert(crate::observability::http::AcceptedOrder {
-            order_id: order.id.to_string(),
+            order_id,
             execution_id: dofs_core::ports::execution_id(&order.execution_arn).to_owned(),
             replayed,
         });
     let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
+    if let Ok(location) = location {
         headers.insert(header::LOCATION, location);
     }
     if replayed {
