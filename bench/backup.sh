@@ -2,7 +2,7 @@
 # What `dofs backup` costs the intake of a running `dofs serve` (a benchmark, not a
 # test: it prints numbers, and fails only when intake refuses an order or a backup fails).
 #
-# 1. Starts `dofs serve` (release build, default settings) on a fresh data directory and
+# 1. Starts `dofs serve` (dist profile, default settings) on a fresh data directory and
 #    fills it: --orders orders at concurrency 64, all waited for to a terminal status.
 # 2. Runs --rounds pairs of open-loop intake windows at --rate orders per second for
 #    --window each: one without a backup, then one with `dofs backup` started a second

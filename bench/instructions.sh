@@ -125,7 +125,8 @@ for path in files:
         sys.exit(f"{path} has no summary line: a partial dump")
     if "dofs_embedded::db::writer_loop" in text:
         kinds["writer"].append(total)
-    elif "multi_thread::worker::run" in text:
+    # worker::run is inlined in the dist profile's build; Context::run is not.
+    elif "multi_thread::worker::Context::run" in text:
         kinds["runtime"].append(total)
     else:
         kinds["other"].append(total)

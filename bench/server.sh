@@ -1,7 +1,7 @@
 # Sourced by the bench scripts: one `dofs serve` at a time, on a fresh data directory
 # under a work directory removed at exit.
 #
-#   bench_setup BINARY   builds this checkout's release dofs unless BINARY is given;
+#   bench_setup BINARY   builds this checkout's dofs (dist profile) unless BINARY is given;
 #                        sets dofs, work, and the EXIT trap that stops the server
 #   start_server [VAR=VALUE...]   a fresh $work/data, a random port; sets server_pid
 #                        and endpoint (http://127.0.0.1:PORT). Set server_launcher
@@ -15,8 +15,8 @@
 bench_setup() {
   dofs=${1:-}
   if [[ -z "$dofs" ]]; then
-    cargo build --release --locked -p dofs-cli >&2
-    dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
+    cargo build --profile dist --locked -p dofs-cli >&2
+    dofs="${CARGO_TARGET_DIR:-target}/dist/dofs"
   fi
   work=$(mktemp -d)
   server_pid=""
@@ -55,7 +55,8 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 # The machine and the build, first in every report.
 bench_banner() {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load generator on the same machine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "dofs:    $(git rev-parse --short HEAD 2>/dev/null || echo unknown), release build${1:+ ($1)}"
+  local build=${1:+"$1, given"}
+  echo "dofs:    ${build:-"this checkout's dist build"}; checkout $(git describe --always --dirty 2>/dev/null || echo unknown)"
 }
 
 need_oha() {

@@ -3,7 +3,7 @@
 # numbers and never fails on them. Run it on a quiet machine.
 #
 # Measures accepted orders/s (oha, closed loop, 64 in flight, HTTP/1.1
-# keep-alive, DURATION seconds each) of a release `dofs serve` on a fresh
+# keep-alive, DURATION seconds each) of `dofs serve` (dist profile) on a fresh
 # data directory in three set-ups, interleaved ROUNDS times so that the
 # machine's drift falls on all three alike:
 #   none   no events.webhook_urls
@@ -29,8 +29,8 @@ done
 
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
 command -v oha >/dev/null || { echo "oha is not on PATH (cargo installs it in ~/.cargo/bin)" >&2; exit 1; }
-cargo build --release --locked -p dofs-cli >&2
-dofs="${CARGO_TARGET_DIR:-target}/release/dofs"
+cargo build --profile dist --locked -p dofs-cli >&2
+dofs="${CARGO_TARGET_DIR:-target}/dist/dofs"
 work=$(mktemp -d)
 pids=()
 cleanup() {

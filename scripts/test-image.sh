@@ -7,7 +7,9 @@
 #      libc6-dev, ca-certificates and this machine's Rust toolchain (once; kept in the
 #      image store of its own as localhost/dofs-base/*)
 #   2. `buildah bud` of the Dockerfile as it is, with those two images as BUILD_IMAGE and
-#      RUNTIME_IMAGE (Docker format, so the HEALTHCHECK is kept)
+#      RUNTIME_IMAGE (Docker format, so the HEALTHCHECK is kept), and CARGO_PROFILE=release:
+#      the `dist` profile the image ships with adds link-time optimization only, which
+#      adds about 1.5 minutes to each rebuild here and changes nothing this checks
 #   3. the image's configuration: user, entrypoint, command, volume, port, health check
 #   4. the image run with podman: the health check passes, an order reaches a terminal
 #      status, the process runs as uid 10001, the data belongs to it, SIGTERM ends it
@@ -179,6 +181,7 @@ if buildah bud --pull-never --format docker --layers "${RUNTIME[@]}" \
     --build-arg "RUST_VERSION=$rust_version" \
     --build-arg "BUILD_IMAGE=$BUILD_BASE" \
     --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" \
+    --build-arg "CARGO_PROFILE=release" \
     -v "$registry:/usr/local/cargo/registry" \
     -v "$image_target:/src/target" \
     -t "$IMAGE" . >"$WORK/bud.log" 2>&1; then
