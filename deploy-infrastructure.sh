@@ -8,7 +8,7 @@ usage() {
     cat <<'USAGE'
 Usage: ./deploy-infrastructure.sh [--skip-build] [--auto-approve] [--plan] [--help]
 
-  1. builds the five Lambdas: scripts/build-lambdas.sh (cargo lambda build --release
+  1. builds the five Lambdas: scripts/build-lambdas.sh (cargo lambda build --profile lambda
      --output-format zip -> target/lambda/<function>/bootstrap.zip, or $CARGO_TARGET_DIR/lambda)
   2. terraform init (S3 state backend made by ./setup-backend.sh) and ONE terraform apply
      of terraform/environments/$ENVIRONMENT
