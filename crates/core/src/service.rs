@@ -16,10 +16,14 @@ pub struct OrderMessage {
     pub order_id: OrderId,
 }
 
+/// What [`OrderMessage::to_body`] writes before and after the order id.
+const BODY_BEFORE_ID: &str = r#"{"orderId":""#;
+const BODY_AFTER_ID: &str = r#""}"#;
+
 impl OrderMessage {
     /// The JSON body.
     pub fn to_body(&self) -> String {
-        format!(r#"{{"orderId":"{}"}}"#, self.order_id)
+        [BODY_BEFORE_ID, self.order_id.text().as_str(), BODY_AFTER_ID].concat()
     }
 
     /// Parses a body; `None` when it is not an order message. A body as
@@ -27,8 +31,8 @@ impl OrderMessage {
     /// without the JSON parser; any other is parsed as JSON.
     pub fn parse(body: &str) -> Option<OrderMessage> {
         let written = body
-            .strip_prefix(r#"{"orderId":""#)
-            .and_then(|rest| rest.strip_suffix(r#""}"#))
+            .strip_prefix(BODY_BEFORE_ID)
+            .and_then(|rest| rest.strip_suffix(BODY_AFTER_ID))
             .and_then(|id| OrderId::parse(id).ok());
         match written {
             Some(order_id) => Some(OrderMessage { order_id }),
