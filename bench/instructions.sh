@@ -106,7 +106,7 @@ if [[ -n "$keep" ]]; then
   cp "$counts"/out.* "$keep"/
 fi
 
-echo "dofs:    $dofs ($(git rev-parse --short HEAD 2>/dev/null || echo unknown) checked out), RUST_LOG=warn, under $(valgrind --version)"
+echo "dofs:    $(dofs_origin "$dofs_arg"); checkout $(git describe --always --dirty 2>/dev/null || echo unknown); RUST_LOG=warn, under $(valgrind --version)"
 python3 - "$counts" "$orders" "$work/oha.json" "${fulfilled:-?}" "${failed:-?}" "${cancelled:-?}" "${attempts:-?}" <<'PY'
 import glob, json, os, sys
 counts, orders, oha = sys.argv[1], int(sys.argv[2]), sys.argv[3]

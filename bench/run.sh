@@ -44,17 +44,16 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
-command -v oha >/dev/null || { echo "oha is not on PATH (cargo installs it in ~/.cargo/bin)" >&2; exit 1; }
+# shellcheck source=bench/server.sh
+source bench/server.sh
+need_oha
 # dofs-bench for the ceilings; dofs too, unless --dofs names the build to measure.
-packages=(-p dofs-bench)
-if [[ -z "$dofs" ]]; then packages+=(-p dofs-cli); fi
-cargo build --profile dist --locked "${packages[@]}" >&2
-target="${CARGO_TARGET_DIR:-target}/dist"
-dofs_build=${dofs:+"given with --dofs"}
-dofs_build=${dofs_build:-"this checkout's dist build"}
-dofs=${dofs:-$target/dofs}
-bench="$target/dofs-bench"
+packages=(dofs-bench)
+if [[ -z "$dofs" ]]; then packages+=(dofs-cli); fi
+build_dist "${packages[@]}"
+dofs_label=$(dofs_origin "$dofs")
+dofs=${dofs:-$dist_dir/dofs}
+bench="$dist_dir/dofs-bench"
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -63,7 +62,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-body='{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"bench"}}'
 
 # start NAME COMMAND...: starts a server that prints "listening on URL"; sets endpoint.
 start() {
@@ -87,7 +85,7 @@ oha_json() {
   /usr/bin/time -f '%U %S %e' -o "$out.cpu" oha --no-tui --output-format json "$@" >"$out"
 }
 
-post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$body" "${@:2}"; }
+post() { oha_json "$1" -m POST -H 'Content-Type: application/json' -d "$order_body" "${@:2}"; }
 
 # Polls /metrics until no order is PENDING or PROCESSING and the file
 # "$work/sent" exists (the load is over); prints the seconds waited after the
@@ -136,7 +134,7 @@ PY
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "dofs:    $dofs ($dofs_build; checkout $(git describe --always --dirty 2>/dev/null || echo unknown); dofs-bench: its dist build), WAL + synchronous=FULL, RUST_LOG=warn; load generator oha $(oha --version | awk '{print $2}') on the same machine"
+echo "dofs:    $dofs_label; checkout $(git describe --always --dirty 2>/dev/null || echo unknown); dofs-bench: its dist build; WAL + synchronous=FULL, RUST_LOG=warn; load generator oha $(oha --version | awk '{print $2}') on the same machine"
 
 # Ceilings.
 "$bench" sqlite --rows 200000 --batch 64 >"$work/sqlite.json"

@@ -1,6 +1,10 @@
 # Sourced by the bench scripts: one `dofs serve` at a time, on a fresh data directory
 # under a work directory removed at exit.
 #
+#   build_dist PACKAGE...  builds the packages with the dist profile (release with
+#                        link-time optimization, as DOFS ships), into $dist_dir
+#   dofs_origin [BINARY] how a report names the dofs it measures: BINARY, given, or
+#                        this checkout's dist build
 #   bench_setup BINARY   builds this checkout's dofs (dist profile) unless BINARY is given;
 #                        sets dofs, work, and the EXIT trap that stops the server
 #   start_server [VAR=VALUE...]   a fresh $work/data, a random port; sets server_pid
@@ -12,11 +16,23 @@
 #   need_oha             installs the load generator if it is missing
 #   order_body           a valid order, the body every bench sends
 
+dist_dir="${CARGO_TARGET_DIR:-target}/dist"
+
+build_dist() {
+  local p args=()
+  for p in "$@"; do args+=(-p "$p"); done
+  cargo build --profile dist --locked "${args[@]}" >&2
+}
+
+dofs_origin() {
+  if [[ -n "${1:-}" ]]; then echo "$1, given"; else echo "this checkout's dist build"; fi
+}
+
 bench_setup() {
   dofs=${1:-}
   if [[ -z "$dofs" ]]; then
-    cargo build --profile dist --locked -p dofs-cli >&2
-    dofs="${CARGO_TARGET_DIR:-target}/dist/dofs"
+    build_dist dofs-cli
+    dofs="$dist_dir/dofs"
   fi
   work=$(mktemp -d)
   server_pid=""
@@ -55,8 +71,7 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 # The machine and the build, first in every report.
 bench_banner() {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load generator on the same machine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  local build=${1:+"$1, given"}
-  echo "dofs:    ${build:-"this checkout's dist build"}; checkout $(git describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "dofs:    $(dofs_origin "${1:-}"); checkout $(git describe --always --dirty 2>/dev/null || echo unknown)"
 }
 
 need_oha() {

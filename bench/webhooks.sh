@@ -27,10 +27,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-command -v oha >/dev/null || cargo install oha --locked --version 1.16.0 >&2
-command -v oha >/dev/null || { echo "oha is not on PATH (cargo installs it in ~/.cargo/bin)" >&2; exit 1; }
-cargo build --profile dist --locked -p dofs-cli >&2
-dofs="${CARGO_TARGET_DIR:-target}/dist/dofs"
+# shellcheck source=bench/server.sh
+source bench/server.sh
+need_oha
+build_dist dofs-cli
+dofs="$dist_dir/dofs"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -39,8 +40,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-body='{"customerId":"CUST-1001","productId":"PROD-2001","quantity":2,"price":29.99,"metadata":{"source":"bench"}}'
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -70,7 +69,7 @@ run() {
   done
   [[ -n "$endpoint" ]] || { echo "dofs serve did not start" >&2; exit 1; }
   oha --no-tui --output-format json -z "${duration}s" -c 64 -m POST \
-    -H 'Content-Type: application/json' -d "$body" "$endpoint/order" >"$work/oha.json"
+    -H 'Content-Type: application/json' -d "$order_body" "$endpoint/order" >"$work/oha.json"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   python3 - "$work/oha.json" <<'PY'
 import json, sys
